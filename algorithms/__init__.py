@@ -1,0 +1,19 @@
+"""Style-transfer algorithms: pure PyTorch, no Ray, MLflow or file I/O (see base.py)."""
+
+from __future__ import annotations
+
+from .base import Algorithm, StepInfo, StepLoss, StylizeResult
+from .gatys import ALGORITHM as _GATYS
+
+ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (_GATYS,)}
+
+
+def get_algorithm(name: str) -> Algorithm:
+    """The algorithm registered under ``name``; ``ValueError`` lists the valid names."""
+    try:
+        return ALGORITHMS[name]
+    except KeyError:
+        raise ValueError(f"unknown algorithm {name!r}; available: {', '.join(sorted(ALGORITHMS))}") from None
+
+
+__all__ = ["ALGORITHMS", "Algorithm", "StepInfo", "StepLoss", "StylizeResult", "get_algorithm"]

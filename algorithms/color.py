@@ -1,0 +1,53 @@
+"""Colour utilities for luminance-only transfer (Gatys, Bethge, Hertzmann & Shechtman 2016,
+"Preserving Color in Neural Artistic Style Transfer").
+
+The style is transferred on the luminance channel only: content and style are turned into
+grey images (Y of YIQ replicated to three channels), the style's luminance is shifted and scaled to
+the content's mean and standard deviation, the optimisation runs on grey images, and the output's
+luminance is finally recombined with the content's I and Q (colour) channels.
+"""
+
+from __future__ import annotations
+
+import torch
+
+_RGB_TO_YIQ = torch.tensor(
+    [[0.299, 0.587, 0.114], [0.595716, -0.274453, -0.321263], [0.211456, -0.522591, 0.311135]]
+)
+
+
+def rgb_to_yiq(rgb: torch.Tensor) -> torch.Tensor:
+    """[B, 3, H, W] RGB -> YIQ (Y in [0, 1] for RGB in [0, 1])."""
+    m = _RGB_TO_YIQ.to(rgb.device, rgb.dtype)
+    return torch.einsum("ij,bjhw->bihw", m, rgb)
+
+
+def yiq_to_rgb(yiq: torch.Tensor) -> torch.Tensor:
+    m = torch.linalg.inv(_RGB_TO_YIQ.double()).to(yiq.device, yiq.dtype)
+    return torch.einsum("ij,bjhw->bihw", m, yiq)
+
+
+def luminance(rgb: torch.Tensor) -> torch.Tensor:
+    """Y channel, [B, 1, H, W]."""
+    return rgb_to_yiq(rgb)[:, :1]
+
+
+def grey(y: torch.Tensor) -> torch.Tensor:
+    """A luminance channel [B, 1, H, W] as a three-channel RGB image."""
+    return y.expand(-1, 3, -1, -1).contiguous()
+
+
+def match_luminance(style_y: torch.Tensor, content_y: torch.Tensor) -> torch.Tensor:
+    """Shift and scale the style's luminance to the content's mean and standard deviation."""
+    s_mean, s_std = style_y.mean(), style_y.std()
+    c_mean, c_std = content_y.mean(), content_y.std()
+    return (style_y - s_mean) * (c_std / (s_std + 1e-8)) + c_mean
+
+
+def recombine_luminance(output_rgb: torch.Tensor, content_rgb: torch.Tensor) -> torch.Tensor:
+    """The output's luminance with the content's chrominance (I, Q), back in RGB."""
+    if content_rgb.shape[-2:] != output_rgb.shape[-2:]:
+        raise ValueError("content and output must have the same size")
+    out_y = luminance(output_rgb)
+    content_iq = rgb_to_yiq(content_rgb)[:, 1:]
+    return yiq_to_rgb(torch.cat([out_y, content_iq], dim=1)).clamp(0, 1)

@@ -1,0 +1,78 @@
+"""Loss functions as small pure functions on tensors.
+
+Normalisation, where this departs from Gatys et al. (2015):
+
+* ``gram_matrix`` divides by H*W (the number of positions), not by C*H*W nor 4*N^2*M^2 as in the
+  paper. Divided by H*W a Gram matrix is the average outer product of a feature vector, so its
+  magnitude does not depend on the image size: a style image at 512 px gives targets that apply
+  to an output at 128 px of the coarse scale and at 512 px of the fine one.
+* ``relative_squared_error`` divides the squared Frobenius distance by the squared norm of the
+  target. Every content and style layer then contributes on the same scale (a value of 1 means
+  "as far from the target as zero activations would be") whatever its depth, channel count or
+  image size, so one set of weights works for every layer set and size. The per-layer
+  weights of the paper exist mainly to undo those differences of scale.
+  The square roots of these terms are exactly the neutral distances in ``metrics.py``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def gram_matrix(features: torch.Tensor) -> torch.Tensor:
+    """Gram matrices of features [B, C, H, W] -> [B, C, C], divided by H*W. Computed in fp32."""
+    b, c, h, w = features.shape
+    f = features.float().reshape(b, c, h * w)
+    return torch.bmm(f, f.transpose(1, 2)) / (h * w)
+
+
+def relative_squared_error(x: torch.Tensor, target: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """||x - target||^2 / ||target||^2 (squared Frobenius norms, over all elements), in fp32."""
+    x, target = x.float(), target.float()
+    return (x - target).pow(2).sum() / (target.pow(2).sum() + eps)
+
+
+def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Relative squared distance between activations and the content image's activations."""
+    return relative_squared_error(features, target)
+
+
+def style_loss(features: torch.Tensor, target_gram: torch.Tensor) -> torch.Tensor:
+    """Relative squared distance between the Gram matrix of ``features`` and a target Gram."""
+    return relative_squared_error(gram_matrix(features), target_gram)
+
+
+def total_variation(image: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference between horizontally and vertically adjacent pixels (summed).
+
+    The squared (beta = 2) form of Mahendran & Vedaldi (2015), averaged so that it does not grow
+    with the image size.
+    """
+    dx = image[..., :, 1:] - image[..., :, :-1]
+    dy = image[..., 1:, :] - image[..., :-1, :]
+    return dx.float().pow(2).mean() + dy.float().pow(2).mean()
+
+
+def blend_grams(grams: list[torch.Tensor], weights: list[float]) -> torch.Tensor:
+    """Weighted average of Gram matrices (weights are normalised to sum to 1).
+
+    With a squared-error loss, matching the weighted average of the targets has the same
+    minimiser and gradient as the weighted sum of one loss per style image.
+    """
+    if len(grams) != len(weights):
+        raise ValueError(f"{len(grams)} style targets but {len(weights)} weights")
+    total = float(sum(weights))
+    if total <= 0 or any(w < 0 for w in weights):
+        raise ValueError(f"style weights must be non-negative with a positive sum, got {weights}")
+    return sum(g * (w / total) for g, w in zip(grams, weights))  # type: ignore[return-value]
+
+
+def range_penalty(image: torch.Tensor) -> torch.Tensor:
+    """Mean squared excess of pixels outside [0, 1]; zero for any displayable image.
+
+    A smooth replacement for clamping inside the optimiser's closure (which breaks L-BFGS's
+    curvature pairs and made it diverge): the image may leave [0, 1] a little while optimising
+    and is clamped once at the end.
+    """
+    return (F.relu(image - 1) + F.relu(-image)).float().pow(2).mean()

@@ -1,0 +1,424 @@
+"""The image-optimisation loop shared by Gatys, MRF, histogram and the other optimisation methods.
+
+An algorithm supplies a *style term* (which layers it needs and how to turn their activations
+into named losses); this module supplies everything else: content loss, total variation,
+initialisation, the coarse-to-fine pyramid, colour preservation, mixed precision and a stable
+L-BFGS / Adam loop that reports every evaluation to the callback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Literal, Mapping, Protocol, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from . import color, lbfgs
+from .base import Callback, StepInfo, StepLoss, StylizeResult
+from .losses import content_loss, range_penalty, total_variation
+from .vgg import LAYER_INDEX, VGGEncoder, get_encoder
+
+
+def param(default, help: str):  # noqa: A002 - mirrors argparse's name
+    """A dataclass field with its help text (read by `stylegrid algorithms` and the docs)."""
+    if isinstance(default, (list, dict, set)):
+        raise TypeError("use tuples for sequence defaults: parameters are immutable")
+    return field(default=default, metadata={"help": help})
+
+
+STYLE_LAYERS_GATYS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImageOptimParams:
+    """Parameters every image-optimisation algorithm shares (defaults chosen in README.md)."""
+
+    steps: int = param(300, "loss evaluations in total, split equally over the scales")
+    scales: int = param(2, "coarse-to-fine pyramid levels; each level halves the long side")
+    optimizer: Literal["lbfgs", "adam"] = param("lbfgs", "lbfgs (one evaluation per step) or adam")
+    learning_rate: float = param(0.02, "Adam step size in [0, 1] pixel units (L-BFGS ignores it)")
+    init: str = param("content", "initial image: content, noise, or an image file path")
+    content_layers: tuple[str, ...] = param(("relu4_2",), "VGG-19 layers for the content loss")
+    content_layer_weights: tuple[float, ...] | None = param(None, "one per content layer; default equal")
+    content_weight: float = param(1.0, "weight of the content loss")
+    style_weight: float = param(10.0, "weight of the style loss")
+    tv_weight: float = param(0.0, "weight of the total-variation smoothness loss")
+    style_scale: float | None = param(
+        None, "style long side relative to the output's; default: the style image as loaded"
+    )
+    preserve_color: bool = param(False, "transfer on luminance only and keep the content's colours")
+    weights: str = param("caffe", "VGG-19 weights: caffe, torchvision, or a state-dict path")
+    pooling: Literal["max", "avg"] = param("max", "VGG-19 pooling")
+    precision: Literal["auto", "fp32", "bf16"] = param(
+        "auto", "encoder precision; auto = bf16 where the hardware computes it natively"
+    )
+
+    def __post_init__(self) -> None:
+        check_positive(self, "steps", "scales")
+        check_non_negative(self, "content_weight", "style_weight", "tv_weight", "learning_rate")
+        check_layers(self, "content_layers")
+        check_layer_weights(self, "content_layers", "content_layer_weights")
+        if self.style_scale is not None and self.style_scale <= 0:
+            raise ValueError(f"style_scale must be positive, got {self.style_scale}")
+        if self.steps < self.scales:
+            raise ValueError(f"steps ({self.steps}) must be at least scales ({self.scales})")
+
+
+# --- validation helpers (used by every parameter dataclass) --------------------------------------
+
+
+def check_positive(p: object, *names: str) -> None:
+    for n in names:
+        if getattr(p, n) <= 0:
+            raise ValueError(f"{n} must be positive, got {getattr(p, n)}")
+
+
+def check_non_negative(p: object, *names: str) -> None:
+    for n in names:
+        if getattr(p, n) < 0:
+            raise ValueError(f"{n} must be >= 0, got {getattr(p, n)}")
+
+
+def check_layers(p: object, name: str) -> None:
+    layers = getattr(p, name)
+    if not layers:
+        raise ValueError(f"{name} must name at least one layer")
+    bad = [x for x in layers if x not in LAYER_INDEX or x.startswith("pool")]
+    if bad:
+        raise ValueError(f"{name}: unknown VGG-19 layer(s) {bad}; use conv1_1 ... relu5_4")
+
+
+def check_layer_weights(p: object, layers_name: str, weights_name: str) -> None:
+    weights = getattr(p, weights_name)
+    if weights is None:
+        return
+    layers = getattr(p, layers_name)
+    if len(weights) != len(layers):
+        raise ValueError(f"{weights_name} has {len(weights)} values for {len(layers)} {layers_name}")
+    if any(w < 0 for w in weights):
+        raise ValueError(f"{weights_name} must be >= 0, got {weights}")
+
+
+def layer_weights(layers: Sequence[str], weights: Sequence[float] | None) -> dict[str, float]:
+    """Per-layer weights; equal weights summing to 1 when none are given."""
+    if weights is None:
+        return {name: 1.0 / len(layers) for name in layers}
+    return dict(zip(layers, weights))
+
+
+# --- pure helpers for the pyramid ----------------------------------------------------------------
+
+
+MIN_SIDE = 16  # VGG-19 pools four times before relu5_1: 16 px leaves one position
+
+
+def pyramid_sizes(height: int, width: int, scales: int) -> list[tuple[int, int]]:
+    """Sizes coarse -> fine, halving each level, never below MIN_SIDE; duplicates dropped."""
+    sizes: list[tuple[int, int]] = []
+    for level in reversed(range(scales)):
+        f = 0.5**level
+        size = (max(MIN_SIDE, round(height * f)), max(MIN_SIDE, round(width * f)))
+        if not sizes or sizes[-1] != size:
+            sizes.append(size)
+    return sizes
+
+
+def split_steps(total: int, parts: int) -> list[int]:
+    """``total`` steps over ``parts`` scales, equal shares, the remainder to the finest."""
+    base = total // parts
+    return [base] * (parts - 1) + [total - base * (parts - 1)]
+
+
+def resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    if tuple(image.shape[-2:]) == tuple(size):
+        return image
+    return F.interpolate(image, size=size, mode="bicubic", align_corners=False, antialias=True)
+
+
+def resize_long_side(image: torch.Tensor, long_side: int) -> torch.Tensor:
+    h, w = image.shape[-2:]
+    f = long_side / max(h, w)
+    return resize(image, (max(1, round(h * f)), max(1, round(w * f))))
+
+
+# --- precision ------------------------------------------------------------------------------------
+
+
+def native_bf16(device: torch.device) -> bool:
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return False
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    if precision == "auto":
+        return "bf16" if native_bf16(device) else "fp32"
+    return precision
+
+
+# Relative noise of the total loss by encoder precision (measured here: bf16 activations made the
+# loss fluctuate by about 2e-4 of its value between nearly identical images near convergence).
+LOSS_NOISE = {"fp32": 1e-6, "bf16": 3e-4}
+
+
+def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+# --- the style-term protocol ---------------------------------------------------------------------
+
+
+class StyleTerm(Protocol):
+    """Built by an algorithm for one scale: the layers it reads and its named losses."""
+
+    layers: tuple[str, ...]
+
+    def __call__(self, features: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]: ...
+
+
+# Builds the style term for one scale from the encoder and the style images resized for it.
+StyleTermFactory = Callable[[VGGEncoder, Sequence[torch.Tensor], Sequence[float]], StyleTerm]
+
+
+@dataclass
+class Objective:
+    """The full loss at one scale: content + style term + TV + range penalty."""
+
+    encoder: VGGEncoder
+    content_targets: dict[str, torch.Tensor]
+    content_weights: dict[str, float]
+    content_weight: float
+    style: StyleTerm
+    tv_weight: float
+    range_weight: float
+    precision: str
+    device: torch.device
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((*self.content_targets, *self.style.layers)))
+
+    def __call__(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        with autocast(self.precision, self.device):
+            feats = self.encoder(image.contiguous(memory_format=torch.channels_last), self.layers)
+        terms: dict[str, torch.Tensor] = {}
+        for name, target in self.content_targets.items():
+            terms[f"content.{name}"] = self.content_weight * self.content_weights[name] * content_loss(
+                feats[name], target
+            )
+        terms.update(self.style(feats))
+        if self.tv_weight:
+            terms["tv"] = self.tv_weight * total_variation(image)
+        # Keeps L-BFGS from wandering far outside the displayable range; zero inside it. Weighted
+        # like the rest of the loss so that scaling every weight changes nothing but the numbers.
+        terms["range"] = self.range_weight * range_penalty(image)
+        terms["total"] = sum(terms.values())  # type: ignore[assignment]
+        return terms
+
+
+def encode_targets(encoder: VGGEncoder, image: torch.Tensor, layers: Sequence[str], precision: str):
+    with torch.no_grad(), autocast(precision, image.device):
+        feats = encoder(image.contiguous(memory_format=torch.channels_last), layers)
+    return {k: v.float() for k, v in feats.items()}
+
+
+# --- the optimisation loop -----------------------------------------------------------------------
+
+
+@dataclass
+class _Tracker:
+    """Counts steps and evaluations over all scales and forwards each step to the callback."""
+
+    total_steps: int
+    num_scales: int
+    start: float
+    callback: Callback | None
+    history: list[StepLoss] = field(default_factory=list)
+    step: int = 0
+    evaluations: int = 0  # over the finished scales
+    stopped: list[str] = field(default_factory=list)
+
+    def record(self, scale: int, image: torch.Tensor, losses: dict[str, float], scale_evals: int) -> None:
+        self.step += 1
+        self.history.append(StepLoss(self.step, scale, losses))
+        if self.callback is not None:
+            self.callback(
+                StepInfo(
+                    step=self.step,
+                    scale=scale,
+                    losses=losses,
+                    total_steps=self.total_steps,
+                    num_scales=self.num_scales,
+                    size=(image.shape[-2], image.shape[-1]),
+                    evaluations=self.evaluations + scale_evals,
+                    elapsed=time.perf_counter() - self.start,
+                    image=image.detach(),
+                )
+            )
+
+
+def optimize_scale(
+    image: torch.Tensor,
+    objective: Callable[[torch.Tensor], dict[str, torch.Tensor]],
+    steps: int,
+    optimizer: str,
+    learning_rate: float,
+    precision: str,
+    on_step: Callable[[torch.Tensor, dict[str, float], int], None],
+) -> tuple[torch.Tensor, int, str]:
+    """Minimise ``objective(image)["total"]`` for ``steps`` steps.
+
+    Returns the image, the number of loss evaluations and why it stopped early ("" if it did not).
+
+    ``on_step(image, losses, evaluations_so_far)`` is called after every step. The pixels are
+    never clamped while optimising (clamping inside the closure moves the point L-BFGS believes
+    it evaluated, corrupting its curvature pairs: that recipe diverged here); the range penalty
+    keeps them near [0, 1] and the caller clamps once at the end.
+    """
+    shape = image.shape
+    evaluations = 0
+
+    def fg(flat: torch.Tensor) -> tuple[float, torch.Tensor, dict[str, float]]:
+        nonlocal evaluations
+        x = flat.view(shape).detach().requires_grad_(True)
+        terms = objective(x)
+        total = terms["total"]
+        total.backward()
+        evaluations += 1
+        losses = {k: float(v.detach()) for k, v in terms.items()}
+        # the encoder runs channels-last; the flat vector needs the default layout
+        return losses["total"], x.grad.contiguous().view(-1), losses
+
+    if optimizer == "lbfgs":
+
+        def report(flat: torch.Tensor, loss: float, losses: dict[str, float]) -> None:
+            on_step(flat.view(shape), losses, evaluations)
+
+        outcome = lbfgs.minimize(
+            fg, image.detach().contiguous().view(-1), steps, report, relative_noise=LOSS_NOISE[precision]
+        )
+        return outcome.x.view(shape), outcome.evaluations, outcome.stopped
+
+    x = image.detach().clone().contiguous().requires_grad_(True)
+    opt = torch.optim.Adam([x], lr=learning_rate)
+    for _ in range(steps):
+        loss, grad, losses = fg(x.detach().view(-1))
+        x.grad = grad.view(shape)
+        opt.step()
+        if not torch.isfinite(x).all():
+            raise FloatingPointError(f"Adam diverged after {evaluations} evaluations (loss {loss})")
+        on_step(x.detach(), losses, evaluations)
+    return x.detach(), evaluations, ""
+
+
+def initial_image(
+    init: str, content: torch.Tensor, init_image: torch.Tensor | None, seed: int
+) -> torch.Tensor:
+    """The starting image at the content's size (before the pyramid shrinks it)."""
+    if init == "content":
+        return content.clone()
+    if init == "noise":
+        # White noise around mid-grey from a private generator: the same seed gives the same image
+        # on any device, and the global RNG is left alone.
+        g = torch.Generator(device="cpu").manual_seed(seed)
+        noise = 0.5 + 0.25 * torch.randn(content.shape, generator=g)
+        return noise.clamp(0, 1).to(content.device)
+    if init_image is None:
+        raise ValueError(f"init={init!r} is a file; the caller must load it and pass init_image")
+    return resize(init_image.to(content.device), tuple(content.shape[-2:]))  # type: ignore[arg-type]
+
+
+def run_image_optimization(
+    content: torch.Tensor,
+    styles: Sequence[torch.Tensor],
+    params: ImageOptimParams,
+    style_term_factory: StyleTermFactory,
+    style_layers: Sequence[str],
+    *,
+    style_weights: Sequence[float] | None = None,
+    init_image: torch.Tensor | None = None,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    callback: Callback | None = None,
+) -> StylizeResult:
+    """Coarse-to-fine image optimisation; see the module docstring."""
+    start = time.perf_counter()
+    device = torch.device(device)
+    if not styles:
+        raise ValueError("at least one style image is needed")
+    weights = list(style_weights) if style_weights is not None else [1.0] * len(styles)
+    if len(weights) != len(styles):
+        raise ValueError(f"{len(styles)} style images but {len(weights)} style weights")
+    precision = resolve_precision(params.precision, device)
+    encoder = get_encoder(
+        [*params.content_layers, *style_layers], source=params.weights, pooling=params.pooling, device=device
+    )
+    content = content.to(device).float()
+    styles = [s.to(device).float() for s in styles]
+    start_image = initial_image(params.init, content, init_image, seed)
+    if params.preserve_color:
+        content_y = color.luminance(content)
+        styles = [color.grey(color.match_luminance(color.luminance(s), content_y)) for s in styles]
+        opt_content = color.grey(content_y)
+        start_image = color.grey(color.luminance(start_image))
+    else:
+        opt_content = content
+
+    sizes = pyramid_sizes(*content.shape[-2:], params.scales)
+    steps = split_steps(params.steps, len(sizes))
+    tracker = _Tracker(sum(steps), len(sizes), start, callback)
+    x = start_image
+    cw = layer_weights(params.content_layers, params.content_layer_weights)
+    for scale, (size, n) in enumerate(zip(sizes, steps)):
+        factor = size[0] / content.shape[-2]
+        scaled_styles = [_style_at_scale(s, params.style_scale, max(content.shape[-2:]), factor) for s in styles]
+        content_s = resize(opt_content, size)
+        objective = Objective(
+            encoder=encoder,
+            content_targets=encode_targets(encoder, content_s, params.content_layers, precision),
+            content_weights=cw,
+            content_weight=params.content_weight,
+            style=style_term_factory(encoder, scaled_styles, weights),
+            tv_weight=params.tv_weight,
+            range_weight=params.content_weight + params.style_weight,
+            precision=precision,
+            device=device,
+        )
+        x = resize(x, size)
+
+        def on_step(img: torch.Tensor, losses: dict[str, float], evals: int, scale: int = scale) -> None:
+            tracker.record(scale, img, losses, evals)
+
+        x, evaluations, stopped = optimize_scale(
+            x, objective, n, params.optimizer, params.learning_rate, precision, on_step
+        )
+        tracker.evaluations += evaluations
+        if stopped:
+            tracker.stopped.append(f"scale {scale + 1}/{len(sizes)} after {evaluations} evaluations: {stopped}")
+
+    out = x.detach().clamp(0, 1)
+    if params.preserve_color:
+        out = color.recombine_luminance(out, content)
+    return StylizeResult(
+        image=out.cpu(),
+        history=tracker.history,
+        evaluations=tracker.evaluations,
+        stopped_early="; ".join(tracker.stopped),
+        elapsed=time.perf_counter() - start,
+        precision=precision,
+        device=str(device),
+    )
+
+
+def _style_at_scale(style: torch.Tensor, style_scale: float | None, out_long: int, factor: float) -> torch.Tensor:
+    """The style image as used at one pyramid level (``factor`` = level size / final size)."""
+    long_side = max(style.shape[-2:]) if style_scale is None else style_scale * out_long
+    return resize_long_side(style, max(MIN_SIDE, round(long_side * factor)))

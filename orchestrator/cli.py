@@ -1,0 +1,207 @@
+"""The ``stylegrid`` command line. Subcommands:
+
+* ``stylegrid run``        stylize one content image with one or more style images
+* ``stylegrid algorithms`` list every algorithm with its parameters, types and defaults
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from algorithms import ALGORITHMS, StepInfo, get_algorithm
+from algorithms.vgg import WeightsUnavailable
+
+from .images import ImageError, load_image, read_image, resize_to, save_png, to_tensor
+from .params import ParameterError, params_from_cli
+
+STYLE_MAX_SIDE = 512
+
+
+class UsageError(ValueError):
+    """A command-line mistake: reported on one line, exit status 2."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(f"--device {name}: CUDA is not available on this machine (use --device cpu or auto)")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"--device {name!r}: expected auto, cpu, cuda or cuda:N") from None
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stylegrid", description="Neural style transfer experiments.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="stylize a content image", description="Stylize one content image.")
+    run.add_argument("--algorithm", default="gatys", help=f"one of: {', '.join(sorted(ALGORITHMS))}")
+    run.add_argument("--content", required=True, help="content image file")
+    run.add_argument("--style", action="append", required=True, help="style image file (repeat to blend)")
+    run.add_argument(
+        "--style-weight", action="append", type=float, help="blend weight per --style, in order (default equal)"
+    )
+    run.add_argument("--out", required=True, help="output PNG path")
+    run.add_argument("--size", type=_positive_int, default=512, help="output long side in pixels (default 512)")
+    run.add_argument(
+        "--style-size",
+        type=_positive_int,
+        default=STYLE_MAX_SIDE,
+        help=f"maximum long side of style images (default {STYLE_MAX_SIDE})",
+    )
+    run.add_argument("--steps", type=_positive_int, help="optimisation steps (default: the algorithm's)")
+    run.add_argument(
+        "--set", action="append", default=[], metavar="NAME=VALUE", help="any algorithm parameter (repeatable)"
+    )
+    run.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default auto)")
+    run.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    run.add_argument("--save-every", type=_positive_int, metavar="N", help="also save the image every N steps")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.set_defaults(func=cmd_run)
+
+    algos = sub.add_parser("algorithms", help="list algorithms and their parameters")
+    algos.set_defaults(func=cmd_algorithms)
+    return parser
+
+
+# --- run -----------------------------------------------------------------------------------------
+
+
+class ProgressPrinter:
+    """The CLI's step callback: a progress bar with losses and ETA, and periodic snapshots."""
+
+    def __init__(self, out: Path, save_every: int | None, quiet: bool):
+        from tqdm import tqdm
+
+        self.out, self.save_every = out, save_every
+        self.bar = tqdm(total=None, unit="step", disable=quiet, file=sys.stderr, dynamic_ncols=True)
+        self.latest: torch.Tensor | None = None
+
+    def __call__(self, info: StepInfo) -> None:
+        if self.bar.total is None:
+            self.bar.reset(total=info.total_steps)
+        losses = info.losses
+        style = sum(v for k, v in losses.items() if k.startswith("style."))
+        content = sum(v for k, v in losses.items() if k.startswith("content."))
+        self.bar.set_postfix(
+            scale=f"{info.scale + 1}/{info.num_scales}",
+            total=f"{losses.get('total', 0.0):.4g}",
+            content=f"{content:.3g}",
+            style=f"{style:.3g}",
+            refresh=False,
+        )
+        self.bar.update(1)
+        self.latest = info.image
+        if self.save_every and info.step % self.save_every == 0:
+            save_png(info.image, self.out.with_name(f"{self.out.stem}_step{info.step:05d}.png"))
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    algorithm = get_algorithm(args.algorithm)
+    out = Path(args.out)
+    if out.suffix.lower() != ".png":
+        raise UsageError(f"--out {out}: the output is written as PNG, give a path ending in .png")
+    if args.style_weight is not None and len(args.style_weight) != len(args.style):
+        raise UsageError(f"{len(args.style)} --style images but {len(args.style_weight)} --style-weight values")
+    fixed = {"steps": args.steps} if args.steps is not None else {}
+    params = params_from_cli(algorithm.params_type, args.set, fixed)
+    device = resolve_device(args.device)
+
+    content = to_tensor(resize_to(read_image(args.content), args.size))
+    styles = [load_image(s, max_side=args.style_size) for s in args.style]
+    init = getattr(params, "init", "content")
+    init_image = None if init in ("content", "noise") else load_image(init)
+    torch.manual_seed(args.seed)
+
+    progress = ProgressPrinter(out, args.save_every, args.quiet)
+    start = time.perf_counter()
+    try:
+        result = algorithm.stylize(
+            content,
+            styles,
+            params,
+            style_weights=args.style_weight,
+            init_image=init_image,
+            seed=args.seed,
+            device=device,
+            callback=progress,
+        )
+    except KeyboardInterrupt:
+        progress.close()
+        if progress.latest is not None:
+            partial = save_png(progress.latest.clamp(0, 1), out.with_name(f"{out.stem}_interrupted.png"))
+            print(f"interrupted; the last image is in {partial}", file=sys.stderr)
+        return 130
+    progress.close()
+    save_png(result.image, out)
+    losses = ", ".join(f"{k}={v:.4g}" for k, v in result.final_losses.items())
+    print(
+        f"wrote {out} ({result.image.shape[-1]}x{result.image.shape[-2]}) in {time.perf_counter() - start:.1f}s: "
+        f"{result.evaluations} evaluations on {result.device} ({result.precision}); {losses}"
+    )
+    return 0
+
+
+# --- algorithms ----------------------------------------------------------------------------------
+
+
+def format_algorithms() -> str:
+    lines = []
+    for name in sorted(ALGORITHMS):
+        algo = ALGORITHMS[name]
+        lines += [f"{name} ({algo.kind}): {algo.summary}", f"  {algo.citation}"]
+        rows = [(n, t, repr(d), h) for n, t, d, h in algo.parameter_table()]
+        widths = [max(len(r[i]) for r in rows) for i in range(3)]
+        for row in rows:
+            lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(row[:3], widths)) + "  " + row[3])
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def cmd_algorithms(args: argparse.Namespace) -> int:
+    sys.stdout.write(format_algorithms())
+    return 0
+
+
+# --- entry point ---------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (UsageError, ParameterError) as exc:
+        print(f"stylegrid {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except (ImageError, WeightsUnavailable, ValueError) as exc:
+        print(f"stylegrid {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

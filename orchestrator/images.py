@@ -1,0 +1,145 @@
+"""Reading and writing images: the one place where files become tensors.
+
+Conversion policy (every input ends as 8-bit RGB, then float RGB in [0, 1]):
+
+* EXIF orientation is applied first (a phone photo comes out upright).
+* Grey (L), 1-bit, palette (P) and CMYK images are converted to RGB with Pillow's converters;
+  a palette with transparency is handled as RGBA.
+* Transparency (RGBA, LA, PA, palette with a transparent index) is composited over white.
+* 16- and 32-bit integer images are scaled from their full range to 0..255 (x / 257 for 16-bit).
+* Float images (mode F) are read as 0..1 when their maximum is at most 1, else as 0..255;
+  values outside the range are clipped.
+* Images are resized so that their long side is at most ``max_side`` with Lanczos resampling;
+  smaller images are never upscaled here (``resize_to`` upscales content images on purpose).
+
+Refused, with an ``ImageError`` naming the file and the reason: missing paths and folders, empty
+files, files that are not images, truncated or corrupt data, images under 16 px on a side (VGG-19
+pools four times), and decompression bombs (more than ``MAX_PIXELS`` pixels declared).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+MAX_PIXELS = 64_000_000  # 8000 x 8000; a PNG header can declare far more than memory holds
+MIN_SIDE = 16
+
+
+class ImageError(ValueError):
+    """A file that cannot be used as an image; ``str()`` is a one-line message naming it."""
+
+    def __init__(self, path: str | os.PathLike, reason: str):
+        self.path, self.reason = str(path), reason
+        super().__init__(f"{path}: {reason}")
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """Apply the conversion policy of the module docstring to a loaded image."""
+    mode = img.mode
+    if mode == "RGB":
+        return img
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        full = 65535.0 if mode.startswith("I;16") or arr.max() <= 65535 else 2.0**32 - 1
+        return Image.fromarray(np.clip(arr / full * 255.0 + 0.5, 0, 255).astype(np.uint8)).convert("RGB")
+    if mode == "F":
+        arr = np.asarray(img, dtype=np.float64)
+        arr = arr * 255.0 if np.nanmax(arr) <= 1.0 else arr
+        return Image.fromarray(np.clip(np.nan_to_num(arr) + 0.5, 0, 255).astype(np.uint8)).convert("RGB")
+    if mode == "P" and "transparency" in img.info:
+        img, mode = img.convert("RGBA"), "RGBA"
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return img.convert("RGB")  # L, 1, P, CMYK, YCbCr, LAB, HSV
+
+
+def read_image(path: str | os.PathLike, max_side: int | None = None) -> Image.Image:
+    """Open, validate and convert an image file to 8-bit RGB (see the module docstring)."""
+    p = Path(path)
+    if not p.exists():
+        raise ImageError(p, "no such file")
+    if p.is_dir():
+        raise ImageError(p, "is a folder, not an image file")
+    if p.stat().st_size == 0:
+        raise ImageError(p, "empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(p) as img:
+                w, h = img.size  # from the header, before any pixel is decoded
+                if w * h > MAX_PIXELS:
+                    raise ImageError(
+                        p,
+                        f"decompression bomb refused: declares {w}x{h} pixels "
+                        f"({w * h / 1e6:.0f} MP, limit {MAX_PIXELS / 1e6:.0f} MP)",
+                    )
+                img.load()
+                img = ImageOps.exif_transpose(img)
+                rgb = _to_rgb(img)
+    except ImageError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageError(p, "not an image (unrecognised format)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(p, f"decompression bomb refused: {exc}") from None
+    except (OSError, SyntaxError, ValueError) as exc:  # Pillow signals bad data with these
+        raise ImageError(p, f"truncated or corrupt image data ({exc})") from None
+    if min(rgb.size) < MIN_SIDE:
+        raise ImageError(p, f"too small: {rgb.size[0]}x{rgb.size[1]} pixels, at least {MIN_SIDE} on each side")
+    if max_side is not None and max(rgb.size) > max_side:
+        rgb = _resize_long(rgb, max_side)
+    return rgb
+
+
+def _resize_long(img: Image.Image, long_side: int) -> Image.Image:
+    w, h = img.size
+    f = long_side / max(w, h)
+    return img.resize((max(1, round(w * f)), max(1, round(h * f))), Image.Resampling.LANCZOS)
+
+
+def resize_to(img: Image.Image, long_side: int) -> Image.Image:
+    """Resize so that the long side is exactly ``long_side`` (Lanczos, up or down)."""
+    return img if max(img.size) == long_side else _resize_long(img, long_side)
+
+
+def to_tensor(img: Image.Image) -> torch.Tensor:
+    """8-bit RGB PIL image -> float tensor [1, 3, H, W] in [0, 1]."""
+    arr = np.asarray(img.convert("RGB"), dtype=np.uint8)
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+
+
+def to_pil(image: torch.Tensor) -> Image.Image:
+    """Float tensor [1, 3, H, W] or [3, H, W] in [0, 1] -> 8-bit RGB PIL image (clamped, rounded)."""
+    x = image.detach().float().cpu()
+    x = x[0] if x.dim() == 4 else x
+    arr = (x.clamp(0, 1) * 255.0).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    return Image.fromarray(arr, "RGB")
+
+
+def load_image(path: str | os.PathLike, max_side: int | None = None) -> torch.Tensor:
+    return to_tensor(read_image(path, max_side))
+
+
+def save_png(image: torch.Tensor | Image.Image, path: str | os.PathLike) -> Path:
+    """Write a PNG atomically (a temporary file in the same folder, then a rename)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    pil = image if isinstance(image, Image.Image) else to_pil(image)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            pil.save(fh, format="PNG")
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return p

@@ -1,0 +1,89 @@
+"""Turning user input (``--set name=value``, later YAML) into an algorithm's parameter dataclass.
+
+The dataclass is the single source of names, types and defaults; pydantic validates against it,
+so the CLI and the experiment files accept exactly the same things.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from typing import Any, Mapping
+
+import pydantic
+import yaml
+
+
+class ParameterError(ValueError):
+    """Bad parameter name or value; the message names it and says what is allowed."""
+
+
+def field_names(params_type: type) -> list[str]:
+    return [f.name for f in dataclasses.fields(params_type)]
+
+
+def _is_sequence(annotation: Any) -> bool:
+    hints = [annotation, *typing.get_args(annotation)]
+    return any(typing.get_origin(h) in (tuple, list) for h in hints)
+
+
+def parse_assignment(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise ParameterError(f"--set expects name=value, got {text!r}")
+    return name.strip(), value.strip()
+
+
+def parse_cli_value(params_type: type, name: str, text: str) -> Any:
+    """A ``--set`` value as YAML (``3``, ``0.5``, ``true``, ``[a, b]``, ``null``); a comma-separated
+    list is accepted for sequence parameters (``style_layers=relu1_1,relu2_1``)."""
+    hints = typing.get_type_hints(params_type)
+    try:
+        value = yaml.safe_load(text) if text else ""
+    except yaml.YAMLError:
+        value = text
+    if name in hints and _is_sequence(hints[name]) and isinstance(value, str | int | float) and value != "":
+        value = [yaml.safe_load(v.strip()) for v in str(text).split(",") if v.strip()]
+    return value
+
+
+def check_names(params_type: type, names: typing.Iterable[str], where: str = "") -> None:
+    valid = field_names(params_type)
+    for name in names:
+        if name not in valid:
+            close = difflib.get_close_matches(name, valid, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ParameterError(
+                f"{where}unknown parameter {name!r}{hint}; valid parameters: {', '.join(valid)}"
+            )
+
+
+def build_params(params_type: type, values: Mapping[str, Any], where: str = "") -> Any:
+    """Validate ``values`` against the dataclass and return an instance (defaults for the rest)."""
+    check_names(params_type, values, where)
+    try:
+        return pydantic.TypeAdapter(params_type).validate_python(dict(values))
+    except pydantic.ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"])
+            msg = err["msg"].removeprefix("Value error, ")
+            got = f" (got {err['input']!r})" if loc and "input" in err else ""
+            problems.append(f"parameter {loc!r}: {msg}{got}" if loc else msg)
+        raise ParameterError(where + "; ".join(problems)) from None
+
+
+def params_from_cli(params_type: type, assignments: typing.Sequence[str], fixed: Mapping[str, Any]) -> Any:
+    """``fixed`` (from dedicated flags such as --steps) overridden by ``--set`` assignments."""
+    values = dict(fixed)
+    for text in assignments:
+        name, raw = parse_assignment(text)
+        check_names(params_type, [name], "--set: ")
+        values[name] = parse_cli_value(params_type, name, raw)
+    return build_params(params_type, values, "")
+
+
+def params_to_dict(params: Any) -> dict[str, Any]:
+    """Plain JSON-able values (tuples as lists) for logging and tables."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(params).items()}
