@@ -10,8 +10,8 @@ computes them natively (Gram matrices and losses stay fp32).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import torch
 
@@ -25,7 +25,6 @@ from .optimize import (
     encode_targets,
     layer_weights,
     param,
-    resolve_precision,
     run_image_optimization,
 )
 from .vgg import VGGEncoder
@@ -53,13 +52,19 @@ class GramStyleTerm:
 
     def __call__(self, features: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {
-            f"style.{name}": self.style_weight * self.weights[name] * style_loss(features[name], self.targets[name])
+            f"style.{name}": self.style_weight
+            * self.weights[name]
+            * style_loss(features[name], self.targets[name])
             for name in self.layers
         }
 
 
 def gram_targets(
-    encoder: VGGEncoder, styles: Sequence[torch.Tensor], weights: Sequence[float], layers: Sequence[str], precision: str
+    encoder: VGGEncoder,
+    styles: Sequence[torch.Tensor],
+    weights: Sequence[float],
+    layers: Sequence[str],
+    precision: str,
 ) -> dict[str, torch.Tensor]:
     """Blended target Gram matrices, one per layer."""
     per_style = [encode_targets(encoder, s, layers, precision) for s in styles]
@@ -79,10 +84,11 @@ def stylize(
 ) -> StylizeResult:
     """Stylize ``content`` [1, 3, H, W] with ``styles`` (RGB in [0, 1]); see the module docstring."""
     params = params or GatysParams()
-    precision = resolve_precision(params.precision, torch.device(device))
     lw = layer_weights(params.style_layers, params.style_layer_weights)
 
-    def factory(encoder: VGGEncoder, scaled_styles: Sequence[torch.Tensor], weights: Sequence[float]):
+    def factory(
+        encoder: VGGEncoder, scaled_styles: Sequence[torch.Tensor], weights: Sequence[float], precision: str
+    ):
         targets = gram_targets(encoder, scaled_styles, weights, params.style_layers, precision)
         return GramStyleTerm(params.style_layers, targets, lw, params.style_weight)
 

@@ -23,8 +23,9 @@ Nocedal & Wright, Numerical Optimization (2006), algorithms 7.4 (two-loop recurs
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Generic, TypeVar
+from typing import Generic, TypeVar
 
 import torch
 
@@ -56,7 +57,7 @@ def _direction(g: torch.Tensor, pairs: deque) -> torch.Tensor:
     if pairs:
         s, y, _ = pairs[-1]
         q.mul_(torch.dot(s, y) / torch.dot(y, y))
-    for (s, y, rho), a in zip(pairs, reversed(alphas)):
+    for (s, y, rho), a in zip(pairs, reversed(alphas), strict=True):
         b = rho * torch.dot(y, q)
         q.add_(s, alpha=a - b)
     return q.neg_()

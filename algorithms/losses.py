@@ -11,7 +11,8 @@ Normalisation, where this departs from Gatys et al. (2015):
   "as far from the target as zero activations would be") whatever its depth, channel count or
   image size, so one set of weights works for every layer set and size. The per-layer
   weights of the paper exist mainly to undo those differences of scale.
-  The square roots of these terms are exactly the neutral distances in ``metrics.py``.
+  The content term is the neutral content distance of ``metrics.py``; the square roots of the
+  style terms average to its style distance.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def blend_grams(grams: list[torch.Tensor], weights: list[float]) -> torch.Tensor
     total = float(sum(weights))
     if total <= 0 or any(w < 0 for w in weights):
         raise ValueError(f"style weights must be non-negative with a positive sum, got {weights}")
-    return sum(g * (w / total) for g, w in zip(grams, weights))  # type: ignore[return-value]
+    return sum(g * (w / total) for g, w in zip(grams, weights, strict=True))  # type: ignore[return-value]
 
 
 def range_penalty(image: torch.Tensor) -> torch.Tensor:

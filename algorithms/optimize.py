@@ -3,16 +3,16 @@
 An algorithm supplies a *style term* (which layers it needs and how to turn their activations
 into named losses); this module supplies everything else: content loss, total variation,
 initialisation, the coarse-to-fine pyramid, colour preservation, mixed precision and a stable
-L-BFGS / Adam loop that reports every evaluation to the callback.
+L-BFGS / Adam loop that reports every step to the callback.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Literal, Mapping, Protocol, Sequence
+from typing import Literal, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -37,15 +37,17 @@ STYLE_LAYERS_GATYS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 class ImageOptimParams:
     """Parameters every image-optimisation algorithm shares (defaults chosen in README.md)."""
 
-    steps: int = param(300, "loss evaluations in total, split equally over the scales")
-    scales: int = param(2, "coarse-to-fine pyramid levels; each level halves the long side")
+    steps: int = param(160, "optimisation steps in total, split equally over the scales")
+    scales: int | None = param(
+        None, "coarse-to-fine pyramid levels, each halving the long side; default: down to >= 128 px"
+    )
     optimizer: Literal["lbfgs", "adam"] = param("lbfgs", "lbfgs (one evaluation per step) or adam")
     learning_rate: float = param(0.02, "Adam step size in [0, 1] pixel units (L-BFGS ignores it)")
     init: str = param("content", "initial image: content, noise, or an image file path")
     content_layers: tuple[str, ...] = param(("relu4_2",), "VGG-19 layers for the content loss")
     content_layer_weights: tuple[float, ...] | None = param(None, "one per content layer; default equal")
     content_weight: float = param(1.0, "weight of the content loss")
-    style_weight: float = param(10.0, "weight of the style loss")
+    style_weight: float = param(2.5, "weight of the style loss")
     tv_weight: float = param(0.0, "weight of the total-variation smoothness loss")
     style_scale: float | None = param(
         None, "style long side relative to the output's; default: the style image as loaded"
@@ -58,13 +60,15 @@ class ImageOptimParams:
     )
 
     def __post_init__(self) -> None:
-        check_positive(self, "steps", "scales")
+        check_positive(self, "steps")
+        if self.scales is not None and self.scales <= 0:
+            raise ValueError(f"scales must be positive, got {self.scales}")
         check_non_negative(self, "content_weight", "style_weight", "tv_weight", "learning_rate")
         check_layers(self, "content_layers")
         check_layer_weights(self, "content_layers", "content_layer_weights")
         if self.style_scale is not None and self.style_scale <= 0:
             raise ValueError(f"style_scale must be positive, got {self.style_scale}")
-        if self.steps < self.scales:
+        if self.scales is not None and self.steps < self.scales:
             raise ValueError(f"steps ({self.steps}) must be at least scales ({self.scales})")
 
 
@@ -107,13 +111,27 @@ def layer_weights(layers: Sequence[str], weights: Sequence[float] | None) -> dic
     """Per-layer weights; equal weights summing to 1 when none are given."""
     if weights is None:
         return {name: 1.0 / len(layers) for name in layers}
-    return dict(zip(layers, weights))
+    return dict(zip(layers, weights, strict=True))
 
 
 # --- pure helpers for the pyramid ----------------------------------------------------------------
 
 
 MIN_SIDE = 16  # VGG-19 pools four times before relu5_1: 16 px leaves one position
+AUTO_COARSEST = 128  # the automatic pyramid starts at the smallest level with a long side >= this
+
+
+def auto_scales(long_side: int) -> int:
+    """Pyramid levels for ``scales=None``: halve while the long side stays >= AUTO_COARSEST px.
+
+    Looking at results: the large structures of a style (Van Gogh's swirls) form at about 128 px
+    and are refined at the finer levels; 64 px levels cost little but lost content detail
+    (content distance 0.295 against 0.272 at 256 px).
+    """
+    levels = 1
+    while long_side / 2**levels >= AUTO_COARSEST:
+        levels += 1
+    return levels
 
 
 def pyramid_sizes(height: int, width: int, scales: int) -> list[tuple[int, int]]:
@@ -184,8 +202,9 @@ class StyleTerm(Protocol):
     def __call__(self, features: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]: ...
 
 
-# Builds the style term for one scale from the encoder and the style images resized for it.
-StyleTermFactory = Callable[[VGGEncoder, Sequence[torch.Tensor], Sequence[float]], StyleTerm]
+# Builds the style term for one scale from the encoder, the style images resized for that scale,
+# their blend weights and the precision the encoder runs in ("fp32" or "bf16").
+StyleTermFactory = Callable[[VGGEncoder, Sequence[torch.Tensor], Sequence[float], str], StyleTerm]
 
 
 @dataclass
@@ -211,8 +230,8 @@ class Objective:
             feats = self.encoder(image.contiguous(memory_format=torch.channels_last), self.layers)
         terms: dict[str, torch.Tensor] = {}
         for name, target in self.content_targets.items():
-            terms[f"content.{name}"] = self.content_weight * self.content_weights[name] * content_loss(
-                feats[name], target
+            terms[f"content.{name}"] = (
+                self.content_weight * self.content_weights[name] * content_loss(feats[name], target)
             )
         terms.update(self.style(feats))
         if self.tv_weight:
@@ -372,21 +391,24 @@ def run_image_optimization(
     else:
         opt_content = content
 
-    sizes = pyramid_sizes(*content.shape[-2:], params.scales)
+    scales = params.scales or auto_scales(max(content.shape[-2:]))
+    sizes = pyramid_sizes(*content.shape[-2:], scales)
     steps = split_steps(params.steps, len(sizes))
     tracker = _Tracker(sum(steps), len(sizes), start, callback)
     x = start_image
     cw = layer_weights(params.content_layers, params.content_layer_weights)
-    for scale, (size, n) in enumerate(zip(sizes, steps)):
+    for scale, (size, n) in enumerate(zip(sizes, steps, strict=True)):
         factor = size[0] / content.shape[-2]
-        scaled_styles = [_style_at_scale(s, params.style_scale, max(content.shape[-2:]), factor) for s in styles]
+        scaled_styles = [
+            _style_at_scale(s, params.style_scale, max(content.shape[-2:]), factor) for s in styles
+        ]
         content_s = resize(opt_content, size)
         objective = Objective(
             encoder=encoder,
             content_targets=encode_targets(encoder, content_s, params.content_layers, precision),
             content_weights=cw,
             content_weight=params.content_weight,
-            style=style_term_factory(encoder, scaled_styles, weights),
+            style=style_term_factory(encoder, scaled_styles, weights, precision),
             tv_weight=params.tv_weight,
             range_weight=params.content_weight + params.style_weight,
             precision=precision,
@@ -402,7 +424,9 @@ def run_image_optimization(
         )
         tracker.evaluations += evaluations
         if stopped:
-            tracker.stopped.append(f"scale {scale + 1}/{len(sizes)} after {evaluations} evaluations: {stopped}")
+            tracker.stopped.append(
+                f"scale {scale + 1}/{len(sizes)} after {evaluations} evaluations: {stopped}"
+            )
 
     out = x.detach().clamp(0, 1)
     if params.preserve_color:
@@ -418,7 +442,9 @@ def run_image_optimization(
     )
 
 
-def _style_at_scale(style: torch.Tensor, style_scale: float | None, out_long: int, factor: float) -> torch.Tensor:
+def _style_at_scale(
+    style: torch.Tensor, style_scale: float | None, out_long: int, factor: float
+) -> torch.Tensor:
     """The style image as used at one pyramid level (``factor`` = level size / final size)."""
     long_side = max(style.shape[-2:]) if style_scale is None else style_scale * out_long
     return resize_long_side(style, max(MIN_SIDE, round(long_side * factor)))

@@ -31,9 +31,9 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 import torch
 from torch import nn

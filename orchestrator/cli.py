@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 
@@ -57,10 +57,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--content", required=True, help="content image file")
     run.add_argument("--style", action="append", required=True, help="style image file (repeat to blend)")
     run.add_argument(
-        "--style-weight", action="append", type=float, help="blend weight per --style, in order (default equal)"
+        "--style-weight",
+        action="append",
+        type=float,
+        help="blend weight per --style, in order (default equal)",
     )
     run.add_argument("--out", required=True, help="output PNG path")
-    run.add_argument("--size", type=_positive_int, default=512, help="output long side in pixels (default 512)")
+    run.add_argument(
+        "--size", type=_positive_int, default=512, help="output long side in pixels (default 512)"
+    )
     run.add_argument(
         "--style-size",
         type=_positive_int,
@@ -69,11 +74,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--steps", type=_positive_int, help="optimisation steps (default: the algorithm's)")
     run.add_argument(
-        "--set", action="append", default=[], metavar="NAME=VALUE", help="any algorithm parameter (repeatable)"
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="any algorithm parameter (repeatable)",
     )
     run.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default auto)")
     run.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    run.add_argument("--save-every", type=_positive_int, metavar="N", help="also save the image every N steps")
+    run.add_argument(
+        "--save-every", type=_positive_int, metavar="N", help="also save the image every N steps"
+    )
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(func=cmd_run)
 
@@ -89,15 +100,17 @@ class ProgressPrinter:
     """The CLI's step callback: a progress bar with losses and ETA, and periodic snapshots."""
 
     def __init__(self, out: Path, save_every: int | None, quiet: bool):
-        from tqdm import tqdm
-
-        self.out, self.save_every = out, save_every
-        self.bar = tqdm(total=None, unit="step", disable=quiet, file=sys.stderr, dynamic_ncols=True)
+        self.out, self.save_every, self.quiet = out, save_every, quiet
+        self.bar = None  # created at the first step, once the total is known
         self.latest: torch.Tensor | None = None
 
     def __call__(self, info: StepInfo) -> None:
-        if self.bar.total is None:
-            self.bar.reset(total=info.total_steps)
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(
+                total=info.total_steps, unit="step", disable=self.quiet, file=sys.stderr, dynamic_ncols=True
+            )
         losses = info.losses
         style = sum(v for k, v in losses.items() if k.startswith("style."))
         content = sum(v for k, v in losses.items() if k.startswith("content."))
@@ -114,7 +127,8 @@ class ProgressPrinter:
             save_png(info.image, self.out.with_name(f"{self.out.stem}_step{info.step:05d}.png"))
 
     def close(self) -> None:
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.close()
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -123,7 +137,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if out.suffix.lower() != ".png":
         raise UsageError(f"--out {out}: the output is written as PNG, give a path ending in .png")
     if args.style_weight is not None and len(args.style_weight) != len(args.style):
-        raise UsageError(f"{len(args.style)} --style images but {len(args.style_weight)} --style-weight values")
+        raise UsageError(
+            f"{len(args.style)} --style images but {len(args.style_weight)} --style-weight values"
+        )
     fixed = {"steps": args.steps} if args.steps is not None else {}
     params = params_from_cli(algorithm.params_type, args.set, fixed)
     device = resolve_device(args.device)
@@ -153,8 +169,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             partial = save_png(progress.latest.clamp(0, 1), out.with_name(f"{out.stem}_interrupted.png"))
             print(f"interrupted; the last image is in {partial}", file=sys.stderr)
         return 130
-    progress.close()
+    finally:
+        progress.close()
     save_png(result.image, out)
+    if result.stopped_early:
+        print(f"note: the optimiser stopped early ({result.stopped_early})", file=sys.stderr)
     losses = ", ".join(f"{k}={v:.4g}" for k, v in result.final_losses.items())
     print(
         f"wrote {out} ({result.image.shape[-1]}x{result.image.shape[-2]}) in {time.perf_counter() - start:.1f}s: "
@@ -174,7 +193,9 @@ def format_algorithms() -> str:
         rows = [(n, t, repr(d), h) for n, t, d, h in algo.parameter_table()]
         widths = [max(len(r[i]) for r in rows) for i in range(3)]
         for row in rows:
-            lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(row[:3], widths)) + "  " + row[3])
+            lines.append(
+                "  " + "  ".join(c.ljust(w) for c, w in zip(row[:3], widths, strict=True)) + "  " + row[3]
+            )
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 

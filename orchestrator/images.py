@@ -94,7 +94,9 @@ def read_image(path: str | os.PathLike, max_side: int | None = None) -> Image.Im
     except (OSError, SyntaxError, ValueError) as exc:  # Pillow signals bad data with these
         raise ImageError(p, f"truncated or corrupt image data ({exc})") from None
     if min(rgb.size) < MIN_SIDE:
-        raise ImageError(p, f"too small: {rgb.size[0]}x{rgb.size[1]} pixels, at least {MIN_SIDE} on each side")
+        raise ImageError(
+            p, f"too small: {rgb.size[0]}x{rgb.size[1]} pixels, at least {MIN_SIDE} on each side"
+        )
     if max_side is not None and max(rgb.size) > max_side:
         rgb = _resize_long(rgb, max_side)
     return rgb
@@ -113,8 +115,8 @@ def resize_to(img: Image.Image, long_side: int) -> Image.Image:
 
 def to_tensor(img: Image.Image) -> torch.Tensor:
     """8-bit RGB PIL image -> float tensor [1, 3, H, W] in [0, 1]."""
-    arr = np.asarray(img.convert("RGB"), dtype=np.uint8)
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+    arr = np.array(img.convert("RGB"), dtype=np.uint8)  # a writable copy
+    return torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0).float().div_(255.0).contiguous()
 
 
 def to_pil(image: torch.Tensor) -> Image.Image:

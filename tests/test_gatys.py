@@ -81,7 +81,7 @@ def test_lbfgs_does_not_stop_early_on_a_tiny_loss_scale(tubingen_64, starry_128)
     assert len(tiny.history) == 30 and tiny.evaluations > 30 and not tiny.stopped_early
     assert (tiny.image - tubingen_64).abs().mean() > 0.01
     # the same path as the unscaled loss: scaling the loss changes nothing but the numbers
-    for a, b in zip(normal.history, tiny.history):
+    for a, b in zip(normal.history, tiny.history, strict=True):
         assert b.losses["total"] == pytest.approx(1e-7 * a.losses["total"], rel=0.02)
     assert tiny.history[-1].losses["total"] < 0.5 * tiny.history[0].losses["total"]
 

@@ -86,7 +86,9 @@ def test_gradients_match_finite_differences():
     assert torch.autograd.gradcheck(lambda x: rel(x, t), (f,))
     assert torch.autograd.gradcheck(lambda x: rel(gram64(x), g), (f,))
     # and the float32 implementations agree with the double reference
-    assert torch.allclose(style_loss(f.float(), g.float()).double(), rel(gram64(f), g).float().double(), rtol=1e-4)
+    assert torch.allclose(
+        style_loss(f.float(), g.float()).double(), rel(gram64(f), g).float().double(), rtol=1e-4
+    )
     assert torch.allclose(content_loss(f.float(), t.float()).double(), rel(f, t).float().double(), rtol=1e-5)
     assert torch.autograd.gradcheck(lambda x: total_variation(x).double(), (img,), atol=1e-4, eps=1e-3)
 

@@ -1,0 +1,75 @@
+"""Render the side-by-side gallery in docs/: content | style | one column per variant.
+
+    python docs/make_gallery.py                       # docs/gatys_512.jpg (about 9 minutes here)
+    python docs/make_gallery.py --size 128 --out /tmp/g.png --pairs tubingen:starry_night
+
+Each variant is an algorithm with parameter overrides; the distances of algorithms/metrics.py
+are printed under every output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from algorithms import get_algorithm  # noqa: E402
+from algorithms.metrics import distances  # noqa: E402
+from orchestrator.images import load_image, read_image, resize_to, to_pil, to_tensor  # noqa: E402
+from orchestrator.params import build_params  # noqa: E402
+
+VARIANTS = {
+    "gatys (defaults)": ("gatys", {}),
+    "gatys style_weight=5": ("gatys", {"style_weight": 5.0}),
+    "gatys preserve_color": ("gatys", {"preserve_color": True}),
+}
+PAIRS = ["tubingen:starry_night", "chelsea:the_scream", "astronaut:woman_with_hat"]
+
+
+def render(pairs: list[str], size: int, variants: dict) -> Image.Image:
+    cells: list[list[tuple[Image.Image, str]]] = []
+    for pair in pairs:
+        c_name, s_name = pair.split(":")
+        content = to_tensor(resize_to(read_image(REPO / "samples" / "content" / f"{c_name}.jpg"), size))
+        style = load_image(REPO / "samples" / "style" / f"{s_name}.jpg", max_side=512)
+        row = [(to_pil(content), c_name), (to_pil(style), s_name)]
+        for label, (algo_name, overrides) in variants.items():
+            algo = get_algorithm(algo_name)
+            result = algo.stylize(content, [style], build_params(algo.params_type, overrides))
+            d = distances(result.image, content, style)
+            row.append((to_pil(result.image), f"{label}\ncontent {d.content:.2f} style {d.style:.2f}"))
+            print(
+                f"{pair} {label}: {result.elapsed:.1f}s content {d.content:.3f} style {d.style:.3f}",
+                flush=True,
+            )
+        cells.append(row)
+    cell_w, cell_h, label_h = size, size, 30
+    grid = Image.new("RGB", (cell_w * len(cells[0]), (cell_h + label_h) * len(cells)), "white")
+    draw = ImageDraw.Draw(grid)
+    for r, row in enumerate(cells):
+        for c, (img, label) in enumerate(row):
+            img = img.copy()
+            img.thumbnail((cell_w, cell_h))
+            x, y = c * cell_w, r * (cell_h + label_h)
+            grid.paste(img, (x + (cell_w - img.width) // 2, y + (cell_h - img.height) // 2))
+            draw.multiline_text((x + 4, y + cell_h + 2), label, fill="black", spacing=1)
+    return grid
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--pairs", nargs="+", default=PAIRS, help="content:style names from samples/")
+    ap.add_argument("--out", type=Path, default=REPO / "docs" / "gatys_512.jpg")
+    args = ap.parse_args()
+    render(args.pairs, args.size, VARIANTS).save(args.out, quality=88)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

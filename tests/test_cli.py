@@ -1,0 +1,145 @@
+"""The command line end to end, as a user runs it (real processes, real weights, tiny images)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import BAD, REPO, SAMPLES
+from PIL import Image
+from test_images import CONVERTED, REFUSED
+
+from algorithms.gatys import GatysParams
+
+CONTENT = SAMPLES / "content" / "chelsea.jpg"
+STYLE = SAMPLES / "style" / "the_scream.jpg"
+
+
+def stylegrid(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=600,
+    )
+
+
+def run_args(out, content=CONTENT, style=STYLE, *extra):
+    return (
+        "run",
+        "--content",
+        content,
+        "--style",
+        style,
+        "--out",
+        out,
+        "--size",
+        "48",
+        "--steps",
+        "4",
+        *extra,
+    )
+
+
+def assert_clean_error(proc: subprocess.CompletedProcess, code: int, *fragments: str) -> None:
+    assert proc.returncode == code, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, proc.stderr
+    for f in fragments:
+        assert f in lines[0]
+
+
+@pytest.mark.slow
+def test_run_end_to_end_with_snapshots(tmp_path):
+    out = tmp_path / "result" / "chelsea_scream.png"
+    proc = stylegrid(*run_args(out, CONTENT, STYLE, "--save-every", "2", "--seed", "1"))
+    assert proc.returncode == 0, proc.stderr
+    assert "wrote" in proc.stdout and "content.relu4_2=" in proc.stdout
+    img = Image.open(out)
+    assert img.format == "PNG" and img.mode == "RGB" and max(img.size) == 48
+    assert sorted(p.name for p in out.parent.glob("*_step*.png")) == [
+        "chelsea_scream_step00002.png",
+        "chelsea_scream_step00004.png",
+    ]
+    assert "4/4" in proc.stderr  # the progress bar reached the end
+
+
+@pytest.mark.slow
+def test_run_blends_two_styles_and_takes_parameters(tmp_path):
+    out = tmp_path / "blend.png"
+    second = SAMPLES / "style" / "starry_night.jpg"
+    proc = stylegrid(
+        *run_args(out),
+        "--style", second, "--style-weight", "0.7", "--style-weight", "0.3",
+        "--set", "style_layers=relu1_1,relu2_1", "--set", "tv_weight=0.5", "--set", "init=noise",
+        "--device", "cpu",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "style.relu2_1=" in proc.stdout and "style.relu3_1" not in proc.stdout and "tv=" in proc.stdout
+    assert max(Image.open(out).size) == 48
+
+
+@pytest.mark.parametrize("name", sorted(REFUSED))
+def test_every_bad_input_gets_a_one_line_error(tmp_path, name):
+    out = tmp_path / "o.png"
+    assert_clean_error(stylegrid(*run_args(out, content=BAD / name)), 1, str(BAD / name), REFUSED[name])
+    assert_clean_error(stylegrid(*run_args(out, style=BAD / name)), 1, str(BAD / name))
+    assert not out.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", CONVERTED)
+def test_convertible_inputs_are_converted(tmp_path, name):
+    out = tmp_path / "o.png"
+    proc = stylegrid(*run_args(out, content=BAD / name, style=BAD / name))
+    assert proc.returncode == 0, proc.stderr
+    assert Image.open(out).mode == "RGB"
+
+
+def test_usage_errors(tmp_path):
+    assert_clean_error(stylegrid(*run_args(tmp_path / "o.jpg")), 2, "ending in .png")
+    assert_clean_error(
+        stylegrid(*run_args(tmp_path / "o.png"), "--style-weight", "1", "--style-weight", "2"),
+        2,
+        "1 --style images but 2 --style-weight",
+    )
+    assert_clean_error(
+        stylegrid(*run_args(tmp_path / "o.png"), "--set", "stepz=3"), 2, "did you mean 'steps'"
+    )
+    assert_clean_error(stylegrid(*run_args(tmp_path / "o.png"), "--set", "steps=many"), 2, "'steps'")
+    assert_clean_error(
+        stylegrid(*run_args(tmp_path / "o.png"), "--set", "init=missing.png"), 1, "missing.png: no such file"
+    )
+    assert_clean_error(
+        stylegrid(*run_args(tmp_path / "o.png"), "--set", "weights=/no/such.pth"), 1, "/no/such.pth"
+    )
+    assert_clean_error(stylegrid(*run_args(tmp_path / "o.png"), "--algorithm", "nope"), 1, "available: gatys")
+    if not torch.cuda.is_available():
+        assert_clean_error(
+            stylegrid(*run_args(tmp_path / "o.png"), "--device", "cuda"), 2, "CUDA is not available"
+        )
+    assert not list(tmp_path.iterdir())
+
+
+def test_algorithms_lists_every_parameter_with_its_default():
+    proc = stylegrid("algorithms")
+    assert proc.returncode == 0
+    assert proc.stdout.startswith("gatys (optimization)")
+    for f in dataclasses.fields(GatysParams):
+        line = next(ln for ln in proc.stdout.splitlines() if ln.strip().startswith(f.name + " "))
+        assert repr(f.default) in line
+
+
+def test_console_script_is_installed():
+    exe = shutil.which("stylegrid") or os.path.join(os.path.dirname(sys.executable), "stylegrid")
+    proc = subprocess.run([exe, "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0 and "run" in proc.stdout and "algorithms" in proc.stdout

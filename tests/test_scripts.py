@@ -1,0 +1,49 @@
+"""The benchmark and the gallery script run (their --smoke-test / tiny settings), as CI checks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO
+from PIL import Image
+
+pytestmark = pytest.mark.slow
+
+
+def test_gatys_speed_smoke(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/gatys_speed.py", "--smoke-test", "--out-dir", str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    table = proc.stdout.split("variant", 1)[1]
+    for variant in ("stylegrid", "stylegrid-fp32", "pastiche", "plain", "stylegrid-defaults"):
+        assert f"\n{variant} " in table
+        assert (tmp_path / f"{variant}_64.png").exists()
+
+
+def test_gallery_script(tmp_path):
+    out = tmp_path / "g.png"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "docs/make_gallery.py",
+            "--size",
+            "32",
+            "--pairs",
+            "tubingen:starry_night",
+            "--out",
+            str(out),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert Image.open(out).size == (32 * 5, 32 + 30)
