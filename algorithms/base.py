@@ -11,7 +11,7 @@ Images are float tensors [1, 3, H, W], RGB in [0, 1].
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -72,6 +72,7 @@ class StylizeFn(Protocol):
         seed: int = 0,
         device: str | torch.device = "cpu",
         callback: Callback | None = None,
+        cache: MutableMapping | None = None,
     ) -> StylizeResult: ...
 
 

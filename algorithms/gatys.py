@@ -10,7 +10,7 @@ computes them natively (Gram matrices and losses stay fp32).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -23,7 +23,9 @@ from .optimize import (
     check_layer_weights,
     check_layers,
     encode_targets,
+    fingerprint,
     layer_weights,
+    memo,
     param,
     run_image_optimization,
 )
@@ -81,15 +83,28 @@ def stylize(
     seed: int = 0,
     device: str | torch.device = "cpu",
     callback: Callback | None = None,
+    cache: MutableMapping | None = None,
 ) -> StylizeResult:
     """Stylize ``content`` [1, 3, H, W] with ``styles`` (RGB in [0, 1]); see the module docstring."""
     params = params or GatysParams()
     lw = layer_weights(params.style_layers, params.style_layer_weights)
 
-    def factory(
-        encoder: VGGEncoder, scaled_styles: Sequence[torch.Tensor], weights: Sequence[float], precision: str
-    ):
-        targets = gram_targets(encoder, scaled_styles, weights, params.style_layers, precision)
+    def factory(encoder: VGGEncoder, scaled_styles, weights, precision: str, memo_cache):
+        key = (
+            "gram",
+            tuple(fingerprint(s) for s in scaled_styles),
+            tuple(weights),
+            params.style_layers,
+            precision,
+            encoder.source,
+            params.pooling,
+            str(scaled_styles[0].device),
+        )
+        targets = memo(
+            memo_cache,
+            key,
+            lambda: gram_targets(encoder, scaled_styles, weights, params.style_layers, precision),
+        )
         return GramStyleTerm(params.style_layers, targets, lw, params.style_weight)
 
     return run_image_optimization(
@@ -103,6 +118,7 @@ def stylize(
         seed=seed,
         device=device,
         callback=callback,
+        cache=cache,
     )
 
 

@@ -9,10 +9,11 @@ L-BFGS / Adam loop that reports every step to the callback.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -203,8 +204,32 @@ class StyleTerm(Protocol):
 
 
 # Builds the style term for one scale from the encoder, the style images resized for that scale,
-# their blend weights and the precision the encoder runs in ("fp32" or "bf16").
-StyleTermFactory = Callable[[VGGEncoder, Sequence[torch.Tensor], Sequence[float], str], StyleTerm]
+# their blend weights, the precision the encoder runs in ("fp32" or "bf16") and the caller's memo
+# (a dict, or None) in which expensive style targets may be kept between runs (see ``memo``).
+StyleTermFactory = Callable[
+    [VGGEncoder, Sequence[torch.Tensor], Sequence[float], str, MutableMapping | None], StyleTerm
+]
+
+
+def fingerprint(t: torch.Tensor) -> str:
+    """A digest of a tensor's shape and values (to key cached targets by the images they come from)."""
+    data = t.detach().to("cpu", torch.float32).contiguous().numpy().tobytes()
+    return f"{tuple(t.shape)}:{hashlib.blake2b(data, digest_size=16).hexdigest()}"
+
+
+def memo(cache: MutableMapping | None, key: Hashable, compute: Callable[[], T]) -> T:
+    """``compute()`` once per key when the caller passed a cache (a worker keeps one across jobs)."""
+    if cache is None:
+        return compute()
+    if key not in cache:
+        if len(cache) >= MEMO_ENTRIES:
+            cache.pop(next(iter(cache)))  # oldest first
+        cache[key] = compute()
+    return cache[key]
+
+
+MEMO_ENTRIES = 64
+T = TypeVar("T")
 
 
 @dataclass
@@ -367,8 +392,13 @@ def run_image_optimization(
     seed: int = 0,
     device: str | torch.device = "cpu",
     callback: Callback | None = None,
+    cache: MutableMapping | None = None,
 ) -> StylizeResult:
-    """Coarse-to-fine image optimisation; see the module docstring."""
+    """Coarse-to-fine image optimisation; see the module docstring.
+
+    ``cache``: a dict the caller keeps between runs; style targets are memoised in it (keyed by
+    the style images' values), so a worker running many jobs on one style computes them once.
+    """
     start = time.perf_counter()
     device = torch.device(device)
     if not styles:
@@ -408,7 +438,7 @@ def run_image_optimization(
             content_targets=encode_targets(encoder, content_s, params.content_layers, precision),
             content_weights=cw,
             content_weight=params.content_weight,
-            style=style_term_factory(encoder, scaled_styles, weights, precision),
+            style=style_term_factory(encoder, scaled_styles, weights, precision, cache),
             tv_weight=params.tv_weight,
             range_weight=params.content_weight + params.style_weight,
             precision=precision,

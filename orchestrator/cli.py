@@ -2,6 +2,9 @@
 
 * ``stylegrid run``        stylize one content image with one or more style images
 * ``stylegrid algorithms`` list every algorithm with its parameters, types and defaults
+* ``stylegrid plan``       expand an experiment spec and show its jobs without running them
+* ``stylegrid sweep``      run an experiment spec on Ray (MLflow runs + Parquet rows)
+* ``stylegrid results``    print a sweep's results table or export it as CSV
 """
 
 from __future__ import annotations
@@ -90,6 +93,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     algos = sub.add_parser("algorithms", help="list algorithms and their parameters")
     algos.set_defaults(func=cmd_algorithms)
+
+    plan = sub.add_parser("plan", help="show the jobs of an experiment spec without running them")
+    plan.add_argument("spec", help="experiment YAML file")
+    plan.add_argument("--output", help="results folder (default: the spec's)")
+    plan.add_argument("--sample", type=_positive_int, default=10, help="jobs to list (default 10)")
+    plan.set_defaults(func=cmd_plan)
+
+    sweep = sub.add_parser("sweep", help="run an experiment spec on Ray")
+    sweep.add_argument("spec", help="experiment YAML file")
+    sweep.add_argument("--output", help="results folder (default: the spec's output, else runs/<name>)")
+    sweep.add_argument("--max-concurrent", type=_positive_int, help="jobs at once (default: the spec's)")
+    sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+    sweep.set_defaults(func=cmd_sweep)
+
+    results = sub.add_parser("results", help="print or export a sweep's results table")
+    results.add_argument("output", help="a sweep's results folder")
+    results.add_argument("--csv", metavar="FILE", help="write every column to FILE as CSV")
+    results.add_argument("--all-columns", action="store_true", help="print every column")
+    results.set_defaults(func=cmd_results)
     return parser
 
 
@@ -205,6 +227,51 @@ def cmd_algorithms(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- sweeps --------------------------------------------------------------------------------------
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from .sweep import plan
+
+    print(plan(args.spec, args.output, args.sample))
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .sweep import print_summary, run_sweep
+
+    summary = run_sweep(args.spec, output=args.output, max_concurrent=args.max_concurrent, quiet=args.quiet)
+    print_summary(summary)
+    if summary.interrupted:
+        return 130
+    return 0 if summary.failed == 0 else 3
+
+
+SUMMARY_COLUMNS = [
+    "job_id", "status", "algorithm", "content_name", "style_name", "seed", "loss_total",
+    "content_distance", "style_distance", "wall_seconds", "error",
+]  # fmt: skip
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from .results import read_results, rows_dir
+
+    out = Path(args.output)
+    if not rows_dir(out).is_dir():
+        raise UsageError(f"{out}: not a sweep results folder (no {rows_dir(out).name}/ inside)")
+    df = read_results(out).to_pandas()
+    if args.csv:
+        df.to_csv(args.csv, index=False)
+        print(f"wrote {len(df)} rows to {args.csv}")
+        return 0
+    shown = df if args.all_columns else df[[c for c in SUMMARY_COLUMNS if c in df.columns]]
+    with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_colwidth", 60):
+        print(shown.to_string(index=False))
+    return 0
+
+
 # --- entry point ---------------------------------------------------------------------------------
 
 
@@ -216,7 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, ParameterError) as exc:
         print(f"stylegrid {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except (ImageError, WeightsUnavailable, ValueError) as exc:
+    except (ImageError, WeightsUnavailable, ValueError, OSError) as exc:
         print(f"stylegrid {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -1,0 +1,150 @@
+"""The results table: one Parquet row per job, its schema declared once here.
+
+Each finished job is written at once as its own file ``<output>/rows/<job_id>.parquet`` (a
+temporary file, then an atomic rename), so a crash can never leave half a row and never touches
+rows already written. ``read_results`` reads them back as one table; at the end of every sweep
+they are also collected into ``<output>/results.parquet`` (atomically too).
+
+Columns: the fixed ones below, then ``param.<name>`` for every parameter of every registered
+algorithm, typed from the parameter dataclasses (sequences as JSON text), plus ``params_json``
+with all of a job's parameters.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from algorithms import ALGORITHMS
+
+FIXED_COLUMNS: list[tuple[str, pa.DataType]] = [
+    ("job_id", pa.string()),
+    ("sweep_id", pa.string()),
+    ("spec_name", pa.string()),
+    ("status", pa.string()),  # "ok" or "failed"
+    ("error", pa.string()),
+    ("algorithm", pa.string()),
+    ("content", pa.string()),  # the image file as the spec resolved it
+    ("style", pa.string()),
+    ("content_name", pa.string()),
+    ("style_name", pa.string()),
+    ("content_sha256", pa.string()),
+    ("style_sha256", pa.string()),
+    ("seed", pa.int64()),
+    ("size", pa.int64()),
+    ("steps", pa.int64()),
+    ("evaluations", pa.int64()),
+    ("loss_total", pa.float64()),
+    ("loss_content", pa.float64()),  # sum of the content.* terms
+    ("loss_style", pa.float64()),  # sum of the style.* terms
+    ("losses_json", pa.string()),  # every final loss term by name
+    ("content_distance", pa.float64()),  # algorithms/metrics.py
+    ("style_distance", pa.float64()),
+    ("wall_seconds", pa.float64()),
+    ("device", pa.string()),
+    ("precision", pa.string()),
+    ("output_image", pa.string()),  # relative to the output folder
+    ("mlflow_run_id", pa.string()),
+    ("attempts", pa.int64()),
+    ("finished_at", pa.timestamp("ms", tz="UTC")),
+    ("params_json", pa.string()),
+]
+
+
+def _arrow_type(annotation: Any) -> pa.DataType:
+    """Arrow type of a parameter: scalars typed, Optional unwrapped, anything else JSON text."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return _arrow_type(args[0]) if len(args) == 1 else pa.string()
+    if origin is Literal:
+        kinds = {type(a) for a in typing.get_args(annotation)}
+        return _arrow_type(kinds.pop()) if len(kinds) == 1 else pa.string()
+    return {bool: pa.bool_(), int: pa.int64(), float: pa.float64(), str: pa.string()}.get(
+        annotation, pa.string()
+    )
+
+
+def param_columns() -> list[tuple[str, pa.DataType]]:
+    """``param.<name>`` for every parameter of every registered algorithm (string on a clash)."""
+    cols: dict[str, pa.DataType] = {}
+    for algo in ALGORITHMS.values():
+        hints = typing.get_type_hints(algo.params_type)
+        for f in dataclasses.fields(algo.params_type):
+            t = _arrow_type(hints[f.name])
+            cols[f.name] = t if cols.get(f.name, t) == t else pa.string()
+    return [(f"param.{k}", v) for k, v in sorted(cols.items())]
+
+
+def result_schema() -> pa.Schema:
+    return pa.schema(FIXED_COLUMNS + param_columns())
+
+
+def param_cells(params: dict[str, Any], schema: pa.Schema) -> dict[str, Any]:
+    cells = {}
+    for name, value in params.items():
+        col = f"param.{name}"
+        if col not in schema.names:
+            continue
+        is_text = schema.field(col).type == pa.string()
+        cells[col] = json.dumps(value) if is_text and not isinstance(value, str | None) else value
+    return cells
+
+
+def _atomic_write_table(table: pa.Table, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def rows_dir(output: Path) -> Path:
+    return output / "rows"
+
+
+def write_row(output: Path, row: dict[str, Any]) -> Path:
+    """Write one job's row as its own Parquet file, atomically."""
+    schema = result_schema()
+    unknown = set(row) - set(schema.names)
+    if unknown:
+        raise KeyError(f"columns not in the result schema: {sorted(unknown)}")
+    table = pa.Table.from_pylist([row], schema=schema)
+    path = rows_dir(output) / f"{row['job_id']}.parquet"
+    _atomic_write_table(table, path)
+    return path
+
+
+def read_results(output: Path) -> pa.Table:
+    """Every row written under ``output`` as one table (empty, with the schema, when none)."""
+    files = sorted(rows_dir(output).glob("*.parquet")) if rows_dir(output).is_dir() else []
+    if not files:
+        return result_schema().empty_table()
+    tables = [pq.read_table(f) for f in files]
+    return pa.concat_tables(tables, promote_options="default")
+
+
+def finished_status(output: Path) -> dict[str, str]:
+    """job id -> status of every row written so far."""
+    table = read_results(output)
+    return dict(zip(table.column("job_id").to_pylist(), table.column("status").to_pylist(), strict=True))
+
+
+def collect(output: Path) -> Path:
+    """Write every row into ``<output>/results.parquet`` (atomically)."""
+    path = output / "results.parquet"
+    _atomic_write_table(read_results(output), path)
+    return path

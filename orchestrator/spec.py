@@ -1,0 +1,159 @@
+"""Experiment specs: one YAML file -> a validated ``SweepSpec``.
+
+    name: demo
+    content: [../samples/content/tubingen.jpg, ../samples/content/*.jpg, ../samples/content/]
+    style: [../samples/style/starry_night.jpg]
+    algorithms:
+      - name: gatys
+        params: {tv_weight: 0.0}          # fixed values
+        grid: {style_weight: [1, 2.5, 5]} # lists expand as a product
+    seeds: [0]
+    size: 128
+    steps: 40
+    resources: {num_cpus: 1, num_gpus: 0}
+    output: null                          # default: runs/<name> in the current folder
+    tracking_uri: null                    # default: sqlite:///<output>/mlflow.db
+    retries: 2
+    max_concurrent: null                  # default: as many as the cluster's resources allow
+
+Relative image and output paths are relative to the spec file's folder; without ``output`` the
+results go to ``runs/<name>`` in the current folder (``--output`` overrides both). Every error names the
+file, the field and what is allowed.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from pathlib import Path
+from typing import Any
+
+import pydantic
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from algorithms import ALGORITHMS, get_algorithm
+
+from .params import ParameterError, check_names
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
+
+
+class SpecError(ValueError):
+    """An invalid experiment spec; the message names the file, the field and what is allowed."""
+
+
+class Resources(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    num_cpus: float = Field(1.0, gt=0, description="CPUs per job (torch threads follow it)")
+    num_gpus: float = Field(0.0, ge=0, description="GPUs per job; fractions share a GPU")
+
+
+class AlgorithmSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict, description="fixed parameter values")
+    grid: dict[str, list[Any]] = Field(default_factory=dict, description="lists expanded as a product")
+
+
+class SweepSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+    content: list[str] = Field(min_length=1)
+    style: list[str] = Field(min_length=1)
+    algorithms: list[AlgorithmSpec] = Field(min_length=1)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    size: int = Field(256, gt=15, description="output long side in pixels")
+    style_size: int = Field(512, gt=15, description="maximum long side of style images")
+    steps: int | None = Field(None, gt=0, description="overrides every algorithm's steps")
+    resources: Resources = Field(default_factory=Resources)
+    output: str | None = Field(None, description="results folder; default runs/<name> in the current folder")
+    tracking_uri: str | None = Field(
+        None, description="MLflow tracking URI; default a SQLite store in output"
+    )
+    retries: int = Field(2, ge=0, description="re-runs of a job whose worker process died")
+    max_concurrent: int | None = Field(None, gt=0)
+
+
+def _format_validation_error(path: Path, exc: pydantic.ValidationError) -> str:
+    problems = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field"
+        problems.append(f"{loc}: {msg}")
+    return f"{path}: " + "; ".join(problems)
+
+
+def load_spec(path: str | os.PathLike) -> SweepSpec:
+    """Read and validate a spec (YAML read with the safe loader)."""
+    p = Path(path)
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SpecError(f"{p}: no such spec file") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{p}: not valid YAML ({' '.join(str(exc).split())})") from None
+    if not isinstance(raw, dict):
+        raise SpecError(f"{p}: expected a mapping of fields (name, content, style, algorithms, ...)")
+    try:
+        spec = SweepSpec.model_validate(raw)
+    except pydantic.ValidationError as exc:
+        raise SpecError(_format_validation_error(p, exc)) from None
+    for i, algo in enumerate(spec.algorithms):
+        where = f"{p}: algorithms[{i}]"
+        if algo.name not in ALGORITHMS:
+            raise SpecError(
+                f"{where}.name: unknown algorithm {algo.name!r}; available: {', '.join(sorted(ALGORITHMS))}"
+            )
+        params_type = get_algorithm(algo.name).params_type
+        both = set(algo.params) & set(algo.grid)
+        if both:
+            raise SpecError(f"{where}: {sorted(both)} given both in params and in grid")
+        for section in ("params", "grid"):
+            try:
+                check_names(params_type, getattr(algo, section), f"{where}.{section}: ")
+            except ParameterError as exc:
+                raise SpecError(str(exc)) from None
+        for key, values in algo.grid.items():
+            if not values:
+                raise SpecError(f"{where}.grid.{key}: an empty list expands to no jobs")
+    return spec
+
+
+def spec_dir(path: str | os.PathLike) -> Path:
+    return Path(path).resolve().parent
+
+
+def resolve_images(patterns: list[str], base: Path, field: str, spec_path: str | os.PathLike) -> list[Path]:
+    """Files, globs and folders (their images, not recursive) -> sorted unique image paths."""
+    found: list[Path] = []
+    for i, pattern in enumerate(patterns):
+        where = f"{spec_path}: {field}[{i}] {pattern!r}"
+        full = Path(os.path.expanduser(pattern))
+        full = full if full.is_absolute() else base / full
+        if glob.has_magic(str(full)):
+            matches = sorted(Path(m) for m in glob.glob(str(full)) if Path(m).is_file())
+            if not matches:
+                raise SpecError(f"{where}: the pattern matches no file")
+            found += matches
+        elif full.is_dir():
+            matches = sorted(f for f in full.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+            if not matches:
+                raise SpecError(f"{where}: the folder has no image files ({', '.join(IMAGE_SUFFIXES)})")
+            found += matches
+        elif full.is_file():
+            found.append(full)
+        else:
+            raise SpecError(f"{where}: no such file or folder")
+    return list(dict.fromkeys(p.resolve() for p in found))
+
+
+def output_dir(spec: SweepSpec, spec_path: str | os.PathLike, override: str | None = None) -> Path:
+    if override:
+        return Path(override).expanduser().resolve()
+    if spec.output:
+        out = Path(os.path.expanduser(spec.output))
+        return (out if out.is_absolute() else spec_dir(spec_path) / out).resolve()
+    return (Path.cwd() / "runs" / spec.name).resolve()

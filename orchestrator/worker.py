@@ -1,0 +1,119 @@
+"""Running one Job in a worker process: plain Python, wrapped as a Ray actor by the scheduler.
+
+A ``JobRunner`` lives as long as its worker process and keeps things warm between jobs: the
+VGG-19 encoder (cached per process in ``algorithms.vgg``), the decoded images, and the style
+targets (the ``cache`` memo each algorithm may fill). Any exception inside a job becomes a failed
+``JobOutcome`` carrying the error, so one bad image never takes other jobs down. The runner
+writes no file: the image comes back as PNG bytes and the driver is the only writer.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+import traceback
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from algorithms import StepLoss, get_algorithm
+from algorithms.metrics import distances
+
+from .images import ImageError, load_image, read_image, resize_to, to_pil, to_tensor
+from .jobs import Job
+from .params import build_params
+
+IMAGE_CACHE = 32  # decoded images kept per worker
+
+
+@dataclass
+class JobOutcome:
+    job_id: str
+    status: str  # "ok" or "failed"
+    error: str = ""
+    png: bytes | None = None
+    history: list[StepLoss] = field(default_factory=list)
+    final_losses: dict[str, float] = field(default_factory=dict)
+    evaluations: int = 0
+    content_distance: float | None = None
+    style_distance: float | None = None
+    wall_seconds: float = 0.0
+    device: str = ""
+    precision: str = ""
+    note: str = ""  # e.g. why the optimiser stopped early
+    pid: int = 0
+
+
+def png_bytes(image: torch.Tensor) -> bytes:
+    buf = io.BytesIO()
+    to_pil(image).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def job_device(job: Job) -> torch.device:
+    """A GPU when the job asks for one and this worker has one; the CPU otherwise."""
+    return torch.device("cuda" if job.num_gpus > 0 and torch.cuda.is_available() else "cpu")
+
+
+class JobRunner:
+    def __init__(self, num_threads: int | None = None):
+        if num_threads:
+            torch.set_num_threads(max(1, num_threads))
+        self.images: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+        self.targets: dict[Any, Any] = {}
+
+    def _image(self, path: str, sha: str, kind: str, size: int) -> torch.Tensor:
+        key = (sha, kind, size)
+        if key not in self.images:
+            if kind == "content":
+                self.images[key] = to_tensor(resize_to(read_image(path), size))
+            else:
+                self.images[key] = load_image(path, max_side=size)
+            while len(self.images) > IMAGE_CACHE:
+                self.images.popitem(last=False)
+        self.images.move_to_end(key)
+        return self.images[key]
+
+    def run(self, job: Job) -> JobOutcome:
+        start = time.perf_counter()
+        try:
+            return self._run(job, start)
+        except ImageError as exc:
+            error = str(exc)
+        except Exception as exc:  # the job fails, the worker and the sweep go on
+            last = traceback.extract_tb(exc.__traceback__)[-1]
+            error = f"{type(exc).__name__}: {exc} (at {os.path.basename(last.filename)}:{last.lineno})"
+        return JobOutcome(
+            job.job_id, "failed", error=error, wall_seconds=time.perf_counter() - start, pid=os.getpid()
+        )
+
+    def _run(self, job: Job, start: float) -> JobOutcome:
+        algorithm = get_algorithm(job.algorithm)
+        params = build_params(algorithm.params_type, job.params)
+        device = job_device(job)
+        content = self._image(job.content, job.content_sha256, "content", job.size)
+        style = self._image(job.style, job.style_sha256, "style", job.style_size)
+        init = getattr(params, "init", "content")
+        init_image = None if init in ("content", "noise") else load_image(init)
+        result = algorithm.stylize(
+            content, [style], params, init_image=init_image, seed=job.seed, device=device, cache=self.targets
+        )
+        d = distances(result.image, content, style, device=device)
+        return JobOutcome(
+            job_id=job.job_id,
+            status="ok",
+            png=png_bytes(result.image),
+            history=result.history,
+            final_losses=dict(result.final_losses),
+            evaluations=result.evaluations,
+            content_distance=d.content,
+            style_distance=d.style,
+            wall_seconds=time.perf_counter() - start,
+            device=result.device,
+            precision=result.precision,
+            note=result.stopped_early,
+            pid=os.getpid(),
+        )

@@ -1,0 +1,157 @@
+"""Experiment specs: validation errors name the file and the field; expansion and stable ids."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+
+import pytest
+from conftest import SAMPLES
+
+from orchestrator.jobs import expand
+from orchestrator.spec import SpecError, load_spec, output_dir
+from orchestrator.sweep import image_path, plan
+
+TUBINGEN = SAMPLES / "content" / "tubingen.jpg"
+CHELSEA = SAMPLES / "content" / "chelsea.jpg"
+STARRY = SAMPLES / "style" / "starry_night.jpg"
+
+
+def write_spec(tmp_path, body: str, name: str = "s.yaml"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+def base_spec(
+    content=f"[{TUBINGEN}, {CHELSEA}]", style=f"[{STARRY}]", algorithms="[{name: gatys}]", extra=""
+):
+    return f"""
+    name: t
+    content: {content}
+    style: {style}
+    algorithms: {algorithms}
+    {extra}
+    """
+
+
+def test_grid_expands_as_a_product(tmp_path):
+    spec_path = write_spec(
+        tmp_path,
+        base_spec(
+            algorithms="[{name: gatys, params: {tv_weight: 0.5}, grid: {style_weight: [1, 2, 3], content_weight: [1, 2]}}]",
+            extra="seeds: [0, 1]",
+        ),
+    )
+    jobs = expand(load_spec(spec_path), str(spec_path))
+    assert len(jobs) == 2 * 1 * 3 * 2 * 2
+    assert {j.params["tv_weight"] for j in jobs} == {0.5}
+    assert {(j.params["style_weight"], j.params["content_weight"]) for j in jobs} == {
+        (s, c) for s in (1.0, 2.0, 3.0) for c in (1.0, 2.0)
+    }
+    assert len({j.job_id for j in jobs}) == len(jobs)
+    assert all(j.params["steps"] == 160 for j in jobs)  # defaults are resolved into every job
+
+
+def test_ids_are_stable_and_follow_the_bytes_not_the_names(tmp_path):
+    spec_path = write_spec(tmp_path, base_spec(extra="steps: 5"))
+    a = [j.job_id for j in expand(load_spec(spec_path), str(spec_path))]
+    b = [j.job_id for j in expand(load_spec(spec_path), str(spec_path))]
+    assert a == b
+    copy = tmp_path / "renamed.jpg"
+    shutil.copy(TUBINGEN, copy)
+    renamed = write_spec(tmp_path, base_spec(content=f"[{copy}, {CHELSEA}]", extra="steps: 5"), "r.yaml")
+    assert [j.job_id for j in expand(load_spec(renamed), str(renamed))] == a
+    changed = write_spec(tmp_path, base_spec(extra="steps: 6"), "c.yaml")
+    assert not set(a) & {j.job_id for j in expand(load_spec(changed), str(changed))}
+
+
+def test_folders_and_globs_relative_to_the_spec(tmp_path):
+    (tmp_path / "imgs").mkdir()
+    shutil.copy(TUBINGEN, tmp_path / "imgs" / "a.jpg")
+    shutil.copy(CHELSEA, tmp_path / "imgs" / "b.png")  # the suffix is what counts, not the format
+    (tmp_path / "imgs" / "notes.txt").write_text("not an image")
+    spec_path = write_spec(tmp_path, base_spec(content="[imgs/]", style="['imgs/*.jpg']"))
+    jobs = expand(load_spec(spec_path), str(spec_path))
+    assert sorted({j.content.rsplit("/", 1)[1] for j in jobs}) == ["a.jpg", "b.png"]
+    assert {j.style.rsplit("/", 1)[1] for j in jobs} == {"a.jpg"}
+
+
+@pytest.mark.parametrize(
+    "body, fragments",
+    [
+        (
+            base_spec(algorithms="[{name: cubism}]"),
+            ["algorithms[0].name", "unknown algorithm 'cubism'", "available: gatys"],
+        ),
+        (
+            base_spec(algorithms="[{name: gatys, params: {stepz: 3}}]"),
+            ["algorithms[0].params", "unknown parameter 'stepz'", "steps"],
+        ),
+        (
+            base_spec(algorithms="[{name: gatys, grid: {steps: [10, many]}}]"),
+            ["algorithms[0]", "'steps'", "valid integer"],
+        ),
+        (
+            base_spec(algorithms="[{name: gatys, grid: {style_weight: []}}]"),
+            ["grid.style_weight", "empty list"],
+        ),
+        (base_spec(content="['nothing/*.jpg']"), ["content[0]", "matches no file"]),
+        (base_spec(style="[missing.jpg]"), ["style[0]", "no such file or folder"]),
+        (base_spec(extra="size: big"), ["size", "valid integer"]),
+        (base_spec(extra="colour: red"), ["colour", "unknown field"]),
+        (base_spec(extra="resources: {num_gpus: -1}"), ["resources.num_gpus", "greater than or equal to 0"]),
+        ("name: t\ncontent: [\n", ["not valid YAML"]),
+        ("- a\n- b\n", ["expected a mapping"]),
+    ],
+)
+def test_errors_name_the_file_and_the_field(tmp_path, body, fragments):
+    spec_path = write_spec(tmp_path, body)
+    with pytest.raises(SpecError) as info:
+        expand(load_spec(spec_path), str(spec_path))
+    msg = str(info.value)
+    assert msg.startswith(str(spec_path))
+    for f in fragments:
+        assert f in msg
+
+
+def test_yaml_is_read_with_the_safe_loader(tmp_path):
+    spec_path = write_spec(tmp_path, "!!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(SpecError, match="not valid YAML"):
+        load_spec(spec_path)
+
+
+def test_output_location(tmp_path, monkeypatch):
+    spec_path = write_spec(tmp_path, base_spec(extra="output: results/here"))
+    assert output_dir(load_spec(spec_path), spec_path) == tmp_path / "results" / "here"
+    assert output_dir(load_spec(spec_path), spec_path, str(tmp_path / "x")) == tmp_path / "x"
+    monkeypatch.chdir(tmp_path)
+    plain = write_spec(tmp_path, base_spec(), "p.yaml")
+    assert output_dir(load_spec(plain), plain) == tmp_path / "runs" / "t"
+
+
+def test_image_paths_stay_inside_the_output_whatever_the_names(tmp_path):
+    odd = tmp_path / "..weird name; rm -rf $HOME..jpg"
+    shutil.copy(TUBINGEN, odd)
+    spec_path = write_spec(tmp_path, base_spec(content=f"['{odd}']"))
+    out = tmp_path / "out"
+    for job in expand(load_spec(spec_path), str(spec_path)):
+        p = image_path(out, job)
+        assert p.resolve().is_relative_to(out.resolve())
+        assert "/" not in p.name and " " not in p.name and not p.name.startswith(".")
+
+
+def test_plan_prints_the_count_and_a_sample(tmp_path):
+    spec_path = write_spec(tmp_path, base_spec(algorithms="[{name: gatys, grid: {style_weight: [1, 2]}}]"))
+    text = plan(str(spec_path), str(tmp_path / "out"), sample=3)
+    assert text.splitlines()[0].startswith(f"{spec_path}: 4 jobs (0 already done, 4 to run)")
+    assert "gatys tubingen x starry_night seed 0  {'style_weight': 1.0}" in text
+    assert "... and 1 more" in text
+
+
+def test_shipped_experiments_are_valid():
+    from conftest import REPO
+
+    for path in sorted((REPO / "experiments").glob("*.yaml")):
+        jobs = expand(load_spec(path), str(path))
+        assert jobs, path
