@@ -19,6 +19,7 @@ pools four times), and decompression bombs (more than ``MAX_PIXELS`` pixels decl
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 import warnings
@@ -69,16 +70,21 @@ def read_image(path: str | os.PathLike, max_side: int | None = None) -> Image.Im
         raise ImageError(p, "no such file")
     if p.is_dir():
         raise ImageError(p, "is a folder, not an image file")
-    if p.stat().st_size == 0:
-        raise ImageError(p, "empty file (0 bytes)")
+    return decode_image(p.read_bytes(), p, max_side)
+
+
+def decode_image(data: bytes, name: str | os.PathLike, max_side: int | None = None) -> Image.Image:
+    """Validate and convert an encoded image (a file's bytes) to 8-bit RGB; ``name`` is for errors."""
+    if not data:
+        raise ImageError(name, "empty file (0 bytes)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(p) as img:
+            with Image.open(io.BytesIO(data)) as img:
                 w, h = img.size  # from the header, before any pixel is decoded
                 if w * h > MAX_PIXELS:
                     raise ImageError(
-                        p,
+                        name,
                         f"decompression bomb refused: declares {w}x{h} pixels "
                         f"({w * h / 1e6:.0f} MP, limit {MAX_PIXELS / 1e6:.0f} MP)",
                     )
@@ -88,14 +94,14 @@ def read_image(path: str | os.PathLike, max_side: int | None = None) -> Image.Im
     except ImageError:
         raise
     except UnidentifiedImageError:
-        raise ImageError(p, "not an image (unrecognised format)") from None
+        raise ImageError(name, "not an image (unrecognised format)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(p, f"decompression bomb refused: {exc}") from None
+        raise ImageError(name, f"decompression bomb refused: {exc}") from None
     except (OSError, SyntaxError, ValueError) as exc:  # Pillow signals bad data with these
-        raise ImageError(p, f"truncated or corrupt image data ({exc})") from None
+        raise ImageError(name, f"truncated or corrupt image data ({exc})") from None
     if min(rgb.size) < MIN_SIDE:
         raise ImageError(
-            p, f"too small: {rgb.size[0]}x{rgb.size[1]} pixels, at least {MIN_SIDE} on each side"
+            name, f"too small: {rgb.size[0]}x{rgb.size[1]} pixels, at least {MIN_SIDE} on each side"
         )
     if max_side is not None and max(rgb.size) > max_side:
         rgb = _resize_long(rgb, max_side)

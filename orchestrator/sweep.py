@@ -225,6 +225,12 @@ def _schedule(
     def new_actor():
         return actor_cls.remote(threads)
 
+    # Each image file goes into the object store once; workers on any node read it from there.
+    refs: dict[str, Any] = {}
+    for job in todo:
+        for path, sha in ((job.content, job.content_sha256), (job.style, job.style_sha256)):
+            if sha not in refs:
+                refs[sha] = ray.put(Path(path).read_bytes())
     idle = deque(new_actor() for _ in range(slots))
     queue_ = deque(todo)
     attempts: dict[str, int] = {}
@@ -238,7 +244,8 @@ def _schedule(
             while queue_ and idle:
                 job, actor = queue_.popleft(), idle.popleft()
                 attempts[job.job_id] = attempts.get(job.job_id, 0) + 1
-                pending[actor.run.remote(job)] = (job, actor)
+                ref = actor.run.remote(job, refs[job.content_sha256], refs[job.style_sha256])
+                pending[ref] = (job, actor)
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
             for ref in ready:
                 job, actor = pending.pop(ref)

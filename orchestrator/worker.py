@@ -22,7 +22,7 @@ import torch
 from algorithms import StepLoss, get_algorithm
 from algorithms.metrics import distances
 
-from .images import ImageError, load_image, read_image, resize_to, to_pil, to_tensor
+from .images import ImageError, decode_image, load_image, resize_to, to_pil, to_tensor
 from .jobs import Job
 from .params import build_params
 
@@ -65,22 +65,24 @@ class JobRunner:
         self.images: OrderedDict[tuple, torch.Tensor] = OrderedDict()
         self.targets: dict[Any, Any] = {}
 
-    def _image(self, path: str, sha: str, kind: str, size: int) -> torch.Tensor:
+    def _image(self, data: bytes, path: str, sha: str, kind: str, size: int) -> torch.Tensor:
         key = (sha, kind, size)
         if key not in self.images:
             if kind == "content":
-                self.images[key] = to_tensor(resize_to(read_image(path), size))
+                self.images[key] = to_tensor(resize_to(decode_image(data, path), size))
             else:
-                self.images[key] = load_image(path, max_side=size)
+                self.images[key] = to_tensor(decode_image(data, path, max_side=size))
             while len(self.images) > IMAGE_CACHE:
                 self.images.popitem(last=False)
         self.images.move_to_end(key)
         return self.images[key]
 
-    def run(self, job: Job) -> JobOutcome:
+    def run(self, job: Job, content: bytes, style: bytes) -> JobOutcome:
+        """Run ``job`` on the given image files' bytes (shipped by the driver: on a cluster the
+        worker's node need not have the files)."""
         start = time.perf_counter()
         try:
-            return self._run(job, start)
+            return self._run(job, content, style, start)
         except ImageError as exc:
             error = str(exc)
         except Exception as exc:  # the job fails, the worker and the sweep go on
@@ -90,12 +92,12 @@ class JobRunner:
             job.job_id, "failed", error=error, wall_seconds=time.perf_counter() - start, pid=os.getpid()
         )
 
-    def _run(self, job: Job, start: float) -> JobOutcome:
+    def _run(self, job: Job, content_bytes: bytes, style_bytes: bytes, start: float) -> JobOutcome:
         algorithm = get_algorithm(job.algorithm)
         params = build_params(algorithm.params_type, job.params)
         device = job_device(job)
-        content = self._image(job.content, job.content_sha256, "content", job.size)
-        style = self._image(job.style, job.style_sha256, "style", job.style_size)
+        content = self._image(content_bytes, job.content, job.content_sha256, "content", job.size)
+        style = self._image(style_bytes, job.style, job.style_sha256, "style", job.style_size)
         init = getattr(params, "init", "content")
         init_image = None if init in ("content", "noise") else load_image(init)
         result = algorithm.stylize(

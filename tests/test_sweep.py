@@ -115,10 +115,14 @@ def test_style_targets_stay_warm_in_a_worker(tmp_path):
     )
     jobs = expand(load_spec(spec), str(spec))
     runner = JobRunner()
-    runner.run(jobs[0])
+
+    def run(job):
+        return runner.run(job, Path(job.content).read_bytes(), Path(job.style).read_bytes())
+
+    run(jobs[0])
     cached = dict(runner.targets)
     assert cached  # the Gram targets of the style, one entry per scale
-    outcome = runner.run(jobs[1])
+    outcome = run(jobs[1])
     assert outcome.status == "ok" and runner.targets.keys() == cached.keys()  # reused, not recomputed
     assert all(runner.targets[k] is cached[k] for k in cached)
 

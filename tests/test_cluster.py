@@ -1,0 +1,70 @@
+"""cluster.yaml is a valid Ray cluster-launcher file whose commands refer to real entrypoints."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import ray
+import yaml
+from conftest import REPO
+
+CLUSTER = yaml.safe_load((REPO / "cluster.yaml").read_text())
+TEXT = (REPO / "cluster.yaml").read_text()
+
+
+def test_valid_against_rays_own_schema():
+    schema = json.loads((Path(ray.autoscaler.__file__).parent / "ray-schema.json").read_text())
+    jsonschema.validate(CLUSTER, schema)
+    assert CLUSTER["provider"]["type"] == "aws"
+    assert CLUSTER["head_node_type"] in CLUSTER["available_node_types"]
+
+
+def test_gpu_worker_types_with_autoscaling_limits():
+    workers = {k: v for k, v in CLUSTER["available_node_types"].items() if k != CLUSTER["head_node_type"]}
+    assert workers
+    for node in workers.values():
+        assert node["resources"]["GPU"] >= 1
+        assert 0 <= node["min_workers"] <= node["max_workers"] <= CLUSTER["max_workers"]
+
+
+def test_every_key_is_commented():
+    for line in TEXT.splitlines():
+        m = re.match(r"^(\s*)([A-Za-z_.\"~/][^:#]*):\s*(.*)$", line)
+        if m and not line.strip().startswith("-") and not line.strip().startswith("#"):
+            assert "#" in line or _next_is_block(line), f"uncommented key: {line}"
+
+
+def _next_is_block(line: str) -> bool:
+    # keys that open a block (a mapping or a list below) are explained in the block's own comments
+    rest = line.split(":", 1)[1].strip()
+    return rest in ("", ">-")
+
+
+def test_installs_stylegrid_and_keeps_ports_private():
+    assert CLUSTER["file_mounts"]["~/stylegrid"] == "."
+    assert any("pip install" in c and "~/stylegrid" in c for c in CLUSTER["setup_commands"])
+    head_start = " ".join(CLUSTER["head_start_ray_commands"])
+    assert "RAY_AUTH_MODE=token" in head_start and "--dashboard-host=127.0.0.1" in head_start
+    assert all("RAY_AUTH_MODE=token" in c for c in CLUSTER["worker_start_ray_commands"] if "ray start" in c)
+    mlflow = " ".join(CLUSTER["head_setup_commands"])
+    assert "mlflow server" in mlflow and "--host 127.0.0.1" in mlflow and "postgresql://" in mlflow
+    assert "0.0.0.0" not in TEXT
+
+
+def test_readme_cluster_commands_refer_to_real_entrypoints():
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Run on a cluster", 1)[1].split("\n## ", 1)[0]
+    for spec in set(re.findall(r"experiments/[\w.-]+\.yaml", section)):
+        assert (REPO / spec).is_file(), spec
+    assert "ray up cluster.yaml" in section and "ray down cluster.yaml" in section
+    assert "RAY_AUTH_MODE=token ray job submit" in section and "ray dashboard cluster.yaml" in section
+    for sub in set(re.findall(r"python -m orchestrator (\w[\w-]*)", section)):
+        proc = subprocess.run(
+            [sys.executable, "-m", "orchestrator", sub, "--help"], cwd=REPO, capture_output=True
+        )
+        assert proc.returncode == 0, sub
