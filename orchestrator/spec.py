@@ -14,7 +14,8 @@
     output: null                          # default: runs/<name> in the current folder
     tracking_uri: null                    # default: sqlite:///<output>/mlflow.db
     retries: 2
-    max_concurrent: null                  # default: as many as the cluster's resources allow
+    max_concurrent: null                  # default: as many as the cluster's current resources allow;
+                                          # set it on an autoscaling cluster to make it grow
 
 Relative image and output paths are relative to the spec file's folder; without ``output`` the
 results go to ``runs/<name>`` in the current folder (``--output`` overrides both). Every error names the

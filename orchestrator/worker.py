@@ -25,6 +25,7 @@ from algorithms.metrics import distances
 from .images import ImageError, decode_image, load_image, resize_to, to_pil, to_tensor
 from .jobs import Job
 from .params import build_params
+from .tracking import loss_curve_png
 
 IMAGE_CACHE = 32  # decoded images kept per worker
 
@@ -35,6 +36,7 @@ class JobOutcome:
     status: str  # "ok" or "failed"
     error: str = ""
     png: bytes | None = None
+    plot_png: bytes | None = None  # the loss curve, rendered here so the driver only writes
     history: list[StepLoss] = field(default_factory=list)
     final_losses: dict[str, float] = field(default_factory=dict)
     evaluations: int = 0
@@ -108,6 +110,7 @@ class JobRunner:
             job_id=job.job_id,
             status="ok",
             png=png_bytes(result.image),
+            plot_png=loss_curve_png(result.history, job.label),
             history=result.history,
             final_losses=dict(result.final_losses),
             evaluations=result.evaluations,

@@ -47,3 +47,17 @@ def test_gallery_script(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert Image.open(out).size == (32 * 5, 32 + 30)
+
+
+def test_sweep_overhead_smoke():
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/sweep_overhead.py", "--smoke-test"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "orchestration overhead per job" in proc.stdout
+    assert "MLflow child run logged call by call" in proc.stdout
+    assert "2 workers" in proc.stdout and "steady state" in proc.stdout

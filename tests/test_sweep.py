@@ -93,6 +93,31 @@ def test_sweep_records_failures_and_resumes_incrementally(tmp_path, local_ray):
     assert children[failed.mlflow_run_id].info.status == "FAILED"
     assert "truncated" in children[failed.mlflow_run_id].data.tags["error"]
 
+    # `stylegrid results` prints the table and exports every column as CSV
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    shown = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "results", str(out)], capture_output=True, text=True, env=env
+    )
+    assert shown.returncode == 0 and "tubingen.jpg" in shown.stdout and "truncated or corrupt" in shown.stdout
+    csv = tmp_path / "all.csv"
+    exported = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "results", str(out), "--csv", str(csv)],
+        capture_output=True,
+        env=env,
+    )
+    assert exported.returncode == 0
+    import pandas as pd
+
+    table = pd.read_csv(csv)
+    assert len(table) == 2 and "param.style_weight" in table.columns and "mlflow_run_id" in table.columns
+    missing = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "results", str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert missing.returncode == 2 and "not a sweep results folder" in missing.stderr
+
     # re-running skips the finished job and re-runs the failed one
     again = run_sweep(str(spec), output=str(out), quiet=True)
     assert (again.total, again.ok, again.failed, again.skipped) == (2, 0, 1, 1)
