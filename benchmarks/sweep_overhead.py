@@ -53,7 +53,7 @@ def sweep_overhead(n_jobs: int, workdir: Path) -> dict:
     from orchestrator.sweep import run_sweep
 
     out = workdir / "overhead_out"
-    warm = write_spec(workdir / "warmup.yaml", 1, 16, 1)
+    warm = write_spec(workdir / "warmup.yaml", 1, 20, 1)  # other jobs than the measured ones
     run_sweep(str(warm), output=str(out), max_concurrent=1, quiet=True)  # creates the MLflow store
     spec = write_spec(workdir / "overhead.yaml", n_jobs, 16, 1)
     start = time.perf_counter()

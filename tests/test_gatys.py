@@ -75,9 +75,11 @@ def test_lbfgs_300_evaluations_at_128px_never_diverge(tubingen_128, starry_128):
 def test_lbfgs_does_not_stop_early_on_a_tiny_loss_scale(tubingen_64, starry_128):
     # torch's L-BFGS on default tolerances stopped after 4 evaluations on a loss scaled this small
     normal = stylize(tubingen_64, [starry_128], _small(steps=30, precision="fp32"))
-    tiny = stylize(
-        tubingen_64, [starry_128], _small(steps=30, precision="fp32", content_weight=1e-7, style_weight=1e-6)
-    )
+    scaled = {
+        "content_weight": 1e-7 * GatysParams().content_weight,
+        "style_weight": 1e-7 * GatysParams().style_weight,
+    }
+    tiny = stylize(tubingen_64, [starry_128], _small(steps=30, precision="fp32", **scaled))
     assert len(tiny.history) == 30 and tiny.evaluations > 30 and not tiny.stopped_early
     assert (tiny.image - tubingen_64).abs().mean() > 0.01
     # the same path as the unscaled loss: scaling the loss changes nothing but the numbers

@@ -24,8 +24,10 @@ pytestmark = pytest.mark.slow
 STARRY = SAMPLES / "style" / "starry_night.jpg"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def local_ray():
+    """An in-process Ray, shut down after the test: the sweeps run as subprocesses in the other
+    tests must start their own Ray, not join this one."""
     import ray
 
     ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
