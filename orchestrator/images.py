@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .files import write_atomic
 
 MAX_PIXELS = 64_000_000  # 8000 x 8000; a PNG header can declare far more than memory holds
 MIN_SIDE = 16
@@ -137,17 +138,12 @@ def load_image(path: str | os.PathLike, max_side: int | None = None) -> torch.Te
     return to_tensor(read_image(path, max_side))
 
 
+def png_bytes(image: torch.Tensor | Image.Image) -> bytes:
+    buf = io.BytesIO()
+    (image if isinstance(image, Image.Image) else to_pil(image)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
 def save_png(image: torch.Tensor | Image.Image, path: str | os.PathLike) -> Path:
     """Write a PNG atomically (a temporary file in the same folder, then a rename)."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    pil = image if isinstance(image, Image.Image) else to_pil(image)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            pil.save(fh, format="PNG")
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return p
+    return write_atomic(path, png_bytes(image))

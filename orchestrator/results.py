@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
 import types
 import typing
 from pathlib import Path
@@ -25,6 +23,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from algorithms import ALGORITHMS
+
+from .files import write_atomic
 
 FIXED_COLUMNS: list[tuple[str, pa.DataType]] = [
     ("job_id", pa.string()),
@@ -101,15 +101,9 @@ def param_cells(params: dict[str, Any], schema: pa.Schema) -> dict[str, Any]:
 
 
 def _atomic_write_table(table: pa.Table, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    write_atomic(path, sink.getvalue().to_pybytes())
 
 
 def rows_dir(output: Path) -> Path:

@@ -16,8 +16,8 @@ search space, while a stylegrid spec that gains an image must run just the new j
 
 from __future__ import annotations
 
+import json
 import math
-import os
 import queue
 import re
 import sys
@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .files import write_atomic
 from .jobs import Job, expand
 from .results import collect, finished_status, param_cells, result_schema, write_row
 from .spec import SweepSpec, load_spec, output_dir
@@ -51,8 +52,6 @@ def image_path(output: Path, job: Job) -> Path:
 def result_row(
     job: Job, outcome: JobOutcome, sweep_id: str, spec_name: str, image: str, run_id: str, attempts: int
 ):
-    import json
-
     losses = outcome.final_losses
     row = {
         "job_id": job.job_id,
@@ -127,11 +126,7 @@ class Sink:
         image_rel = ""
         image = None
         if outcome.png is not None:
-            image = image_path(self.output, job)
-            image.parent.mkdir(parents=True, exist_ok=True)
-            tmp = image.with_name(f".{image.name}.tmp")
-            tmp.write_bytes(outcome.png)
-            os.replace(tmp, image)
+            image = write_atomic(image_path(self.output, job), outcome.png)
             image_rel = str(image.relative_to(self.output))
         run_id = ""
         if self.mlflow is not None:

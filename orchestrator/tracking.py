@@ -11,7 +11,6 @@ The embedded default is ``sqlite:///<output>/mlflow.db`` with artifacts in ``<ou
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import math
@@ -22,6 +21,7 @@ from typing import Any
 
 from algorithms import StepLoss
 
+from .images import png_bytes
 from .jobs import Job
 
 MAX_BATCH_METRICS = 1000  # MLflow's log_batch limit
@@ -66,7 +66,7 @@ def loss_curve_png(history: list[StepLoss], title: str, size: tuple[int, int] = 
     values = [v for s in history for n in names if (v := s.losses.get(n, 0)) > 0 and math.isfinite(v)]
     if not values:
         draw.text((left, h // 2), "no positive losses to plot", fill="black")
-        return _png(img)
+        return png_bytes(img)
     lo, hi = math.floor(math.log10(min(values))), math.ceil(math.log10(max(values)))
     hi = hi if hi > lo else lo + 1
     last = max(s.step for s in history)
@@ -90,13 +90,7 @@ def loss_curve_png(history: list[StepLoss], title: str, size: tuple[int, int] = 
         if len(points) > 1:
             draw.line(points, fill=colour, width=3 if name == "total" else 1)
         draw.text((w - right + 8, top + 14 * i), name, fill=colour)
-    return _png(img)
-
-
-def _png(img) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
+    return png_bytes(img)
 
 
 class MlflowWriter:

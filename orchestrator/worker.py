@@ -9,7 +9,6 @@ writes no file: the image comes back as PNG bytes and the driver is the only wri
 
 from __future__ import annotations
 
-import io
 import os
 import time
 import traceback
@@ -22,7 +21,7 @@ import torch
 from algorithms import StepLoss, get_algorithm
 from algorithms.metrics import distances
 
-from .images import ImageError, decode_image, load_image, resize_to, to_pil, to_tensor
+from .images import ImageError, decode_image, load_image, png_bytes, resize_to, to_tensor
 from .jobs import Job
 from .params import build_params
 from .tracking import loss_curve_png
@@ -47,12 +46,6 @@ class JobOutcome:
     precision: str = ""
     note: str = ""  # e.g. why the optimiser stopped early
     pid: int = 0
-
-
-def png_bytes(image: torch.Tensor) -> bytes:
-    buf = io.BytesIO()
-    to_pil(image).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def job_device(job: Job) -> torch.device:
