@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from .base import Algorithm, StepInfo, StepLoss, StylizeResult
 from .gatys import ALGORITHM as _GATYS
+from .histogram import ALGORITHM as _HISTOGRAM
 
-ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (_GATYS,)}
+ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (_GATYS, _HISTOGRAM)}
 
 
 def get_algorithm(name: str) -> Algorithm:

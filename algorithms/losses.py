@@ -77,3 +77,52 @@ def range_penalty(image: torch.Tensor) -> torch.Tensor:
     and is clamped once at the end.
     """
     return (F.relu(image - 1) + F.relu(-image)).float().pow(2).mean()
+
+
+def histogram_match(source: torch.Tensor, target_sorted: torch.Tensor) -> torch.Tensor:
+    """Exact histogram matching, per channel: each value of ``source`` [C, N] is replaced by the
+    value of the same rank in ``target_sorted`` [C, M] (each row sorted ascending). With M != N
+    the target is read at the fractional position rank * (M - 1) / (N - 1), linearly interpolated.
+    (Risser, Wilmot & Barnes 2017: "sort and assign in rank order".)
+    """
+    c, n = source.shape
+    m = target_sorted.shape[1]
+    if n == m:
+        values = target_sorted
+    else:
+        pos = torch.linspace(0, m - 1, n, device=source.device, dtype=torch.float32)
+        lo = pos.floor().long().clamp(max=m - 1)
+        hi = (lo + 1).clamp(max=m - 1)
+        frac = (pos - lo.float()).unsqueeze(0)
+        values = target_sorted[:, lo] * (1 - frac) + target_sorted[:, hi] * frac
+    order = source.argsort(dim=1)
+    return torch.empty_like(values).scatter_(1, order, values)
+
+
+def histogram_loss(features: torch.Tensor, target_sorted: torch.Tensor) -> torch.Tensor:
+    """Relative squared distance from activations [1, C, H, W] to their histogram-matched remap.
+
+    The remap is a target, not a function to differentiate (no gradient flows through it), as in
+    the paper.
+    """
+    f = features.float().reshape(features.shape[1], -1)
+    with torch.no_grad():
+        remapped = histogram_match(f.detach(), target_sorted)
+    return relative_squared_error(f, remapped)
+
+
+_LAPLACIAN = torch.tensor([[0.0, -1.0, 0.0], [-1.0, 4.0, -1.0], [0.0, -1.0, 0.0]])
+
+
+def laplacian(image: torch.Tensor, pool: int = 4) -> torch.Tensor:
+    """The Laplacian-filtered image after a ``pool`` x ``pool`` average pool, per channel
+    (Li, Xu, Bertsekas & Zhang 2017, "Laplacian-Steered Neural Style Transfer")."""
+    x = F.avg_pool2d(image.float(), pool) if pool > 1 else image.float()
+    k = _LAPLACIAN.to(x.device).expand(x.shape[1], 1, 3, 3)
+    return F.conv2d(x, k, groups=x.shape[1])
+
+
+def laplacian_loss(image: torch.Tensor, content_laplacian: torch.Tensor) -> torch.Tensor:
+    """Squared distance between the Laplacians of the output and of the content, relative to the
+    content's (the paper's unnormalised sum, normalised like every other term here)."""
+    return relative_squared_error(laplacian(image), content_laplacian)

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from . import color, lbfgs
 from .base import Callback, StepInfo, StepLoss, StylizeResult
-from .losses import content_loss, range_penalty, total_variation
+from .losses import content_loss, laplacian, laplacian_loss, range_penalty, total_variation
 from .vgg import LAYER_INDEX, VGGEncoder, get_encoder
 
 
@@ -50,6 +50,9 @@ class ImageOptimParams:
     content_weight: float = param(1.0, "weight of the content loss")
     style_weight: float = param(2.5, "weight of the style loss")
     tv_weight: float = param(0.0, "weight of the total-variation smoothness loss")
+    laplacian_weight: float = param(
+        0.0, "weight of the Laplacian loss (Li et al. 2017): keeps the content's edges; 0 = off"
+    )
     style_scale: float | None = param(
         None, "style long side relative to the output's; default: the style image as loaded"
     )
@@ -64,7 +67,9 @@ class ImageOptimParams:
         check_positive(self, "steps")
         if self.scales is not None and self.scales <= 0:
             raise ValueError(f"scales must be positive, got {self.scales}")
-        check_non_negative(self, "content_weight", "style_weight", "tv_weight", "learning_rate")
+        check_non_negative(
+            self, "content_weight", "style_weight", "tv_weight", "laplacian_weight", "learning_rate"
+        )
         check_layers(self, "content_layers")
         check_layer_weights(self, "content_layers", "content_layer_weights")
         if self.style_scale is not None and self.style_scale <= 0:
@@ -245,6 +250,8 @@ class Objective:
     range_weight: float
     precision: str
     device: torch.device
+    laplacian_weight: float = 0.0
+    content_laplacian: torch.Tensor | None = None
 
     @property
     def layers(self) -> tuple[str, ...]:
@@ -261,6 +268,8 @@ class Objective:
         terms.update(self.style(feats))
         if self.tv_weight:
             terms["tv"] = self.tv_weight * total_variation(image)
+        if self.laplacian_weight and self.content_laplacian is not None:
+            terms["laplacian"] = self.laplacian_weight * laplacian_loss(image, self.content_laplacian)
         # Keeps L-BFGS from wandering far outside the displayable range; zero inside it. Weighted
         # like the rest of the loss so that scaling every weight changes nothing but the numbers.
         terms["range"] = self.range_weight * range_penalty(image)
@@ -443,6 +452,8 @@ def run_image_optimization(
             range_weight=params.content_weight + params.style_weight,
             precision=precision,
             device=device,
+            laplacian_weight=params.laplacian_weight,
+            content_laplacian=laplacian(content_s) if params.laplacian_weight else None,
         )
         x = resize(x, size)
 

@@ -1,0 +1,71 @@
+"""Histogram matching, the histogram algorithm and the Laplacian term (Risser et al.; Li et al.)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from algorithms import get_algorithm
+from algorithms.gatys import GatysParams
+from algorithms.gatys import stylize as gatys
+from algorithms.histogram import HistogramParams, stylize
+from algorithms.losses import histogram_loss, histogram_match, laplacian, laplacian_loss
+from algorithms.metrics import distances
+
+
+def test_histogram_match_equal_counts_reproduces_the_style_values_in_rank_order():
+    torch.manual_seed(0)
+    source = torch.randn(3, 50)
+    target = torch.randn(3, 50) * 4 + 2
+    out = histogram_match(source, target.sort(dim=1).values)
+    assert torch.equal(out.sort(dim=1).values, target.sort(dim=1).values)
+    assert torch.equal(out.argsort(dim=1), source.argsort(dim=1))  # rank order kept
+
+
+def test_histogram_match_unequal_counts_interpolates_the_quantiles():
+    source = torch.tensor([[3.0, 1.0, 2.0]])
+    target = torch.tensor([[0.0, 10.0, 20.0, 30.0, 40.0]])
+    assert torch.equal(histogram_match(source, target), torch.tensor([[40.0, 0.0, 20.0]]))
+    target4 = torch.tensor([[0.0, 30.0, 60.0, 90.0]])  # positions 0, 1.5, 3 -> 0, 45, 90
+    assert torch.allclose(histogram_match(source, target4), torch.tensor([[90.0, 0.0, 45.0]]))
+
+
+def test_histogram_loss_is_zero_on_the_style_and_sends_no_gradient_through_the_remap():
+    torch.manual_seed(1)
+    style = torch.rand(1, 4, 5, 5)
+    target = style.reshape(4, -1).sort(dim=1).values
+    assert histogram_loss(style, target) == 0
+    x = torch.rand(1, 4, 5, 5, requires_grad=True)
+    histogram_loss(x, target).backward()
+    remapped = histogram_match(x.detach().reshape(4, -1), target)
+    expected = 2 * (x.detach().reshape(4, -1) - remapped) / remapped.pow(2).sum()
+    assert torch.allclose(x.grad.reshape(4, -1), expected, atol=1e-6)
+
+
+def test_laplacian_by_hand():
+    img = torch.zeros(1, 1, 12, 12)
+    img[..., 4:8, 4:8] = 1.0  # after a 4x4 average pool: a single 1 in the middle of a 3x3 grid
+    assert torch.equal(laplacian(img), torch.tensor([[[[4.0]]]]))
+    content = torch.zeros(1, 1, 12, 12)
+    content[..., 4:8, 4:8] = 0.5
+    # (4 - 2)^2 / 2^2
+    assert torch.allclose(laplacian_loss(img, laplacian(content)), torch.tensor(1.0))
+
+
+@pytest.mark.slow
+def test_histogram_run_lowers_the_style_distance(tubingen_64, starry_128):
+    before = distances(tubingen_64, tubingen_64, starry_128)
+    result = stylize(tubingen_64, [starry_128], HistogramParams(steps=60))
+    after = distances(result.image, tubingen_64, starry_128)
+    assert after.style <= 0.5 * before.style
+    assert {"histogram.relu1_1", "histogram.relu4_1", "style.relu1_1"} <= set(result.final_losses)
+    totals = [s.losses["histogram.relu4_1"] for s in result.history]
+    assert totals[-1] < totals[0]
+    assert get_algorithm("histogram").params_type is HistogramParams
+
+
+@pytest.mark.slow
+def test_laplacian_weight_adds_its_term(tubingen_64, starry_128):
+    result = gatys(tubingen_64, [starry_128], GatysParams(steps=10, scales=1, laplacian_weight=1.0))
+    assert "laplacian" in result.final_losses
+    assert "laplacian" not in gatys(tubingen_64, [starry_128], GatysParams(steps=2, scales=1)).final_losses
