@@ -27,7 +27,9 @@ VARIANTS = {
     "gatys (defaults)": ("gatys", {}),
     "gatys style_weight=5": ("gatys", {"style_weight": 5.0}),
     "gatys preserve_color": ("gatys", {"preserve_color": True}),
+    "histogram (defaults)": ("histogram", {}),
 }
+DEFAULT_VARIANTS = ["gatys (defaults)", "gatys style_weight=5", "gatys preserve_color"]
 PAIRS = ["tubingen:starry_night", "chelsea:the_scream", "astronaut:woman_with_hat"]
 
 
@@ -66,8 +68,9 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--pairs", nargs="+", default=PAIRS, help="content:style names from samples/")
     ap.add_argument("--out", type=Path, default=REPO / "docs" / "gatys_512.jpg")
+    ap.add_argument("--variants", nargs="+", default=DEFAULT_VARIANTS, choices=list(VARIANTS))
     args = ap.parse_args()
-    render(args.pairs, args.size, VARIANTS).save(args.out, quality=88)
+    render(args.pairs, args.size, {k: VARIANTS[k] for k in args.variants}).save(args.out, quality=88)
     print(f"wrote {args.out}")
 
 
