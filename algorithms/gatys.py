@@ -10,12 +10,12 @@ computes them natively (Gram matrices and losses stay fp32).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, MutableMapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 
-from .base import Algorithm, Callback, StylizeResult
+from .base import Algorithm
 from .losses import blend_grams, gram_matrix, style_loss
 from .optimize import (
     STYLE_LAYERS_GATYS,
@@ -24,10 +24,10 @@ from .optimize import (
     check_layers,
     encode_targets,
     fingerprint,
+    image_optimization_stylize,
     layer_weights,
     memo,
     param,
-    run_image_optimization,
 )
 from .vgg import VGGEncoder
 
@@ -73,20 +73,8 @@ def gram_targets(
     return {name: blend_grams([gram_matrix(f[name]) for f in per_style], list(weights)) for name in layers}
 
 
-def stylize(
-    content: torch.Tensor,
-    styles: Sequence[torch.Tensor],
-    params: GatysParams | None = None,
-    *,
-    style_weights: Sequence[float] | None = None,
-    init_image: torch.Tensor | None = None,
-    seed: int = 0,
-    device: str | torch.device = "cpu",
-    callback: Callback | None = None,
-    cache: MutableMapping | None = None,
-) -> StylizeResult:
-    """Stylize ``content`` [1, 3, H, W] with ``styles`` (RGB in [0, 1]); see the module docstring."""
-    params = params or GatysParams()
+def gram_term_factory(params: GatysParams):
+    """The Gram style term for ``params``, its targets memoised by the style images' values."""
     lw = layer_weights(params.style_layers, params.style_layer_weights)
 
     def factory(encoder: VGGEncoder, scaled_styles, weights, precision: str, memo_cache):
@@ -107,19 +95,10 @@ def stylize(
         )
         return GramStyleTerm(params.style_layers, targets, lw, params.style_weight)
 
-    return run_image_optimization(
-        content,
-        styles,
-        params,
-        factory,
-        params.style_layers,
-        style_weights=style_weights,
-        init_image=init_image,
-        seed=seed,
-        device=device,
-        callback=callback,
-        cache=cache,
-    )
+    return factory
+
+
+stylize = image_optimization_stylize(GatysParams, gram_term_factory, lambda p: p.style_layers)
 
 
 ALGORITHM = Algorithm(

@@ -16,22 +16,21 @@ the shared coarse-to-fine loop.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, MutableMapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 
-from .base import Algorithm, Callback, StylizeResult
-from .gatys import GatysParams, GramStyleTerm, gram_targets
+from .base import Algorithm
+from .gatys import GatysParams, GramStyleTerm, gram_term_factory
 from .losses import histogram_loss
 from .optimize import (
     check_layers,
     encode_targets,
     fingerprint,
-    layer_weights,
+    image_optimization_stylize,
     memo,
     param,
-    run_image_optimization,
 )
 from .vgg import VGGEncoder
 
@@ -90,59 +89,40 @@ class HistogramStyleTerm:
         return terms
 
 
-def stylize(
-    content: torch.Tensor,
-    styles: Sequence[torch.Tensor],
-    params: HistogramParams | None = None,
-    *,
-    style_weights: Sequence[float] | None = None,
-    init_image: torch.Tensor | None = None,
-    seed: int = 0,
-    device: str | torch.device = "cpu",
-    callback: Callback | None = None,
-    cache: MutableMapping | None = None,
-) -> StylizeResult:
-    """Stylize ``content`` [1, 3, H, W] with ``styles`` (RGB in [0, 1]); see the module docstring."""
-    params = params or HistogramParams()
-    lw = layer_weights(params.style_layers, params.style_layer_weights)
+def histogram_term_factory(params: HistogramParams):
+    """Gram term + histogram term for ``params``; both targets memoised by the style images."""
+    gram_factory = gram_term_factory(params)
     hist_weight = params.style_weight * params.histogram_weight / len(params.histogram_layers)
 
     def factory(encoder: VGGEncoder, scaled_styles, weights, precision: str, memo_cache):
         key = (
+            "histogram",
+            params.histogram_layers,
             tuple(fingerprint(s) for s in scaled_styles),
             tuple(weights),
             precision,
             encoder.source,
             params.pooling,
-        )
-        grams = memo(
-            memo_cache,
-            ("gram", params.style_layers, *key),
-            lambda: gram_targets(encoder, scaled_styles, weights, params.style_layers, precision),
+            str(scaled_styles[0].device),
         )
         sorted_acts = memo(
             memo_cache,
-            ("histogram", params.histogram_layers, *key),
+            key,
             lambda: sorted_style_activations(
                 encoder, scaled_styles, weights, params.histogram_layers, precision
             ),
         )
-        gram = GramStyleTerm(params.style_layers, grams, lw, params.style_weight)
+        gram = gram_factory(encoder, scaled_styles, weights, precision, memo_cache)
         return HistogramStyleTerm(gram, sorted_acts, hist_weight)
 
-    return run_image_optimization(
-        content,
-        styles,
-        params,
-        factory,
-        tuple(dict.fromkeys((*params.style_layers, *params.histogram_layers))),
-        style_weights=style_weights,
-        init_image=init_image,
-        seed=seed,
-        device=device,
-        callback=callback,
-        cache=cache,
-    )
+    return factory
+
+
+stylize = image_optimization_stylize(
+    HistogramParams,
+    histogram_term_factory,
+    lambda p: tuple(dict.fromkeys((*p.style_layers, *p.histogram_layers))),
+)
 
 
 ALGORITHM = Algorithm(

@@ -483,6 +483,45 @@ def run_image_optimization(
     )
 
 
+def image_optimization_stylize(
+    params_type: type,
+    style_term_factory_for: Callable[[ImageOptimParams], StyleTermFactory],
+    style_layers_of: Callable[[ImageOptimParams], Sequence[str]],
+):
+    """An algorithm's ``stylize`` (the interface of ``base.StylizeFn``) from its parameter type,
+    the style-term factory it builds for given parameters, and the layers that term reads."""
+
+    def stylize(
+        content: torch.Tensor,
+        styles: Sequence[torch.Tensor],
+        params: ImageOptimParams | None = None,
+        *,
+        style_weights: Sequence[float] | None = None,
+        init_image: torch.Tensor | None = None,
+        seed: int = 0,
+        device: str | torch.device = "cpu",
+        callback: Callback | None = None,
+        cache: MutableMapping | None = None,
+    ) -> StylizeResult:
+        """Stylize ``content`` [1, 3, H, W] with ``styles`` (RGB in [0, 1])."""
+        params = params or params_type()
+        return run_image_optimization(
+            content,
+            styles,
+            params,
+            style_term_factory_for(params),
+            style_layers_of(params),
+            style_weights=style_weights,
+            init_image=init_image,
+            seed=seed,
+            device=device,
+            callback=callback,
+            cache=cache,
+        )
+
+    return stylize
+
+
 def _style_at_scale(
     style: torch.Tensor, style_scale: float | None, out_long: int, factor: float
 ) -> torch.Tensor:
