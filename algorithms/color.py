@@ -51,3 +51,23 @@ def recombine_luminance(output_rgb: torch.Tensor, content_rgb: torch.Tensor) -> 
     out_y = luminance(output_rgb)
     content_iq = rgb_to_yiq(content_rgb)[:, 1:]
     return yiq_to_rgb(torch.cat([out_y, content_iq], dim=1)).clamp(0, 1)
+
+
+def coral(source: torch.Tensor, target: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """``source`` [1, 3, H, W] recoloured so that its pixels' mean and 3x3 colour covariance equal
+    ``target``'s (CORAL, Sun, Feng & Saenko 2016; used by Huang & Belongie 2017 to preserve the
+    content's colours: the style is recoloured to the content before stylization)."""
+    s = source.double().reshape(3, -1)
+    t = target.double().reshape(3, -1)
+    s_mean, t_mean = s.mean(1, keepdim=True), t.mean(1, keepdim=True)
+    eye = torch.eye(3, dtype=torch.double, device=s.device)
+    s_cov = torch.cov(s) + eps * eye
+    t_cov = torch.cov(t) + eps * eye
+    out = _sqrtm(t_cov) @ torch.linalg.inv(_sqrtm(s_cov)) @ (s - s_mean) + t_mean
+    return out.reshape(source.shape).to(source.dtype).clamp(0, 1)
+
+
+def _sqrtm(m: torch.Tensor) -> torch.Tensor:
+    """Square root of a symmetric positive definite matrix."""
+    values, vectors = torch.linalg.eigh(m)
+    return vectors @ torch.diag(values.clamp(min=0).sqrt()) @ vectors.T

@@ -77,7 +77,7 @@ def gram_term_factory(params: GatysParams):
     """The Gram style term for ``params``, its targets memoised by the style images' values."""
     lw = layer_weights(params.style_layers, params.style_layer_weights)
 
-    def factory(encoder: VGGEncoder, scaled_styles, weights, precision: str, memo_cache):
+    def factory(encoder: VGGEncoder, content, scaled_styles, weights, precision: str, memo_cache):
         key = (
             "gram",
             tuple(fingerprint(s) for s in scaled_styles),

@@ -17,13 +17,13 @@ the shared coarse-to-fine loop.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from .base import Algorithm
 from .gatys import GatysParams, GramStyleTerm, gram_term_factory
-from .losses import histogram_loss
+from .losses import histogram_loss, target_quantiles
 from .optimize import (
     check_layers,
     encode_targets,
@@ -77,6 +77,9 @@ class HistogramStyleTerm:
     gram: GramStyleTerm
     targets: Mapping[str, torch.Tensor]  # sorted activations per histogram layer
     weight: float  # style_weight x histogram_weight / number of layers
+    # the targets resampled to the output's number of positions, per (layer, count): computed
+    # once per scale instead of at every evaluation
+    _quantiles: dict[tuple[str, int], torch.Tensor] = field(default_factory=dict, repr=False)
 
     @property
     def layers(self) -> tuple[str, ...]:
@@ -85,7 +88,11 @@ class HistogramStyleTerm:
     def __call__(self, features: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         terms = self.gram(features)
         for name, target in self.targets.items():
-            terms[f"histogram.{name}"] = self.weight * histogram_loss(features[name], target)
+            f = features[name]
+            key = (name, f.shape[-2] * f.shape[-1])
+            if key not in self._quantiles:
+                self._quantiles[key] = target_quantiles(target, key[1])
+            terms[f"histogram.{name}"] = self.weight * histogram_loss(f, self._quantiles[key])
         return terms
 
 
@@ -94,7 +101,7 @@ def histogram_term_factory(params: HistogramParams):
     gram_factory = gram_term_factory(params)
     hist_weight = params.style_weight * params.histogram_weight / len(params.histogram_layers)
 
-    def factory(encoder: VGGEncoder, scaled_styles, weights, precision: str, memo_cache):
+    def factory(encoder: VGGEncoder, content, scaled_styles, weights, precision: str, memo_cache):
         key = (
             "histogram",
             params.histogram_layers,
@@ -112,7 +119,7 @@ def histogram_term_factory(params: HistogramParams):
                 encoder, scaled_styles, weights, params.histogram_layers, precision
             ),
         )
-        gram = gram_factory(encoder, scaled_styles, weights, precision, memo_cache)
+        gram = gram_factory(encoder, content, scaled_styles, weights, precision, memo_cache)
         return HistogramStyleTerm(gram, sorted_acts, hist_weight)
 
     return factory

@@ -25,7 +25,23 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     """Gram matrices of features [B, C, H, W] -> [B, C, C], divided by H*W. Computed in fp32."""
     b, c, h, w = features.shape
     f = features.float().reshape(b, c, h * w)
-    return torch.bmm(f, f.transpose(1, 2)) / (h * w)
+    return _Gram.apply(f) / (h * w)
+
+
+class _Gram(torch.autograd.Function):
+    """F F^T with a one-product backward: d/dF = (dG + dG^T) F. Autograd's own backward for
+    ``bmm(f, f.transpose)`` computes two products and adds them; this takes 0.047 s instead of
+    0.118 s for relu1_1 at 512 px here, and the Gram terms are most of an evaluation's cost."""
+
+    @staticmethod
+    def forward(ctx, f: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(f)
+        return torch.bmm(f, f.transpose(1, 2))
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (f,) = ctx.saved_tensors
+        return torch.bmm(grad + grad.transpose(1, 2), f)
 
 
 def relative_squared_error(x: torch.Tensor, target: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -42,6 +58,22 @@ def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def style_loss(features: torch.Tensor, target_gram: torch.Tensor) -> torch.Tensor:
     """Relative squared distance between the Gram matrix of ``features`` and a target Gram."""
     return relative_squared_error(gram_matrix(features), target_gram)
+
+
+def mean_std(features: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and standard deviation over the positions of [B, C, H, W] -> [B, C, 1, 1]
+    each, in fp32 (population variance, plus ``eps`` before the square root)."""
+    f = features.float()
+    var, mean = torch.var_mean(f, dim=(2, 3), keepdim=True, correction=0)
+    return mean, (var + eps).sqrt()
+
+
+def mean_std_loss(features: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """Relative squared distance of the features' per-channel means and standard deviations to
+    targets (the style loss of Huang & Belongie 2017, normalised like every other term here)."""
+    m, s = mean_std(features)
+    num = (m - mean).pow(2).sum() + (s - std).pow(2).sum()
+    return num / (mean.pow(2).sum() + std.pow(2).sum() + 1e-8)
 
 
 def total_variation(image: torch.Tensor) -> torch.Tensor:
@@ -85,18 +117,41 @@ def histogram_match(source: torch.Tensor, target_sorted: torch.Tensor) -> torch.
     the target is read at the fractional position rank * (M - 1) / (N - 1), linearly interpolated.
     (Risser, Wilmot & Barnes 2017: "sort and assign in rank order".)
     """
-    c, n = source.shape
+    values = target_quantiles(target_sorted, source.shape[1])
+    return torch.empty_like(values).scatter_(1, rank_order(source), values)
+
+
+def target_quantiles(target_sorted: torch.Tensor, n: int) -> torch.Tensor:
+    """``target_sorted`` [C, M] (rows ascending) resampled to n values per row: the value at rank
+    r is read at position r * (M - 1) / (n - 1), linearly interpolated. Unchanged when M == n."""
     m = target_sorted.shape[1]
     if n == m:
-        values = target_sorted
-    else:
-        pos = torch.linspace(0, m - 1, n, device=source.device, dtype=torch.float32)
-        lo = pos.floor().long().clamp(max=m - 1)
-        hi = (lo + 1).clamp(max=m - 1)
-        frac = (pos - lo.float()).unsqueeze(0)
-        values = target_sorted[:, lo] * (1 - frac) + target_sorted[:, hi] * frac
-    order = source.argsort(dim=1)
-    return torch.empty_like(values).scatter_(1, order, values)
+        return target_sorted
+    pos = torch.linspace(0, m - 1, n, device=target_sorted.device, dtype=torch.float32)
+    lo = pos.floor().long().clamp(max=m - 1)
+    hi = (lo + 1).clamp(max=m - 1)
+    frac = (pos - lo.float()).unsqueeze(0)
+    return target_sorted[:, lo] * (1 - frac) + target_sorted[:, hi] * frac
+
+
+def rank_order(x: torch.Tensor) -> torch.Tensor:
+    """``argsort`` along dim 1 with ties in index order (as ``stable=True``), faster on CPUs.
+
+    On the CPU each float32 is mapped to an integer of the same order, packed with its index into
+    one int64 and the packed rows sorted in place by numpy (SIMD sort of int64), 1.7x faster here
+    than torch's argsort (relu1_1 at 512 px, 64 x 196608 values: 0.19 s against 0.32 s).
+    """
+    if x.device.type != "cpu" or x.shape[1] >= 2**31:
+        return torch.argsort(x, dim=1, stable=True)
+    # + 0.0 turns -0.0 into 0.0, which argsort treats as equal
+    bits = (x.detach().float() + 0.0).contiguous().view(torch.int32)
+    # IEEE order: non-negative floats order like their bits; negative ones reversed (flip the
+    # magnitude bits, keep the sign). The packing runs in torch (multi-threaded), the sort in numpy.
+    key = (bits ^ ((bits >> 31) & 0x7FFFFFFF)).long()
+    key <<= 32
+    key |= torch.arange(x.shape[1])
+    key.numpy().sort(axis=1)
+    return key.bitwise_and_(0xFFFFFFFF)
 
 
 def histogram_loss(features: torch.Tensor, target_sorted: torch.Tensor) -> torch.Tensor:
@@ -106,9 +161,26 @@ def histogram_loss(features: torch.Tensor, target_sorted: torch.Tensor) -> torch
     the paper.
     """
     f = features.float().reshape(features.shape[1], -1)
-    with torch.no_grad():
-        remapped = histogram_match(f.detach(), target_sorted)
-    return relative_squared_error(f, remapped)
+    return _HistogramLoss.apply(f, target_sorted)
+
+
+class _HistogramLoss(torch.autograd.Function):
+    """||f - remap(f)||^2 / ||remap(f)||^2 with the remap held constant: the gradient is
+    2 (f - remap) / ||remap||^2, computed from the difference kept from the forward pass (half the
+    time of autograd's version on relu1_1 at 512 px, 12.6M values)."""
+
+    @staticmethod
+    def forward(ctx, f: torch.Tensor, target_sorted: torch.Tensor) -> torch.Tensor:
+        remapped = histogram_match(f, target_sorted)
+        norm = remapped.pow(2).sum() + 1e-8
+        diff = f - remapped
+        ctx.save_for_backward(diff, norm)
+        return diff.pow(2).sum() / norm
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        diff, norm = ctx.saved_tensors
+        return diff * (2 * grad / norm), None
 
 
 _LAPLACIAN = torch.tensor([[0.0, -1.0, 0.0], [-1.0, 4.0, -1.0], [0.0, -1.0, 0.0]])

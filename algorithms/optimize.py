@@ -77,6 +77,10 @@ class ImageOptimParams:
         if self.scales is not None and self.steps < self.scales:
             raise ValueError(f"steps ({self.steps}) must be at least scales ({self.scales})")
 
+    def default_scales(self, long_side: int) -> int:
+        """Pyramid levels when ``scales`` is None (an algorithm may choose its own)."""
+        return auto_scales(long_side)
+
 
 # --- validation helpers (used by every parameter dataclass) --------------------------------------
 
@@ -208,11 +212,13 @@ class StyleTerm(Protocol):
     def __call__(self, features: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]: ...
 
 
-# Builds the style term for one scale from the encoder, the style images resized for that scale,
-# their blend weights, the precision the encoder runs in ("fp32" or "bf16") and the caller's memo
-# (a dict, or None) in which expensive style targets may be kept between runs (see ``memo``).
+# Builds the style term for one scale from the encoder, the content image and the style images
+# resized for that scale (the content as optimised: grey when preserving colour), the styles'
+# blend weights, the precision the encoder runs in ("fp32" or "bf16") and the caller's memo (a
+# dict, or None) in which expensive style targets may be kept between runs (see ``memo``).
 StyleTermFactory = Callable[
-    [VGGEncoder, Sequence[torch.Tensor], Sequence[float], str, MutableMapping | None], StyleTerm
+    [VGGEncoder, torch.Tensor, Sequence[torch.Tensor], Sequence[float], str, MutableMapping | None],
+    StyleTerm,
 ]
 
 
@@ -430,7 +436,7 @@ def run_image_optimization(
     else:
         opt_content = content
 
-    scales = params.scales or auto_scales(max(content.shape[-2:]))
+    scales = params.scales or params.default_scales(max(content.shape[-2:]))
     sizes = pyramid_sizes(*content.shape[-2:], scales)
     steps = split_steps(params.steps, len(sizes))
     tracker = _Tracker(sum(steps), len(sizes), start, callback)
@@ -444,10 +450,14 @@ def run_image_optimization(
         content_s = resize(opt_content, size)
         objective = Objective(
             encoder=encoder,
-            content_targets=encode_targets(encoder, content_s, params.content_layers, precision),
+            content_targets=(
+                encode_targets(encoder, content_s, params.content_layers, precision)
+                if params.content_weight
+                else {}
+            ),
             content_weights=cw,
             content_weight=params.content_weight,
-            style=style_term_factory(encoder, scaled_styles, weights, precision, cache),
+            style=style_term_factory(encoder, content_s, scaled_styles, weights, precision, cache),
             tv_weight=params.tv_weight,
             range_weight=params.content_weight + params.style_weight,
             precision=precision,

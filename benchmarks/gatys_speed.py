@@ -27,16 +27,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from benchmarks.common import spawn  # noqa: E402
 
 CONTENT = REPO / "samples" / "content" / "tubingen.jpg"
 STYLE = REPO / "samples" / "style" / "starry_night.jpg"
@@ -177,7 +176,7 @@ def run_pastiche(size: int, steps: int, out: Path) -> dict:
         "--content-layers", "block4_relu2",
         "--style-layers", *[f"block{n[4]}_relu{n[6]}" for n in STYLE_LAYERS],
     ]  # fmt: skip
-    proc, rss = _spawn(cmd)
+    proc, rss = spawn(cmd)
     if proc["returncode"] != 0:
         raise RuntimeError(f"pastiche failed: {proc['stderr'][-2000:]}")
     rows = re.findall(r"^(\d+)\s+([\d.]+)\s+[-\d.e+]+$", proc["stdout"], flags=re.M)
@@ -194,29 +193,13 @@ def run_pastiche(size: int, steps: int, out: Path) -> dict:
 # --- driver --------------------------------------------------------------------------------------
 
 
-def _spawn(cmd: list[str]) -> tuple[dict, float]:
-    """Run a command; return its output and its own peak resident memory in MB (os.wait4)."""
-    start = time.perf_counter()
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        p = subprocess.Popen(
-            cmd, stdout=out, stderr=err, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}
-        )
-        _, status, usage = os.wait4(p.pid, 0)
-        p.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        result = {"returncode": p.returncode, "stdout": out.read(), "stderr": err.read()}
-    result["wall"] = time.perf_counter() - start
-    return result, usage.ru_maxrss / 1024.0
-
-
 def run_variant(variant: str, size: int, steps: int | None, out: Path) -> dict:
     if variant == "pastiche":
         return run_pastiche(size, steps or 300, out)
     cmd = [sys.executable, __file__, "--worker", variant, "--sizes", str(size), "--out", str(out)]
     if steps is not None:
         cmd += ["--worker-steps", str(steps)]
-    proc, rss = _spawn(cmd)
+    proc, rss = spawn(cmd)
     if proc["returncode"] != 0:
         raise RuntimeError(f"{variant} failed: {proc['stderr'][-2000:]}")
     row = json.loads(proc["stdout"].strip().splitlines()[-1])

@@ -2,6 +2,9 @@
 
     python docs/make_gallery.py                       # docs/gatys_512.jpg (about 9 minutes here)
     python docs/make_gallery.py --size 128 --out /tmp/g.png --pairs tubingen:starry_night
+    python docs/make_gallery.py --size 384 --out docs/algorithms_384.jpg \
+        --variants "gatys (defaults)" "mrf (defaults)" "histogram (defaults)" --pairs \
+        tubingen:starry_night chelsea:the_scream astronaut:woman_with_hat coffee:en_campo_gris
 
 Each variant is an algorithm with parameter overrides; the distances of algorithms/metrics.py
 are printed under every output.
@@ -28,6 +31,7 @@ VARIANTS = {
     "gatys style_weight=5": ("gatys", {"style_weight": 5.0}),
     "gatys preserve_color": ("gatys", {"preserve_color": True}),
     "histogram (defaults)": ("histogram", {}),
+    "mrf (defaults)": ("mrf", {}),
 }
 DEFAULT_VARIANTS = ["gatys (defaults)", "gatys style_weight=5", "gatys preserve_color"]
 PAIRS = ["tubingen:starry_night", "chelsea:the_scream", "astronaut:woman_with_hat"]

@@ -143,3 +143,26 @@ def test_console_script_is_installed():
     exe = shutil.which("stylegrid") or os.path.join(os.path.dirname(sys.executable), "stylegrid")
     proc = subprocess.run([exe, "--help"], capture_output=True, text=True)
     assert proc.returncode == 0 and "run" in proc.stdout and "algorithms" in proc.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("algorithm", "setting", "term"),
+    [
+        ("mrf", "style_rotations=1", "mrf.relu3_1="),
+        ("histogram", "histogram_layers=relu1_1", "histogram.relu1_1="),
+    ],
+)
+def test_run_other_image_optimisation_algorithms(tmp_path, algorithm, setting, term):
+    out = tmp_path / f"{algorithm}.png"
+    proc = stylegrid(*run_args(out), "--algorithm", algorithm, "--set", setting)
+    assert proc.returncode == 0, proc.stderr
+    assert term in proc.stdout and max(Image.open(out).size) == 48
+    listing = stylegrid("algorithms").stdout
+    assert f"\n{algorithm} (optimization)" in listing
+
+
+def test_algorithm_specific_parameter_errors_name_the_parameter(tmp_path):
+    proc = stylegrid(*run_args(tmp_path / "o.png"), "--algorithm", "mrf", "--set", "patch_size=0")
+    assert_clean_error(proc, 1, "patch_size")
+    assert not list(tmp_path.iterdir())

@@ -125,3 +125,30 @@ def test_recombine_keeps_content_chroma():
     mixed = color.recombine_luminance(out, content)
     assert torch.allclose(color.rgb_to_yiq(mixed)[:, 1:], color.rgb_to_yiq(content)[:, 1:], atol=1e-4)
     assert torch.allclose(color.luminance(mixed), color.luminance(out), atol=1e-4)
+
+
+def test_gram_backward_matches_autograd_of_the_plain_product():
+    from algorithms.losses import _Gram
+
+    f = torch.randn(2, 3, 7, dtype=torch.double, requires_grad=True)
+    assert torch.autograd.gradcheck(_Gram.apply, (f,))
+    plain = torch.randn(1, 4, 3, 5, requires_grad=True)
+    fast = plain.detach().clone().requires_grad_(True)
+    target = torch.randn(1, 4, 4)
+    (
+        (torch.bmm(plain.reshape(1, 4, 15), plain.reshape(1, 4, 15).transpose(1, 2)) / 15 - target) ** 2
+    ).sum().backward()
+    ((gram_matrix(fast) - target) ** 2).sum().backward()
+    assert torch.allclose(plain.grad, fast.grad, atol=1e-5)
+
+
+def test_rank_order_is_a_stable_argsort_with_negatives_ties_and_signed_zeros():
+    from algorithms.losses import rank_order
+
+    torch.manual_seed(3)
+    x = torch.randn(5, 1000)
+    x[:, ::4] = 0.0
+    x[:, 1::9] = -0.0
+    x[:, 2::11] = 1.5
+    x[0, :3] = torch.tensor([float("inf"), -float("inf"), 1e-38])
+    assert torch.equal(rank_order(x), torch.argsort(x, dim=1, stable=True))

@@ -61,3 +61,18 @@ def test_sweep_overhead_smoke():
     assert "orchestration overhead per job" in proc.stdout
     assert "MLflow child run logged call by call" in proc.stdout
     assert "2 workers" in proc.stdout and "steady state" in proc.stdout
+
+
+def test_algorithm_speed_smoke(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/algorithm_speed.py", "--smoke-test", "--out-dir", str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    table = proc.stdout.split("algorithm", 1)[1]
+    for algorithm in ("gatys", "mrf", "histogram"):
+        assert f"\n{algorithm} " in table
+        assert (tmp_path / f"{algorithm}_64.png").exists()

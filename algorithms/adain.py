@@ -1,0 +1,475 @@
+"""Huang & Belongie, "Arbitrary Style Transfer in Real-time with Adaptive Instance Normalization"
+(ICCV 2017): one forward pass per image.
+
+The content and style images go through VGG-19 up to relu4_1; ``adain`` gives the content's
+features the style's per-channel mean and standard deviation; a decoder mirroring the encoder
+(reflection padding, nearest-neighbour upsampling) turns them back into an image.
+
+Two encoder / decoder pairs are understood, and a decoder is always used with the encoder it was
+trained against:
+
+* ``encoder="caffe"`` (default): stylegrid's VGG-19 (``vgg.py``, the original caffe weights, zero
+  padding) with the decoder shipped in ``algorithms/weights/`` or one trained with
+  ``stylegrid train-adain`` (a ``.json`` file beside it records its encoder).
+* the published pytorch-AdaIN files: ``encoder=vgg_normalised.pth`` and ``decoder=decoder.pth``,
+  plain state dicts of an ``nn.Sequential`` whose layouts ``published_vgg`` and ``decoder_layout``
+  reproduce module for module, so the files load directly.
+
+``mode="optimize"`` needs no decoder: the image is optimised on the shared loop (``optimize.py``)
+toward the AdaIN target at relu4_1 with the mean / std style loss of the paper.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import time
+from collections.abc import Mapping, MutableMapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import color
+from .base import Algorithm, Callback, StepLoss, StylizeResult
+from .losses import mean_std, mean_std_loss, relative_squared_error
+from .optimize import (
+    ImageOptimParams,
+    autocast,
+    check_non_negative,
+    encode_targets,
+    fingerprint,
+    layer_weights,
+    memo,
+    param,
+    resolve_precision,
+    run_image_optimization,
+)
+from .vgg import LAYER_INDEX, VGGEncoder, WeightsUnavailable, get_encoder
+
+STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+CONTENT_LAYER = "relu4_1"
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+DEFAULT_DECODER = WEIGHTS_DIR / "adain_decoder.pth"
+MULTIPLE = 8  # the decoder upsamples three times: sizes are padded to a multiple of 8
+
+
+@dataclass(frozen=True, kw_only=True)
+class AdaINParams(ImageOptimParams):
+    """Feed-forward AdaIN; the fields inherited from the optimisation loop (steps, optimizer,
+    scales, ...) apply to ``mode=optimize`` only."""
+
+    mode: Literal["decoder", "optimize"] = param(
+        "decoder", "decoder: one forward pass; optimize: optimise the image toward the AdaIN target"
+    )
+    alpha: float = param(1.0, "content-style trade-off in [0, 1]: 0 = the content's own features")
+    decoder: str = param("default", "decoder state dict: default (shipped) or a path (pytorch-AdaIN layout)")
+    encoder: str = param(
+        "caffe", "caffe (stylegrid's VGG-19) or a path to pytorch-AdaIN's vgg_normalised.pth"
+    )
+    style_weight: float = param(10.0, "weight of the mean/std style loss (the paper's lambda)")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
+        check_non_negative(self, "style_weight")
+
+
+# --- pure functions --------------------------------------------------------------------------------
+
+
+def adain(content_feat: torch.Tensor, style_feat: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Content features [B, C, H, W] with each channel's mean and standard deviation replaced by
+    the style features' (AdaIN, equation 8 of the paper)."""
+    s_mean, s_std = mean_std(style_feat, eps)
+    return adain_to(content_feat, s_mean, s_std, eps)
+
+
+def adain_to(content_feat: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, eps: float = 1e-5):
+    c_mean, c_std = mean_std(content_feat, eps)
+    return (content_feat - c_mean) / c_std * std + mean
+
+
+def adain_target(
+    content_feat: torch.Tensor,
+    style_stats: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    weights: Sequence[float],
+    alpha: float,
+) -> torch.Tensor:
+    """The decoder's input: the weighted mix of the content re-normalised to each style's
+    statistics (style interpolation, section 7 of the paper), blended with the content's own
+    features by ``alpha``."""
+    total = float(sum(weights))
+    if total <= 0 or any(w < 0 for w in weights):
+        raise ValueError(f"style weights must be non-negative with a positive sum, got {list(weights)}")
+    mixed = sum(
+        (w / total) * adain_to(content_feat, m, s) for (m, s), w in zip(style_stats, weights, strict=True)
+    )
+    return alpha * mixed + (1 - alpha) * content_feat
+
+
+def pad_to_multiple(image: torch.Tensor, multiple: int = MULTIPLE) -> torch.Tensor:
+    """Pad right and bottom (reflected, replicated where the image is too small to reflect)."""
+    h, w = image.shape[-2:]
+    ph, pw = -h % multiple, -w % multiple
+    if not ph and not pw:
+        return image
+    mode = "reflect" if ph < h and pw < w else "replicate"
+    return F.pad(image, (0, pw, 0, ph), mode=mode)
+
+
+# --- networks with the published module layouts ------------------------------------------------------
+
+
+def decoder_layout() -> nn.Sequential:
+    """pytorch-AdaIN's decoder, module for module: convs at 1, 5, 8, 11, 14, 18, 21, 25, 28, each
+    after ReflectionPad2d(1) and followed by ReLU except the last; nearest x2 at 3, 16 and 23."""
+    layers: list[nn.Module] = []
+
+    def conv(cin: int, cout: int, relu: bool = True) -> None:
+        layers.extend([nn.ReflectionPad2d(1), nn.Conv2d(cin, cout, 3)])
+        if relu:
+            layers.append(nn.ReLU())
+
+    def up() -> None:
+        layers.append(nn.Upsample(scale_factor=2, mode="nearest"))
+
+    conv(512, 256), up()
+    conv(256, 256), conv(256, 256), conv(256, 256), conv(256, 128), up()
+    conv(128, 128), conv(128, 64), up()
+    conv(64, 64), conv(64, 3, relu=False)
+    return nn.Sequential(*layers)
+
+
+# relu outputs of the published encoder, by index in its nn.Sequential
+PUBLISHED_RELU_INDEX = {"relu1_1": 3, "relu2_1": 10, "relu3_1": 17, "relu4_1": 30}
+
+
+def published_vgg() -> nn.Sequential:
+    """pytorch-AdaIN's ``vgg_normalised`` layout: a 1x1 conv mapping RGB in [0, 1] to the caffe
+    convention, then VGG-19's 3x3 convs (each after ReflectionPad2d(1), followed by ReLU) and
+    MaxPool2d(2, 2, ceil_mode=True) between the blocks; 53 modules."""
+    layers: list[nn.Module] = [nn.Conv2d(3, 3, 1)]
+    channels = [(3, 64), (64, 64), "pool", (64, 128), (128, 128), "pool"]
+    channels += [(128, 256)] + [(256, 256)] * 3 + ["pool", (256, 512)] + [(512, 512)] * 3 + ["pool"]
+    channels += [(512, 512)] * 4
+    for item in channels:
+        if item == "pool":
+            layers.append(nn.MaxPool2d(2, 2, ceil_mode=True))
+        else:
+            layers.extend([nn.ReflectionPad2d(1), nn.Conv2d(*item, 3), nn.ReLU()])
+    return nn.Sequential(*layers)
+
+
+class PublishedEncoder(nn.Module):
+    """The published encoder truncated after relu4_1 (index 30), with ``VGGEncoder``'s interface."""
+
+    def __init__(self, net: nn.Sequential, source: str):
+        super().__init__()
+        self.net = net[: PUBLISHED_RELU_INDEX["relu4_1"] + 1]
+        self.source = source
+        self.requires_grad_(False)
+        self.eval()
+
+    def forward(self, image: torch.Tensor, layers) -> dict[str, torch.Tensor]:
+        wanted = set(layers)
+        unknown = wanted - set(PUBLISHED_RELU_INDEX)
+        if unknown:
+            raise ValueError(
+                f"the published encoder gives {sorted(PUBLISHED_RELU_INDEX)}, not {sorted(unknown)}"
+            )
+        out, x = {}, image
+        last = max(PUBLISHED_RELU_INDEX[n] for n in wanted)
+        for i, module in enumerate(self.net[: last + 1]):
+            x = module(x)
+            for name in wanted:
+                if PUBLISHED_RELU_INDEX[name] == i:
+                    out[name] = x
+        return out
+
+
+def load_state_into(net: nn.Sequential, path: str | Path, what: str) -> nn.Sequential:
+    """Load a plain state dict into ``net``; errors name the file and the first mismatch."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsUnavailable(f"{path}: no such {what} file")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unreadable file gets the same one-line error
+        raise WeightsUnavailable(f"{path}: not a readable torch file ({type(e).__name__}: {e})") from None
+    if not isinstance(state, Mapping):
+        raise WeightsUnavailable(f"{path}: expected a state dict, found {type(state).__name__}")
+    expected = net.state_dict()
+    for key, value in expected.items():
+        if key not in state:
+            raise WeightsUnavailable(f"{path}: not a {what} state dict (missing {key})")
+        if tuple(state[key].shape) != tuple(value.shape):
+            raise WeightsUnavailable(
+                f"{path}: {key} has shape {tuple(state[key].shape)}, a {what} needs {tuple(value.shape)}"
+            )
+    extra = sorted(set(state) - set(expected))
+    if extra:
+        raise WeightsUnavailable(f"{path}: not a {what} state dict (unexpected {extra[0]})")
+    net.load_state_dict({k: v.float() for k, v in state.items()})
+    return net
+
+
+def decoder_encoder(decoder: str) -> str | None:
+    """The encoder a stylegrid decoder file was trained against (from the .json beside it)."""
+    path = DEFAULT_DECODER if decoder == "default" else Path(decoder)
+    meta = path.with_suffix(".json")
+    if meta.is_file():
+        return json.loads(meta.read_text()).get("encoder")
+    return None
+
+
+def resolve_pair(params: AdaINParams) -> tuple[str, str]:
+    """(decoder path, encoder) with the rule that a decoder goes with the encoder it was trained
+    against: a published decoder (no .json beside it) needs an explicit published encoder."""
+    decoder = str(DEFAULT_DECODER) if params.decoder == "default" else params.decoder
+    if params.decoder == "default" and not DEFAULT_DECODER.is_file():
+        raise WeightsUnavailable(
+            f"{DEFAULT_DECODER}: the default AdaIN decoder is missing; train one with "
+            "`stylegrid train-adain` or pass decoder=PATH encoder=PATH (pytorch-AdaIN files)"
+        )
+    trained_with = decoder_encoder(decoder)
+    if trained_with is None and params.encoder == "caffe":
+        raise WeightsUnavailable(
+            f"{decoder}: a decoder without a stylegrid .json beside it is taken to be a pytorch-AdaIN "
+            "decoder; pass the vgg_normalised.pth it was trained against as encoder=PATH"
+        )
+    if trained_with is not None and trained_with != params.encoder:
+        raise WeightsUnavailable(
+            f"{decoder}: trained against encoder {trained_with!r}, not {params.encoder!r}"
+        )
+    return decoder, params.encoder
+
+
+@functools.lru_cache(maxsize=4)
+def get_decoder(path: str, device: str) -> nn.Sequential:
+    net = load_state_into(decoder_layout(), path, "pytorch-AdaIN decoder")
+    return net.requires_grad_(False).eval().to(device)
+
+
+@functools.lru_cache(maxsize=4)
+def _published_encoder(path: str, device: str) -> PublishedEncoder:
+    net = load_state_into(published_vgg(), path, "pytorch-AdaIN vgg_normalised")
+    return PublishedEncoder(net, path).to(device)
+
+
+def get_adain_encoder(encoder: str, device: str | torch.device) -> VGGEncoder | PublishedEncoder:
+    """The encoder up to relu4_1: stylegrid's caffe VGG-19 or the published vgg_normalised."""
+    if encoder == "caffe":
+        return get_encoder(STYLE_LAYERS, source="caffe", device=device)
+    return _published_encoder(encoder, str(torch.device(device)))
+
+
+# --- inference -------------------------------------------------------------------------------------------
+
+
+def style_statistics(
+    encoder, style: torch.Tensor, precision: str
+) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    feats = encode_targets(encoder, style, STYLE_LAYERS, precision)
+    return {name: mean_std(f) for name, f in feats.items()}
+
+
+def stylize_batch(
+    contents: torch.Tensor,
+    styles: Sequence[torch.Tensor],
+    params: AdaINParams | None = None,
+    *,
+    style_weights: Sequence[float] | None = None,
+    device: str | torch.device = "cpu",
+    cache: MutableMapping | None = None,
+) -> torch.Tensor:
+    """Stylize a batch of same-size contents [B, 3, H, W] (RGB in [0, 1]) in one forward pass."""
+    params = params or AdaINParams()
+    device = torch.device(device)
+    precision = resolve_precision(params.precision, device)
+    decoder_path, encoder_name = resolve_pair(params)
+    encoder = get_adain_encoder(encoder_name, device)
+    decoder = get_decoder(decoder_path, str(device))
+    weights = list(style_weights) if style_weights is not None else [1.0] * len(styles)
+    if len(weights) != len(styles):
+        raise ValueError(f"{len(styles)} style images but {len(weights)} style weights")
+    contents = contents.to(device).float()
+    h, w = contents.shape[-2:]
+    x = pad_to_multiple(contents)
+    with torch.no_grad():
+        fc = encode_targets(encoder, x, [CONTENT_LAYER], precision)[CONTENT_LAYER]
+        targets = []
+        for i in range(contents.shape[0]):
+            stats = [
+                _stats(encoder, s.to(device).float(), contents[i : i + 1], params, precision, cache)
+                for s in styles
+            ]
+            targets.append(
+                adain_target(fc[i : i + 1], [st[CONTENT_LAYER] for st in stats], weights, params.alpha)
+            )
+        with autocast(precision, device):
+            out = decoder(torch.cat(targets).contiguous(memory_format=torch.channels_last))
+    return out.float()[..., :h, :w].clamp(0, 1).contiguous()
+
+
+def _stats(encoder, style, content, params: AdaINParams, precision: str, cache):
+    """Style statistics, memoised by the style's values (recoloured to the content first when
+    preserving colour, so then per content)."""
+    if params.preserve_color:
+        style = color.coral(style, content)
+    key = ("adain", fingerprint(style), getattr(encoder, "source", ""), precision, str(style.device))
+    return memo(cache, key, lambda: style_statistics(encoder, style, precision))
+
+
+def stylize(
+    content: torch.Tensor,
+    styles: Sequence[torch.Tensor],
+    params: AdaINParams | None = None,
+    *,
+    style_weights: Sequence[float] | None = None,
+    init_image: torch.Tensor | None = None,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    callback: Callback | None = None,
+    cache: MutableMapping | None = None,
+) -> StylizeResult:
+    """The ``stylize`` interface: the decoder (one step) or ``mode=optimize``."""
+    params = params or AdaINParams()
+    if not styles:
+        raise ValueError("at least one style image is needed")
+    if params.mode == "optimize":
+        return _optimize(content, styles, params, style_weights, init_image, seed, device, callback, cache)
+    start = time.perf_counter()
+    image = stylize_batch(content, styles, params, style_weights=style_weights, device=device, cache=cache)
+    losses = _report_losses(image, content, styles, params, style_weights, device, cache)
+    history = [StepLoss(1, 0, losses)]
+    return StylizeResult(
+        image=image.cpu(),
+        history=history,
+        evaluations=1,
+        elapsed=time.perf_counter() - start,
+        precision=resolve_precision(params.precision, torch.device(device)),
+        device=str(torch.device(device)),
+    )
+
+
+def _report_losses(image, content, styles, params, style_weights, device, cache) -> dict[str, float]:
+    """The training losses of the result (content to the AdaIN target, mean/std per layer), so
+    that feed-forward rows in a sweep carry losses comparable between decoders."""
+    device = torch.device(device)
+    precision = resolve_precision(params.precision, device)
+    encoder = get_adain_encoder(resolve_pair(params)[1], device)
+    weights = list(style_weights) if style_weights is not None else [1.0] * len(styles)
+    content = content.to(device).float()
+    with torch.no_grad():
+        stats = [_stats(encoder, s.to(device).float(), content, params, precision, cache) for s in styles]
+        target = adain_target(
+            encode_targets(encoder, content, [CONTENT_LAYER], precision)[CONTENT_LAYER],
+            [st[CONTENT_LAYER] for st in stats],
+            weights,
+            params.alpha,
+        )
+        feats = encode_targets(encoder, image.to(device), STYLE_LAYERS, precision)
+        losses = {"adain.content": float(relative_squared_error(feats[CONTENT_LAYER], target))}
+        for name in STYLE_LAYERS:
+            mean, std = _blend_stats([st[name] for st in stats], weights)
+            losses[f"style.{name}"] = float(mean_std_loss(feats[name], mean, std))
+    losses["total"] = losses["adain.content"] + params.style_weight * sum(
+        v for k, v in losses.items() if k.startswith("style.")
+    ) / len(STYLE_LAYERS)
+    return losses
+
+
+def _blend_stats(stats: Sequence[tuple[torch.Tensor, torch.Tensor]], weights: Sequence[float]):
+    total = float(sum(weights))
+    mean = sum(m * (w / total) for (m, _), w in zip(stats, weights, strict=True))
+    std = sum(s * (w / total) for (_, s), w in zip(stats, weights, strict=True))
+    return mean, std
+
+
+# --- mode=optimize ------------------------------------------------------------------------------------
+
+
+@dataclass
+class AdaINOptimTerm:
+    """Content loss to the AdaIN target at relu4_1 + mean/std style losses (relative, like every
+    term of the optimisation loop)."""
+
+    target: torch.Tensor
+    stats: Mapping[str, tuple[torch.Tensor, torch.Tensor]]
+    content_weight: float
+    style_weight: float
+    layer_weights: Mapping[str, float]
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        return STYLE_LAYERS
+
+    def __call__(self, features: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        terms = {
+            "adain.content": self.content_weight
+            * relative_squared_error(features[CONTENT_LAYER], self.target)
+        }
+        for name in STYLE_LAYERS:
+            mean, std = self.stats[name]
+            terms[f"style.{name}"] = (
+                self.style_weight * self.layer_weights[name] * mean_std_loss(features[name], mean, std)
+            )
+        return terms
+
+
+def adain_term_factory(params: AdaINParams):
+    lw = layer_weights(STYLE_LAYERS, None)
+
+    def factory(encoder, content, scaled_styles, weights, precision, memo_cache):
+        stats = [
+            memo(
+                memo_cache,
+                ("adain", fingerprint(s), encoder.source, precision, str(s.device)),
+                lambda s=s: style_statistics(encoder, s, precision),
+            )
+            for s in scaled_styles
+        ]
+        fc = encode_targets(encoder, content, [CONTENT_LAYER], precision)[CONTENT_LAYER]
+        target = adain_target(fc, [st[CONTENT_LAYER] for st in stats], weights, params.alpha)
+        blended = {name: _blend_stats([st[name] for st in stats], weights) for name in STYLE_LAYERS}
+        return AdaINOptimTerm(target, blended, params.content_weight, params.style_weight, lw)
+
+    return factory
+
+
+def _optimize(content, styles, params, style_weights, init_image, seed, device, callback, cache):
+    # The content loss is the term's (to the AdaIN target), not the loop's (to the content's
+    # own relu4_2): the loop's is switched off.
+    loop_params = dataclasses.replace(params, content_weight=0.0)
+    return run_image_optimization(
+        content,
+        styles,
+        loop_params,
+        adain_term_factory(params),
+        STYLE_LAYERS,
+        style_weights=style_weights,
+        init_image=init_image,
+        seed=seed,
+        device=device,
+        callback=callback,
+        cache=cache,
+    )
+
+
+assert LAYER_INDEX[CONTENT_LAYER] == max(LAYER_INDEX[n] for n in STYLE_LAYERS)
+
+ALGORITHM = Algorithm(
+    name="adain",
+    params_type=AdaINParams,
+    stylize=stylize,
+    summary="adaptive instance normalisation: encoder, AdaIN, decoder; one forward pass",
+    citation="Huang & Belongie, Arbitrary Style Transfer in Real-time with Adaptive Instance "
+    "Normalization, ICCV 2017",
+    kind="feedforward",
+)

@@ -1,0 +1,262 @@
+"""Li & Wand, "Combining Markov Random Fields and Convolutional Neural Networks for Image
+Synthesis" (CVPR 2016, CNNMRF): a style loss on local patches of VGG-19 feature maps.
+
+Every 3x3 patch of the output's feature map (taken with the *synthesis stride*, 2) is matched to
+the patch of the style's feature map (taken with the *sample stride*, 2) with the highest
+normalised cross-correlation, and the loss is the squared distance to that match; the match is
+a target, not differentiated. Matching is a convolution of the output's features with the
+normalised style patches as filters, run over the patch bank in chunks so that its memory stays
+bounded whatever the bank's size. Defaults as CNNMRF: relu3_1 and relu4_1, content relu4_2,
+three resolutions, optional rotated (pi/24 apart) and scaled (x1.05 apart) copies of the style
+for a richer bank ("2n + 1" copies each, as CNNMRF's ``num_rotation`` / ``num_scale``).
+
+Normalisation, as for every term here (``losses.py``): each layer's loss is the mean squared
+distance of a patch to its match divided by the mean squared norm of the bank's patches, so a
+value of 1 means "as far as zero activations would be". Several style images pool their patches
+into one bank (NN matching has nothing to blend); a style with weight 0 is left out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .base import Algorithm
+from .optimize import (
+    ImageOptimParams,
+    check_layer_weights,
+    check_layers,
+    check_positive,
+    encode_targets,
+    fingerprint,
+    image_optimization_stylize,
+    layer_weights,
+    memo,
+    param,
+)
+from .vgg import VGGEncoder
+
+ROTATION_STEP = math.pi / 24  # CNNMRF's spacing of the rotated copies
+SCALE_STEP = 1.05  # and of the scaled copies
+MRF_COARSEST = 64  # the automatic pyramid keeps its coarsest long side >= this
+MATCH_CHUNK_ELEMENTS = 1 << 24  # scores held at once while matching: 64 MB in fp32
+
+
+@dataclass(frozen=True, kw_only=True)
+class MRFParams(ImageOptimParams):
+    style_weight: float = param(2.0, "weight of the MRF (patch) style loss")
+    scales: int | None = param(
+        None, "coarse-to-fine levels; default 3 as CNNMRF, fewer to keep the coarsest >= 64 px"
+    )
+    steps: int = param(200, "optimisation steps in total, split equally over the scales")
+    mrf_layers: tuple[str, ...] = param(("relu3_1", "relu4_1"), "VGG-19 layers whose patches are matched")
+    mrf_layer_weights: tuple[float, ...] | None = param(None, "one per MRF layer; default equal")
+    patch_size: int = param(3, "side of the square feature patches")
+    sample_stride: int = param(2, "stride between the style's patches (the bank)")
+    synthesis_stride: int = param(2, "stride between the output's patches")
+    style_rotations: int = param(0, "rotated style copies each way, pi/24 apart (2n + 1 in the bank)")
+    style_rescales: int = param(0, "scaled style copies each way, x1.05 apart (2n + 1 in the bank)")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_layers(self, "mrf_layers")
+        check_layer_weights(self, "mrf_layers", "mrf_layer_weights")
+        check_positive(self, "patch_size", "sample_stride", "synthesis_stride")
+        if self.style_rotations < 0 or self.style_rescales < 0:
+            raise ValueError("style_rotations and style_rescales must be >= 0")
+
+    def default_scales(self, long_side: int) -> int:
+        """Three resolutions as CNNMRF, fewer when the coarsest would be under MRF_COARSEST px."""
+        levels = 1
+        while levels < 3 and long_side / 2**levels >= MRF_COARSEST:
+            levels += 1
+        return levels
+
+
+# --- pure functions --------------------------------------------------------------------------------
+
+
+def extract_patches(features: torch.Tensor, size: int, stride: int) -> torch.Tensor:
+    """[1, C, H, W] -> [N, C*size*size], N patches in row-major order of their top-left corner."""
+    return F.unfold(features, size, stride=stride)[0].t()
+
+
+def normalise_rows(patches: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    return patches / (patches.float().norm(dim=1, keepdim=True) + eps).to(patches.dtype)
+
+
+def nearest_patches(
+    features: torch.Tensor, filters: torch.Tensor, stride: int, chunk_elements: int = MATCH_CHUNK_ELEMENTS
+) -> torch.Tensor:
+    """Index of the best-matching filter for every output patch, in ``extract_patches`` order.
+
+    ``filters`` [N, C, k, k] are the unit-norm style patches: the convolution of ``features``
+    [1, C, H, W] with them is each output patch's cross-correlation with each style patch, up to
+    the output patch's own norm, which does not change which style patch is best. The filters
+    run in chunks, keeping a running maximum, so that the scores held at once stay under
+    ``chunk_elements`` whatever the size of the bank.
+    """
+    k = filters.shape[-1]
+    h = (features.shape[-2] - k) // stride + 1
+    w = (features.shape[-1] - k) // stride + 1
+    chunk = max(1, chunk_elements // (h * w))
+    best = torch.full((h * w,), -math.inf, device=features.device)
+    index = torch.zeros(h * w, dtype=torch.long, device=features.device)
+    for start in range(0, filters.shape[0], chunk):
+        scores = F.conv2d(features, filters[start : start + chunk], stride=stride)[0].flatten(1).float()
+        value, arg = scores.max(dim=0)
+        better = value > best
+        best = torch.where(better, value, best)
+        index = torch.where(better, arg + start, index)
+    return index
+
+
+def mrf_loss(
+    features: torch.Tensor,
+    bank: torch.Tensor,
+    filters: torch.Tensor,
+    bank_sq_norm: float,
+    patch_size: int,
+    stride: int,
+) -> torch.Tensor:
+    """Mean squared distance of the output's patches to their best matches in ``bank`` [N, K],
+    relative to the bank's mean squared patch norm; no gradient through the matching."""
+    with torch.no_grad():
+        index = nearest_patches(features.detach().to(filters.dtype), filters, stride)
+    patches = extract_patches(features, patch_size, stride).float()
+    return (patches - bank[index]).pow(2).sum(dim=1).mean() / (bank_sq_norm + 1e-8)
+
+
+def style_variants(style: torch.Tensor, rotations: int, rescales: int) -> list[torch.Tensor]:
+    """The style and its rotated (+-n x pi/24, reflected at the borders) and scaled (x1.05^+-n)
+    copies, as CNNMRF builds its patch bank."""
+    out = [style]
+    for i in range(1, rotations + 1):
+        out += [rotate(style, sign * i * ROTATION_STEP) for sign in (-1, 1)]
+    h, w = style.shape[-2:]
+    for i in range(1, rescales + 1):
+        for f in (SCALE_STEP**-i, SCALE_STEP**i):
+            size = (max(1, round(h * f)), max(1, round(w * f)))
+            out.append(F.interpolate(style, size=size, mode="bicubic", align_corners=False, antialias=True))
+    return out
+
+
+def rotate(image: torch.Tensor, angle: float) -> torch.Tensor:
+    """``image`` rotated by ``angle`` radians about its centre, same size, borders reflected."""
+    c, s = math.cos(angle), math.sin(angle)
+    h, w = image.shape[-2:]
+    # affine_grid works in [-1, 1] coordinates; correct for the aspect ratio
+    theta = torch.tensor([[c, -s * h / w, 0.0], [s * w / h, c, 0.0]], dtype=image.dtype, device=image.device)
+    grid = F.affine_grid(theta[None], list(image.shape), align_corners=False)
+    return F.grid_sample(image, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+# --- the style term --------------------------------------------------------------------------------
+
+
+@dataclass
+class PatchBank:
+    patches: torch.Tensor  # [N, C*k*k] fp32: the match targets
+    filters: torch.Tensor  # [N, C, k, k] unit norm, in the encoder's dtype: the matching filters
+    sq_norm: float  # mean squared norm of the patches
+
+
+def build_banks(
+    encoder: VGGEncoder,
+    styles: Sequence[torch.Tensor],
+    weights: Sequence[float],
+    params: MRFParams,
+    precision: str,
+) -> dict[str, PatchBank]:
+    k = params.patch_size
+    per_layer: dict[str, list[torch.Tensor]] = {name: [] for name in params.mrf_layers}
+    for style, w in zip(styles, weights, strict=True):
+        if w <= 0:
+            continue
+        for variant in style_variants(style, params.style_rotations, params.style_rescales):
+            feats = encode_targets(encoder, variant, params.mrf_layers, precision)
+            for name, f in feats.items():
+                if min(f.shape[-2:]) >= k:
+                    per_layer[name].append(extract_patches(f, k, params.sample_stride))
+    banks = {}
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    for name, parts in per_layer.items():
+        if not parts:
+            raise ValueError(
+                f"mrf: the style images are too small for {k}x{k} patches at {name} at this scale "
+                f"(style {tuple(styles[0].shape[-2:])} px); use larger style images or fewer scales"
+            )
+        patches = torch.cat(parts)
+        c = patches.shape[1] // (k * k)
+        filters = normalise_rows(patches).reshape(-1, c, k, k).to(dtype)
+        filters = filters.contiguous(memory_format=torch.channels_last)
+        banks[name] = PatchBank(patches, filters, float(patches.pow(2).sum(dim=1).mean()))
+    return banks
+
+
+@dataclass
+class MRFStyleTerm:
+    banks: Mapping[str, PatchBank]
+    weights: Mapping[str, float]
+    style_weight: float
+    patch_size: int
+    stride: int
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        return tuple(self.banks)
+
+    def __call__(self, features: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        terms = {}
+        for name, bank in self.banks.items():
+            f = features[name]
+            if min(f.shape[-2:]) < self.patch_size:
+                raise ValueError(
+                    f"mrf: the output's {name} map is {tuple(f.shape[-2:])}, smaller than the "
+                    f"{self.patch_size}x{self.patch_size} patches; use a larger size or fewer scales"
+                )
+            loss = mrf_loss(f, bank.patches, bank.filters, bank.sq_norm, self.patch_size, self.stride)
+            terms[f"mrf.{name}"] = self.style_weight * self.weights[name] * loss
+        return terms
+
+
+def mrf_term_factory(params: MRFParams):
+    """The MRF style term for ``params``; its patch banks memoised by the style images."""
+    lw = layer_weights(params.mrf_layers, params.mrf_layer_weights)
+
+    def factory(encoder: VGGEncoder, content, scaled_styles, weights, precision: str, memo_cache):
+        key = (
+            "mrf",
+            tuple(fingerprint(s) for s in scaled_styles),
+            tuple(w > 0 for w in weights),
+            params.mrf_layers,
+            params.patch_size,
+            params.sample_stride,
+            params.style_rotations,
+            params.style_rescales,
+            precision,
+            encoder.source,
+            params.pooling,
+            str(scaled_styles[0].device),
+        )
+        banks = memo(memo_cache, key, lambda: build_banks(encoder, scaled_styles, weights, params, precision))
+        return MRFStyleTerm(banks, lw, params.style_weight, params.patch_size, params.synthesis_stride)
+
+    return factory
+
+
+stylize = image_optimization_stylize(MRFParams, mrf_term_factory, lambda p: p.mrf_layers)
+
+
+ALGORITHM = Algorithm(
+    name="mrf",
+    params_type=MRFParams,
+    stylize=stylize,
+    summary="patch nearest-neighbour (MRF) style loss on feature maps, image optimisation",
+    citation="Li & Wand, Combining Markov Random Fields and Convolutional Neural Networks for Image "
+    "Synthesis, CVPR 2016",
+)

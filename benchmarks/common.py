@@ -1,0 +1,31 @@
+"""Helpers the benchmark scripts share: run a child process and read its own peak memory."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def spawn(cmd: list[str]) -> tuple[dict, float]:
+    """Run a command in the repository; return its output and its own peak resident memory in MB
+    (``os.wait4``: the child's maximum RSS, not the parent's)."""
+    start = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        p = subprocess.Popen(
+            cmd, stdout=out, stderr=err, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}
+        )
+        _, status, usage = os.wait4(p.pid, 0)
+        out.seek(0)
+        err.seek(0)
+        result = {
+            "returncode": os.waitstatus_to_exitcode(status),
+            "stdout": out.read(),
+            "stderr": err.read(),
+        }
+    result["wall"] = time.perf_counter() - start
+    return result, usage.ru_maxrss / 1024.0

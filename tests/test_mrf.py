@@ -1,0 +1,110 @@
+"""The MRF algorithm (Li & Wand 2016): patch matching, its loss, the style bank and a real run."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from algorithms import get_algorithm
+from algorithms.mrf import (
+    MRFParams,
+    extract_patches,
+    mrf_loss,
+    nearest_patches,
+    normalise_rows,
+    rotate,
+    style_variants,
+    stylize,
+)
+
+
+def _bank(style: torch.Tensor, k: int = 3, stride: int = 2):
+    patches = extract_patches(style, k, stride)
+    filters = normalise_rows(patches).reshape(-1, style.shape[1], k, k)
+    return patches, filters, float(patches.pow(2).sum(dim=1).mean())
+
+
+def _brute_force(features: torch.Tensor, bank: torch.Tensor, k: int, stride: int) -> torch.Tensor:
+    """For every output patch, the bank patch of highest normalised cross-correlation, one by one."""
+    best = []
+    c, h, w = features.shape[1:]
+    for i in range(0, h - k + 1, stride):
+        for j in range(0, w - k + 1, stride):
+            q = features[0, :, i : i + k, j : j + k].reshape(-1)
+            ncc = [float(q @ s / (q.norm() * s.norm())) for s in bank]
+            best.append(max(range(len(bank)), key=ncc.__getitem__))
+    return torch.tensor(best)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("chunk", [5, 1 << 20])  # tiny chunks exercise the running maximum
+def test_matching_equals_a_brute_force_nearest_neighbour_search(stride, chunk):
+    torch.manual_seed(stride)
+    features = torch.randn(1, 6, 9, 11)
+    style = torch.randn(1, 6, 10, 8)
+    bank, filters, _ = _bank(style)
+    found = nearest_patches(features, filters, stride, chunk_elements=chunk)
+    assert torch.equal(found, _brute_force(features, bank, 3, stride))
+
+
+def test_loss_is_zero_when_the_output_features_are_the_style_features():
+    torch.manual_seed(1)
+    style = torch.relu(torch.randn(1, 8, 12, 12))
+    bank, filters, sq = _bank(style)
+    assert mrf_loss(style, bank, filters, sq, 3, 2) == 0
+    assert mrf_loss(torch.relu(torch.randn(1, 8, 12, 12)), bank, filters, sq, 3, 2) > 0.1
+
+
+def test_loss_gradient_pulls_each_patch_to_its_match_and_not_through_the_matching():
+    torch.manual_seed(2)
+    style = torch.randn(1, 4, 9, 9)
+    bank, filters, sq = _bank(style)
+    x = torch.randn(1, 4, 7, 7, requires_grad=True)
+    mrf_loss(x, bank, filters, sq, 3, 2).backward()
+    idx = nearest_patches(x.detach(), filters, 2)
+    diff = extract_patches(x.detach(), 3, 2) - bank[idx]
+    expected = F.fold((2 * diff / (len(diff) * sq)).t()[None], (7, 7), 3, stride=2)
+    assert torch.allclose(x.grad, expected, atol=1e-6)
+    assert filters.grad is None
+
+
+def test_style_variants_builds_the_rotated_and_scaled_copies():
+    style = torch.rand(1, 3, 40, 60)
+    variants = style_variants(style, rotations=2, rescales=1)
+    assert len(variants) == 1 + 2 * 2 + 2 * 1
+    assert all(v.shape[-2:] == style.shape[-2:] for v in variants[:5])  # rotations keep the size
+    assert variants[5].shape[-2:] == (38, 57) and variants[6].shape[-2:] == (42, 63)
+    assert torch.allclose(rotate(style, 0.0), style, atol=1e-5)
+    assert not torch.allclose(variants[1], style, atol=1e-2)
+
+
+def test_default_pyramid_is_three_levels_as_cnnmrf_but_never_below_64_px():
+    p = MRFParams()
+    assert [p.default_scales(n) for n in (512, 384, 256, 128, 64)] == [3, 3, 3, 2, 1]
+    assert MRFParams(scales=2).scales == 2
+    with pytest.raises(ValueError, match="patch_size"):
+        MRFParams(patch_size=0)
+
+
+def test_output_too_small_for_the_patches_is_a_clear_error(tubingen_64, starry_128):
+    with pytest.raises(ValueError, match="smaller than the 3x3 patches"):
+        stylize(tubingen_64, [starry_128], MRFParams(scales=4, steps=4))
+
+
+@pytest.mark.slow
+def test_mrf_run_lowers_its_style_loss_with_real_weights(tubingen_64, starry_128):
+    result = stylize(tubingen_64, [starry_128], MRFParams(steps=30))
+    first, last = result.history[0].losses, result.final_losses
+    names = ("mrf.relu3_1", "mrf.relu4_1")
+    assert all(last[n] < first[n] for n in names)
+    # at 64 px relu4_1 has 9 patches: matches flip between steps and it settles within ~10 steps
+    assert sum(last[n] for n in names) < 0.85 * sum(first[n] for n in names)
+    assert result.image.shape == tubingen_64.shape and not result.stopped_early
+    assert get_algorithm("mrf").params_type is MRFParams
+
+
+@pytest.mark.slow
+def test_rotated_and_scaled_bank_runs(tubingen_64, starry_128):
+    result = stylize(tubingen_64, [starry_128], MRFParams(steps=3, style_rotations=1, style_rescales=1))
+    assert "mrf.relu4_1" in result.final_losses
