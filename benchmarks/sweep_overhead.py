@@ -73,6 +73,8 @@ def mlflow_call_by_call(n_runs: int, workdir: Path) -> float:
     from PIL import Image
 
     mlflow.set_tracking_uri(f"sqlite:///{workdir / 'callbycall.db'}")
+    # artifacts in workdir: a SQLite store's default artifact location is ./mlruns in the cwd
+    mlflow.create_experiment("call_by_call", artifact_location=(workdir / "artifacts").as_uri())
     mlflow.set_experiment("call_by_call")
     img = workdir / "img.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(img)
@@ -99,6 +101,14 @@ def ray_tune_per_trial(n_trials: int, workdir: Path) -> float | None:
 
     def trainable(config):
         tune.report({"loss": float(config["x"])})
+
+    # Create the experiment first, with its artifacts in workdir: MLflow's default artifact
+    # location for a SQLite store is ./mlruns in the current folder.
+    import mlflow
+
+    mlflow.MlflowClient(f"sqlite:///{workdir / 'tune.db'}").create_experiment(
+        "tune", artifact_location=(workdir / "tune-artifacts").as_uri()
+    )
 
     tuner = tune.Tuner(
         tune.with_resources(trainable, {"cpu": 1}),

@@ -112,6 +112,23 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("--csv", metavar="FILE", help="write every column to FILE as CSV")
     results.add_argument("--all-columns", action="store_true", help="print every column")
     results.set_defaults(func=cmd_results)
+
+    train = sub.add_parser(
+        "train-adain",
+        help="train an AdaIN decoder with Ray Train",
+        description="Train (or resume) an AdaIN decoder as the YAML file says (experiments/train_adain.yaml).",
+    )
+    train.add_argument("spec", help="training YAML file")
+    train.add_argument(
+        "--output", help="folder for checkpoints, MLflow and decoder.pth (default: the spec's)"
+    )
+    train.add_argument("--steps", type=_positive_int, help="total steps (default: the spec's)")
+    train.add_argument("--num-workers", type=_positive_int, help="Ray Train workers (default: the spec's)")
+    train.add_argument(
+        "--export", metavar="PATH", help="also write the final decoder here in fp16, with its .json"
+    )
+    train.add_argument("--quiet", action="store_true")
+    train.set_defaults(func=cmd_train_adain)
     return parser
 
 
@@ -245,6 +262,20 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if summary.interrupted:
         return 130
     return 0 if summary.failed == 0 else 3
+
+
+def cmd_train_adain(args: argparse.Namespace) -> int:
+    from .train_adain import train
+
+    train(
+        args.spec,
+        output=args.output,
+        steps=args.steps,
+        num_workers=args.num_workers,
+        export=args.export,
+        quiet=args.quiet,
+    )
+    return 0
 
 
 SUMMARY_COLUMNS = [

@@ -27,7 +27,7 @@ from __future__ import annotations
 import glob
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pydantic
 import yaml
@@ -87,21 +87,29 @@ def _format_validation_error(path: Path, exc: pydantic.ValidationError) -> str:
     return f"{path}: " + "; ".join(problems)
 
 
+M = TypeVar("M", bound=BaseModel)
+
+
+def read_model(path: Path, model: type[M], fields_hint: str) -> M:
+    """A YAML file (safe loader) validated into a pydantic model; errors name the file and field."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SpecError(f"{path}: no such spec file") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
+    if not isinstance(raw, dict):
+        raise SpecError(f"{path}: expected a mapping of fields ({fields_hint})")
+    try:
+        return model.model_validate(raw)
+    except pydantic.ValidationError as exc:
+        raise SpecError(_format_validation_error(path, exc)) from None
+
+
 def load_spec(path: str | os.PathLike) -> SweepSpec:
     """Read and validate a spec (YAML read with the safe loader)."""
     p = Path(path)
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SpecError(f"{p}: no such spec file") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise SpecError(f"{p}: not valid YAML ({' '.join(str(exc).split())})") from None
-    if not isinstance(raw, dict):
-        raise SpecError(f"{p}: expected a mapping of fields (name, content, style, algorithms, ...)")
-    try:
-        spec = SweepSpec.model_validate(raw)
-    except pydantic.ValidationError as exc:
-        raise SpecError(_format_validation_error(p, exc)) from None
+    spec = read_model(p, SweepSpec, "name, content, style, algorithms, ...")
     for i, algo in enumerate(spec.algorithms):
         where = f"{p}: algorithms[{i}]"
         if algo.name not in ALGORITHMS:
@@ -151,7 +159,8 @@ def resolve_images(patterns: list[str], base: Path, field: str, spec_path: str |
     return list(dict.fromkeys(p.resolve() for p in found))
 
 
-def output_dir(spec: SweepSpec, spec_path: str | os.PathLike, override: str | None = None) -> Path:
+def output_dir(spec: BaseModel, spec_path: str | os.PathLike, override: str | None = None) -> Path:
+    """The results folder of a sweep or training spec (any spec with ``name`` and ``output``)."""
     if override:
         return Path(override).expanduser().resolve()
     if spec.output:

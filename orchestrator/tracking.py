@@ -93,6 +93,15 @@ def loss_curve_png(history: list[StepLoss], title: str, size: tuple[int, int] = 
     return png_bytes(img)
 
 
+def experiment_id(client, name: str, artifact_root: Path | None) -> str:
+    """The id of experiment ``name``, created (artifacts under ``artifact_root``) if missing."""
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    location = artifact_root.as_uri() if artifact_root is not None else None
+    return client.create_experiment(name, artifact_location=location)
+
+
 class MlflowWriter:
     def __init__(self, tracking_uri: str, experiment: str, artifact_root: Path | None):
         from mlflow.tracking import MlflowClient
@@ -101,12 +110,7 @@ class MlflowWriter:
 
         self.client = MlflowClient(tracking_uri=tracking_uri)
         self.tracking_uri = tracking_uri
-        found = self.client.get_experiment_by_name(experiment)
-        if found is not None:
-            self.experiment_id = found.experiment_id
-        else:
-            location = artifact_root.as_uri() if artifact_root is not None else None
-            self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
+        self.experiment_id = experiment_id(self.client, experiment, artifact_root)
         self.parent_run_id: str | None = None
 
     def start_sweep(

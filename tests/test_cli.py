@@ -122,7 +122,9 @@ def test_usage_errors(tmp_path):
     assert_clean_error(
         stylegrid(*run_args(tmp_path / "o.png"), "--set", "weights=/no/such.pth"), 1, "/no/such.pth"
     )
-    assert_clean_error(stylegrid(*run_args(tmp_path / "o.png"), "--algorithm", "nope"), 1, "available: gatys")
+    assert_clean_error(
+        stylegrid(*run_args(tmp_path / "o.png"), "--algorithm", "nope"), 1, "available: adain, gatys"
+    )
     if not torch.cuda.is_available():
         assert_clean_error(
             stylegrid(*run_args(tmp_path / "o.png"), "--device", "cuda"), 2, "CUDA is not available"
@@ -133,9 +135,12 @@ def test_usage_errors(tmp_path):
 def test_algorithms_lists_every_parameter_with_its_default():
     proc = stylegrid("algorithms")
     assert proc.returncode == 0
-    assert proc.stdout.startswith("gatys (optimization)")
+    sections = {block.split(" ", 1)[0]: block for block in proc.stdout.strip().split("\n\n")}
+    assert sorted(sections) == ["adain", "gatys", "histogram", "mrf"]
+    gatys = sections["gatys"]
+    assert gatys.startswith("gatys (optimization)")
     for f in dataclasses.fields(GatysParams):
-        line = next(ln for ln in proc.stdout.splitlines() if ln.strip().startswith(f.name + " "))
+        line = next(ln for ln in gatys.splitlines() if ln.strip().startswith(f.name + " "))
         assert repr(f.default) in line
 
 
@@ -163,6 +168,6 @@ def test_run_other_image_optimisation_algorithms(tmp_path, algorithm, setting, t
 
 
 def test_algorithm_specific_parameter_errors_name_the_parameter(tmp_path):
-    proc = stylegrid(*run_args(tmp_path / "o.png"), "--algorithm", "mrf", "--set", "patch_size=0")
-    assert_clean_error(proc, 1, "patch_size")
+    proc = stylegrid(*run_args(tmp_path / "out" / "o.png"), "--algorithm", "mrf", "--set", "patch_size=0")
+    assert_clean_error(proc, 2, "patch_size must be positive")
     assert not list(tmp_path.iterdir())

@@ -146,7 +146,7 @@ def test_registry_and_parameter_validation():
     assert algo.params_type is GatysParams
     names = [row[0] for row in algo.parameter_table()]
     assert names == [f.name for f in dataclasses.fields(GatysParams)]
-    with pytest.raises(ValueError, match="available: gatys"):
+    with pytest.raises(ValueError, match="available: adain, gatys"):
         get_algorithm("nope")
     with pytest.raises(ValueError, match="style_layer_weights has 1 values for 5"):
         GatysParams(style_layer_weights=(1.0,))

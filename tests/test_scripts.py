@@ -76,3 +76,16 @@ def test_algorithm_speed_smoke(tmp_path):
     for algorithm in ("gatys", "mrf", "histogram"):
         assert f"\n{algorithm} " in table
         assert (tmp_path / f"{algorithm}_64.png").exists()
+
+
+def test_adain_speed_smoke():
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/adain_speed.py", "--smoke-test"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    table = proc.stdout.split("images/s", 1)[1]
+    assert "\nstylegrid     32      2" in table and "\nplain         32      1" in table

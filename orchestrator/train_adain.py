@@ -1,0 +1,416 @@
+"""``stylegrid train-adain SPEC``: train an AdaIN decoder with Ray Train (``TorchTrainer``).
+
+Data-parallel over ``num_workers`` Ray Train workers (GPUs on a cluster, CPU processes here): each
+worker draws its own random (content, style) crops from the two image lists (with replacement,
+seeded by the seed, its rank and the step, so a resumed run does not replay its crops) and the
+gradients are averaged by DDP. Rank 0 logs the losses, sample grids (content | style | output)
+and every checkpoint's decoder to one MLflow run, and hands each checkpoint to Ray Train
+(``ray.train.report``), which keeps the last ``keep_checkpoints``. Running the same command again
+resumes from the newest checkpoint and continues the same MLflow run. At the end the decoder is
+written as ``<output>/decoder.pth`` (the pytorch-AdaIN layout) with ``decoder.json`` beside it
+(encoder, steps, final losses, the spec), which ``adain`` reads to pair it with its encoder.
+
+The image files must be readable by every worker (on a cluster: a shared filesystem); a file
+that cannot be decoded is reported once and skipped.
+
+The losses and the learning-rate schedule are in ``algorithms/adain_train.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import torch
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field
+
+from .files import write_atomic
+from .images import decode_image, png_bytes
+from .spec import output_dir, read_model, resolve_images, spec_dir
+from .tracking import _quiet_mlflow, default_tracking_uri, experiment_id, ui_command
+
+
+class TrainSpec(BaseModel):
+    """``experiments/train_adain.yaml``; the defaults are the paper's / pytorch-AdaIN's."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+    content: list[str] = Field(min_length=1, description="files, globs or folders of photographs")
+    style: list[str] = Field(min_length=1, description="files, globs or folders of paintings")
+    steps: int = Field(160000, gt=0, description="optimiser steps (pytorch-AdaIN: 160000)")
+    batch_size: int = Field(8, gt=0, description="images per step over all workers")
+    image_size: int = Field(512, gt=15, description="the shorter side is resized to this")
+    crop: int = Field(256, gt=15, description="random square crops of this side")
+    lr: float = Field(1e-4, gt=0)
+    lr_decay: float = Field(5e-5, ge=0, description="lr / (1 + lr_decay x step)")
+    style_weight: float = Field(1.0, ge=0, description="weight of the mean/std style loss")
+    encoder: Literal["caffe"] = "caffe"
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    num_workers: int = Field(2, gt=0, description="Ray Train workers (one per GPU on a cluster)")
+    use_gpu: bool = False
+    cpus_per_worker: float = Field(1.0, gt=0)
+    log_every: int = Field(10, gt=0)
+    sample_every: int = Field(500, gt=0)
+    checkpoint_every: int = Field(1000, gt=0)
+    keep_checkpoints: int = Field(3, gt=0)
+    seed: int = 0
+    init_decoder: str | None = Field(None, description="start from this decoder file (fine-tuning)")
+    output: str | None = Field(None, description="default runs/<name> in the current folder")
+    tracking_uri: str | None = Field(None, description="default a SQLite store in output")
+
+
+def load_train_spec(path: str | os.PathLike) -> TrainSpec:
+    p = Path(path)
+    spec = read_model(p, TrainSpec, "name, content, style, steps, ...")
+    if spec.crop > spec.image_size:
+        from .spec import SpecError
+
+        raise SpecError(f"{p}: crop ({spec.crop}) must be at most image_size ({spec.image_size})")
+    return spec
+
+
+# --- data ----------------------------------------------------------------------------------------------
+
+
+def load_training_image(data: bytes, name: str, short_side: int) -> Image.Image:
+    """Decode with the shared policy (``images.decode_image``) and resize the shorter side."""
+    img = decode_image(data, name, None)
+    w, h = img.size
+    f = short_side / min(w, h)
+    return img.resize((max(1, round(w * f)), max(1, round(h * f))), Image.Resampling.BICUBIC)
+
+
+def random_crop(img: Image.Image, size: int, rng: random.Random) -> torch.Tensor:
+    """A random ``size`` x ``size`` crop, [3, size, size] in [0, 1]."""
+    w, h = img.size
+    x, y = rng.randint(0, w - size), rng.randint(0, h - size)
+    crop = img.crop((x, y, x + size, y + size))
+    t = torch.frombuffer(bytearray(crop.tobytes()), dtype=torch.uint8).reshape(size, size, 3)
+    return t.permute(2, 0, 1).float() / 255.0
+
+
+class CropSampler:
+    """Endless random (content, style) crop batches from two lists of image files, sampled with
+    replacement; up to ``keep`` decoded (resized) images are kept in memory. A file that cannot
+    be decoded is reported through ``on_bad`` and never sampled again."""
+
+    def __init__(self, content, style, short_side: int, crop: int, seed: int, on_bad=None, keep: int = 256):
+        self.files = {"content": list(content), "style": list(style)}
+        self.short_side, self.crop, self.keep = short_side, crop, keep
+        self.rng = random.Random(seed)
+        self.cache: dict[str, Image.Image] = {}
+        self.on_bad = on_bad or (lambda path, reason: None)
+
+    def _image(self, kind: str) -> Image.Image:
+        files = self.files[kind]
+        while files:
+            path = self.rng.choice(files)
+            if path in self.cache:
+                return self.cache[path]
+            try:
+                with open(path, "rb") as f:
+                    img = load_training_image(f.read(), path, self.short_side)
+            except (OSError, ValueError) as e:
+                files.remove(path)
+                self.on_bad(path, str(e))
+                continue
+            if len(self.cache) < self.keep:
+                self.cache[path] = img
+            return img
+        raise RuntimeError(f"no readable {kind} images left")
+
+    def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        c = torch.stack([random_crop(self._image("content"), self.crop, self.rng) for _ in range(size)])
+        s = torch.stack([random_crop(self._image("style"), self.crop, self.rng) for _ in range(size)])
+        return c, s
+
+
+def sample_grid(
+    content: torch.Tensor, style: torch.Tensor, output: torch.Tensor, rows: int = 4
+) -> Image.Image:
+    """Rows of content | style | output for the first ``rows`` items of a batch."""
+    from .images import to_pil
+
+    n, size = min(rows, content.shape[0]), content.shape[-1]
+    grid = Image.new("RGB", (3 * size, n * size), "white")
+    for r in range(n):
+        for c, t in enumerate((content[r], style[r], output[r])):
+            grid.paste(to_pil(t[None].clamp(0, 1)), (c * size, r * size))
+    return grid
+
+
+# --- checkpoints ---------------------------------------------------------------------------------------
+
+
+def save_checkpoint(folder: Path, decoder: torch.nn.Module, optimizer, step: int, losses: dict) -> None:
+    torch.save(decoder.state_dict(), folder / "decoder.pth")
+    torch.save(optimizer.state_dict(), folder / "optimizer.pth")
+    (folder / "state.json").write_text(json.dumps({"step": step, **losses}))
+
+
+def load_checkpoint(folder: Path, decoder: torch.nn.Module, optimizer=None) -> int:
+    decoder.load_state_dict(torch.load(folder / "decoder.pth", map_location="cpu", weights_only=True))
+    if optimizer is not None:
+        optimizer.load_state_dict(torch.load(folder / "optimizer.pth", map_location="cpu", weights_only=True))
+    return int(json.loads((folder / "state.json").read_text())["step"])
+
+
+def latest_checkpoint(root: Path) -> Path | None:
+    """The checkpoint folder under ``root`` with the highest step (``state.json``)."""
+    best, best_step = None, -1
+    for state in root.glob("**/state.json"):
+        try:
+            step = int(json.loads(state.read_text())["step"])
+        except (ValueError, KeyError, OSError):
+            continue  # a checkpoint being written or damaged: not a candidate
+        if step > best_step and (state.parent / "decoder.pth").is_file():
+            best, best_step = state.parent, step
+    return best
+
+
+# --- the per-worker loop -----------------------------------------------------------------------------
+
+
+def train_loop(config: dict) -> None:
+    """Runs in every Ray Train worker."""
+    import ray.train
+    import ray.train.torch
+
+    from algorithms.adain import STYLE_LAYERS, get_decoder
+    from algorithms.adain_train import learning_rate, new_decoder, training_losses
+    from algorithms.optimize import resolve_precision
+    from algorithms.vgg import get_encoder
+
+    spec = TrainSpec.model_validate(config["spec"])
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    device = ray.train.torch.get_device()
+    if device.type == "cpu":
+        torch.set_num_threads(max(1, int(spec.cpus_per_worker)))
+    precision = resolve_precision(spec.precision, device)
+    encoder = get_encoder(STYLE_LAYERS, source=spec.encoder, device=device)
+    decoder = new_decoder(spec.seed)
+    if spec.init_decoder:
+        decoder.load_state_dict(get_decoder(spec.init_decoder, "cpu").state_dict())
+    optimizer = torch.optim.Adam(decoder.parameters(), lr=spec.lr)
+    step = 0
+    checkpoint = ray.train.get_checkpoint()  # set when Ray Train restarts the workers itself
+    if checkpoint:
+        with checkpoint.as_directory() as folder:
+            step = load_checkpoint(Path(folder), decoder, optimizer)
+    elif config.get("resume"):  # a new run of the command: the newest checkpoint of the last one
+        step = load_checkpoint(Path(config["resume"]), decoder, optimizer)
+    model = ray.train.torch.prepare_model(decoder)  # DDP across the workers; moves it to the device
+    plain = model.module if hasattr(model, "module") else model
+
+    def report_bad(path: str, reason: str) -> None:
+        print(f"train-adain: skipping {reason}", file=sys.stderr, flush=True)
+
+    sampler = CropSampler(
+        config["content"], config["style"], spec.image_size, spec.crop,
+        seed=hash((spec.seed, rank, step)) & 0xFFFFFFFF, on_bad=report_bad,
+    )  # fmt: skip
+    per_worker = max(1, math.ceil(spec.batch_size / world))
+    tracker = _RankZeroLogger(config, spec) if rank == 0 else None
+    recent: list[tuple[float, float, float]] = []
+    while step < spec.steps:
+        content, style = (t.to(device) for t in sampler.batch(per_worker))
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, spec.lr, spec.lr_decay)
+        losses = training_losses(encoder, model, content, style, spec.style_weight, precision)
+        optimizer.zero_grad(set_to_none=True)
+        losses.total.backward()
+        optimizer.step()
+        step += 1
+        recent.append((float(losses.total.detach()), float(losses.content), float(losses.style)))
+        if tracker is not None and (step % spec.log_every == 0 or step == spec.steps):
+            tracker.metrics(step, recent[-spec.log_every :], learning_rate(step - 1, spec.lr, spec.lr_decay))
+        if tracker is not None and (step % spec.sample_every == 0 or step == spec.steps):
+            tracker.grid(step, sample_grid(content.cpu(), style.cpu(), losses.output.cpu()))
+        if step % spec.checkpoint_every == 0 or step == spec.steps:
+            window = recent[-spec.log_every :]
+            summary = {
+                "loss": sum(r[0] for r in window) / len(window),
+                "content_loss": sum(r[1] for r in window) / len(window),
+                "style_loss": sum(r[2] for r in window) / len(window),
+            }
+            with tempfile.TemporaryDirectory() as folder:
+                ckpt = None
+                if rank == 0:
+                    save_checkpoint(Path(folder), plain, optimizer, step, summary)
+                    tracker.checkpoint(step, Path(folder) / "decoder.pth")
+                    ckpt = ray.train.Checkpoint.from_directory(folder)
+                ray.train.report({"step": step, **summary}, checkpoint=ckpt)
+            recent = recent[-spec.log_every :]
+
+
+class _RankZeroLogger:
+    """MLflow logging from rank 0 into the run the driver created."""
+
+    def __init__(self, config: dict, spec: TrainSpec):
+        from mlflow.tracking import MlflowClient
+
+        _quiet_mlflow()
+        self.client = MlflowClient(config["tracking_uri"])
+        self.run_id = config["run_id"]
+
+    def metrics(self, step: int, window: Sequence[tuple[float, float, float]], lr: float) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        n = len(window)
+        values = {
+            "loss": sum(w[0] for w in window) / n,
+            "content_loss": sum(w[1] for w in window) / n,
+            "style_loss": sum(w[2] for w in window) / n,
+            "lr": lr,
+        }
+        self.client.log_batch(self.run_id, metrics=[Metric(k, v, now, step) for k, v in values.items()])
+
+    def grid(self, step: int, image: Image.Image) -> None:
+        with tempfile.TemporaryDirectory() as d:
+            path = Path(d) / f"samples_step{step:07d}.png"
+            path.write_bytes(png_bytes(image))
+            self.client.log_artifact(self.run_id, str(path), "samples")
+
+    def checkpoint(self, step: int, decoder_file: Path) -> None:
+        with tempfile.TemporaryDirectory() as d:
+            path = Path(d) / f"decoder_step{step:07d}.pth"
+            path.write_bytes(decoder_file.read_bytes())
+            self.client.log_artifact(self.run_id, str(path), "checkpoints")
+
+
+# --- the driver ------------------------------------------------------------------------------------------
+
+
+def export_decoder(checkpoint: Path, dest: Path, spec: TrainSpec, half: bool = False) -> Path:
+    """The checkpoint's decoder as a plain state dict at ``dest`` (fp16 if ``half``) and its
+    record at ``dest.with_suffix('.json')``."""
+    state = torch.load(checkpoint / "decoder.pth", map_location="cpu", weights_only=True)
+    if half:
+        state = {k: v.half() for k, v in state.items()}
+    record = json.loads((checkpoint / "state.json").read_text())
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=dest.parent, delete=False, suffix=".tmp") as tmp:
+        torch.save(state, tmp.name)
+    os.replace(tmp.name, dest)
+    meta = {
+        "encoder": spec.encoder,
+        "trained_with": "stylegrid train-adain",
+        "steps": record["step"],
+        "final_loss": record.get("loss"),
+        "final_content_loss": record.get("content_loss"),
+        "final_style_loss": record.get("style_loss"),
+        "dtype": "float16" if half else "float32",
+        "spec": spec.model_dump(),
+    }
+    write_atomic(dest.with_suffix(".json"), (json.dumps(meta, indent=2) + "\n").encode())
+    return dest
+
+
+def train(
+    spec_path: str | os.PathLike,
+    *,
+    output: str | None = None,
+    steps: int | None = None,
+    num_workers: int | None = None,
+    export: str | None = None,
+    quiet: bool = False,
+) -> Path:
+    """Train (or resume) per the spec; returns the exported decoder's path."""
+    import ray
+    from mlflow.tracking import MlflowClient
+    from ray.train import CheckpointConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    spec = load_train_spec(spec_path)
+    overrides = {k: v for k, v in {"steps": steps, "num_workers": num_workers}.items() if v is not None}
+    spec = spec.model_copy(update=overrides)
+    base = spec_dir(spec_path)
+    content = [str(p) for p in resolve_images(spec.content, base, "content", spec_path)]
+    style = [str(p) for p in resolve_images(spec.style, base, "style", spec_path)]
+    out = output_dir(spec, spec_path, output)
+    out.mkdir(parents=True, exist_ok=True)
+    say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
+
+    tracking_uri = spec.tracking_uri or default_tracking_uri(out)
+    _quiet_mlflow()
+    client = MlflowClient(tracking_uri)
+    state_file = out / "train_state.json"
+    state = json.loads(state_file.read_text()) if state_file.is_file() else {}
+    run_id = state.get("mlflow_run_id")
+    if run_id is None:
+        exp = experiment_id(
+            client, f"train-adain/{spec.name}", out / "mlartifacts" if not spec.tracking_uri else None
+        )
+        run = client.create_run(exp, run_name=spec.name, tags={"stylegrid.kind": "train-adain"})
+        run_id = run.info.run_id
+        from mlflow.entities import Param
+
+        params = [Param(k, str(v)[:500]) for k, v in spec.model_dump().items()]
+        params += [Param("content_images", str(len(content))), Param("style_images", str(len(style)))]
+        client.log_batch(run_id, params=params)
+        write_atomic(state_file, json.dumps({"mlflow_run_id": run_id}).encode())
+    else:
+        client.update_run(run_id, status="RUNNING")
+
+    storage = out / "ray_train"
+    resume = latest_checkpoint(storage)
+    done = 0 if resume is None else int(json.loads((resume / "state.json").read_text())["step"])
+    say(
+        f"train-adain {spec.name}: {len(content)} content and {len(style)} style images, "
+        f"{spec.num_workers} worker(s), step {done} of {spec.steps}"
+    )
+    if done < spec.steps:
+        if not ray.is_initialized():
+            ray.init(logging_level="ERROR", log_to_driver=not quiet)
+        trainer = TorchTrainer(
+            train_loop,
+            train_loop_config={
+                "spec": spec.model_dump(),
+                "content": content,
+                "style": style,
+                "tracking_uri": tracking_uri,
+                "run_id": run_id,
+                "resume": str(resume) if resume else None,
+            },
+            scaling_config=ScalingConfig(
+                num_workers=spec.num_workers,
+                use_gpu=spec.use_gpu,
+                resources_per_worker={"CPU": spec.cpus_per_worker, **({"GPU": 1} if spec.use_gpu else {})},
+            ),
+            run_config=RunConfig(
+                name=spec.name,
+                storage_path=str(storage),
+                checkpoint_config=CheckpointConfig(num_to_keep=spec.keep_checkpoints),
+            ),
+        )
+        try:
+            trainer.fit()
+        except BaseException:
+            client.set_terminated(run_id, status="KILLED" if _interrupted() else "FAILED")
+            raise
+    final = latest_checkpoint(storage)
+    if final is None:
+        raise RuntimeError(f"{storage}: training produced no checkpoint")
+    dest = export_decoder(final, out / "decoder.pth", spec)
+    if export:
+        export_decoder(final, Path(export).expanduser().resolve(), spec, half=True)
+    client.log_artifact(run_id, str(dest.with_suffix(".json")))
+    client.set_terminated(run_id, status="FINISHED")
+    say(f"wrote {dest} (and {dest.with_suffix('.json').name}); {ui_command(tracking_uri)}")
+    return Path(export).expanduser().resolve() if export else dest
+
+
+def _interrupted() -> bool:
+    exc = sys.exc_info()[1]
+    return isinstance(exc, KeyboardInterrupt)
