@@ -42,14 +42,14 @@ from .optimize import (
     autocast,
     check_non_negative,
     encode_targets,
-    fingerprint,
+    image_optimization_stylize,
     layer_weights,
     memo,
     param,
     resolve_precision,
-    run_image_optimization,
+    style_key,
 )
-from .vgg import LAYER_INDEX, VGGEncoder, WeightsUnavailable, get_encoder
+from .vgg import VGGEncoder, WeightsUnavailable, get_encoder
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 CONTENT_LAYER = "relu4_1"
@@ -290,7 +290,11 @@ def stylize_batch(
 ) -> torch.Tensor:
     """Stylize a batch of same-size contents [B, 3, H, W] (RGB in [0, 1]) in one forward pass."""
     params = params or AdaINParams()
-    device = torch.device(device)
+    return _decode(contents, styles, params, style_weights, torch.device(device), cache)[0]
+
+
+def _decode(contents, styles, params: AdaINParams, style_weights, device: torch.device, cache):
+    """(images [B, 3, H, W], AdaIN targets, style statistics per content) for a batch."""
     precision = resolve_precision(params.precision, device)
     decoder_path, encoder_name = resolve_pair(params)
     encoder = get_adain_encoder(encoder_name, device)
@@ -300,29 +304,35 @@ def stylize_batch(
         raise ValueError(f"{len(styles)} style images but {len(weights)} style weights")
     contents = contents.to(device).float()
     h, w = contents.shape[-2:]
-    x = pad_to_multiple(contents)
     with torch.no_grad():
-        fc = encode_targets(encoder, x, [CONTENT_LAYER], precision)[CONTENT_LAYER]
-        targets = []
+        fc = encode_targets(encoder, pad_to_multiple(contents), [CONTENT_LAYER], precision)[CONTENT_LAYER]
+        stats, targets = [], []
         for i in range(contents.shape[0]):
-            stats = [
-                _stats(encoder, s.to(device).float(), contents[i : i + 1], params, precision, cache)
-                for s in styles
-            ]
-            targets.append(
-                adain_target(fc[i : i + 1], [st[CONTENT_LAYER] for st in stats], weights, params.alpha)
+            stats.append(
+                [
+                    _stats(encoder, s.to(device).float(), contents[i : i + 1], params, precision, cache)
+                    for s in styles
+                ]
             )
+            targets.append(
+                adain_target(fc[i : i + 1], [st[CONTENT_LAYER] for st in stats[-1]], weights, params.alpha)
+            )
+        target = torch.cat(targets)
         with autocast(precision, device):
-            out = decoder(torch.cat(targets).contiguous(memory_format=torch.channels_last))
-    return out.float()[..., :h, :w].clamp(0, 1).contiguous()
+            out = decoder(target.contiguous(memory_format=torch.channels_last))
+    return out.float()[..., :h, :w].clamp(0, 1).contiguous(), target, stats
 
 
 def _stats(encoder, style, content, params: AdaINParams, precision: str, cache):
-    """Style statistics, memoised by the style's values (recoloured to the content first when
-    preserving colour, so then per content)."""
+    """Style statistics for one content (the style recoloured to it first when preserving colour)."""
     if params.preserve_color:
         style = color.coral(style, content)
-    key = ("adain", fingerprint(style), getattr(encoder, "source", ""), precision, str(style.device))
+    return cached_style_statistics(encoder, style, precision, cache)
+
+
+def cached_style_statistics(encoder, style: torch.Tensor, precision: str, cache):
+    """``style_statistics`` memoised by the style's values."""
+    key = style_key("adain", encoder, [style], precision, "max")
     return memo(cache, key, lambda: style_statistics(encoder, style, precision))
 
 
@@ -343,38 +353,34 @@ def stylize(
     if not styles:
         raise ValueError("at least one style image is needed")
     if params.mode == "optimize":
-        return _optimize(content, styles, params, style_weights, init_image, seed, device, callback, cache)
+        return _optimize(
+            content, styles, params, style_weights=style_weights, init_image=init_image, seed=seed,
+            device=device, callback=callback, cache=cache,
+        )  # fmt: skip
     start = time.perf_counter()
-    image = stylize_batch(content, styles, params, style_weights=style_weights, device=device, cache=cache)
-    losses = _report_losses(image, content, styles, params, style_weights, device, cache)
-    history = [StepLoss(1, 0, losses)]
+    device = torch.device(device)
+    image, target, stats = _decode(content, styles, params, style_weights, device, cache)
+    weights = list(style_weights) if style_weights is not None else [1.0] * len(styles)
+    losses = _report_losses(image, target, stats[0], weights, params, device)
     return StylizeResult(
         image=image.cpu(),
-        history=history,
+        history=[StepLoss(1, 0, losses)],
         evaluations=1,
         elapsed=time.perf_counter() - start,
-        precision=resolve_precision(params.precision, torch.device(device)),
-        device=str(torch.device(device)),
+        precision=resolve_precision(params.precision, device),
+        device=str(device),
     )
 
 
-def _report_losses(image, content, styles, params, style_weights, device, cache) -> dict[str, float]:
+def _report_losses(image, target, stats, weights, params: AdaINParams, device) -> dict[str, float]:
     """The training losses of the result (content to the AdaIN target, mean/std per layer), so
     that feed-forward rows in a sweep carry losses comparable between decoders."""
-    device = torch.device(device)
     precision = resolve_precision(params.precision, device)
     encoder = get_adain_encoder(resolve_pair(params)[1], device)
-    weights = list(style_weights) if style_weights is not None else [1.0] * len(styles)
-    content = content.to(device).float()
+    h, w = image.shape[-2:]
     with torch.no_grad():
-        stats = [_stats(encoder, s.to(device).float(), content, params, precision, cache) for s in styles]
-        target = adain_target(
-            encode_targets(encoder, content, [CONTENT_LAYER], precision)[CONTENT_LAYER],
-            [st[CONTENT_LAYER] for st in stats],
-            weights,
-            params.alpha,
-        )
-        feats = encode_targets(encoder, image.to(device), STYLE_LAYERS, precision)
+        # the target was computed on the padded content: compare like with like
+        feats = encode_targets(encoder, pad_to_multiple(image.to(device)), STYLE_LAYERS, precision)
         losses = {"adain.content": float(relative_squared_error(feats[CONTENT_LAYER], target))}
         for name in STYLE_LAYERS:
             mean, std = _blend_stats([st[name] for st in stats], weights)
@@ -427,14 +433,7 @@ def adain_term_factory(params: AdaINParams):
     lw = layer_weights(STYLE_LAYERS, None)
 
     def factory(encoder, content, scaled_styles, weights, precision, memo_cache):
-        stats = [
-            memo(
-                memo_cache,
-                ("adain", fingerprint(s), encoder.source, precision, str(s.device)),
-                lambda s=s: style_statistics(encoder, s, precision),
-            )
-            for s in scaled_styles
-        ]
+        stats = [cached_style_statistics(encoder, s, precision, memo_cache) for s in scaled_styles]
         fc = encode_targets(encoder, content, [CONTENT_LAYER], precision)[CONTENT_LAYER]
         target = adain_target(fc, [st[CONTENT_LAYER] for st in stats], weights, params.alpha)
         blended = {name: _blend_stats([st[name] for st in stats], weights) for name in STYLE_LAYERS}
@@ -443,26 +442,14 @@ def adain_term_factory(params: AdaINParams):
     return factory
 
 
-def _optimize(content, styles, params, style_weights, init_image, seed, device, callback, cache):
-    # The content loss is the term's (to the AdaIN target), not the loop's (to the content's
-    # own relu4_2): the loop's is switched off.
-    loop_params = dataclasses.replace(params, content_weight=0.0)
-    return run_image_optimization(
-        content,
-        styles,
-        loop_params,
-        adain_term_factory(params),
-        STYLE_LAYERS,
-        style_weights=style_weights,
-        init_image=init_image,
-        seed=seed,
-        device=device,
-        callback=callback,
-        cache=cache,
-    )
-
-
-assert LAYER_INDEX[CONTENT_LAYER] == max(LAYER_INDEX[n] for n in STYLE_LAYERS)
+# The content loss is the term's (to the AdaIN target), not the loop's (to the content's own
+# relu4_2): the loop's is switched off.
+_optimize = image_optimization_stylize(
+    AdaINParams,
+    adain_term_factory,
+    lambda p: STYLE_LAYERS,
+    loop_params_of=lambda p: dataclasses.replace(p, content_weight=0.0),
+)
 
 ALGORITHM = Algorithm(
     name="adain",

@@ -23,11 +23,11 @@ from .optimize import (
     check_layer_weights,
     check_layers,
     encode_targets,
-    fingerprint,
     image_optimization_stylize,
     layer_weights,
     memo,
     param,
+    style_key,
 )
 from .vgg import VGGEncoder
 
@@ -78,15 +78,8 @@ def gram_term_factory(params: GatysParams):
     lw = layer_weights(params.style_layers, params.style_layer_weights)
 
     def factory(encoder: VGGEncoder, content, scaled_styles, weights, precision: str, memo_cache):
-        key = (
-            "gram",
-            tuple(fingerprint(s) for s in scaled_styles),
-            tuple(weights),
-            params.style_layers,
-            precision,
-            encoder.source,
-            params.pooling,
-            str(scaled_styles[0].device),
+        key = style_key(
+            "gram", encoder, scaled_styles, precision, params.pooling, tuple(weights), params.style_layers
         )
         targets = memo(
             memo_cache,

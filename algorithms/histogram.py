@@ -26,11 +26,12 @@ from .gatys import GatysParams, GramStyleTerm, gram_term_factory
 from .losses import histogram_loss, target_quantiles
 from .optimize import (
     check_layers,
+    check_non_negative,
     encode_targets,
-    fingerprint,
     image_optimization_stylize,
     memo,
     param,
+    style_key,
 )
 from .vgg import VGGEncoder
 
@@ -43,8 +44,7 @@ class HistogramParams(GatysParams):
     def __post_init__(self) -> None:
         super().__post_init__()
         check_layers(self, "histogram_layers")
-        if self.histogram_weight < 0:
-            raise ValueError(f"histogram_weight must be >= 0, got {self.histogram_weight}")
+        check_non_negative(self, "histogram_weight")
 
 
 def sorted_style_activations(
@@ -102,15 +102,14 @@ def histogram_term_factory(params: HistogramParams):
     hist_weight = params.style_weight * params.histogram_weight / len(params.histogram_layers)
 
     def factory(encoder: VGGEncoder, content, scaled_styles, weights, precision: str, memo_cache):
-        key = (
+        key = style_key(
             "histogram",
-            params.histogram_layers,
-            tuple(fingerprint(s) for s in scaled_styles),
-            tuple(weights),
+            encoder,
+            scaled_styles,
             precision,
-            encoder.source,
             params.pooling,
-            str(scaled_styles[0].device),
+            tuple(weights),
+            params.histogram_layers,
         )
         sorted_acts = memo(
             memo_cache,

@@ -32,11 +32,11 @@ from .optimize import (
     check_layers,
     check_positive,
     encode_targets,
-    fingerprint,
     image_optimization_stylize,
     layer_weights,
     memo,
     param,
+    style_key,
 )
 from .vgg import VGGEncoder
 
@@ -229,20 +229,11 @@ def mrf_term_factory(params: MRFParams):
     lw = layer_weights(params.mrf_layers, params.mrf_layer_weights)
 
     def factory(encoder: VGGEncoder, content, scaled_styles, weights, precision: str, memo_cache):
-        key = (
-            "mrf",
-            tuple(fingerprint(s) for s in scaled_styles),
-            tuple(w > 0 for w in weights),
-            params.mrf_layers,
-            params.patch_size,
-            params.sample_stride,
-            params.style_rotations,
-            params.style_rescales,
-            precision,
-            encoder.source,
-            params.pooling,
-            str(scaled_styles[0].device),
-        )
+        key = style_key(
+            "mrf", encoder, scaled_styles, precision, params.pooling,
+            tuple(w > 0 for w in weights), params.mrf_layers, params.patch_size, params.sample_stride,
+            params.style_rotations, params.style_rescales,
+        )  # fmt: skip
         banks = memo(memo_cache, key, lambda: build_banks(encoder, scaled_styles, weights, params, precision))
         return MRFStyleTerm(banks, lw, params.style_weight, params.patch_size, params.synthesis_stride)
 

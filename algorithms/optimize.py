@@ -239,6 +239,22 @@ def memo(cache: MutableMapping | None, key: Hashable, compute: Callable[[], T]) 
     return cache[key]
 
 
+def style_key(
+    kind: str, encoder, styles: Sequence[torch.Tensor], precision: str, pooling: str, *extra
+) -> tuple:
+    """The ``memo`` key of targets computed from style images: which targets (``kind`` and
+    ``extra``), from which images (by value), through which encoder, precision and device."""
+    return (
+        kind,
+        tuple(fingerprint(s) for s in styles),
+        precision,
+        encoder.source,
+        pooling,
+        str(styles[0].device),
+        *extra,
+    )
+
+
 MEMO_ENTRIES = 64
 T = TypeVar("T")
 
@@ -497,9 +513,12 @@ def image_optimization_stylize(
     params_type: type,
     style_term_factory_for: Callable[[ImageOptimParams], StyleTermFactory],
     style_layers_of: Callable[[ImageOptimParams], Sequence[str]],
+    loop_params_of: Callable[[ImageOptimParams], ImageOptimParams] = lambda p: p,
 ):
     """An algorithm's ``stylize`` (the interface of ``base.StylizeFn``) from its parameter type,
-    the style-term factory it builds for given parameters, and the layers that term reads."""
+    the style-term factory it builds for given parameters, and the layers that term reads.
+    ``loop_params_of`` gives the parameters the shared loop sees (an algorithm whose term owns
+    the content loss switches the loop's off there)."""
 
     def stylize(
         content: torch.Tensor,
@@ -518,7 +537,7 @@ def image_optimization_stylize(
         return run_image_optimization(
             content,
             styles,
-            params,
+            loop_params_of(params),
             style_term_factory_for(params),
             style_layers_of(params),
             style_weights=style_weights,

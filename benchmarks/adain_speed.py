@@ -36,10 +36,7 @@ from algorithms.adain import (  # noqa: E402
     get_decoder,
     stylize_batch,
 )
-from orchestrator.images import load_image, read_image, resize_to, to_tensor  # noqa: E402
-
-CONTENT = REPO / "samples" / "content" / "tubingen.jpg"
-STYLE = REPO / "samples" / "style" / "starry_night.jpg"
+from benchmarks.common import load_pair  # noqa: E402
 
 
 def plain_loop(contents: torch.Tensor, style: torch.Tensor, decoder_path: str) -> None:
@@ -80,20 +77,21 @@ def main() -> None:
             torch.save(decoder_layout().state_dict(), decoder)
             Path(decoder).with_suffix(".json").write_text(json.dumps({"encoder": "caffe"}))
         params = AdaINParams(decoder=decoder)
-        style = load_image(STYLE, max_side=512)
         rows = []
         for size in args.sizes:
-            image = to_tensor(resize_to(read_image(CONTENT), size))
+            image, style = load_pair(size)
             for batch in args.batches:
                 contents = image.expand(batch, -1, -1, -1).contiguous()
                 repeats = max(1, args.images // batch)
                 cache: dict = {}
                 ips = measure(
-                    lambda c=contents, k=cache: stylize_batch(c, [style], params, cache=k), batch, repeats
+                    lambda c=contents, s=style, k=cache: stylize_batch(c, [s], params, cache=k),
+                    batch,
+                    repeats,
                 )
                 rows.append({"variant": "stylegrid", "size": size, "batch": batch, "images_per_s": ips})
                 print(json.dumps(rows[-1]), flush=True)
-            plain = measure(lambda i=image: plain_loop(i, style, decoder), 1, args.images)
+            plain = measure(lambda i=image, s=style: plain_loop(i, s, decoder), 1, args.images)
             rows.append({"variant": "plain", "size": size, "batch": 1, "images_per_s": plain})
             print(json.dumps(rows[-1]), flush=True)
 

@@ -23,18 +23,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.common import spawn  # noqa: E402
+from benchmarks.common import load_pair, spawn  # noqa: E402
 
-CONTENT = REPO / "samples" / "content" / "tubingen.jpg"
-STYLE = REPO / "samples" / "style" / "starry_night.jpg"
 ALGORITHMS = ("gatys", "mrf", "histogram")
 GOALS = {"mrf": (3.0, 4096), "histogram": (1.5, None)}  # (max ratio to gatys, max peak MB) at 512 px
-
-
-def _load(size: int):
-    from orchestrator.images import load_image, read_image, resize_to, to_tensor
-
-    return to_tensor(resize_to(read_image(CONTENT), size)), load_image(STYLE, max_side=512)
 
 
 def worker(algorithm: str, size: int, steps: int, out: Path) -> dict:
@@ -43,7 +35,7 @@ def worker(algorithm: str, size: int, steps: int, out: Path) -> dict:
     from orchestrator.images import save_png
 
     algo = get_algorithm(algorithm)
-    content, style = _load(size)
+    content, style = load_pair(size)
     marks: list[tuple[float, int]] = []
     result = algo.stylize(
         content,
@@ -97,7 +89,7 @@ def main() -> None:
         for algorithm in args.algorithms:
             out = args.out_dir / f"{algorithm}_{size}.png"
             row = run(algorithm, size, args.steps, out)
-            d = distances(load_image(out), *_load(size))
+            d = distances(load_image(out), *load_pair(size))
             row.update(content_distance=d.content, style_distance=d.style)
             rows.append(row)
             print(json.dumps(row), flush=True)

@@ -9,6 +9,16 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+# the pair every speed benchmark stylizes
+CONTENT = REPO / "samples" / "content" / "tubingen.jpg"
+STYLE = REPO / "samples" / "style" / "starry_night.jpg"
+
+
+def load_pair(size: int):
+    """The content at ``size`` px on the long side and the style at most 512 px, as tensors."""
+    from orchestrator.images import load_image, read_image, resize_to, to_tensor
+
+    return to_tensor(resize_to(read_image(CONTENT), size)), load_image(STYLE, max_side=512)
 
 
 def spawn(cmd: list[str]) -> tuple[dict, float]:

@@ -35,10 +35,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.common import spawn  # noqa: E402
+from benchmarks.common import CONTENT, STYLE, load_pair, spawn  # noqa: E402
 
-CONTENT = REPO / "samples" / "content" / "tubingen.jpg"
-STYLE = REPO / "samples" / "style" / "starry_night.jpg"
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 CONTENT_LAYER = "relu4_2"
 # The tutorial's style weight, 1e6, is meant for ImageNet-normalised inputs. The caffe weights see
@@ -50,17 +48,11 @@ PLAIN_STYLE_WEIGHT = 1e6 / (255 * 0.226) ** 2
 # --- workers (run in a child process) -----------------------------------------------------------
 
 
-def _load(size: int):
-    from orchestrator.images import load_image, read_image, resize_to, to_tensor
-
-    return to_tensor(resize_to(read_image(CONTENT), size)), load_image(STYLE, max_side=512)
-
-
 def worker_stylegrid(size: int, steps: int | None, out: Path, precision: str, multiscale: bool) -> dict:
     from algorithms.gatys import GatysParams, stylize
     from orchestrator.images import save_png
 
-    content, style = _load(size)
+    content, style = load_pair(size)
     overrides = {"precision": precision}
     if not multiscale:
         overrides["scales"] = 1
@@ -94,7 +86,7 @@ def worker_plain(size: int, steps: int, out: Path) -> dict:
     from algorithms.vgg import LAYER_NAMES, VGGEncoder, load_weights
     from orchestrator.images import save_png
 
-    content, style = _load(size)
+    content, style = load_pair(size)
     style = F.interpolate(style, size=content.shape[-2:], mode="bilinear")  # the tutorial's same-size images
 
     def gram(x):
@@ -247,7 +239,7 @@ def main() -> None:
             out = args.out_dir / f"{variant}_{size}.png"
             steps = 6 if args.smoke_test and variant == "stylegrid-defaults" else None
             row = run_variant(variant, size, steps if variant == "stylegrid-defaults" else args.steps, out)
-            content, style = _load(size)
+            content, style = load_pair(size)
             d = distances(load_image(out), content, style)
             row.update(variant=variant, size=size, content_distance=d.content, style_distance=d.style)
             rows.append(row)

