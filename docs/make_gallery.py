@@ -5,6 +5,9 @@
     python docs/make_gallery.py --size 384 --out docs/algorithms_384.jpg \
         --variants "gatys (defaults)" "mrf (defaults)" "histogram (defaults)" --pairs \
         tubingen:starry_night chelsea:the_scream astronaut:woman_with_hat coffee:en_campo_gris
+    python docs/make_gallery.py --size 384 --out docs/adain_384.jpg \
+        --variants "gatys (defaults)" "adain (defaults)" "adain alpha=0.6" --pairs \
+        tubingen:starry_night chelsea:the_scream astronaut:woman_with_hat coffee:en_campo_gris
 
 Each variant is an algorithm with parameter overrides; the distances of algorithms/metrics.py
 are printed under every output.
@@ -32,6 +35,8 @@ VARIANTS = {
     "gatys preserve_color": ("gatys", {"preserve_color": True}),
     "histogram (defaults)": ("histogram", {}),
     "mrf (defaults)": ("mrf", {}),
+    "adain (defaults)": ("adain", {}),
+    "adain alpha=0.6": ("adain", {"alpha": 0.6}),
 }
 DEFAULT_VARIANTS = ["gatys (defaults)", "gatys style_weight=5", "gatys preserve_color"]
 PAIRS = ["tubingen:starry_night", "chelsea:the_scream", "astronaut:woman_with_hat"]

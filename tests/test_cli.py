@@ -171,3 +171,15 @@ def test_algorithm_specific_parameter_errors_name_the_parameter(tmp_path):
     proc = stylegrid(*run_args(tmp_path / "out" / "o.png"), "--algorithm", "mrf", "--set", "patch_size=0")
     assert_clean_error(proc, 2, "patch_size must be positive")
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_run_adain_out_of_the_box_with_the_shipped_decoder(tmp_path):
+    out = tmp_path / "adain.png"
+    second = SAMPLES / "style" / "starry_night.jpg"
+    proc = stylegrid(
+        *run_args(out), "--algorithm", "adain", "--style", second,
+        "--style-weight", "0.5", "--style-weight", "0.5", "--set", "alpha=0.8", "--set", "preserve_color=true",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "adain.content=" in proc.stdout and max(Image.open(out).size) == 48

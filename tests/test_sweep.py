@@ -213,3 +213,22 @@ def test_ctrl_c_stops_cleanly_and_keeps_finished_jobs(tmp_path):
     # the next run finishes exactly what is missing
     rerun = run_sweep(str(spec), output=str(out), quiet=True)
     assert rerun.skipped == len(statuses) and rerun.ok == 4 - len(statuses)
+
+
+def test_every_registered_algorithm_runs_in_a_sweep(tmp_path, local_ray):
+    from algorithms import ALGORITHMS
+
+    # 64 px: at 32 px a landscape photo leaves MRF a 2x4 relu4_1 map, smaller than its patches
+    spec = write_spec(tmp_path / "every.yaml", [SAMPLES / "content" / "chelsea.jpg"], size=64)
+    names = sorted(ALGORITHMS)
+    spec.write_text(
+        spec.read_text().replace(
+            "algorithms: [{name: gatys}]", f"algorithms: {json.dumps([{'name': n} for n in names])}"
+        )
+    )
+    summary = run_sweep(str(spec), output=str(tmp_path / "out"), quiet=True)
+    rows = read_results(tmp_path / "out").to_pandas().set_index("algorithm")
+    assert summary.failed == 0, rows.error.to_dict()
+    assert sorted(rows.index) == names and set(rows.status) == {"ok"}
+    assert rows.loc["adain", "evaluations"] == 1 and rows.loc["adain", "param.alpha"] == 1.0
+    assert rows.loc["mrf", "evaluations"] >= 3 and rows.loc["mrf", "param.patch_size"] == 3
