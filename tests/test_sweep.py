@@ -30,6 +30,8 @@ def local_ray():
     tests must start their own Ray, not join this one."""
     import ray
 
+    if ray.is_initialized():  # a test that ran a sweep in-process left its embedded Ray running
+        ray.shutdown()
     ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
     yield
     ray.shutdown()
