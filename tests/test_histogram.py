@@ -42,6 +42,42 @@ def test_histogram_loss_is_zero_on_the_style_and_sends_no_gradient_through_the_r
     assert torch.allclose(x.grad.reshape(4, -1), expected, atol=1e-6)
 
 
+def test_histogram_loss_on_channels_last_bf16_with_a_workspace_equals_the_plain_computation():
+    """The fast path (packed-key sort into a reused workspace, rows split over two threads, loss
+    in rank order) gives the loss and gradient of the definition, and autograd refuses a backward
+    pass whose workspace a later forward overwrote."""
+    torch.manual_seed(4)
+    feats = torch.relu(torch.randn(1, 6, 40, 48)).bfloat16().to(memory_format=torch.channels_last)
+    feats[0, 0, :3] = -1.5  # negatives in one channel
+    target = (torch.rand(6, 40 * 48) * 3).sort(dim=1).values
+    workspace = torch.empty(6, 40 * 48, dtype=torch.int64)
+    x = feats.clone().requires_grad_()
+    loss = histogram_loss(x, target, workspace)
+    loss.backward()
+    plain = feats.float().reshape(6, -1)
+    remapped = histogram_match(plain, target)
+    expected = (plain - remapped).pow(2).sum() / remapped.pow(2).sum()
+    assert torch.allclose(loss, expected, rtol=1e-5)
+    expected_grad = (2 * (plain - remapped) / remapped.pow(2).sum()).bfloat16()
+    assert x.grad.dtype == torch.bfloat16
+    assert torch.equal(x.grad.reshape(6, -1), expected_grad)
+    first = histogram_loss(x, target, workspace)
+    histogram_loss(x * 2, target, workspace)  # overwrites the workspace the first one saved
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        first.backward()
+
+
+def test_sort_rows_in_two_threads_equals_torch_sort():
+    from algorithms.losses import sort_rows
+
+    torch.manual_seed(5)
+    x = torch.randn(8, 2**18)  # big enough for the two-thread sort
+    x[:, ::3] = 0.0
+    values, indices = sort_rows(x)
+    expected = torch.sort(x, dim=1, stable=True)
+    assert torch.equal(values, expected.values) and torch.equal(indices, expected.indices)
+
+
 def test_laplacian_by_hand():
     img = torch.zeros(1, 1, 12, 12)
     img[..., 4:8, 4:8] = 1.0  # after a 4x4 average pool: a single 1 in the middle of a 3x3 grid
