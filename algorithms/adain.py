@@ -459,4 +459,6 @@ ALGORITHM = Algorithm(
     citation="Huang & Belongie, Arbitrary Style Transfer in Real-time with Adaptive Instance "
     "Normalization, ICCV 2017",
     kind="feedforward",
+    stylize_batch=stylize_batch,
+    optimizes=lambda params: params.mode == "optimize",
 )

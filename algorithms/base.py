@@ -76,6 +76,23 @@ class StylizeFn(Protocol):
     ) -> StylizeResult: ...
 
 
+class BatchStylizeFn(Protocol):
+    """The feed-forward contract (what ``stylegrid stylize-catalog`` calls): same-size contents
+    [B, 3, H, W] in [0, 1] -> stylized images [B, 3, H, W] in [0, 1], on the CPU, in one pass.
+    ``cache`` memoises per-style work (statistics, loaded models) between calls."""
+
+    def __call__(
+        self,
+        contents: torch.Tensor,
+        styles: Sequence[torch.Tensor],
+        params: Any,
+        *,
+        style_weights: Sequence[float] | None = None,
+        device: str | torch.device = "cpu",
+        cache: MutableMapping | None = None,
+    ) -> torch.Tensor: ...
+
+
 @dataclass(frozen=True)
 class Algorithm:
     name: str
@@ -84,6 +101,20 @@ class Algorithm:
     summary: str
     citation: str
     kind: str = "optimization"  # or "feedforward"
+    # feed-forward algorithms only: the batched call, and which parameter values make the
+    # algorithm optimise each image instead (None: it never does)
+    stylize_batch: BatchStylizeFn | None = None
+    optimizes: Callable[[Any], bool] | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("optimization", "feedforward"):
+            raise ValueError(f"algorithm {self.name}: kind must be optimization or feedforward")
+        if self.kind == "feedforward" and self.stylize_batch is None:
+            raise ValueError(f"algorithm {self.name}: a feed-forward algorithm needs stylize_batch")
+
+    def runs_feedforward(self, params: Any) -> bool:
+        """Whether ``params`` make this algorithm a feed-forward pass (usable on catalogs)."""
+        return self.kind == "feedforward" and not (self.optimizes and self.optimizes(params))
 
     def default_params(self) -> Any:
         return self.params_type()

@@ -5,6 +5,8 @@
 * ``stylegrid plan``       expand an experiment spec and show its jobs without running them
 * ``stylegrid sweep``      run an experiment spec on Ray (MLflow runs + Parquet rows)
 * ``stylegrid results``    print a sweep's results table or export it as CSV
+* ``stylegrid train-adain`` train an AdaIN decoder on Ray Train
+* ``stylegrid stylize-catalog`` stylize a catalog of images with a feed-forward model on Ray Data
 """
 
 from __future__ import annotations
@@ -129,6 +131,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--quiet", action="store_true")
     train.set_defaults(func=cmd_train_adain)
+
+    cat = sub.add_parser(
+        "stylize-catalog",
+        help="stylize a catalog of images with a feed-forward model on Ray Data",
+        description="Stylize every image of a folder, glob or CSV/Parquet manifest with each --style, "
+        "streaming on Ray Data; re-running resumes. Options override the YAML file's fields.",
+    )
+    cat.add_argument("spec", nargs="?", help="catalog YAML file (experiments/catalog.yaml)")
+    cat.add_argument("--input", help="folder (recursive), glob, or .csv / .parquet manifest")
+    cat.add_argument("--style", action="append", help="style image (repeat: each image gets every style)")
+    cat.add_argument("--out", help="output folder")
+    cat.add_argument("--algorithm", help="a feed-forward algorithm (default adain)")
+    cat.add_argument("--size", type=_positive_int, help="long side of the outputs (default 512)")
+    cat.add_argument("--alpha", type=float, help="style strength, 0..1")
+    cat.add_argument("--format", choices=["png", "jpeg"], help="output format (default png)")
+    cat.add_argument("--quality", type=_positive_int, help="JPEG quality (default 92)")
+    cat.add_argument(
+        "--batch-size", type=_positive_int, help="images per model call (default 1 on CPUs, 8 on GPUs)"
+    )
+    cat.add_argument("--num-gpus", type=float, help="GPUs to use (default: every GPU of the cluster)")
+    cat.add_argument(
+        "--actors", type=_positive_int, help="model replicas (default: from the cluster's resources)"
+    )
+    cat.add_argument("--path-column", help="the manifest's path column (default path)")
+    cat.add_argument(
+        "--set", action="append", default=[], metavar="NAME=VALUE", help="an algorithm parameter"
+    )
+    cat.add_argument("--quiet", action="store_true", help="no progress bar")
+    cat.set_defaults(func=cmd_stylize_catalog)
     return parser
 
 
@@ -276,6 +307,57 @@ def cmd_train_adain(args: argparse.Namespace) -> int:
         quiet=args.quiet,
     )
     return 0
+
+
+CATALOG_FLAGS = ("input", "out", "algorithm", "size", "alpha", "format", "quality", "batch_size",
+                 "num_gpus", "actors", "path_column")  # fmt: skip
+
+
+def catalog_spec_from_args(args: argparse.Namespace):
+    """The YAML file's spec (if any) with the command-line options on top."""
+    from .catalog import CatalogSpec, load_catalog_spec
+    from .params import parse_assignment
+
+    overrides = {k: getattr(args, k) for k in CATALOG_FLAGS if getattr(args, k) is not None}
+    if args.style:
+        overrides["style"] = args.style
+    if args.set:
+        pairs = [parse_assignment(text) for text in args.set]
+        overrides["params"] = {k: yaml_value(v) for k, v in pairs}
+    if args.spec:
+        spec = load_catalog_spec(args.spec)
+        if "params" in overrides:
+            overrides["params"] = {**spec.params, **overrides["params"]}
+        return CatalogSpec.model_validate({**spec.model_dump(), **overrides})
+    missing = [f"--{k}" for k in ("input", "style", "out") if k not in overrides]
+    if missing:
+        raise UsageError(f"give a catalog YAML file or {', '.join(missing)}")
+    return CatalogSpec.model_validate(overrides)
+
+
+def yaml_value(text: str):
+    """A --set value as YAML reads it (numbers, booleans, lists), validated later by the dataclass."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def cmd_stylize_catalog(args: argparse.Namespace) -> int:
+    import pydantic
+
+    from .catalog import print_summary, stylize_catalog
+
+    try:
+        spec = catalog_spec_from_args(args)
+    except pydantic.ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise UsageError(problems) from None
+    summary = stylize_catalog(spec, quiet=args.quiet)
+    print_summary(summary)
+    return 130 if summary.interrupted else 0
 
 
 SUMMARY_COLUMNS = [
