@@ -80,8 +80,8 @@ class HistogramStyleTerm:
     # the targets resampled to the output's number of positions, per (layer, count): computed
     # once per scale instead of at every evaluation
     _quantiles: dict[tuple[str, int], torch.Tensor] = field(default_factory=dict, repr=False)
-    # per layer, the sort's int64 workspace, reused from one evaluation to the next
-    _workspaces: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+    # the CPU sort's int64 workspace per (layer, count), reused from one evaluation to the next
+    _workspaces: dict[tuple[str, int], torch.Tensor] = field(default_factory=dict, repr=False)
 
     @property
     def layers(self) -> tuple[str, ...]:
@@ -94,10 +94,9 @@ class HistogramStyleTerm:
             key = (name, f.shape[-2] * f.shape[-1])
             if key not in self._quantiles:
                 self._quantiles[key] = target_quantiles(target, key[1])
-            workspace = self._workspaces.get(name)
-            if workspace is None or workspace.shape[1] != key[1]:
-                workspace = self._workspaces[name] = torch.empty(f.shape[1], key[1], dtype=torch.int64)
-            loss = histogram_loss(f, self._quantiles[key], workspace if f.device.type == "cpu" else None)
+            if f.device.type == "cpu" and key not in self._workspaces:
+                self._workspaces[key] = torch.empty(f.shape[1], key[1], dtype=torch.int64)
+            loss = histogram_loss(f, self._quantiles[key], self._workspaces.get(key))
             terms[f"histogram.{name}"] = self.weight * loss
         return terms
 

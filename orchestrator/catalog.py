@@ -42,9 +42,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from .files import write_atomic
-from .images import ImageError, decode_image, resize_to
+from .images import ImageError, decode_image, read_bytes, resize_to
 from .params import ParameterError, build_params
-from .spec import IMAGE_SUFFIXES, read_model
+from .spec import IMAGE_SUFFIXES, read_model, resolve_path
 
 MANIFEST_COLUMNS = (
     "source", "style", "output", "status", "error", "in_width", "in_height", "out_width",
@@ -90,16 +90,11 @@ def load_catalog_spec(path: str | os.PathLike, overrides: Mapping[str, Any] | No
     spec = read_model(p, CatalogSpec, "input, style, out, algorithm, size, ...")
     base = p.resolve().parent
     rebased = {
-        "input": _under(base, spec.input),
-        "out": _under(base, spec.out),
-        "style": [_under(base, s) for s in spec.style],
+        "input": str(resolve_path(spec.input, base)),
+        "out": str(resolve_path(spec.out, base)),
+        "style": [str(resolve_path(s, base)) for s in spec.style],
     }
     return spec.model_copy(update={**rebased, **(overrides or {})})
-
-
-def _under(base: Path, path: str) -> str:
-    full = Path(os.path.expanduser(path))
-    return str(full if full.is_absolute() else base / full)
 
 
 # --- sources, names and the manifest (pure or read-only) ------------------------------------------
@@ -269,7 +264,7 @@ def load_batch(batch: Mapping[str, np.ndarray], size: int | None) -> dict[str, n
         start = time.perf_counter()
         pixels, w, h, iw, ih, error = b"", 0, 0, 0, 0, ""
         try:
-            img = decode_image(_read_bytes(source), source)
+            img = decode_image(read_bytes(source), source)
             iw, ih = img.size
             if size is not None:
                 img = resize_to(img, size)
@@ -283,17 +278,6 @@ def load_batch(batch: Mapping[str, np.ndarray], size: int | None) -> dict[str, n
             cols[key].append(value)
     return {k: np.array(v, dtype=object if k in ("source", "todo", "pixels", "error") else None)
             for k, v in cols.items()}  # fmt: skip
-
-
-def _read_bytes(source: str) -> bytes:
-    try:
-        return Path(source).read_bytes()
-    except FileNotFoundError:
-        raise ImageError(source, "no such file") from None
-    except IsADirectoryError:
-        raise ImageError(source, "is a folder, not an image file") from None
-    except OSError as exc:
-        raise ImageError(source, f"cannot read ({exc.strerror or exc})") from None
 
 
 def encode(image, fmt: str, quality: int) -> bytes:
@@ -515,7 +499,7 @@ def read_styles(spec: CatalogSpec) -> list[tuple[str, bytes]]:
     styles = []
     for s in spec.style:
         path = str(Path(os.path.expanduser(s)).resolve())
-        data = _read_bytes(path)
+        data = read_bytes(path)
         decode_image(data, path, spec.style_size)
         styles.append((path, data))
     return list(dict(styles).items())

@@ -316,16 +316,17 @@ CATALOG_FLAGS = ("input", "out", "algorithm", "size", "alpha", "format", "qualit
 def catalog_spec_from_args(args: argparse.Namespace):
     """The YAML file's spec (if any) with the command-line options on top."""
     from .catalog import CatalogSpec, load_catalog_spec
-    from .params import parse_assignment
+    from .params import parse_assignment, parse_cli_value
 
     overrides = {k: getattr(args, k) for k in CATALOG_FLAGS if getattr(args, k) is not None}
     if args.style:
         overrides["style"] = args.style
+    spec = load_catalog_spec(args.spec) if args.spec else None
     if args.set:
+        algorithm = get_algorithm(overrides.get("algorithm") or (spec.algorithm if spec else "adain"))
         pairs = [parse_assignment(text) for text in args.set]
-        overrides["params"] = {k: yaml_value(v) for k, v in pairs}
-    if args.spec:
-        spec = load_catalog_spec(args.spec)
+        overrides["params"] = {k: parse_cli_value(algorithm.params_type, k, v) for k, v in pairs}
+    if spec is not None:
         if "params" in overrides:
             overrides["params"] = {**spec.params, **overrides["params"]}
         return CatalogSpec.model_validate({**spec.model_dump(), **overrides})
@@ -333,16 +334,6 @@ def catalog_spec_from_args(args: argparse.Namespace):
     if missing:
         raise UsageError(f"give a catalog YAML file or {', '.join(missing)}")
     return CatalogSpec.model_validate(overrides)
-
-
-def yaml_value(text: str):
-    """A --set value as YAML reads it (numbers, booleans, lists), validated later by the dataclass."""
-    import yaml
-
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
 
 
 def cmd_stylize_catalog(args: argparse.Namespace) -> int:

@@ -66,12 +66,19 @@ def _to_rgb(img: Image.Image) -> Image.Image:
 
 def read_image(path: str | os.PathLike, max_side: int | None = None) -> Image.Image:
     """Open, validate and convert an image file to 8-bit RGB (see the module docstring)."""
-    p = Path(path)
-    if not p.exists():
-        raise ImageError(p, "no such file")
-    if p.is_dir():
-        raise ImageError(p, "is a folder, not an image file")
-    return decode_image(p.read_bytes(), p, max_side)
+    return decode_image(read_bytes(path), path, max_side)
+
+
+def read_bytes(path: str | os.PathLike) -> bytes:
+    """A file's bytes; an ``ImageError`` naming it when it is missing, a folder or unreadable."""
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise ImageError(path, "no such file") from None
+    except IsADirectoryError:
+        raise ImageError(path, "is a folder, not an image file") from None
+    except OSError as exc:
+        raise ImageError(path, f"cannot read ({exc.strerror or exc})") from None
 
 
 def decode_image(data: bytes, name: str | os.PathLike, max_side: int | None = None) -> Image.Image:

@@ -135,13 +135,18 @@ def spec_dir(path: str | os.PathLike) -> Path:
     return Path(path).resolve().parent
 
 
+def resolve_path(path: str, base: Path) -> Path:
+    """``path`` with ``~`` expanded, taken from ``base`` when relative."""
+    full = Path(os.path.expanduser(path))
+    return full if full.is_absolute() else base / full
+
+
 def resolve_images(patterns: list[str], base: Path, field: str, spec_path: str | os.PathLike) -> list[Path]:
     """Files, globs and folders (their images, not recursive) -> sorted unique image paths."""
     found: list[Path] = []
     for i, pattern in enumerate(patterns):
         where = f"{spec_path}: {field}[{i}] {pattern!r}"
-        full = Path(os.path.expanduser(pattern))
-        full = full if full.is_absolute() else base / full
+        full = resolve_path(pattern, base)
         if glob.has_magic(str(full)):
             matches = sorted(Path(m) for m in glob.glob(str(full)) if Path(m).is_file())
             if not matches:
@@ -164,6 +169,5 @@ def output_dir(spec: BaseModel, spec_path: str | os.PathLike, override: str | No
     if override:
         return Path(override).expanduser().resolve()
     if spec.output:
-        out = Path(os.path.expanduser(spec.output))
-        return (out if out.is_absolute() else spec_dir(spec_path) / out).resolve()
+        return resolve_path(spec.output, spec_dir(spec_path)).resolve()
     return (Path.cwd() / "runs" / spec.name).resolve()
