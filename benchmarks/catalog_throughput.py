@@ -38,8 +38,8 @@ from benchmarks.common import STYLE, spawn  # noqa: E402
 GOAL = 1.5
 
 
-def make_catalog(folder: Path, n: int, seed: int = 0) -> list[Path]:
-    """``n`` JPEGs cut from the sample photos: random crops of 300-700 px on the long side, flips."""
+def make_catalog(folder: Path, n: int, seed: int = 0, long_sides: tuple[int, int] = (300, 700)) -> list[Path]:
+    """``n`` JPEGs cut from the sample photos: random crops of ``long_sides`` px, flips."""
     from PIL import Image, ImageOps
 
     rng = random.Random(seed)
@@ -51,12 +51,12 @@ def make_catalog(folder: Path, n: int, seed: int = 0) -> list[Path]:
         cw, ch = rng.randint(w // 2, w), rng.randint(h // 2, h)
         x, y = rng.randint(0, w - cw), rng.randint(0, h - ch)
         crop = img.crop((x, y, x + cw, y + ch))
-        long_side = rng.randint(300, 700)
+        long_side = rng.randint(*long_sides)
         f = long_side / max(crop.size)
         crop = crop.resize((max(16, round(crop.width * f)), max(16, round(crop.height * f))))
         if rng.random() < 0.5:
             crop = ImageOps.mirror(crop)
-        path = folder / f"shard{i % 10}" / f"img{i:05d}.jpg"
+        path = folder / f"shard{i % 10}" / f"img{i:06d}.jpg"
         path.parent.mkdir(parents=True, exist_ok=True)
         crop.save(path, quality=90)
         paths.append(path)

@@ -33,7 +33,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -230,8 +230,10 @@ def plan_pool(
     """Size the actor pool from the cluster's resources.
 
     GPUs: one actor per GPU (``num_gpus`` caps how many; a fraction shares one GPU), one CPU each
-    for its host side. CPUs only: the actors together take at most all CPUs but one, so the read
-    and decode tasks always have a CPU (on 2 CPUs: one actor); each runs torch on its share.
+    for its host side. CPUs only: every core runs a torch thread of some actor (several small
+    actors beat one large one: torch's CPU kernels scale poorly past a few threads), and the
+    actors' CPU requests leave one CPU (half of a single one) to the read and decode tasks, which
+    would otherwise starve and hang the run. On 2 CPUs: two actors of one thread, 0.5 CPU each.
     """
     cpus = float(resources.get("CPU", 1.0))
     gpus_available = float(resources.get("GPU", 0.0))
@@ -243,13 +245,23 @@ def plan_pool(
         per_gpu = min(1.0, gpus / n)
         cpu_each = min(1.0, max(0.25, (cpus - 1) / n)) if cpus > 1 else 0.25
         return PoolPlan(n, cpu_each, per_gpu, max(1, math.floor(cpu_each)), batch_size or 8)
-    spare = max(0.5, cpus - 1.0)  # one CPU stays with the read/decode tasks
-    n = actors or max(1, math.floor(spare / 2) or 1)
-    cpu_each = spare / n
-    if cpu_each <= 0 or n * cpu_each > cpus - 0.5:
-        raise CatalogError(f"--actors {actors}: {cpus:g} CPUs cannot hold them and still read images")
-    threads = max(1, math.ceil(cpu_each))
+    cores = max(1, math.floor(cpus))
+    if actors is not None and actors > cores:
+        raise CatalogError(f"--actors {actors}: {cpus:g} CPUs cannot give each actor a core")
+    threads = 1 if cores < 4 else 2 if cores < 32 else 4
+    n = actors or max(1, cores // threads)
+    threads = max(1, cores // n)
+    cpu_each = (cpus - min(1.0, cpus / 2)) / n
     return PoolPlan(n, cpu_each, 0.0, threads, batch_size or 1)
+
+
+def block_layout(n: int, plan: PoolPlan, max_rows: int = 8, max_blocks: int = 10_000) -> tuple[int, int]:
+    """(rows per block, blocks) for ``n`` sources. An actor works through whole blocks, so small
+    catalogs are cut into at least four blocks per actor (else one actor gets all the work); large
+    ones into blocks of ``max_rows`` (one decode task each), fewer and larger past ``max_blocks``."""
+    per_actor = math.ceil(n / (4 * plan.actors))
+    rows = max(1, min(max(max_rows, plan.batch_size), per_actor), math.ceil(n / max_blocks))
+    return rows, max(1, math.ceil(n / rows))
 
 
 # --- the Ray Data stages (run in Ray tasks and actors) -----------------------------------------------
@@ -297,7 +309,6 @@ class CatalogStylizer:
         self,
         algorithm: str,
         params: dict[str, Any],
-        styles: list,  # [an object reference to [(path, bytes)] per style]
         out: str,
         fmt: str,
         quality: int,
@@ -311,21 +322,28 @@ class CatalogStylizer:
 
         from algorithms import get_algorithm
 
-        from .images import to_tensor
-
         torch.set_num_threads(threads)
         self.device = torch.device("cuda" if use_gpu and torch.cuda.is_available() else "cpu")
         self.algo = get_algorithm(algorithm)
         self.params = build_params(self.algo.params_type, params)
-        import ray
-
-        loaded = ray.get(styles[0])
-        self.styles = [(path, to_tensor(decode_image(data, path, style_size))) for path, data in loaded]
+        self.style_size = style_size
+        self.styles: list = []  # (path, tensor) per style, loaded by the first call
         self.out, self.fmt, self.quality = Path(out), fmt, quality
         self.batch_size, self.run_id = batch_size, run_id
         self.cache: dict = {}
 
-    def __call__(self, batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def __call__(self, batch: Mapping[str, np.ndarray], styles: list) -> dict[str, np.ndarray]:
+        """``styles``: [an object reference to [(path, bytes)] per style], fetched by the first
+        call (a restarted actor fetches it again; the driver holds the reference)."""
+        if not self.styles:
+            import ray
+
+            from .images import to_tensor
+
+            self.styles = [
+                (path, to_tensor(decode_image(data, path, self.style_size)))
+                for path, data in ray.get(styles[0])
+            ]
         rows: list[dict[str, Any]] = []
         n = len(batch["source"])
         todo = [[int(i) for i in str(batch["todo"][k]).split()] for k in range(n)]
@@ -582,30 +600,30 @@ def _run_pipeline(spec, algorithm, param_values, styles, out, todo, run_id, ray_
         ray.init(**{"logging_level": "ERROR", "include_dashboard": False, **(ray_init_kwargs or {})})
     import ray.data
 
+    logging.getLogger("ray.data").setLevel(logging.ERROR)  # the driver shows its own progress
     ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = False  # the driver shows its own progress
+    ctx.enable_progress_bars = False
     ctx.enable_operator_progress_bars = False
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
     plan = plan_pool(ray.cluster_resources(), spec.num_gpus, spec.actors, spec.batch_size)
-    read_batch = 8
-    blocks = max(1, math.ceil(len(todo) / read_batch))
-    ds = ray.data.from_items(todo, override_num_blocks=min(blocks, 10_000))
+    rows, blocks = block_layout(len(todo), plan)
+    plan = replace(plan, actors=min(plan.actors, blocks))  # an actor without a block would idle
+    ds = ray.data.from_items(todo, override_num_blocks=blocks)
     # A decode task asks for the memory a large image takes (a 64 MP image is 192 MB as RGB). The
     # request also keeps Ray Data from fusing the decoding into the model actors (it fuses stages
     # whose resource requests are equal), so decoding overlaps the model instead of preceding it.
     ds = ds.map_batches(
-        load_batch, batch_size=read_batch, num_cpus=1, memory=DECODE_MEMORY, fn_kwargs={"size": spec.size}
+        load_batch, batch_size=rows, num_cpus=1, memory=DECODE_MEMORY, fn_kwargs={"size": spec.size}
     )
     ds = ds.map_batches(
         CatalogStylizer,
-        batch_size=max(plan.batch_size, 4),
+        batch_size=plan.batch_size,
+        fn_kwargs={"styles": [ray.put(styles)]},  # a nested reference: each actor fetches it once
         compute=ray.data.ActorPoolStrategy(size=plan.actors),
         num_cpus=plan.cpus_per_actor,
         num_gpus=plan.gpus_per_actor,
         fn_constructor_kwargs={
             "algorithm": algorithm,
             "params": param_values,
-            "styles": [ray.put(styles)],  # a nested reference: fetched once per actor
             "out": str(out),
             "fmt": spec.format,
             "quality": spec.quality,
@@ -684,7 +702,7 @@ class _MlflowRun:
 
 
 def contact_sheet(paths: Sequence[str], thumb: int = 160, columns: int = 4):
-    """Thumbnails of ``paths`` in a grid, each captioned with its file name."""
+    """Thumbnails of ``paths`` (catalog outputs) in a grid, each captioned with photo and style."""
     from PIL import Image, ImageDraw
 
     rows = max(1, math.ceil(len(paths) / columns))
@@ -698,8 +716,13 @@ def contact_sheet(paths: Sequence[str], thumb: int = 160, columns: int = 4):
                 sheet.paste(img.convert("RGB"), (x + (thumb - img.width) // 2, y + (thumb - img.height) // 2))
         except (OSError, ValueError):
             pass  # a file removed since: leave its cell blank
-        draw.text((x + 3, y + thumb), Path(p).name[:26], fill="black")
+        draw.text((x + 3, y + thumb), _caption(Path(p))[: thumb // 6], fill="black")
     return sheet
+
+
+def _caption(output: Path) -> str:
+    """``photo / style`` for an output ``images/<style>-<hash>/<photo>-<hash>.png``."""
+    return f"{output.stem.rsplit('-', 1)[0]} / {output.parent.name.rsplit('-', 1)[0]}"
 
 
 def print_summary(summary: CatalogSummary) -> None:

@@ -1,0 +1,310 @@
+"""Bulk catalog stylization: sources, names, the pool's size, refusals, and the command end to end on
+a real local Ray (bad files, resume after a kill, CSV manifests)."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import BAD, REPO, SAMPLES
+from PIL import Image
+
+from orchestrator.catalog import (
+    CatalogError,
+    CatalogSpec,
+    block_layout,
+    check_algorithm,
+    list_sources,
+    output_path,
+    plan_pool,
+    read_manifest,
+)
+
+STARRY = SAMPLES / "style" / "starry_night.jpg"
+SCREAM = SAMPLES / "style" / "the_scream.jpg"
+BAD_FILES = {  # the shared bad inputs a catalog meets, and what becomes of each
+    "empty.jpg": "empty file",
+    "truncated.jpg": "truncated or corrupt",
+    "not_an_image.jpg": "not an image",
+    "huge_dimensions.png": "decompression bomb refused",
+    "grayscale.png": None,
+    "rgba.png": None,
+}
+
+
+def make_catalog(folder: Path, n_good: int, seed: int = 0, sizes=(40, 120)) -> dict[str, tuple[int, int]]:
+    """``n_good`` small JPEG/PNG crops of the sample photos in nested folders (two of them share a
+    base name), plus the shared bad files; returns {path: (width, height)} of every file."""
+    rng = random.Random(seed)
+    photos = [Image.open(p).convert("RGB") for p in sorted((SAMPLES / "content").glob("*.jpg"))]
+    made = {}
+    for i in range(n_good):
+        img = photos[i % len(photos)]
+        long_side = rng.randint(*sizes)
+        f = long_side / max(img.size)
+        small = img.resize((max(8, round(img.width * f)), max(8, round(img.height * f))))
+        name = "same_name" if i < 2 else f"img{i:03d}"
+        path = folder / f"part{i % 3}" / f"{name}.{'png' if i % 4 == 0 else 'jpg'}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        small.save(path)
+        made[str(path)] = small.size
+    for name in BAD_FILES:
+        dest = folder / "bad" / name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(BAD / name, dest)
+        made[str(dest)] = (0, 0)
+    return made
+
+
+def stylegrid(*args, timeout: float = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("RAY_ADDRESS", None)
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator", *map(str, args)],
+        capture_output=True, text=True, cwd=REPO, env=env, timeout=timeout,
+    )  # fmt: skip
+
+
+def expected_size(w: int, h: int, long_side: int) -> tuple[int, int]:
+    from orchestrator.images import resize_to
+
+    return resize_to(Image.new("RGB", (w, h)), long_side).size
+
+
+# --- pure parts ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "resources",
+    [{"CPU": 1.0}, {"CPU": 2.0}, {"CPU": 3.0}, {"CPU": 4.0}, {"CPU": 16.0}, {"CPU": 96.0}],
+)
+def test_cpu_pools_always_leave_a_cpu_for_the_decode_tasks(resources):
+    plan = plan_pool(resources, None, None, None)
+    cpus = resources["CPU"]
+    assert plan.gpus_per_actor == 0 and plan.batch_size == 1
+    assert plan.actors * plan.cpus_per_actor + min(1.0, cpus / 2) <= cpus + 1e-9
+    assert plan.actors * plan.threads_per_actor <= max(1, cpus)  # torch threads do not oversubscribe
+    assert plan.actors >= 1 and plan.threads_per_actor >= 1
+
+
+def test_the_two_cpu_default_runs_both_cores_in_two_actors():
+    # one actor of 2 torch threads is slower than two of one (benchmarks/catalog_throughput.py)
+    plan = plan_pool({"CPU": 2.0}, None, None, None)
+    assert (plan.actors, plan.threads_per_actor) == (2, 1)
+    assert plan.actors * plan.cpus_per_actor == 1.0
+
+
+def test_gpu_pools_take_one_actor_per_gpu():
+    plan = plan_pool({"CPU": 16.0, "GPU": 4.0}, None, None, None)
+    assert (plan.actors, plan.gpus_per_actor, plan.batch_size) == (4, 1.0, 8)
+    assert plan.actors * plan.cpus_per_actor <= 15
+    assert plan_pool({"CPU": 16.0, "GPU": 4.0}, 2, None, 16).actors == 2
+    shared = plan_pool({"CPU": 4.0, "GPU": 1.0}, 1, 2, None)
+    assert (shared.actors, shared.gpus_per_actor) == (2, 0.5)
+
+
+def test_pools_that_cannot_fit_are_refused():
+    with pytest.raises(CatalogError, match="--num-gpus 2: the cluster has 0 GPU"):
+        plan_pool({"CPU": 8.0}, 2, None, None)
+    with pytest.raises(CatalogError, match="--actors 9: 8 CPUs cannot give each actor a core"):
+        plan_pool({"CPU": 8.0}, None, 9, None)
+    assert plan_pool({"CPU": 8.0}, None, 8, None).actors == 8
+
+
+def test_small_catalogs_are_cut_so_that_every_actor_gets_work():
+    two = plan_pool({"CPU": 2.0}, None, None, None)
+    assert block_layout(1, two) == (1, 1)
+    assert block_layout(7, two) == (1, 7)
+    assert block_layout(40, two) == (5, 8)
+    assert block_layout(1000, two) == (8, 125)
+    assert block_layout(1_000_000, two) == (100, 10_000)
+    gpus = plan_pool({"CPU": 16.0, "GPU": 2.0}, None, None, None)
+    assert block_layout(10_000, gpus) == (8, 1250)
+
+
+def test_output_names_are_stable_and_distinct_for_equal_base_names(tmp_path):
+    a = output_path(tmp_path, "/photos/2020/cat.jpg", "/styles/starry.jpg", "png")
+    b = output_path(tmp_path, "/photos/2021/cat.jpg", "/styles/starry.jpg", "png")
+    c = output_path(tmp_path, "/photos/2020/cat.jpg", "/other/starry.jpg", "jpeg")
+    assert a == output_path(tmp_path, "/photos/2020/cat.jpg", "/styles/starry.jpg", "png")
+    assert a != b and a.name.startswith("cat-") and b.name.startswith("cat-")
+    assert a.parent != c.parent and c.suffix == ".jpg" and a.suffix == ".png"
+    assert a.parent.parent == tmp_path / "images"
+
+
+def test_sources_from_a_folder_a_glob_and_manifests(tmp_path):
+    made = make_catalog(tmp_path / "cat", 5)
+    in_folder = list_sources(str(tmp_path / "cat"))
+    assert sorted(in_folder) == sorted(made) and len(set(in_folder)) == len(made)
+    assert sorted(list_sources(str(tmp_path / "cat" / "part0" / "*.png"))) == sorted(
+        p for p in made if "/part0/" in p and p.endswith(".png")
+    )
+    manifest = pd.DataFrame({"image": ["part0/same_name.png", str(tmp_path / "gone.jpg"), None]})
+    manifest.to_csv(tmp_path / "cat" / "m.csv", index=False)
+    listed = list_sources(str(tmp_path / "cat" / "m.csv"), "image")
+    assert listed == [str(tmp_path / "cat" / "part0" / "same_name.png"), str(tmp_path / "gone.jpg")]
+    manifest.to_parquet(tmp_path / "m.parquet")
+    with pytest.raises(CatalogError, match=r"m.parquet: no 'path' column \(columns: image\)"):
+        list_sources(str(tmp_path / "m.parquet"))
+    with pytest.raises(CatalogError, match="no such file or folder"):
+        list_sources(str(tmp_path / "nowhere"))
+    with pytest.raises(CatalogError, match="the pattern matches no file"):
+        list_sources(str(tmp_path / "*.tiff"))
+    (tmp_path / "m.txt").write_text("x")
+    with pytest.raises(CatalogError, match="expected a folder, a glob or a .csv / .parquet manifest"):
+        list_sources(str(tmp_path / "m.txt"))
+
+
+@pytest.mark.parametrize(
+    "algorithm,params",
+    [("gatys", {}), ("mrf", {}), ("histogram", {}), ("adain", {"mode": "optimize"})],
+)
+def test_image_optimisation_is_refused_with_a_pointer_to_sweeps(algorithm, params):
+    spec = CatalogSpec(input="x", style=["s.jpg"], out="o", algorithm=algorithm, params=params)
+    with pytest.raises(CatalogError) as info:
+        check_algorithm(spec)
+    assert f"--algorithm {algorithm}: it optimises every image" in str(info.value)
+    assert "stylegrid sweep" in str(info.value) and "adain" in str(info.value)
+
+
+def test_unknown_algorithms_and_parameters_are_refused():
+    with pytest.raises(CatalogError, match="--algorithm nope: unknown; available: adain"):
+        check_algorithm(CatalogSpec(input="x", style=["s"], out="o", algorithm="nope"))
+    with pytest.raises(CatalogError, match="--algorithm adain: .*no_such"):
+        check_algorithm(CatalogSpec(input="x", style=["s"], out="o", params={"no_such": 1}))
+
+
+# --- the command, end to end on a real local Ray --------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_catalog_with_bad_files_gives_one_row_per_image_and_resumes_to_nothing(tmp_path):
+    made = make_catalog(tmp_path / "cat", 44)
+    assert len(made) == 50
+    out = tmp_path / "out"
+    proc = stylegrid("stylize-catalog", "--input", tmp_path / "cat", "--style", STARRY, "--out", out,
+                     "--size", 48, "--quiet")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "46 ok, 4 failed, 0 skipped" in proc.stdout, proc.stdout
+    assert "Traceback" not in proc.stderr
+
+    rows = read_manifest(out)
+    assert len(rows) == 50 and sorted(rows.source) == sorted(made)
+    assert set(rows["style"]) == {str(STARRY)}
+    by_name = {Path(s).name: r for s, r in zip(rows.source, rows.itertuples(), strict=True)}
+    for name, reason in BAD_FILES.items():
+        row = by_name[name]
+        if reason is None:
+            assert row.status == "ok", row
+        else:
+            assert row.status == "error" and reason in row.error and pd.isna(row.output), row
+    for row in rows[rows.status == "ok"].itertuples():
+        w, h = made[row.source] if made[row.source] != (0, 0) else Image.open(row.source).size
+        assert (row.in_width, row.in_height) == (w, h)
+        assert (row.out_width, row.out_height) == expected_size(w, h, 48)
+        with Image.open(row.output) as img:
+            assert img.size == (row.out_width, row.out_height) and img.mode == "RGB"
+        assert row.seconds > 0
+    assert rows[rows.status == "ok"].output.nunique() == 46  # two same_name.* sources, two outputs
+    assert len(list((out / "images").rglob("*.png"))) == 46
+
+    again = stylegrid("stylize-catalog", "--input", tmp_path / "cat", "--style", STARRY, "--out", out,
+                      "--size", 48, "--quiet")  # fmt: skip
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "0 ok, 0 failed, 50 skipped" in again.stdout
+    assert len(read_manifest(out)) == 50
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("stylize-catalog")
+    first, second = sorted(client.search_runs([exp.experiment_id]), key=lambda r: r.info.start_time)
+    assert first.data.metrics["images_ok"] == 46 and first.data.metrics["images_failed"] == 4
+    assert first.data.metrics["images_per_second"] > 0 and first.data.params["size"] == "48"
+    assert first.info.status == "FINISHED" and second.data.params["skipped"] == "50"
+    artifacts = [a.path for a in client.list_artifacts(first.info.run_id)]
+    assert "contact_sheet.jpg" in artifacts
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_and_writes_every_pair_exactly_once(tmp_path):
+    made = make_catalog(tmp_path / "cat", 60, sizes=(200, 300))
+    goods = [p for p, wh in made.items() if wh != (0, 0) or "gray" in p or "rgba" in p]
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "orchestrator", "stylize-catalog", "--input", str(tmp_path / "cat"),
+           "--style", str(STARRY), "--style", str(SCREAM), "--out", str(out), "--size", "160",
+           "--format", "jpeg", "--quiet"]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("RAY_ADDRESS", None)
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None:
+            if len(read_manifest(out)) >= 10:  # the first parts are in: kill the whole job
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, "the run ended before it could be interrupted"
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    before = read_manifest(out)
+    total = 2 * len(made)
+    assert 10 <= len(before) < total
+    for f in (out / "images").rglob("*.jpg"):  # a file under its final name is whole
+        with Image.open(f) as img:
+            img.load()
+
+    resumed = stylegrid(*cmd[3:])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"{len(before)} skipped" in resumed.stdout, resumed.stdout
+    rows = read_manifest(out)
+    assert len(rows) == total and not rows.duplicated(["source", "style"]).any()
+    ok = rows[rows.status == "ok"]
+    assert len(ok) == 2 * len(goods) and set(ok.source) == set(goods)
+    assert not list(out.rglob(".*.tmp"))
+    assert sorted(str(p) for p in (out / "images").rglob("*.jpg")) == sorted(ok.output)
+
+
+@pytest.mark.slow
+def test_a_csv_manifest_with_missing_paths(tmp_path):
+    made = make_catalog(tmp_path / "cat", 3)
+    good = sorted(p for p, wh in made.items() if wh != (0, 0))
+    rows = [{"path": str(Path(p).relative_to(tmp_path)), "label": "x"} for p in good]
+    rows += [{"path": "cat/missing.jpg", "label": "y"}, {"path": str(tmp_path / "cat"), "label": "z"}]
+    pd.DataFrame(rows).to_csv(tmp_path / "manifest.csv", index=False)
+    out = tmp_path / "out"
+    spec = tmp_path / "catalog.yaml"
+    spec.write_text(f"input: manifest.csv\nstyle: [{STARRY}]\nout: out\nsize: 32\nformat: jpeg\n")
+    proc = stylegrid("stylize-catalog", spec, "--quiet")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "3 ok, 2 failed" in proc.stdout
+    result = read_manifest(out).set_index("source")
+    assert result.loc[str(tmp_path / "cat" / "missing.jpg"), "error"] == "no such file"
+    assert result.loc[str(tmp_path / "cat"), "error"] == "is a folder, not an image file"
+    assert all(result.loc[good, "status"] == "ok")
+
+
+def test_the_command_refuses_bad_options_in_one_line(tmp_path):
+    cases = [
+        (["--input", tmp_path, "--style", STARRY, "--out", tmp_path / "o", "--algorithm", "gatys"],
+         "--algorithm gatys: it optimises every image"),
+        (["--input", tmp_path / "none", "--style", STARRY, "--out", tmp_path / "o"], "no such file or folder"),
+        (["--input", tmp_path, "--style", tmp_path / "s.jpg", "--out", tmp_path / "o"], "s.jpg: no such file"),
+        (["--input", tmp_path, "--out", tmp_path / "o"], "give a catalog YAML file or --style"),
+    ]  # fmt: skip
+    for args, fragment in cases:
+        proc = stylegrid("stylize-catalog", *args)
+        assert proc.returncode in (1, 2) and "Traceback" not in proc.stderr, proc.stderr
+        lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+        assert len(lines) == 1 and fragment in lines[0], proc.stderr
