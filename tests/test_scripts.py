@@ -52,3 +52,17 @@ def test_adain_speed_smoke():
     proc = run_script("benchmarks/adain_speed.py", "--smoke-test")
     table = proc.stdout.split("images/s", 1)[1]
     assert "\nstylegrid     32      2" in table and "\nplain         32      1" in table
+
+
+def test_catalog_throughput_smoke():
+    proc = run_script("benchmarks/catalog_throughput.py", "--smoke-test")
+    table = proc.stdout.split("vs sequential", 1)[1]
+    for variant in ("catalog", "catalog+init", "sequential", "plain"):
+        assert f"\n{variant} " in table
+    assert "goal catalog >= 1.5x plain loop" in proc.stdout
+
+
+def test_catalog_memory_smoke():
+    proc = run_script("benchmarks/catalog_memory.py", "--smoke-test")
+    lines = proc.stdout.split("driver MB", 1)[1].split("\n")
+    assert [ln.split()[0] for ln in lines if ln.strip()] == ["30", "60"]
