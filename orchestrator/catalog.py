@@ -436,8 +436,12 @@ class ManifestWriter:
     last_flush: float = field(default_factory=time.monotonic)
 
     def add(self, table) -> None:
+        """Keep a batch of rows, typed now: a batch of only bad files has all-null columns."""
+        import pyarrow as pa
+
         if table.num_rows:
-            self.pending.append(table)
+            typed = pa.schema(list(manifest_schema())[:-1])
+            self.pending.append(table.select(typed.names).cast(typed))
 
     def maybe_flush(self) -> None:
         if self.pending and time.monotonic() - self.last_flush >= FLUSH_SECONDS:
@@ -451,8 +455,7 @@ class ManifestWriter:
         if not self.pending:
             return
         schema = manifest_schema()
-        table = pa.concat_tables([t.select(list(MANIFEST_COLUMNS[:-1])) for t in self.pending])
-        table = table.cast(pa.schema(list(schema)[:-1]))
+        table = pa.concat_tables(self.pending)
         finished = pa.array([datetime.now(UTC)] * table.num_rows, type=schema.field("finished_at").type)
         table = table.append_column(schema.field("finished_at"), finished)
         buf = pa.BufferOutputStream()

@@ -18,8 +18,10 @@ from conftest import BAD, REPO, SAMPLES
 from PIL import Image
 
 from orchestrator.catalog import (
+    MANIFEST_COLUMNS,
     CatalogError,
     CatalogSpec,
+    ManifestWriter,
     block_layout,
     check_algorithm,
     list_sources,
@@ -128,6 +130,24 @@ def test_small_catalogs_are_cut_so_that_every_actor_gets_work():
     assert block_layout(1_000_000, two) == (100, 10_000)
     gpus = plan_pool({"CPU": 16.0, "GPU": 2.0}, None, None, None)
     assert block_layout(10_000, gpus) == (8, 1250)
+
+
+def test_the_manifest_takes_batches_of_only_bad_files_beside_good_ones(tmp_path):
+    import pyarrow as pa
+
+    def batch(status, output, width):  # what the actors return: untyped columns, nulls for bad files
+        row = {c: None for c in MANIFEST_COLUMNS[:-1]}
+        row.update(source="/a.jpg", style="/s.jpg", status=status, seconds=0.5, run_id="r",
+                   output=output, out_width=width, in_width=width)  # fmt: skip
+        return pa.table({k: pa.array([v]) for k, v in row.items()})
+
+    writer = ManifestWriter(tmp_path, "t")
+    writer.add(batch("error", None, None))  # all-null output and sizes
+    writer.add(batch("ok", "/o.png", 64))
+    writer.flush()
+    rows = read_manifest(tmp_path)
+    assert list(rows.status) == ["error", "ok"] and list(rows.columns) == list(MANIFEST_COLUMNS)
+    assert rows.out_width.iloc[1] == 64 and pd.isna(rows.output.iloc[0])
 
 
 def test_output_names_are_stable_and_distinct_for_equal_base_names(tmp_path):

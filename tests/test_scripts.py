@@ -64,5 +64,5 @@ def test_catalog_throughput_smoke():
 
 def test_catalog_memory_smoke():
     proc = run_script("benchmarks/catalog_memory.py", "--smoke-test")
-    lines = proc.stdout.split("driver MB", 1)[1].split("\n")
-    assert [ln.split()[0] for ln in lines if ln.strip()] == ["30", "60"]
+    rows = proc.stdout.split("driver MB", 1)[1].splitlines()[1:]  # after the header
+    assert [ln.split()[0] for ln in rows if ln.strip()] == ["30", "60"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import textwrap
+from pathlib import Path
 
 import pytest
 from conftest import SAMPLES
@@ -157,6 +158,13 @@ def test_shipped_experiments_are_valid():
     for path in sorted((REPO / "experiments").glob("*.yaml")):
         if path.name.startswith("train_adain"):  # training specs (stylegrid train-adain), not sweeps
             assert load_train_spec(path).num_workers >= 1
+            continue
+        if path.name == "catalog.yaml":  # stylegrid stylize-catalog
+            from orchestrator.catalog import check_algorithm, list_sources, load_catalog_spec
+
+            spec = load_catalog_spec(path)
+            assert list_sources(spec.input) and all(Path(s).is_file() for s in spec.style)
+            check_algorithm(spec)
             continue
         jobs = expand(load_spec(path), str(path))
         assert jobs, path
