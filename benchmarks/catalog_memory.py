@@ -39,17 +39,13 @@ def tree_rss(pid: int) -> tuple[float, float]:
         procs = [root, *root.children(recursive=True)]
     except psutil.NoSuchProcess:
         return 0.0, 0.0
-    total = 0.0
+    rss = []  # the root first
     for p in procs:
         try:
-            total += p.memory_info().rss
+            rss.append(p.memory_info().rss)
         except psutil.NoSuchProcess:
-            pass
-    try:
-        own = root.memory_info().rss
-    except psutil.NoSuchProcess:
-        own = 0
-    return total / 2**20, own / 2**20
+            rss.append(0)
+    return sum(rss) / 2**20, rss[0] / 2**20
 
 
 def measure(catalog: Path, out: Path, size: int) -> dict:
