@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from .adain import ALGORITHM as _ADAIN
+from .adain import OPTIMIZE_ALGORITHM as _ADAIN_OPTIMIZE
 from .base import Algorithm, StepInfo, StepLoss, StylizeResult
 from .gatys import ALGORITHM as _GATYS
 from .histogram import ALGORITHM as _HISTOGRAM
 from .mrf import ALGORITHM as _MRF
 
-ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (_GATYS, _MRF, _HISTOGRAM, _ADAIN)}
+ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (_GATYS, _MRF, _HISTOGRAM, _ADAIN, _ADAIN_OPTIMIZE)}
 
 
 def get_algorithm(name: str) -> Algorithm:

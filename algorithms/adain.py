@@ -15,8 +15,9 @@ trained against:
   plain state dicts of an ``nn.Sequential`` whose layouts ``published_vgg`` and ``decoder_layout``
   reproduce module for module, so the files load directly.
 
-``mode="optimize"`` needs no decoder: the image is optimised on the shared loop (``optimize.py``)
-toward the AdaIN target at relu4_1 with the mean / std style loss of the paper.
+``adain_optimize`` (its own algorithm, with its own parameters) needs no decoder: the image is
+optimised on the shared loop (``optimize.py``) toward the AdaIN target at relu4_1 with the mean /
+std style loss of the paper.
 """
 
 from __future__ import annotations
@@ -35,12 +36,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import color
-from .base import Algorithm, Callback, StepLoss, StylizeResult
+from .base import Algorithm, Callback, Params, StepLoss, StylizeResult
 from .losses import mean_std, mean_std_loss, relative_squared_error
 from .optimize import (
     ImageOptimParams,
     autocast,
-    check_non_negative,
     encode_targets,
     image_optimization_stylize,
     layer_weights,
@@ -55,29 +55,50 @@ STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 CONTENT_LAYER = "relu4_1"
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_DECODER = WEIGHTS_DIR / "adain_decoder.pth"
+CONTENT_TERM = f"content.adain.{CONTENT_LAYER}"  # distance to the AdaIN target
 MULTIPLE = 8  # the decoder upsamples three times: sizes are padded to a multiple of 8
 
 
-@dataclass(frozen=True, kw_only=True)
-class AdaINParams(ImageOptimParams):
-    """Feed-forward AdaIN; the fields inherited from the optimisation loop (steps, optimizer,
-    scales, ...) apply to ``mode=optimize`` only."""
+ALPHA_HELP = "content-style trade-off in [0, 1]: 0 = the content's own features"
 
-    mode: Literal["decoder", "optimize"] = param(
-        "decoder", "decoder: one forward pass; optimize: optimise the image toward the AdaIN target"
-    )
-    alpha: float = param(1.0, "content-style trade-off in [0, 1]: 0 = the content's own features")
+
+def check_alpha(p) -> None:
+    if not 0.0 <= p.alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {p.alpha}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class AdaINParams(Params):
+    """Feed-forward AdaIN: one pass of the encoder, AdaIN and the decoder (``adain``)."""
+
+    alpha: float = param(1.0, ALPHA_HELP)
     decoder: str = param("default", "decoder state dict: default (shipped) or a path (pytorch-AdaIN layout)")
     encoder: str = param(
         "caffe", "caffe (stylegrid's VGG-19) or a path to pytorch-AdaIN's vgg_normalised.pth"
     )
+    preserve_color: bool = param(False, "recolour the style to the content first (CORAL): keeps its colours")
+    precision: Literal["auto", "fp32", "bf16"] = param(
+        "auto", "encoder and decoder precision; auto = bf16 where the hardware computes it natively"
+    )
+
+    def __post_init__(self) -> None:
+        check_alpha(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AdaINOptimParams(ImageOptimParams):
+    """AdaIN's objective optimised on the image, no decoder (``adain_optimize``): the content
+    loss to the AdaIN target at relu4_1 replaces the loop's content layers."""
+
+    alpha: float = param(1.0, ALPHA_HELP)
     style_weight: float = param(10.0, "weight of the mean/std style loss (the paper's lambda)")
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not 0.0 <= self.alpha <= 1.0:
-            raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
-        check_non_negative(self, "style_weight")
+        check_alpha(self)
+
+    def inactive(self) -> frozenset[str]:
+        return super().inactive() | {"content_layers", "content_layer_weights"}
 
 
 # --- pure functions --------------------------------------------------------------------------------
@@ -348,15 +369,11 @@ def stylize(
     callback: Callback | None = None,
     cache: MutableMapping | None = None,
 ) -> StylizeResult:
-    """The ``stylize`` interface: the decoder (one step) or ``mode=optimize``."""
+    """The ``stylize`` interface: one pass of the decoder (``init_image``, ``seed`` and
+    ``callback`` have nothing to act on)."""
     params = params or AdaINParams()
     if not styles:
         raise ValueError("at least one style image is needed")
-    if params.mode == "optimize":
-        return _optimize(
-            content, styles, params, style_weights=style_weights, init_image=init_image, seed=seed,
-            device=device, callback=callback, cache=cache,
-        )  # fmt: skip
     start = time.perf_counter()
     device = torch.device(device)
     image, target, stats = _decode(content, styles, params, style_weights, device, cache)
@@ -373,21 +390,20 @@ def stylize(
 
 
 def _report_losses(image, target, stats, weights, params: AdaINParams, device) -> dict[str, float]:
-    """The training losses of the result (content to the AdaIN target, mean/std per layer), so
-    that feed-forward rows in a sweep carry losses comparable between decoders."""
+    """The training objective of the result: the content term (relu4_1 to the AdaIN target) and
+    the mean / std terms, each layer weighted 1/4 so that the style terms sum to the average
+    the decoder was trained on; the decoder's training ``style_weight`` is not applied, so
+    rows of different decoders compare on the same scale."""
     precision = resolve_precision(params.precision, device)
     encoder = get_adain_encoder(resolve_pair(params)[1], device)
-    h, w = image.shape[-2:]
     with torch.no_grad():
         # the target was computed on the padded content: compare like with like
         feats = encode_targets(encoder, pad_to_multiple(image.to(device)), STYLE_LAYERS, precision)
-        losses = {"adain.content": float(relative_squared_error(feats[CONTENT_LAYER], target))}
+        losses = {CONTENT_TERM: float(relative_squared_error(feats[CONTENT_LAYER], target))}
         for name in STYLE_LAYERS:
             mean, std = _blend_stats([st[name] for st in stats], weights)
-            losses[f"style.{name}"] = float(mean_std_loss(feats[name], mean, std))
-    losses["total"] = losses["adain.content"] + params.style_weight * sum(
-        v for k, v in losses.items() if k.startswith("style.")
-    ) / len(STYLE_LAYERS)
+            losses[f"style.adain.{name}"] = float(mean_std_loss(feats[name], mean, std)) / len(STYLE_LAYERS)
+    losses["total"] = sum(losses.values())
     return losses
 
 
@@ -398,7 +414,7 @@ def _blend_stats(stats: Sequence[tuple[torch.Tensor, torch.Tensor]], weights: Se
     return mean, std
 
 
-# --- mode=optimize ------------------------------------------------------------------------------------
+# --- adain_optimize ------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -418,18 +434,17 @@ class AdaINOptimTerm:
 
     def __call__(self, features: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         terms = {
-            "adain.content": self.content_weight
-            * relative_squared_error(features[CONTENT_LAYER], self.target)
+            CONTENT_TERM: self.content_weight * relative_squared_error(features[CONTENT_LAYER], self.target)
         }
         for name in STYLE_LAYERS:
             mean, std = self.stats[name]
-            terms[f"style.{name}"] = (
+            terms[f"style.adain.{name}"] = (
                 self.style_weight * self.layer_weights[name] * mean_std_loss(features[name], mean, std)
             )
         return terms
 
 
-def adain_term_factory(params: AdaINParams):
+def adain_term_factory(params: AdaINOptimParams):
     lw = layer_weights(STYLE_LAYERS, None)
 
     def factory(encoder, content, scaled_styles, weights, precision, memo_cache):
@@ -444,21 +459,29 @@ def adain_term_factory(params: AdaINParams):
 
 # The content loss is the term's (to the AdaIN target), not the loop's (to the content's own
 # relu4_2): the loop's is switched off.
-_optimize = image_optimization_stylize(
-    AdaINParams,
+optimize_stylize = image_optimization_stylize(
+    AdaINOptimParams,
     adain_term_factory,
     lambda p: STYLE_LAYERS,
     loop_params_of=lambda p: dataclasses.replace(p, content_weight=0.0),
 )
 
+CITATION = (
+    "Huang & Belongie, Arbitrary Style Transfer in Real-time with Adaptive Instance Normalization, ICCV 2017"
+)
 ALGORITHM = Algorithm(
     name="adain",
     params_type=AdaINParams,
     stylize=stylize,
     summary="adaptive instance normalisation: encoder, AdaIN, decoder; one forward pass",
-    citation="Huang & Belongie, Arbitrary Style Transfer in Real-time with Adaptive Instance "
-    "Normalization, ICCV 2017",
+    citation=CITATION,
     kind="feedforward",
     stylize_batch=stylize_batch,
-    optimizes=lambda params: params.mode == "optimize",
+)
+OPTIMIZE_ALGORITHM = Algorithm(
+    name="adain_optimize",
+    params_type=AdaINOptimParams,
+    stylize=optimize_stylize,
+    summary="AdaIN's objective (content to the AdaIN target, mean/std style) optimised on the image; no decoder",
+    citation=CITATION,
 )

@@ -6,22 +6,75 @@ image and its loss history out. It prints nothing and touches no file; the calle
 receives a ``StepInfo`` after every optimisation step and owns progress bars and files.
 
 Images are float tensors [1, 3, H, W], RGB in [0, 1].
+
+Loss names, one rule for every algorithm (they become MLflow metric names and the results
+table's ``loss_content`` / ``loss_style`` sums, so a term outside the rule is a bug):
+
+* ``content.<layer>`` or ``content.<kind>.<layer>``: a content term (``content.relu4_2``,
+  ``content.adain.relu4_1`` for AdaIN's distance to its target);
+* ``style.<kind>.<layer>``: a style term, ``kind`` naming the statistic matched: ``gram``
+  (Gatys), ``mrf`` (Li & Wand patches), ``hist`` (Risser et al. histograms), ``adain``
+  (Huang & Belongie mean / std) — ``style.gram.relu3_1``, ``style.mrf.relu4_1``;
+* ``tv``, ``laplacian``, ``range``: the regularisers; ``total``: the sum of all the others.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, MutableMapping, Sequence
+import re
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
 
+STYLE_KINDS = ("gram", "mrf", "hist", "adain")
+OTHER_TERMS = ("tv", "laplacian", "range", "total")
+_LAYER = r"(?:conv|relu)[1-5]_[1-4]"
+_LOSS_NAME = re.compile(
+    rf"^(?:content\.(?:[a-z]+\.)?{_LAYER}|style\.(?:{'|'.join(STYLE_KINDS)})\.{_LAYER}|{'|'.join(OTHER_TERMS)})$"
+)
+
+
+def check_loss_names(names: Iterable[str]) -> None:
+    """``ValueError`` naming the first loss name outside the rule of the module docstring."""
+    for name in names:
+        if not _LOSS_NAME.match(name):
+            raise ValueError(
+                f"loss term {name!r} breaks the naming rule (content.<layer>, style.<kind>.<layer> "
+                f"with kind in {STYLE_KINDS}, or one of {OTHER_TERMS}): see algorithms/base.py"
+            )
+
+
+def group_sums(losses: Mapping[str, float]) -> tuple[float | None, float | None]:
+    """(sum of the ``content.*`` terms, sum of the ``style.*`` terms); None for a group the
+    losses have no term of (an algorithm without a content term has no content loss, not 0)."""
+    sums: dict[str, float] = {}
+    for name, value in losses.items():
+        group = name.partition(".")[0]
+        if group in ("content", "style") and "." in name:
+            sums[group] = sums.get(group, 0.0) + value
+    return sums.get("content"), sums.get("style")
+
+
+class Params:
+    """Base of every algorithm's frozen parameter dataclass: which values a set of parameters
+    leaves unused. Sweeps read it to fold jobs that cannot differ and to leave the results
+    table's ``param.*`` cells null where a parameter does not apply."""
+
+    def inactive(self) -> frozenset[str]:
+        """Fields whose values cannot change the output, given the other fields' values."""
+        return frozenset()
+
+    def uses_seed(self) -> bool:
+        """Whether the output depends on the seed (a sweep runs one job per seed only then)."""
+        return False
+
 
 @dataclass(frozen=True)
 class StepLoss:
-    """Losses after one step. ``losses`` has dotted names (``style.relu3_1``, ``content.relu4_2``,
-    ``tv``, ``total``) that map one-to-one onto MLflow metric names."""
+    """Losses after one step, named by the rule of the module docstring (``content.relu4_2``,
+    ``style.gram.relu3_1``, ``tv``, ``total``): they map one-to-one onto MLflow metric names."""
 
     step: int  # 1-based, counted over all scales
     scale: int  # 0 = coarsest
@@ -101,20 +154,13 @@ class Algorithm:
     summary: str
     citation: str
     kind: str = "optimization"  # or "feedforward"
-    # feed-forward algorithms only: the batched call, and which parameter values make the
-    # algorithm optimise each image instead (None: it never does)
-    stylize_batch: BatchStylizeFn | None = None
-    optimizes: Callable[[Any], bool] | None = None
+    stylize_batch: BatchStylizeFn | None = None  # feed-forward algorithms only: the batched call
 
     def __post_init__(self) -> None:
         if self.kind not in ("optimization", "feedforward"):
             raise ValueError(f"algorithm {self.name}: kind must be optimization or feedforward")
         if self.kind == "feedforward" and self.stylize_batch is None:
             raise ValueError(f"algorithm {self.name}: a feed-forward algorithm needs stylize_batch")
-
-    def runs_feedforward(self, params: Any) -> bool:
-        """Whether ``params`` make this algorithm a feed-forward pass (usable on catalogs)."""
-        return self.kind == "feedforward" and not (self.optimizes and self.optimizes(params))
 
     def default_params(self) -> Any:
         return self.params_type()

@@ -71,3 +71,23 @@ def _sqrtm(m: torch.Tensor) -> torch.Tensor:
     """Square root of a symmetric positive definite matrix."""
     values, vectors = torch.linalg.eigh(m)
     return vectors @ torch.diag(values.clamp(min=0).sqrt()) @ vectors.T
+
+
+# sRGB (D65) -> CIE XYZ, the IEC 61966-2-1 matrix
+_RGB_TO_XYZ = torch.tensor(
+    [[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750], [0.0193339, 0.1191920, 0.9503041]]
+)
+_D65_WHITE = (0.95047, 1.0, 1.08883)
+
+
+def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
+    """[B, 3, H, W] sRGB in [0, 1] -> CIE L*a*b* (D65): L in [0, 100], a and b about [-128, 127].
+    Euclidean distances in Lab approximate perceived colour differences (CIE76 Delta E)."""
+    x = rgb.double().clamp(0, 1)
+    linear = torch.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
+    xyz = torch.einsum("ij,bjhw->bihw", _RGB_TO_XYZ.to(x.device, x.dtype), linear)
+    xyz = xyz / torch.tensor(_D65_WHITE, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    eps, kappa = 216 / 24389, 24389 / 27
+    f = torch.where(xyz > eps, xyz.pow(1 / 3), (kappa * xyz + 16) / 116)
+    lab = torch.stack([116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], dim=1)
+    return lab.to(rgb.dtype)

@@ -54,7 +54,7 @@ class GramStyleTerm:
 
     def __call__(self, features: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {
-            f"style.{name}": self.style_weight
+            f"style.gram.{name}": self.style_weight
             * self.weights[name]
             * style_loss(features[name], self.targets[name])
             for name in self.layers

@@ -97,7 +97,7 @@ class HistogramStyleTerm:
             if f.device.type == "cpu" and key not in self._workspaces:
                 self._workspaces[key] = torch.empty(f.shape[1], key[1], dtype=torch.int64)
             loss = histogram_loss(f, self._quantiles[key], self._workspaces.get(key))
-            terms[f"histogram.{name}"] = self.weight * loss
+            terms[f"style.hist.{name}"] = self.weight * loss
         return terms
 
 

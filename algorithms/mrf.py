@@ -220,7 +220,7 @@ class MRFStyleTerm:
                     f"{self.patch_size}x{self.patch_size} patches; use a larger size or fewer scales"
                 )
             loss = mrf_loss(f, bank.patches, bank.filters, bank.sq_norm, self.patch_size, self.stride)
-            terms[f"mrf.{name}"] = self.style_weight * self.weights[name] * loss
+            terms[f"style.mrf.{name}"] = self.style_weight * self.weights[name] * loss
         return terms
 
 

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from . import color, lbfgs
-from .base import Callback, StepInfo, StepLoss, StylizeResult
+from .base import Callback, Params, StepInfo, StepLoss, StylizeResult
 from .losses import content_loss, laplacian, laplacian_loss, range_penalty, total_variation
 from .vgg import LAYER_INDEX, VGGEncoder, get_encoder
 
@@ -35,7 +35,7 @@ STYLE_LAYERS_GATYS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 
 
 @dataclass(frozen=True, kw_only=True)
-class ImageOptimParams:
+class ImageOptimParams(Params):
     """Parameters every image-optimisation algorithm shares (defaults chosen in README.md)."""
 
     steps: int = param(160, "optimisation steps in total, split equally over the scales")
@@ -80,6 +80,14 @@ class ImageOptimParams:
     def default_scales(self, long_side: int) -> int:
         """Pyramid levels when ``scales`` is None (an algorithm may choose its own)."""
         return auto_scales(long_side)
+
+    def inactive(self) -> frozenset[str]:
+        return frozenset({"learning_rate"}) if self.optimizer == "lbfgs" else frozenset()
+
+    def uses_seed(self) -> bool:
+        """Only the noise initialisation draws random numbers (everything else is deterministic
+        on the CPU; on a GPU some kernels are not, whatever the seed)."""
+        return self.init == "noise"
 
 
 # --- validation helpers (used by every parameter dataclass) --------------------------------------

@@ -79,7 +79,7 @@ def main() -> None:
     if args.smoke_test:
         args.sizes, args.steps = [64], 3
 
-    from algorithms.metrics import distances
+    from algorithms.metrics import quality
     from orchestrator.images import load_image
 
     args.out_dir.mkdir(parents=True, exist_ok=True)
@@ -89,8 +89,8 @@ def main() -> None:
         for algorithm in args.algorithms:
             out = args.out_dir / f"{algorithm}_{size}.png"
             row = run(algorithm, size, args.steps, out)
-            d = distances(load_image(out), *load_pair(size))
-            row.update(content_distance=d.content, style_distance=d.style)
+            d = quality(load_image(out), *load_pair(size))
+            row.update(content_distance=d.content_distance, style_distance=d.style_distance)
             rows.append(row)
             print(json.dumps(row), flush=True)
 

@@ -229,7 +229,7 @@ def main() -> None:
     if args.smoke_test:
         args.sizes, args.steps = [64], 3
 
-    from algorithms.metrics import distances
+    from algorithms.metrics import quality
     from orchestrator.images import load_image
 
     args.out_dir.mkdir(parents=True, exist_ok=True)
@@ -240,8 +240,8 @@ def main() -> None:
             steps = 6 if args.smoke_test and variant == "stylegrid-defaults" else None
             row = run_variant(variant, size, steps if variant == "stylegrid-defaults" else args.steps, out)
             content, style = load_pair(size)
-            d = distances(load_image(out), content, style)
-            row.update(variant=variant, size=size, content_distance=d.content, style_distance=d.style)
+            d = quality(load_image(out), content, style)
+            row.update(variant=variant, size=size, content_distance=d.content_distance, style_distance=d.style_distance)
             rows.append(row)
             print(json.dumps(row), flush=True)
 

@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from algorithms import get_algorithm  # noqa: E402
-from algorithms.metrics import distances  # noqa: E402
+from algorithms.metrics import quality  # noqa: E402
 from orchestrator.images import load_image, read_image, resize_to, to_pil, to_tensor  # noqa: E402
 from orchestrator.params import build_params  # noqa: E402
 
@@ -52,10 +52,10 @@ def render(pairs: list[str], size: int, variants: dict) -> Image.Image:
         for label, (algo_name, overrides) in variants.items():
             algo = get_algorithm(algo_name)
             result = algo.stylize(content, [style], build_params(algo.params_type, overrides))
-            d = distances(result.image, content, style)
-            row.append((to_pil(result.image), f"{label}\ncontent {d.content:.2f} style {d.style:.2f}"))
+            d = quality(result.image, content, style)
+            row.append((to_pil(result.image), f"{label}\ncontent {d.content_distance:.2f} style {d.style_distance:.2f}"))
             print(
-                f"{pair} {label}: {result.elapsed:.1f}s content {d.content:.3f} style {d.style:.3f}",
+                f"{pair} {label}: {result.elapsed:.1f}s content {d.content_distance:.3f} style {d.style_distance:.3f}",
                 flush=True,
             )
         cells.append(row)

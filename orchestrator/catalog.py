@@ -41,7 +41,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from .files import write_atomic
+from .files import safe_name, write_atomic
 from .images import ImageError, decode_image, read_bytes, resize_to
 from .params import ParameterError, build_params
 from .spec import IMAGE_SUFFIXES, read_model, resolve_path
@@ -79,7 +79,9 @@ class CatalogSpec(BaseModel):
     num_gpus: float | None = Field(None, ge=0, description="GPUs to use; default every GPU of the cluster")
     actors: int | None = Field(None, gt=0, description="model replicas; default from the cluster's resources")
     path_column: str = Field("path", description="the manifest column holding the image paths")
-    tracking_uri: str | None = Field(None, description="MLflow; default sqlite:///<out>/mlflow.db")
+    tracking_uri: str | None = Field(
+        None, description="MLflow; default MLFLOW_TRACKING_URI, else sqlite:///<out>/mlflow.db"
+    )
     experiment: str = "stylize-catalog"
 
 
@@ -147,16 +149,12 @@ def _short_hash(text: str, n: int) -> str:
 def style_id(style_path: str) -> str:
     """A folder name per style: its file stem plus a hash of its path (two styles called
     ``starry.jpg`` in different folders do not share outputs)."""
-    from .sweep import safe_name
-
     return f"{safe_name(Path(style_path).stem)}-{_short_hash(style_path, 6)}"
 
 
 def output_path(out: Path, source: str, style_path: str, fmt: str) -> Path:
     """Where the stylized ``source`` goes: stable across runs and distinct for sources with the same
     base name in different folders (the name carries a hash of the full source path)."""
-    from .sweep import safe_name
-
     ext = "jpg" if fmt == "jpeg" else "png"
     name = f"{safe_name(Path(source).stem, 60)}-{_short_hash(source, 10)}.{ext}"
     return out / "images" / style_id(style_path) / name
@@ -505,7 +503,7 @@ def check_algorithm(spec: CatalogSpec):
         params = build_params(algo.params_type, values, "")
     except ParameterError as exc:
         raise CatalogError(f"--algorithm {algo.name}: {exc}") from None
-    if not algo.runs_feedforward(params):
+    if algo.kind != "feedforward":
         feedforward = sorted(n for n, a in ALGORITHMS.items() if a.kind == "feedforward")
         raise CatalogError(
             f"--algorithm {algo.name}: it optimises every image (minutes each), which a catalog of "
@@ -530,7 +528,7 @@ def stylize_catalog(
     spec: CatalogSpec, *, quiet: bool = False, ray_init_kwargs: dict | None = None
 ) -> CatalogSummary:
     """Run (or resume) a catalog job; see the module docstring."""
-    from .tracking import default_tracking_uri
+    from .tracking import resolve_tracking_uri
 
     algo, params, param_values = check_algorithm(spec)
     styles = read_styles(spec)
@@ -549,13 +547,13 @@ def stylize_catalog(
             todo.append({"source": source, "todo": " ".join(missing)})
     pairs = len(sources) * len(styles)
     remaining = sum(len(t["todo"].split()) for t in todo)
-    tracking_uri = spec.tracking_uri or default_tracking_uri(out)
+    tracking_uri, embedded = resolve_tracking_uri(spec.tracking_uri, out)
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
     say(
         f"stylize-catalog: {len(sources)} images x {len(styles)} style(s) = {pairs}; "
         f"{pairs - remaining} already in {manifest_dir(out)}, {remaining} to do"
     )
-    run = _MlflowRun(tracking_uri, spec.experiment, out)
+    run = _MlflowRun(tracking_uri, spec.experiment, out / "mlartifacts" if embedded else None)
     run_id = run.start(spec, algo.name, param_values, len(sources), pairs, pairs - remaining)
     counts = {"ok": 0, "error": 0}
     samples: list[str] = []
@@ -657,14 +655,14 @@ def _progress(batches: Iterable, total: int, counts: Mapping[str, int], quiet: b
 class _MlflowRun:
     """One MLflow run per catalog invocation: parameters, counts, throughput, contact sheet."""
 
-    def __init__(self, tracking_uri: str, experiment: str, out: Path):
+    def __init__(self, tracking_uri: str, experiment: str, artifact_root: Path | None):
         from mlflow.tracking import MlflowClient
 
         from .tracking import _quiet_mlflow, experiment_id
 
         _quiet_mlflow()
         self.client = MlflowClient(tracking_uri=tracking_uri)
-        self.experiment_id = experiment_id(self.client, experiment, out / "mlartifacts")
+        self.experiment_id = experiment_id(self.client, experiment, artifact_root)
         self.run_id = ""
 
     def start(self, spec: CatalogSpec, algorithm: str, params: dict, sources: int, pairs: int, skipped: int):

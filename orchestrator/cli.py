@@ -5,6 +5,7 @@
 * ``stylegrid plan``       expand an experiment spec and show its jobs without running them
 * ``stylegrid sweep``      run an experiment spec on Ray (MLflow runs + Parquet rows)
 * ``stylegrid results``    print a sweep's results table or export it as CSV
+* ``stylegrid report``     write a sweep's HTML report (pictures side by side, trade-off charts)
 * ``stylegrid train-adain`` train an AdaIN decoder on Ray Train
 * ``stylegrid stylize-catalog`` stylize a catalog of images with a feed-forward model on Ray Data
 """
@@ -20,6 +21,7 @@ from pathlib import Path
 import torch
 
 from algorithms import ALGORITHMS, StepInfo, get_algorithm
+from algorithms.base import group_sums
 from algorithms.vgg import WeightsUnavailable
 
 from .images import ImageError, load_image, read_image, resize_to, save_png, to_tensor
@@ -115,6 +117,15 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("--all-columns", action="store_true", help="print every column")
     results.set_defaults(func=cmd_results)
 
+    report = sub.add_parser(
+        "report",
+        help="write a sweep's HTML report",
+        description="Write OUT/report/index.html from a sweep's results: the outputs side by side, "
+        "the measures' trade-offs, parameter effects, time per job, a summary and the failures.",
+    )
+    report.add_argument("output", help="a sweep's results folder")
+    report.set_defaults(func=cmd_report)
+
     train = sub.add_parser(
         "train-adain",
         help="train an AdaIN decoder with Ray Train",
@@ -182,13 +193,12 @@ class ProgressPrinter:
                 total=info.total_steps, unit="step", disable=self.quiet, file=sys.stderr, dynamic_ncols=True
             )
         losses = info.losses
-        style = sum(v for k, v in losses.items() if k.startswith("style."))
-        content = sum(v for k, v in losses.items() if k.startswith("content."))
+        content, style = group_sums(losses)
         self.bar.set_postfix(
             scale=f"{info.scale + 1}/{info.num_scales}",
             total=f"{losses.get('total', 0.0):.4g}",
-            content=f"{content:.3g}",
-            style=f"{style:.3g}",
+            content="-" if content is None else f"{content:.3g}",
+            style="-" if style is None else f"{style:.3g}",
             refresh=False,
         )
         self.bar.update(1)
@@ -373,6 +383,17 @@ def cmd_results(args: argparse.Namespace) -> int:
     shown = df if args.all_columns else df[[c for c in SUMMARY_COLUMNS if c in df.columns]]
     with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_colwidth", 60):
         print(shown.to_string(index=False))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import ReportError, write_report
+
+    try:
+        report = write_report(Path(args.output))
+    except ReportError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"{report.jobs} jobs ({report.ok} ok, {report.failed} failed): {report.path}")
     return 0
 
 

@@ -1,7 +1,7 @@
 """Grid expansion: a validated spec -> the list of Jobs, each with a deterministic id.
 
 A job id is a hash of the content and style files' bytes, the algorithm, every resolved parameter
-(defaults included), the seed and the sizes. Renaming or moving an image keeps its jobs' ids;
+that applies (defaults included), the seed where the parameters use it, and the sizes. Renaming or moving an image keeps its jobs' ids;
 editing its pixels, a parameter or a default makes new ones. Re-running a spec therefore skips
 exactly the jobs whose results exist.
 """
@@ -12,7 +12,7 @@ import dataclasses
 import hashlib
 import itertools
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,16 +32,47 @@ class Job:
     style: str
     content_sha256: str
     style_sha256: str
-    params: dict[str, Any]  # every parameter, resolved (JSON-able)
-    seed: int
+    params: dict[str, Any]  # every parameter that applies, resolved (JSON-able)
+    seed: int | None  # None: with these parameters the output does not depend on the seed
     size: int
     style_size: int
     num_cpus: float
     num_gpus: float
+    snapshot_every: int | None = None  # also log the image every N steps (not part of the id)
+    # what tells this job apart from the other jobs of its algorithm in the spec: the parameters
+    # (and the seed) whose values differ between them; names the variant in files and reports
+    varied: dict[str, Any] = field(default_factory=dict)
+
+    def variant_items(self) -> list[tuple[str, str]]:
+        return [(k, _short(v)) for k, v in self.varied.items()]
+
+    @property
+    def variant(self) -> str:
+        """``style_weight=5 seed=1``; empty when the spec runs this algorithm one way."""
+        return " ".join(f"{k}={v}" for k, v in self.variant_items())
 
     @property
     def label(self) -> str:
-        return f"{self.algorithm} {Path(self.content).stem} x {Path(self.style).stem} seed {self.seed}"
+        names = f"{self.algorithm} {Path(self.content).stem} x {Path(self.style).stem}"
+        return f"{names} {self.variant}".rstrip()
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return ",".join(_short(v) for v in value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Expansion:
+    """A spec's jobs, and how many the expansion folded because they could not differ."""
+
+    jobs: list[Job]
+    folded_seeds: int  # seed copies of jobs whose parameters do not use the seed
+    folded_duplicates: int  # grid points identical once unused parameters are left out, and
+    # images listed twice
 
 
 def file_sha256(path: Path) -> str:
@@ -57,7 +88,7 @@ def make_job_id(
     style_sha: str,
     algorithm: str,
     params: dict[str, Any],
-    seed: int,
+    seed: int | None,
     size: int,
     style_size: int,
 ) -> str:
@@ -77,8 +108,15 @@ def make_job_id(
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def parameter_sets(spec: SweepSpec, spec_path: str) -> list[tuple[str, dict[str, Any]]]:
-    """(algorithm, resolved parameters) for every algorithm x grid point, validated."""
+@dataclass(frozen=True)
+class ParameterSet:
+    algorithm: str
+    params: dict[str, Any]  # the parameters that apply
+    uses_seed: bool
+
+
+def parameter_sets(spec: SweepSpec, spec_path: str) -> list[ParameterSet]:
+    """Every algorithm x grid point, validated, with only the parameters that apply."""
     out = []
     for i, algo in enumerate(spec.algorithms):
         params_type = get_algorithm(algo.name).params_type
@@ -93,35 +131,64 @@ def parameter_sets(spec: SweepSpec, spec_path: str) -> list[tuple[str, dict[str,
                 params = build_params(params_type, {**fixed, **point}, where)
             except ParameterError as exc:
                 raise SpecError(str(exc)) from None
-            out.append((algo.name, params_to_dict(params)))
+            out.append(ParameterSet(algo.name, params_to_dict(params, active_only=True), params.uses_seed()))
     return out
 
 
-def expand(spec: SweepSpec, spec_path: str) -> list[Job]:
-    """Every content x style x (algorithm, grid point) x seed, in a stable order."""
+def varied_keys(sets: list[ParameterSet]) -> dict[str, list[str]]:
+    """Per algorithm, the parameters whose values differ between its parameter sets."""
+    keys: dict[str, list[str]] = {}
+    for name in dict.fromkeys(s.algorithm for s in sets):
+        mine = [s.params for s in sets if s.algorithm == name]
+        names = list(dict.fromkeys(k for p in mine for k in p))
+        keys[name] = [k for k in names if len({json.dumps(p.get(k), sort_keys=True) for p in mine}) > 1]
+    return keys
+
+
+def plan_jobs(spec: SweepSpec, spec_path: str) -> Expansion:
+    """Every content x style x (algorithm, grid point) x seed, in a stable order; one job where
+    the seed cannot matter (``Params.uses_seed``) and one per distinct set of parameters."""
     base = spec_dir(spec_path)
     contents = resolve_images(spec.content, base, "content", spec_path)
     styles = resolve_images(spec.style, base, "style", spec_path)
     shas = {p: file_sha256(p) for p in [*contents, *styles]}
-    jobs = []
-    for (algorithm, params), content, style, seed in itertools.product(
-        parameter_sets(spec, spec_path), contents, styles, spec.seeds
-    ):
-        jid = make_job_id(shas[content], shas[style], algorithm, params, seed, spec.size, spec.style_size)
-        jobs.append(
-            Job(
-                job_id=jid,
-                algorithm=algorithm,
-                content=str(content),
-                style=str(style),
-                content_sha256=shas[content],
-                style_sha256=shas[style],
-                params=params,
-                seed=seed,
-                size=spec.size,
-                style_size=spec.style_size,
-                num_cpus=spec.resources.num_cpus,
-                num_gpus=spec.resources.num_gpus,
+    sets = parameter_sets(spec, spec_path)
+    varied = varied_keys(sets)
+    jobs: dict[str, Job] = {}
+    folded_seeds = considered = 0
+    for pset, content, style in itertools.product(sets, contents, styles):
+        seeds: list[int | None] = list(spec.seeds) if pset.uses_seed else [None]
+        folded_seeds += len(spec.seeds) - len(seeds)
+        for seed in seeds:
+            considered += 1
+            jid = make_job_id(
+                shas[content], shas[style], pset.algorithm, pset.params, seed, spec.size, spec.style_size
             )
-        )
-    return list({j.job_id: j for j in jobs}.values())  # the same image listed twice runs once
+            shown = {k: pset.params.get(k) for k in varied[pset.algorithm]}
+            if seed is not None and len(spec.seeds) > 1:
+                shown["seed"] = seed
+            jobs.setdefault(
+                jid,
+                Job(
+                    job_id=jid,
+                    algorithm=pset.algorithm,
+                    content=str(content),
+                    style=str(style),
+                    content_sha256=shas[content],
+                    style_sha256=shas[style],
+                    params=pset.params,
+                    seed=seed,
+                    size=spec.size,
+                    style_size=spec.style_size,
+                    num_cpus=spec.resources.num_cpus,
+                    num_gpus=spec.resources.num_gpus,
+                    snapshot_every=spec.snapshot_every,
+                    varied=shown,
+                ),
+            )
+    return Expansion(list(jobs.values()), folded_seeds, considered - len(jobs))
+
+
+def expand(spec: SweepSpec, spec_path: str) -> list[Job]:
+    """The jobs of ``plan_jobs``."""
+    return plan_jobs(spec, spec_path).jobs

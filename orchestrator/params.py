@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import typing
 from collections.abc import Mapping
 from typing import Any
@@ -60,11 +61,16 @@ def check_names(params_type: type, names: typing.Iterable[str], where: str = "")
             )
 
 
+@functools.cache
+def _adapter(params_type: type) -> pydantic.TypeAdapter:
+    return pydantic.TypeAdapter(params_type)  # building one costs milliseconds: once per type
+
+
 def build_params(params_type: type, values: Mapping[str, Any], where: str = "") -> Any:
     """Validate ``values`` against the dataclass and return an instance (defaults for the rest)."""
     check_names(params_type, values, where)
     try:
-        return pydantic.TypeAdapter(params_type).validate_python(dict(values))
+        return _adapter(params_type).validate_python(dict(values))
     except pydantic.ValidationError as exc:
         problems = []
         for err in exc.errors():
@@ -85,6 +91,12 @@ def params_from_cli(params_type: type, assignments: typing.Sequence[str], fixed:
     return build_params(params_type, values, "")
 
 
-def params_to_dict(params: Any) -> dict[str, Any]:
-    """Plain JSON-able values (tuples as lists) for logging and tables."""
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(params).items()}
+def params_to_dict(params: Any, active_only: bool = False) -> dict[str, Any]:
+    """Plain JSON-able values (tuples as lists) for logging and tables; with ``active_only``,
+    without the fields these values leave unused (``Params.inactive``)."""
+    skip = params.inactive() if active_only and hasattr(params, "inactive") else frozenset()
+    return {
+        k: list(v) if isinstance(v, tuple) else v
+        for k, v in dataclasses.asdict(params).items()
+        if k not in skip
+    }

@@ -6,8 +6,9 @@ rows already written. ``read_results`` reads them back as one table; at the end 
 they are also collected into ``<output>/results.parquet`` (atomically too).
 
 Columns: the fixed ones below, then ``param.<name>`` for every parameter of every registered
-algorithm, typed from the parameter dataclasses (sequences as JSON text), plus ``params_json``
-with all of a job's parameters.
+algorithm, typed from the parameter dataclasses (sequences as JSON text), null where the
+parameter does not apply to the job (another algorithm's, or unused by its values), plus
+``params_json`` with all of a job's parameters that apply.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from algorithms import ALGORITHMS
+from algorithms.metrics import MEASURES
 
 from .files import write_atomic
 
@@ -33,30 +35,34 @@ FIXED_COLUMNS: list[tuple[str, pa.DataType]] = [
     ("status", pa.string()),  # "ok" or "failed"
     ("error", pa.string()),
     ("algorithm", pa.string()),
+    ("variant", pa.string()),  # the parameters (and seed) told apart within the algorithm, "" if none
     ("content", pa.string()),  # the image file as the spec resolved it
     ("style", pa.string()),
     ("content_name", pa.string()),
     ("style_name", pa.string()),
     ("content_sha256", pa.string()),
     ("style_sha256", pa.string()),
-    ("seed", pa.int64()),
+    ("seed", pa.int64()),  # null where the parameters do not use the seed
     ("size", pa.int64()),
     ("steps", pa.int64()),
     ("evaluations", pa.int64()),
     ("loss_total", pa.float64()),
-    ("loss_content", pa.float64()),  # sum of the content.* terms
-    ("loss_style", pa.float64()),  # sum of the style.* terms
+    ("loss_content", pa.float64()),  # sum of the content.* terms; null if the algorithm has none
+    ("loss_style", pa.float64()),  # sum of the style.* terms; likewise
     ("losses_json", pa.string()),  # every final loss term by name
-    ("content_distance", pa.float64()),  # algorithms/metrics.py
-    ("style_distance", pa.float64()),
+    # the quality measures of algorithms/metrics.py, one column each
+    *[(m.name, pa.float64()) for m in MEASURES],
     ("wall_seconds", pa.float64()),
+    ("started_at", pa.timestamp("ms", tz="UTC")),  # in the worker
+    ("host", pa.string()),  # the worker's
     ("device", pa.string()),
     ("precision", pa.string()),
     ("output_image", pa.string()),  # relative to the output folder
     ("mlflow_run_id", pa.string()),
     ("attempts", pa.int64()),
     ("finished_at", pa.timestamp("ms", tz="UTC")),
-    ("params_json", pa.string()),
+    ("code_version", pa.string()),  # stylegrid's version and git commit (orchestrator/provenance.py)
+    ("params_json", pa.string()),  # the parameters that apply
 ]
 
 

@@ -73,6 +73,9 @@ class SweepSpec(BaseModel):
         None, description="MLflow tracking URI; default a SQLite store in output"
     )
     retries: int = Field(2, ge=0, description="re-runs of a job whose worker process died")
+    snapshot_every: int | None = Field(
+        None, gt=0, description="also log each job's image to MLflow every N steps (a slider in the UI)"
+    )
     max_concurrent: int | None = Field(None, gt=0)
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import math
 import queue
-import re
 import sys
 import threading
 import uuid
@@ -29,30 +28,37 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .files import write_atomic
-from .jobs import Job, expand
-from .results import collect, finished_status, param_cells, result_schema, write_row
+from algorithms.base import group_sums
+from algorithms.metrics import MEASURES
+
+from .files import safe_name, write_atomic
+from .jobs import Expansion, Job, plan_jobs
+from .provenance import provenance
+from .report import write_report
+from .results import collect, finished_status, param_cells, read_results, result_schema, write_row
 from .spec import SweepSpec, load_spec, output_dir
-from .tracking import MlflowWriter, default_tracking_uri, ui_command
+from .tracking import MlflowWriter, resolve_tracking_uri, ui_command
 from .worker import JobOutcome, JobRunner
 
 
-def safe_name(text: str, limit: int = 40) -> str:
-    """A file-name fragment with no path separators, dots-only names or odd characters."""
-    cleaned = re.sub(r"[^A-Za-z0-9_-]+", "_", text).strip("_")
-    return cleaned[:limit] or "x"
-
-
 def image_path(output: Path, job: Job) -> Path:
-    """Where a job's image goes: always inside ``output``, whatever the input names contain."""
-    name = f"{job.job_id}_{safe_name(Path(job.content).stem)}_x_{safe_name(Path(job.style).stem)}.png"
-    return output / "images" / safe_name(job.algorithm) / name
+    """Where a job's image goes, named for what it is:
+    ``images/<algorithm>/<content>__<style>__<param>-<value>...__<id8>.png`` (the parameters
+    that vary between the spec's jobs of that algorithm), always inside ``output``."""
+    parts = [
+        safe_name(Path(job.content).stem),
+        safe_name(Path(job.style).stem),
+        *(safe_name(f"{k}-{v}", keep_dots=True) for k, v in job.variant_items()),
+        job.job_id[:8],
+    ]
+    return output / "images" / safe_name(job.algorithm) / ("__".join(parts) + ".png")
 
 
 def result_row(
     job: Job, outcome: JobOutcome, sweep_id: str, spec_name: str, image: str, run_id: str, attempts: int
 ):
     losses = outcome.final_losses
+    loss_content, loss_style = group_sums(losses)
     row = {
         "job_id": job.job_id,
         "sweep_id": sweep_id,
@@ -60,6 +66,7 @@ def result_row(
         "status": outcome.status,
         "error": outcome.error or outcome.note,
         "algorithm": job.algorithm,
+        "variant": job.variant,
         "content": job.content,
         "style": job.style,
         "content_name": Path(job.content).name,
@@ -71,18 +78,20 @@ def result_row(
         "steps": job.params.get("steps"),
         "evaluations": outcome.evaluations,
         "loss_total": losses.get("total"),
-        "loss_content": sum(v for k, v in losses.items() if k.startswith("content.")) if losses else None,
-        "loss_style": sum(v for k, v in losses.items() if k.startswith("style.")) if losses else None,
+        "loss_content": loss_content,
+        "loss_style": loss_style,
         "losses_json": json.dumps(losses),
-        "content_distance": outcome.content_distance,
-        "style_distance": outcome.style_distance,
+        **{m.name: outcome.quality.get(m.name) for m in MEASURES},
         "wall_seconds": outcome.wall_seconds,
+        "started_at": datetime.fromtimestamp(outcome.started_at, UTC) if outcome.started_at else None,
+        "host": outcome.host,
         "device": outcome.device,
         "precision": outcome.precision,
         "output_image": image,
         "mlflow_run_id": run_id,
         "attempts": attempts,
         "finished_at": datetime.now(UTC),
+        "code_version": provenance().code_version,
         "params_json": json.dumps(job.params, sort_keys=True),
     }
     row.update(param_cells(job.params, result_schema()))
@@ -150,6 +159,16 @@ class SweepSummary:
     interrupted: bool
     tracking_uri: str
     warnings: list[str]
+    report: Path | None = None
+    folded_seeds: int = 0
+
+
+# the results table logged to the parent MLflow run (the UI shows it as a table)
+MLFLOW_TABLE_COLUMNS = [
+    "job_id", "status", "algorithm", "variant", "content_name", "style_name", "seed",
+    *[m.name for m in MEASURES], "loss_content", "loss_style", "wall_seconds", "output_image",
+    "mlflow_run_id", "error",
+]  # fmt: skip
 
 
 def worker_slots(spec: SweepSpec, n_jobs: int, override: int | None, resources: dict[str, float]) -> int:
@@ -170,22 +189,26 @@ def run_sweep(
     ray_init_kwargs: dict[str, Any] | None = None,
 ) -> SweepSummary:
     spec = load_spec(spec_path)
-    jobs = expand(spec, spec_path)
+    expansion = plan_jobs(spec, spec_path)
+    jobs = expansion.jobs
     out = output_dir(spec, spec_path, output)
     out.mkdir(parents=True, exist_ok=True)
     done = finished_status(out)
     todo = [j for j in jobs if done.get(j.job_id) != "ok"]
-    tracking_uri = spec.tracking_uri or default_tracking_uri(out)
-    embedded = spec.tracking_uri is None
+    tracking_uri, embedded = resolve_tracking_uri(spec.tracking_uri, out)
     mlflow = MlflowWriter(tracking_uri, spec.name, out / "mlartifacts" if embedded else None)
     sweep_id = uuid.uuid4().hex[:12]
-    mlflow.start_sweep(sweep_id, str(spec_path), spec.model_dump(), len(jobs), len(todo))
+    counts = {
+        "jobs_total": len(jobs),
+        "jobs_to_run": len(todo),
+        "seed_duplicates_folded": expansion.folded_seeds,
+    }
+    mlflow.start_sweep(sweep_id, str(spec_path), spec.model_dump(), counts)
     sink = Sink(out, sweep_id, spec.name, mlflow)
     log = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
-    log(
-        f"sweep {spec.name} ({sweep_id}): {len(jobs)} jobs, {len(jobs) - len(todo)} already done, {len(todo)} to run"
-    )
+    log(f"sweep {spec.name} ({sweep_id}): {describe_counts(expansion, len(jobs) - len(todo))}")
     interrupted = False
+    report = None
     try:
         if todo:
             _schedule(spec, todo, sink, max_concurrent, quiet, ray_init_kwargs or {})
@@ -194,12 +217,35 @@ def run_sweep(
         log("interrupted: stopping the workers; finished jobs are kept")
     finally:
         sink.close()
+        table = read_results(out)
         collect(out)
-        mlflow.end_sweep("KILLED" if interrupted else "FINISHED", sink.counts)
+        try:
+            report = write_report(out).path
+        except Exception as exc:  # the results are written; a report failure must not hide them
+            sink.warnings.append(f"the report could not be written ({type(exc).__name__}: {exc})")
+        frame = table.select(MLFLOW_TABLE_COLUMNS).to_pandas()
+        frame = frame.astype({c: object for c in frame.select_dtypes(include=["string", "str"]).columns})
+        mlflow.end_sweep(
+            "KILLED" if interrupted else "FINISHED", sink.counts, frame, report and report.parent
+        )
     return SweepSummary(
         out, len(jobs), len(jobs) - len(todo), sink.counts["ok"], sink.counts["failed"], interrupted,
-        tracking_uri, sink.warnings,
+        tracking_uri, sink.warnings, report, expansion.folded_seeds,
     )  # fmt: skip
+
+
+def describe_counts(expansion: Expansion, done: int) -> str:
+    """``30 jobs (168 seed duplicates folded), 4 already done, 26 to run``."""
+    folded = []
+    if expansion.folded_seeds:
+        folded.append(
+            f"{expansion.folded_seeds} seed duplicates folded: the seed only matters with init=noise"
+        )
+    if expansion.folded_duplicates:
+        folded.append(f"{expansion.folded_duplicates} identical jobs folded")
+    jobs = len(expansion.jobs)
+    note = f" ({'; '.join(folded)})" if folded else ""
+    return f"{jobs} jobs{note}, {done} already done, {jobs - done} to run"
 
 
 def _schedule(
@@ -280,27 +326,25 @@ def print_summary(summary: SweepSummary) -> None:
     print(f"results: {summary.output / 'results.parquet'} (stylegrid results {summary.output})")
     print(f"images:  {summary.output / 'images'}")
     print(f"MLflow:  {ui_command(summary.tracking_uri)}")
+    if summary.report is not None:
+        print(f"report:  {summary.report}")
 
 
 def plan(spec_path: str, output: str | None = None, sample: int = 10) -> str:
     """The number of jobs and a sample of them, without running anything."""
     spec = load_spec(spec_path)
-    jobs = expand(spec, spec_path)
+    expansion = plan_jobs(spec, spec_path)
+    jobs = expansion.jobs
     out = output_dir(spec, spec_path, output)
     done = finished_status(out) if out.exists() else {}
     ok = sum(1 for j in jobs if done.get(j.job_id) == "ok")
-    lines = [f"{spec_path}: {len(jobs)} jobs ({ok} already done, {len(jobs) - ok} to run) -> {out}"]
+    lines = [f"{spec_path}: {describe_counts(expansion, ok)} -> {out}"]
     by_algo: dict[str, int] = {}
     for j in jobs:
         by_algo[j.algorithm] = by_algo.get(j.algorithm, 0) + 1
     lines.append("  " + ", ".join(f"{k}: {v}" for k, v in by_algo.items()))
     for j in jobs[:sample]:
-        varying = {k: v for k, v in j.params.items() if _varies(jobs, j.algorithm, k)}
-        lines.append(f"  {j.job_id}  {j.label}  {varying or ''}".rstrip())
+        lines.append(f"  {j.job_id}  {j.label}")
     if len(jobs) > sample:
         lines.append(f"  ... and {len(jobs) - sample} more")
     return "\n".join(lines)
-
-
-def _varies(jobs: list[Job], algorithm: str, key: str) -> bool:
-    return len({repr(j.params.get(key)) for j in jobs if j.algorithm == algorithm}) > 1

@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .files import write_atomic
 from .images import decode_image, png_bytes
 from .spec import SpecError, output_dir, read_model, resolve_images, spec_dir
-from .tracking import _quiet_mlflow, default_tracking_uri, experiment_id, ui_command
+from .tracking import _quiet_mlflow, experiment_id, resolve_tracking_uri, ui_command
 
 
 class TrainSpec(BaseModel):
@@ -65,7 +65,9 @@ class TrainSpec(BaseModel):
     seed: int = 0
     init_decoder: str | None = Field(None, description="start from this decoder file (fine-tuning)")
     output: str | None = Field(None, description="default runs/<name> in the current folder")
-    tracking_uri: str | None = Field(None, description="default a SQLite store in output")
+    tracking_uri: str | None = Field(
+        None, description="default MLFLOW_TRACKING_URI, else a SQLite store in output"
+    )
 
 
 def load_train_spec(path: str | os.PathLike) -> TrainSpec:
@@ -340,16 +342,14 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
 
-    tracking_uri = spec.tracking_uri or default_tracking_uri(out)
+    tracking_uri, embedded = resolve_tracking_uri(spec.tracking_uri, out)
     _quiet_mlflow()
     client = MlflowClient(tracking_uri)
     state_file = out / "train_state.json"
     state = json.loads(state_file.read_text()) if state_file.is_file() else {}
     run_id = state.get("mlflow_run_id")
     if run_id is None:
-        exp = experiment_id(
-            client, f"train-adain/{spec.name}", out / "mlartifacts" if not spec.tracking_uri else None
-        )
+        exp = experiment_id(client, f"train-adain/{spec.name}", out / "mlartifacts" if embedded else None)
         run = client.create_run(exp, run_name=spec.name, tags={"stylegrid.kind": "train-adain"})
         run_id = run.info.run_id
         from mlflow.entities import Param

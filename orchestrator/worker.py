@@ -10,6 +10,7 @@ writes no file: the image comes back as PNG bytes and the driver is the only wri
 from __future__ import annotations
 
 import os
+import socket
 import time
 import traceback
 from collections import OrderedDict
@@ -18,8 +19,9 @@ from typing import Any
 
 import torch
 
-from algorithms import StepLoss, get_algorithm
-from algorithms.metrics import distances
+from algorithms import StepInfo, StepLoss, get_algorithm
+from algorithms.base import check_loss_names
+from algorithms.metrics import quality
 
 from .images import ImageError, decode_image, load_image, png_bytes, resize_to, to_tensor
 from .jobs import Job
@@ -36,12 +38,15 @@ class JobOutcome:
     error: str = ""
     png: bytes | None = None
     plot_png: bytes | None = None  # the loss curve, rendered here so the driver only writes
+    snapshots: list[tuple[int, bytes]] = field(default_factory=list)  # (step, PNG) every snapshot_every
     history: list[StepLoss] = field(default_factory=list)
     final_losses: dict[str, float] = field(default_factory=dict)
     evaluations: int = 0
-    content_distance: float | None = None
-    style_distance: float | None = None
+    quality: dict[str, float] = field(default_factory=dict)  # algorithms.metrics.MEASURES by name
     wall_seconds: float = 0.0
+    started_at: float = 0.0  # wall-clock time.time() of the job's start and end in the worker
+    finished_at: float = 0.0
+    host: str = ""
     device: str = ""
     precision: str = ""
     note: str = ""  # e.g. why the optimiser stopped early
@@ -75,19 +80,22 @@ class JobRunner:
     def run(self, job: Job, content: bytes, style: bytes) -> JobOutcome:
         """Run ``job`` on the given image files' bytes (shipped by the driver: on a cluster the
         worker's node need not have the files)."""
+        started = time.time()
         start = time.perf_counter()
         try:
-            return self._run(job, content, style, start)
+            outcome = self._run(job, content, style)
         except ImageError as exc:
-            error = str(exc)
+            outcome = JobOutcome(job.job_id, "failed", error=str(exc))
         except Exception as exc:  # the job fails, the worker and the sweep go on
             last = traceback.extract_tb(exc.__traceback__)[-1]
             error = f"{type(exc).__name__}: {exc} (at {os.path.basename(last.filename)}:{last.lineno})"
-        return JobOutcome(
-            job.job_id, "failed", error=error, wall_seconds=time.perf_counter() - start, pid=os.getpid()
-        )
+            outcome = JobOutcome(job.job_id, "failed", error=error)
+        outcome.wall_seconds = time.perf_counter() - start
+        outcome.started_at, outcome.finished_at = started, time.time()
+        outcome.host, outcome.pid = socket.gethostname(), os.getpid()
+        return outcome
 
-    def _run(self, job: Job, content_bytes: bytes, style_bytes: bytes, start: float) -> JobOutcome:
+    def _run(self, job: Job, content_bytes: bytes, style_bytes: bytes) -> JobOutcome:
         algorithm = get_algorithm(job.algorithm)
         params = build_params(algorithm.params_type, job.params)
         device = job_device(job)
@@ -95,23 +103,29 @@ class JobRunner:
         style = self._image(style_bytes, job.style, job.style_sha256, "style", job.style_size)
         init = getattr(params, "init", "content")
         init_image = None if init in ("content", "noise") else load_image(init)
+        snapshots: list[tuple[int, bytes]] = []
+
+        def snapshot(info: StepInfo) -> None:
+            if job.snapshot_every and info.step % job.snapshot_every == 0 and info.step < info.total_steps:
+                snapshots.append((info.step, png_bytes(info.image.clamp(0, 1))))
+
         result = algorithm.stylize(
-            content, [style], params, init_image=init_image, seed=job.seed, device=device, cache=self.targets
-        )
-        d = distances(result.image, content, style, device=device)
+            content, [style], params, init_image=init_image, seed=job.seed or 0, device=device,
+            callback=snapshot, cache=self.targets,
+        )  # fmt: skip
+        check_loss_names(result.final_losses)
+        measures = quality(result.image, content, style, device=device, cache=self.targets)
         return JobOutcome(
             job_id=job.job_id,
             status="ok",
             png=png_bytes(result.image),
             plot_png=loss_curve_png(result.history, job.label),
+            snapshots=snapshots,
             history=result.history,
             final_losses=dict(result.final_losses),
             evaluations=result.evaluations,
-            content_distance=d.content,
-            style_distance=d.style,
-            wall_seconds=time.perf_counter() - start,
+            quality=measures.as_dict(),
             device=result.device,
             precision=result.precision,
             note=result.stopped_early,
-            pid=os.getpid(),
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 
@@ -11,15 +12,18 @@ from torch import nn
 
 from algorithms import get_algorithm
 from algorithms.adain import (
+    AdaINOptimParams,
     AdaINParams,
     adain,
     adain_target,
     decoder_layout,
+    optimize_stylize,
     pad_to_multiple,
     published_vgg,
     stylize,
     stylize_batch,
 )
+from algorithms.base import check_loss_names
 from algorithms.color import coral
 from algorithms.losses import mean_std
 from algorithms.vgg import WeightsUnavailable
@@ -85,7 +89,13 @@ def test_published_files_load_and_run_at_any_size(published_files):
     result = stylize(content, [style], params)
     assert result.image.shape == content.shape
     assert result.image.min() >= 0 and result.image.max() <= 1
-    assert {"adain.content", "style.relu1_1", "style.relu4_1", "total"} <= set(result.final_losses)
+    assert {"content.adain.relu4_1", "style.adain.relu1_1", "style.adain.relu4_1", "total"} <= set(
+        result.final_losses
+    )
+    check_loss_names(result.final_losses)
+    assert result.final_losses["total"] == pytest.approx(
+        sum(v for k, v in result.final_losses.items() if k != "total")
+    )
     assert get_algorithm("adain").kind == "feedforward"
 
 
@@ -160,12 +170,27 @@ def test_params_are_checked():
 
 
 @pytest.mark.slow
-def test_optimize_mode_needs_no_decoder_and_lowers_its_style_loss(tubingen_64, starry_128):
-    result = stylize(
-        tubingen_64, [starry_128], AdaINParams(mode="optimize", steps=30, decoder="/nonexistent")
-    )
+def test_adain_optimize_needs_no_decoder_and_lowers_its_style_loss(tubingen_64, starry_128):
+    result = optimize_stylize(tubingen_64, [starry_128], AdaINOptimParams(steps=30))
     first, last = result.history[0].losses, result.final_losses
     style = [k for k in last if k.startswith("style.")]
-    assert style == ["style.relu1_1", "style.relu2_1", "style.relu3_1", "style.relu4_1"]
+    assert style == [
+        "style.adain.relu1_1",
+        "style.adain.relu2_1",
+        "style.adain.relu3_1",
+        "style.adain.relu4_1",
+    ]
     assert sum(last[k] for k in style) < 0.5 * sum(first[k] for k in style)
-    assert "adain.content" in last and "content.relu4_2" not in last
+    assert "content.adain.relu4_1" in last and "content.relu4_2" not in last
+    check_loss_names(last)
+
+
+def test_the_two_adain_algorithms_take_only_their_own_parameters():
+    decoder_fields = {f.name for f in dataclasses.fields(AdaINParams)}
+    assert decoder_fields == {"alpha", "decoder", "encoder", "preserve_color", "precision"}
+    assert {"steps", "style_weight", "optimizer"} <= {f.name for f in dataclasses.fields(AdaINOptimParams)}
+    assert not AdaINParams().uses_seed() and not AdaINParams().inactive()
+    # the shared loop's content layers do nothing here: the term's content loss replaces them
+    assert {"content_layers", "content_layer_weights", "learning_rate"} <= AdaINOptimParams().inactive()
+    assert "learning_rate" not in AdaINOptimParams(optimizer="adam").inactive()
+    assert AdaINOptimParams(init="noise").uses_seed() and not AdaINOptimParams().uses_seed()

@@ -185,7 +185,7 @@ def test_sources_from_a_folder_a_glob_and_manifests(tmp_path):
 
 @pytest.mark.parametrize(
     "algorithm,params",
-    [("gatys", {}), ("mrf", {}), ("histogram", {}), ("adain", {"mode": "optimize"})],
+    [("gatys", {}), ("mrf", {}), ("histogram", {}), ("adain_optimize", {})],
 )
 def test_image_optimisation_is_refused_with_a_pointer_to_sweeps(algorithm, params):
     spec = CatalogSpec(input="x", style=["s.jpg"], out="o", algorithm=algorithm, params=params)

@@ -84,7 +84,11 @@ def test_run_blends_two_styles_and_takes_parameters(tmp_path):
         "--device", "cpu",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    assert "style.relu2_1=" in proc.stdout and "style.relu3_1" not in proc.stdout and "tv=" in proc.stdout
+    assert (
+        "style.gram.relu2_1=" in proc.stdout
+        and "style.gram.relu3_1" not in proc.stdout
+        and "tv=" in proc.stdout
+    )
     assert max(Image.open(out).size) == 48
 
 
@@ -123,7 +127,9 @@ def test_usage_errors(tmp_path):
         stylegrid(*run_args(tmp_path / "o.png"), "--set", "weights=/no/such.pth"), 1, "/no/such.pth"
     )
     assert_clean_error(
-        stylegrid(*run_args(tmp_path / "o.png"), "--algorithm", "nope"), 1, "available: adain, gatys"
+        stylegrid(*run_args(tmp_path / "o.png"), "--algorithm", "nope"),
+        1,
+        "available: adain, adain_optimize, gatys",
     )
     if not torch.cuda.is_available():
         assert_clean_error(
@@ -136,7 +142,7 @@ def test_algorithms_lists_every_parameter_with_its_default():
     proc = stylegrid("algorithms")
     assert proc.returncode == 0
     sections = {block.split(" ", 1)[0]: block for block in proc.stdout.strip().split("\n\n")}
-    assert sorted(sections) == ["adain", "gatys", "histogram", "mrf"]
+    assert sorted(sections) == ["adain", "adain_optimize", "gatys", "histogram", "mrf"]
     gatys = sections["gatys"]
     assert gatys.startswith("gatys (optimization)")
     for f in dataclasses.fields(GatysParams):
@@ -154,8 +160,8 @@ def test_console_script_is_installed():
 @pytest.mark.parametrize(
     ("algorithm", "setting", "term"),
     [
-        ("mrf", "style_rotations=1", "mrf.relu3_1="),
-        ("histogram", "histogram_layers=relu1_1", "histogram.relu1_1="),
+        ("mrf", "style_rotations=1", "style.mrf.relu3_1="),
+        ("histogram", "histogram_layers=relu1_1", "style.hist.relu1_1="),
     ],
 )
 def test_run_other_image_optimisation_algorithms(tmp_path, algorithm, setting, term):
@@ -182,4 +188,4 @@ def test_run_adain_out_of_the_box_with_the_shipped_decoder(tmp_path):
         "--style-weight", "0.5", "--style-weight", "0.5", "--set", "alpha=0.8", "--set", "preserve_color=true",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    assert "adain.content=" in proc.stdout and max(Image.open(out).size) == 48
+    assert "content.adain.relu4_1=" in proc.stdout and max(Image.open(out).size) == 48

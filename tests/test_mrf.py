@@ -96,7 +96,7 @@ def test_output_too_small_for_the_patches_is_a_clear_error(tubingen_64, starry_1
 def test_mrf_run_lowers_its_style_loss_with_real_weights(tubingen_64, starry_128):
     result = stylize(tubingen_64, [starry_128], MRFParams(steps=30))
     first, last = result.history[0].losses, result.final_losses
-    names = ("mrf.relu3_1", "mrf.relu4_1")
+    names = ("style.mrf.relu3_1", "style.mrf.relu4_1")
     assert all(last[n] < first[n] for n in names)
     # at 64 px relu4_1 has 9 patches: matches flip between steps and it settles within ~10 steps
     assert sum(last[n] for n in names) < 0.85 * sum(first[n] for n in names)
@@ -107,4 +107,4 @@ def test_mrf_run_lowers_its_style_loss_with_real_weights(tubingen_64, starry_128
 @pytest.mark.slow
 def test_rotated_and_scaled_bank_runs(tubingen_64, starry_128):
     result = stylize(tubingen_64, [starry_128], MRFParams(steps=3, style_rotations=1, style_rescales=1))
-    assert "mrf.relu4_1" in result.final_losses
+    assert "style.mrf.relu4_1" in result.final_losses

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import textwrap
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import SAMPLES
 
-from orchestrator.jobs import expand
+from orchestrator.jobs import expand, plan_jobs
 from orchestrator.spec import SpecError, load_spec, output_dir
 from orchestrator.sweep import image_path, plan
 
@@ -44,14 +45,61 @@ def test_grid_expands_as_a_product(tmp_path):
             extra="seeds: [0, 1]",
         ),
     )
-    jobs = expand(load_spec(spec_path), str(spec_path))
-    assert len(jobs) == 2 * 1 * 3 * 2 * 2
+    expansion = plan_jobs(load_spec(spec_path), str(spec_path))
+    jobs = expansion.jobs
+    # 2 contents x 1 style x 3 x 2 grid points; the seeds fold: init=content never draws a number
+    assert len(jobs) == 2 * 1 * 3 * 2 and expansion.folded_seeds == len(jobs)
+    assert {j.seed for j in jobs} == {None} and all("seed" not in j.varied for j in jobs)
     assert {j.params["tv_weight"] for j in jobs} == {0.5}
     assert {(j.params["style_weight"], j.params["content_weight"]) for j in jobs} == {
         (s, c) for s in (1.0, 2.0, 3.0) for c in (1.0, 2.0)
     }
     assert len({j.job_id for j in jobs}) == len(jobs)
     assert all(j.params["steps"] == 160 for j in jobs)  # defaults are resolved into every job
+    assert "learning_rate" not in jobs[0].params  # L-BFGS has no step size: it does not apply
+    assert {j.variant for j in jobs if j.content == jobs[0].content} == {
+        f"content_weight={c} style_weight={s}" for s in (1, 2, 3) for c in (1, 2)
+    }
+
+
+def test_seeds_multiply_only_the_jobs_that_use_them(tmp_path):
+    spec_path = write_spec(
+        tmp_path,
+        base_spec(
+            algorithms="[{name: gatys, grid: {init: [content, noise]}}, {name: adain}]",
+            extra="seeds: [0, 1, 2]",
+        ),
+    )
+    expansion = plan_jobs(load_spec(spec_path), str(spec_path))
+    seeds = sorted(
+        (j.algorithm, j.params.get("init"), j.seed) for j in expansion.jobs if j.content == str(TUBINGEN)
+    )
+    assert seeds == [
+        ("adain", None, None),
+        ("gatys", "content", None),
+        *[("gatys", "noise", s) for s in (0, 1, 2)],
+    ]
+    assert expansion.folded_seeds == 2 * 2 * 2  # (gatys content, adain) x 2 contents x 2 extra seeds
+    noisy = next(j for j in expansion.jobs if j.seed == 1)
+    assert noisy.variant == "init=noise seed=1"
+    text = plan(str(spec_path), str(tmp_path / "out"))
+    assert "10 jobs (8 seed duplicates folded: the seed only matters with init=noise)" in text
+
+
+def test_unused_parameters_fold_identical_jobs(tmp_path):
+    spec_path = write_spec(
+        tmp_path, base_spec(algorithms="[{name: gatys, grid: {learning_rate: [0.01, 0.1]}}]")
+    )
+    expansion = plan_jobs(load_spec(spec_path), str(spec_path))
+    assert len(expansion.jobs) == 2 and expansion.folded_duplicates == 2  # L-BFGS ignores learning_rate
+    spec_path = write_spec(
+        tmp_path,
+        base_spec(
+            algorithms="[{name: gatys, params: {optimizer: adam}, grid: {learning_rate: [0.01, 0.1]}}]"
+        ),
+        "adam.yaml",
+    )
+    assert len(expand(load_spec(spec_path), str(spec_path))) == 4
 
 
 def test_ids_are_stable_and_follow_the_bytes_not_the_names(tmp_path):
@@ -83,7 +131,7 @@ def test_folders_and_globs_relative_to_the_spec(tmp_path):
     [
         (
             base_spec(algorithms="[{name: cubism}]"),
-            ["algorithms[0].name", "unknown algorithm 'cubism'", "available: adain, gatys"],
+            ["algorithms[0].name", "unknown algorithm 'cubism'", "available: adain, adain_optimize, gatys"],
         ),
         (
             base_spec(algorithms="[{name: gatys, params: {stepz: 3}}]"),
@@ -142,11 +190,33 @@ def test_image_paths_stay_inside_the_output_whatever_the_names(tmp_path):
         assert "/" not in p.name and " " not in p.name and not p.name.startswith(".")
 
 
+def test_image_names_say_what_the_picture_is(tmp_path):
+    spec_path = write_spec(
+        tmp_path,
+        base_spec(
+            algorithms="[{name: gatys, grid: {style_weight: [2.5, 5]}}, {name: mrf}]", extra="seeds: [0, 1]"
+        ),
+    )
+    names = sorted(
+        str(image_path(tmp_path, j).relative_to(tmp_path))
+        for j in expand(load_spec(spec_path), str(spec_path))
+    )
+    assert [n.rsplit("__", 1)[0] for n in names] == [
+        "images/gatys/chelsea__starry_night__style_weight-2.5",
+        "images/gatys/chelsea__starry_night__style_weight-5",
+        "images/gatys/tubingen__starry_night__style_weight-2.5",
+        "images/gatys/tubingen__starry_night__style_weight-5",
+        "images/mrf/chelsea__starry_night",
+        "images/mrf/tubingen__starry_night",
+    ]
+    assert all(re.fullmatch(r"[0-9a-f]{8}\.png", n.rsplit("__", 1)[1]) for n in names)
+
+
 def test_plan_prints_the_count_and_a_sample(tmp_path):
     spec_path = write_spec(tmp_path, base_spec(algorithms="[{name: gatys, grid: {style_weight: [1, 2]}}]"))
     text = plan(str(spec_path), str(tmp_path / "out"), sample=3)
-    assert text.splitlines()[0].startswith(f"{spec_path}: 4 jobs (0 already done, 4 to run)")
-    assert "gatys tubingen x starry_night seed 0  {'style_weight': 1.0}" in text
+    assert text.splitlines()[0].startswith(f"{spec_path}: 4 jobs, 0 already done, 4 to run")
+    assert "gatys tubingen x starry_night style_weight=1" in text
     assert "... and 1 more" in text
 
 

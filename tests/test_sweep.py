@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
 import time
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import psutil
 import pytest
 from conftest import BAD, REPO, SAMPLES
+from PIL import Image
 
+from orchestrator.provenance import provenance
 from orchestrator.results import finished_status, read_results
 from orchestrator.sweep import run_sweep
 
@@ -77,6 +83,7 @@ def test_sweep_records_failures_and_resumes_incrementally(tmp_path, local_ray):
     assert "truncated.jpg: truncated or corrupt image data" in failed.error
     assert (out / good.output_image).is_file() and failed.output_image == ""
     assert good.evaluations >= 3 and good.content_distance > 0 and good.style_distance > 0
+    assert 0 < good.content_ssim < 1 and good.style_swd > 0 and good.color_swd > 0
     assert good.device == "cpu" and good.attempts == 1 and good["param.steps"] == 3
     assert (out / "results.parquet").is_file()
 
@@ -90,10 +97,11 @@ def test_sweep_records_failures_and_resumes_incrementally(tmp_path, local_ray):
     assert ok_run.info.status == "FINISHED" and ok_run.data.tags["algorithm"] == "gatys"
     assert ok_run.data.tags["content"] == "tubingen.jpg" and ok_run.data.tags["style"] == "starry_night.jpg"
     assert ok_run.data.params["style_weight"] == "2.5" and ok_run.data.params["steps"] == "3"
+    assert (out / "report" / "index.html").is_file()
     assert len(client.get_metric_history(ok_run.info.run_id, "total")) == 3
-    assert "style.relu3_1" in ok_run.data.metrics and "content_distance" in ok_run.data.metrics
+    assert "style.gram.relu3_1" in ok_run.data.metrics and "content_distance" in ok_run.data.metrics
     artifacts = sorted(a.path for a in client.list_artifacts(ok_run.info.run_id))
-    assert artifacts == sorted([Path(good.output_image).name, "loss_curve.png"])
+    assert artifacts == ["images", "plots"]
     assert children[failed.mlflow_run_id].info.status == "FAILED"
     assert "truncated" in children[failed.mlflow_run_id].data.tags["error"]
 
@@ -217,20 +225,183 @@ def test_ctrl_c_stops_cleanly_and_keeps_finished_jobs(tmp_path):
     assert rerun.skipped == len(statuses) and rerun.ok == 4 - len(statuses)
 
 
-def test_every_registered_algorithm_runs_in_a_sweep(tmp_path, local_ray):
+def test_every_registered_algorithm_runs_in_a_sweep(every_algorithm_sweep):
     from algorithms import ALGORITHMS
+    from algorithms.metrics import MEASURES
 
-    # 64 px: at 32 px a landscape photo leaves MRF a 2x4 relu4_1 map, smaller than its patches
-    spec = write_spec(tmp_path / "every.yaml", [SAMPLES / "content" / "chelsea.jpg"], size=64)
-    names = sorted(ALGORITHMS)
-    spec.write_text(
-        spec.read_text().replace(
-            "algorithms: [{name: gatys}]", f"algorithms: {json.dumps([{'name': n} for n in names])}"
-        )
+    out, summary = every_algorithm_sweep
+    rows = read_results(out).to_pandas()
+    assert summary.failed == 0, rows.set_index("algorithm").error.to_dict()
+    assert sorted(set(rows.algorithm)) == sorted(ALGORITHMS) and set(rows.status) == {"ok"}
+    # the seeds fold: no algorithm here uses one without init=noise
+    assert len(rows) == len(ALGORITHMS) + 1 and summary.folded_seeds == len(rows)
+    assert rows.seed.isna().all()
+    by = rows.set_index(["algorithm", "variant"]).sort_index()
+    # every algorithm has content and style terms: both sums are positive (not the 0 of a
+    # misnamed term), and the total is their sum with the regularisers
+    for (algorithm, _variant), row in by.iterrows():
+        losses = json.loads(row.losses_json)
+        assert row.loss_content > 0 and row.loss_style > 0, (algorithm, losses)
+        others = sum(v for k, v in losses.items() if k in ("tv", "laplacian", "range"))
+        assert row.loss_total == pytest.approx(row.loss_content + row.loss_style + others, rel=1e-5)
+        for m in MEASURES:
+            assert np.isfinite(row[m.name]), (algorithm, m.name)
+    assert by.loc[("adain", ""), "evaluations"] == 1 and by.loc[("adain", ""), "param.alpha"] == 1.0
+    assert by.loc[("mrf", ""), "evaluations"] >= 3 and by.loc[("mrf", ""), "param.patch_size"] == 3
+    # a parameter is null where it does not apply
+    assert pd.isna(by.loc[("adain", ""), "param.steps"]) and pd.isna(
+        by.loc[("adain", ""), "param.style_weight"]
     )
-    summary = run_sweep(str(spec), output=str(tmp_path / "out"), quiet=True)
-    rows = read_results(tmp_path / "out").to_pandas().set_index("algorithm")
-    assert summary.failed == 0, rows.error.to_dict()
-    assert sorted(rows.index) == names and set(rows.status) == {"ok"}
-    assert rows.loc["adain", "evaluations"] == 1 and rows.loc["adain", "param.alpha"] == 1.0
-    assert rows.loc["mrf", "evaluations"] >= 3 and rows.loc["mrf", "param.patch_size"] == 3
+    assert (
+        pd.isna(by.loc[("mrf", ""), "param.alpha"]) and by.loc[("adain_optimize", ""), "param.alpha"] == 1.0
+    )
+    assert rows["param.learning_rate"].isna().all()  # L-BFGS everywhere: no step size
+    assert pd.isna(by.loc[("adain_optimize", ""), "param.content_layers"])
+    assert sorted(by.loc["gatys"].index) == ["style_weight=2.5", "style_weight=5"]
+    # names that say what each picture is
+    names = sorted(Path(p).name.rsplit("__", 1)[0] for p in rows.output_image)
+    assert "chelsea__starry_night__style_weight-2.5" in names and "chelsea__starry_night" in names
+    assert all((out / p).is_file() for p in rows.output_image)
+    assert set(rows.code_version) == {provenance().code_version} and set(rows.host) == {socket.gethostname()}
+    assert (rows.started_at < rows.finished_at).all()
+
+
+def test_the_mlflow_store_holds_what_a_researcher_compares(every_algorithm_sweep):
+    from conftest import EVERY_ALGORITHM_STEPS
+
+    from algorithms.metrics import MEASURES
+
+    out, _ = every_algorithm_sweep
+    rows = read_results(out).to_pandas().set_index("mlflow_run_id")
+    client, runs = mlflow_runs(out, "every")
+    experiment = client.get_experiment_by_name("every")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    parent = next(r for r in runs if r.data.tags.get("stylegrid.kind") == "sweep")
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(children) == len(rows) and {r.info.run_id for r in children} == set(rows.index)
+    code = provenance()
+    for run in [parent, *children]:
+        tags = run.data.tags
+        assert (
+            tags["stylegrid.version"] == code.version and tags["stylegrid.code_version"] == code.code_version
+        )
+        if code.commit:
+            assert tags["mlflow.source.git.commit"] == code.commit
+        assert tags["stylegrid.host"] == socket.gethostname()
+    for run in children:
+        row = rows.loc[run.info.run_id]
+        info, data = run.info, run.data
+        assert info.status == "FINISHED" and data.tags["stylegrid.device"] == "cpu"
+        # real start and end: the run lasts as long as the job did in its worker
+        assert (info.end_time - info.start_time) / 1000 == pytest.approx(row.wall_seconds, abs=0.1)
+        assert info.start_time == pytest.approx(row.started_at.timestamp() * 1000, abs=2)
+        # every measure and every parameter that applies, for the compare view
+        assert {m.name for m in MEASURES} <= set(data.metrics)
+        assert set(json.loads(row.params_json)) <= set(data.params)
+        assert "seed" not in data.params  # it does not apply
+        if row.algorithm == "adain":
+            assert "steps" not in data.params and "style_weight" not in data.params
+        # the output (and a snapshot at step 2 for the optimisers) through log_image, by step
+        images = [a.path for a in client.list_artifacts(info.run_id, "images")]
+        steps = sorted(int(p.split("+step+")[1].split("+")[0]) for p in images if p.endswith(".png"))
+        last = 1 if row.algorithm == "adain" else EVERY_ALGORITHM_STEPS
+        assert steps == ([last] if row.algorithm == "adain" else [2, last]), (row.algorithm, images)
+        assert data.tags["mlflow.loggedImages"] == "True"
+        assert [a.path for a in client.list_artifacts(info.run_id, "plots")] == ["plots/loss_curve.png"]
+    # the parent run: the results table (as MLflow's table artifact) and the report
+    parent_files = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"results_table.json", "report"} <= parent_files
+    table = json.loads(Path(client.download_artifacts(parent.info.run_id, "results_table.json")).read_text())
+    assert len(table["data"]) == len(rows) and "style_swd" in table["columns"]
+    report = [a.path for a in client.list_artifacts(parent.info.run_id, "report")]
+    assert "report/index.html" in report
+    assert parent.data.params["seed_duplicates_folded"] == str(len(rows))
+
+
+def test_loss_curve_of_a_one_step_algorithm_is_not_empty():
+    from algorithms import StepLoss
+    from orchestrator.tracking import loss_curve_png
+
+    one = loss_curve_png([StepLoss(1, 0, {"content.adain.relu4_1": 0.3, "style.adain.relu1_1": 0.02})], "t")
+    blank = loss_curve_png([StepLoss(1, 0, {"total": 0.0})], "t")
+    pixels = np.asarray(Image.open(io.BytesIO(one)).convert("RGB"))
+    coloured = (pixels.max(axis=2) - pixels.min(axis=2)) > 60  # the markers and labels are in colour
+    assert coloured.sum() > 100 and one != blank
+
+
+@pytest.fixture
+def mlflow_server(tmp_path):
+    """A real MLflow tracking server on loopback (its own SQLite store and artifact folder)."""
+    from test_ray_job_submit import free_port
+
+    port = free_port()
+    store = tmp_path / "server"
+    store.mkdir()
+    cmd = [
+        str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
+        "--workers", "1", "--backend-store-uri", f"sqlite:///{store / 'db.sqlite'}",
+        "--artifacts-destination", str(store / "artifacts"),
+    ]  # fmt: skip
+    log = open(store / "server.log", "w")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.time() > deadline:
+                    pytest.fail("mlflow server did not start:\n" + (store / "server.log").read_text()[-3000:])
+                time.sleep(0.5)
+        yield port, store
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)
+        log.close()
+
+
+def test_mlflow_tracking_uri_from_the_environment_and_credentials_never_shown(tmp_path, mlflow_server):
+    port, store = mlflow_server
+    secret = "s3cret-pw"
+    spec = write_spec(tmp_path / "envuri.yaml", [SAMPLES / "content" / "chelsea.jpg"], size=32)
+    spec.write_text(spec.read_text().replace("algorithms: [{name: gatys}]", "algorithms: [{name: adain}]"))
+    out = tmp_path / "out"
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "MLFLOW_TRACKING_URI": f"http://alice:{secret}@127.0.0.1:{port}",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "sweep", str(spec), "--output", str(out), "--quiet"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert secret not in proc.stdout + proc.stderr
+    assert f"open http://alice:***@127.0.0.1:{port} (the MLflow server)" in proc.stdout
+    assert not (out / "mlflow.db").exists()  # the environment's store was used, not the embedded one
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"http://127.0.0.1:{port}")
+    experiment = client.get_experiment_by_name("envuri")
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 2 and {r.info.status for r in runs} == {"FINISHED"}
+    for run in runs:
+        recorded = json.dumps([run.data.params, run.data.tags, run.info.artifact_uri])
+        assert secret not in recorded
+    row = read_results(out).to_pandas().iloc[0]
+    assert row.mlflow_run_id in {r.info.run_id for r in runs}
+
+
+def test_redact_uri():
+    from orchestrator.tracking import redact_uri, ui_command
+
+    assert (
+        redact_uri("postgresql://bob:pa%40ss@db.internal:5432/mlflow")
+        == "postgresql://bob:***@db.internal:5432/mlflow"
+    )
+    assert redact_uri("https://u:p@example.org/x?y=1") == "https://u:***@example.org/x?y=1"
+    assert redact_uri("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
+    assert redact_uri("sqlite:////tmp/a b/mlflow.db") == "sqlite:////tmp/a b/mlflow.db"
+    assert "pw" not in ui_command("mysql://u:pw@h/db") and "pw" not in ui_command("http://u:pw@h")

@@ -1,0 +1,291 @@
+"""``stylegrid report OUT``: one self-contained HTML page of a sweep's results.
+
+Written to ``OUT/report/index.html`` from the rows of ``OUT/rows/`` (so it works while a sweep
+still runs, and on a finished one), with its thumbnails in ``OUT/report/thumbs/`` and its charts
+in ``OUT/report/plots/``; every link is relative and nothing is fetched from the network, so the
+folder can be opened from disk, copied, or logged to MLflow as it is. The page holds:
+
+* per style, a grid: a row per content image, a column per algorithm and variant, each cell the
+  output's thumbnail (a link to the full image) with its variant and quality measures;
+* per pair of a content and a style measure, every job as a point coloured by algorithm, with
+  each algorithm's Pareto front;
+* per algorithm and varied parameter, the parameter's value against every measure;
+* seconds per job by algorithm; a summary table (mean and spread per algorithm and variant);
+* the failed jobs with their errors.
+
+The sweep writes it at its end (and logs it to the parent MLflow run); the command regenerates
+it at any time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from algorithms.metrics import MEASURES, Measure
+
+from . import plots
+from .files import safe_name, write_atomic
+from .images import ImageError, read_image, resize_to
+from .results import read_results, rows_dir
+
+THUMB_SIDE = 200  # px, long side of the grid's thumbnails (shown at up to 160 px)
+MAX_GRID_ROWS = 60  # content images per style grid; the rest are counted, not shown
+MAX_GRID_COLUMNS = 40  # algorithm variants per grid
+CONTENT_MEASURES = [m for m in MEASURES if m.kind == "content"]
+STYLE_MEASURES = [m for m in MEASURES if m.kind == "style"]
+
+
+class ReportError(ValueError):
+    """The folder cannot be reported on; the message names it."""
+
+
+@dataclass(frozen=True)
+class Report:
+    path: Path  # index.html
+    jobs: int
+    ok: int
+    failed: int
+
+
+# --- pure helpers ---------------------------------------------------------------------------------
+
+
+def column_label(algorithm: str, variant: str) -> str:
+    return f"{algorithm} {variant}".strip()
+
+
+def summary_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Per algorithm and variant: ok jobs, and mean and standard deviation of every measure and
+    of the seconds per job."""
+    ok = df[df["status"] == "ok"]
+    columns = [m.name for m in MEASURES] + ["wall_seconds"]
+    if ok.empty:
+        return pd.DataFrame(columns=["algorithm", "variant", "jobs"])
+    grouped = ok.groupby(["algorithm", "variant"], sort=True, dropna=False)
+    table = grouped[columns].agg(["mean", "std"])
+    table.columns = [f"{c} {stat}" for c, stat in table.columns]
+    table.insert(0, "jobs", grouped.size())
+    return table.reset_index()
+
+
+def varied_parameters(df: pd.DataFrame) -> list[tuple[str, str]]:
+    """(algorithm, parameter) for every numeric parameter (and the seed) that takes at least two
+    values among an algorithm's ok jobs: what the parameter charts show."""
+    out = []
+    ok = df[df["status"] == "ok"]
+    for algorithm, group in ok.groupby("algorithm", sort=True):
+        candidates = ["seed"] + sorted(c.removeprefix("param.") for c in group if c.startswith("param."))
+        for name in candidates:
+            column = name if name == "seed" else f"param.{name}"
+            values = group[column].dropna()
+            if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+                if values.nunique() >= 2:
+                    out.append((str(algorithm), name))
+    return out
+
+
+def measures_line(row: pd.Series) -> str:
+    """The measures of one job, short, content then style: ``c 0.31 ssim 0.52\ns 0.29 swd 0.21 col 8.1``."""
+    short = {"content_distance": "c", "content_ssim": "ssim", "style_distance": "s", "style_swd": "swd",
+             "color_swd": "col"}  # fmt: skip
+
+    def part(ms: list[Measure]) -> str:
+        return " ".join(
+            f"{short.get(m.name, m.name)} {row[m.name]:.{1 if m.name == 'color_swd' else 2}f}"
+            for m in ms
+            if pd.notna(row.get(m.name))
+        )
+
+    return f"{part(CONTENT_MEASURES)}\n{part(STYLE_MEASURES)}"
+
+
+# --- side effects: thumbnails, charts, the page ---------------------------------------------------
+
+
+def _thumbnail(source: Path, target: Path) -> bool:
+    """A JPEG thumbnail of ``source`` at ``target`` (made once); False if the source is unreadable."""
+    if target.is_file() and target.stat().st_mtime >= source.stat().st_mtime:
+        return True
+    try:
+        img = resize_to(read_image(source), THUMB_SIDE)  # small outputs are enlarged, to compare
+    except ImageError:
+        return False
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=85)
+    write_atomic(target, buf.getvalue())
+    return True
+
+
+def _source_thumb(path: str, sha: str, kind: str, report: Path) -> str | None:
+    """The relative URL of a content or style image's thumbnail (None if the file is gone)."""
+    source = Path(path)
+    name = f"thumbs/{kind}-{safe_name(source.stem)}-{sha[:8]}.jpg"
+    return name if source.is_file() and _thumbnail(source, report / name) else None
+
+
+def _e(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _grid_html(df: pd.DataFrame, out: Path, report: Path) -> list[str]:
+    parts: list[str] = []
+    ok = df[df["status"] == "ok"]
+    for style, by_style in ok.groupby("style", sort=True):
+        first = by_style.iloc[0]
+        labels = sorted({(r.algorithm, r.variant) for r in by_style.itertuples()})
+        shown_labels = labels[:MAX_GRID_COLUMNS]
+        style_thumb = _source_thumb(str(style), first.style_sha256, "style", report)
+        parts.append(f'<h3 id="style-{_e(safe_name(first.style_name))}">{_e(first.style_name)}</h3>')
+        if style_thumb:
+            parts.append(f'<p><img class="source" src="{style_thumb}" alt="{_e(first.style_name)}"></p>')
+        parts.append('<div class="scroll"><table class="grid"><tr><th>content</th>')
+        parts += [f"<th>{_e(column_label(a, v))}</th>" for a, v in shown_labels]
+        parts.append("</tr>")
+        contents = sorted(by_style["content"].unique())
+        for content in contents[:MAX_GRID_ROWS]:
+            cells = by_style[by_style["content"] == content]
+            row0 = cells.iloc[0]
+            thumb = _source_thumb(str(content), row0.content_sha256, "content", report)
+            head = f'<img class="source" src="{thumb}" alt="{_e(row0.content_name)}"><br>' if thumb else ""
+            parts.append(f"<tr><th>{head}{_e(row0.content_name)}</th>")
+            for algorithm, variant in shown_labels:
+                match = cells[(cells["algorithm"] == algorithm) & (cells["variant"] == variant)]
+                parts.append(_cell_html(match, out, report))
+            parts.append("</tr>")
+        parts.append("</table></div>")
+        hidden_rows, hidden_cols = len(contents) - MAX_GRID_ROWS, len(labels) - MAX_GRID_COLUMNS
+        if hidden_rows > 0 or hidden_cols > 0:
+            parts.append(
+                f"<p>Not shown: {max(0, hidden_rows)} content images, {max(0, hidden_cols)} variants "
+                "(the table of results has them all).</p>"
+            )
+    return parts
+
+
+def _cell_html(match: pd.DataFrame, out: Path, report: Path) -> str:
+    if match.empty:
+        return '<td class="empty">-</td>'
+    pieces = []
+    for _, row in match.sort_values("finished_at").tail(1).iterrows():  # the newest run of the job
+        image = out / row.output_image
+        thumb = f"thumbs/{row.job_id}.jpg"
+        if not row.output_image or not image.is_file() or not _thumbnail(image, report / thumb):
+            pieces.append(f"<td>missing image<br><small>{_e(row.job_id)}</small></td>")
+            continue
+        link = Path("..") / row.output_image
+        title = f"{row.algorithm} {row.variant} | {row.content_name} x {row.style_name} | job {row.job_id}"
+        pieces.append(
+            f'<td><a href="{_e(link.as_posix())}"><img src="{thumb}" alt="{_e(title)}" title="{_e(title)}">'
+            f"</a><br><small>{_e(measures_line(row)).replace(chr(10), '<br>')}</small></td>"
+        )
+    return "".join(pieces)
+
+
+def _plots_html(df: pd.DataFrame, report: Path) -> list[str]:
+    ok = df[df["status"] == "ok"]
+    if ok.empty:
+        return ["<p>No finished job yet.</p>"]
+    palette = plots.colours(ok["algorithm"].unique())
+    parts = ["<h2>Trade-offs</h2>", "<p>Each point a job; lines join each algorithm's Pareto front "
+             "(the jobs no other job of that algorithm beats on both measures).</p>", '<div class="plots">']  # fmt: skip
+    for c in CONTENT_MEASURES:
+        for s in STYLE_MEASURES:
+            name = f"plots/tradeoff_{c.name}_{s.name}.png"
+            write_atomic(report / name, plots.trade_off(ok, c, s, palette))
+            parts.append(f'<img src="{name}" alt="{_e(s.name)} against {_e(c.name)}">')
+    parts.append("</div>")
+    varied = varied_parameters(df)
+    if varied:
+        parts += ["<h2>Parameters</h2>", '<div class="plots">']
+        for algorithm, parameter in varied:
+            name = f"plots/param_{safe_name(algorithm)}_{safe_name(parameter)}.png"
+            write_atomic(
+                report / name, plots.parameter_effect(ok, algorithm, parameter, MEASURES, palette[algorithm])
+            )
+            parts.append(f'<img src="{name}" alt="{_e(algorithm)}: {_e(parameter)}">')
+        parts.append("</div>")
+    write_atomic(report / "plots/seconds.png", plots.seconds_by_algorithm(ok, palette))
+    parts += ["<h2>Time</h2>", '<img src="plots/seconds.png" alt="seconds per job by algorithm">']
+    return parts
+
+
+def _table_html(table: pd.DataFrame, float_format: str = "{:.3g}") -> str:
+    head = "".join(f"<th>{_e(c)}</th>" for c in table.columns)
+    rows = []
+    for record in table.itertuples(index=False):
+        cells = []
+        for value in record:
+            if isinstance(value, float):
+                cells.append(f"<td>{'' if pd.isna(value) else float_format.format(value)}</td>")
+            else:
+                cells.append(f"<td>{_e(value)}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return f'<div class="scroll"><table class="data"><tr>{head}</tr>{"".join(rows)}</table></div>'
+
+
+STYLE = """
+body { font-family: sans-serif; margin: 1.5em; color: #222; }
+table { border-collapse: collapse; }
+th, td { border: 1px solid #ccc; padding: 4px; vertical-align: top; text-align: center; }
+table.data td { text-align: right; font-size: 0.85em; }
+table.grid img { max-width: 160px; max-height: 160px; }
+img.source { max-width: 120px; max-height: 120px; }
+small { font-size: 0.72em; color: #444; }
+.plots img { margin: 4px; border: 1px solid #eee; }
+.scroll { overflow-x: auto; }
+td.empty { color: #aaa; }
+"""
+
+
+def _page(title: str, body: list[str]) -> str:
+    return (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<link rel="icon" href="data:,">'  # no favicon request
+        f"<title>{_e(title)}</title><style>{STYLE}</style></head><body>\n"
+        + "\n".join(body)
+        + "\n</body></html>\n"
+    )
+
+
+def write_report(out: Path) -> Report:
+    """Write ``out/report/index.html`` (and its thumbnails and charts) from ``out``'s rows."""
+    out = Path(out)
+    if not rows_dir(out).is_dir():
+        raise ReportError(f"{out}: not a sweep results folder (no {rows_dir(out).name}/ inside)")
+    df = read_results(out).to_pandas()
+    report = out / "report"
+    df["variant"] = df["variant"].fillna("")
+    ok, failed = int((df["status"] == "ok").sum()), int((df["status"] == "failed").sum())
+    names = ", ".join(sorted(df["spec_name"].dropna().unique())) or out.name
+    versions = ", ".join(sorted(df["code_version"].dropna().unique()))
+    body = [
+        f"<h1>stylegrid report: {_e(names)}</h1>",
+        f"<p>{len(df)} jobs: {ok} ok, {failed} failed. Folder {_e(out)}. Code {_e(versions or 'unknown')}. "
+        f"Written {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC.</p>",
+        "<p>Measures (algorithms/metrics.py): "
+        + "; ".join(f"<b>{m.name}</b> {_e(m.summary)}, {m.better} is better" for m in MEASURES)
+        + ". Under each picture: <i>c</i> content_distance, <i>ssim</i> content_ssim, "
+        "<i>s</i> style_distance, <i>swd</i> style_swd, <i>col</i> color_swd.</p>",
+        "<h2>Outputs</h2>",
+        *_grid_html(df, out, report),
+        *_plots_html(df, report),
+        "<h2>Summary</h2>",
+        _table_html(summary_table(df)),
+    ]
+    failures = df[df["status"] == "failed"]
+    body.append(f"<h2>Failed jobs ({len(failures)})</h2>")
+    if len(failures):
+        table = failures[["algorithm", "variant", "content_name", "style_name", "error", "job_id"]]
+        body.append(_table_html(table.sort_values(["algorithm", "content_name"])))
+    else:
+        body.append("<p>None.</p>")
+    index = write_atomic(report / "index.html", _page(f"stylegrid report: {names}", body).encode())
+    write_atomic(report / "summary.json", json.dumps({"jobs": len(df), "ok": ok, "failed": failed}).encode())
+    return Report(index, len(df), ok, failed)

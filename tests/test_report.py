@@ -1,0 +1,153 @@
+"""`stylegrid report`: the pure pieces, then the page of a real sweep in a real headless Chromium."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import REPO
+
+from orchestrator.plots import pareto_front
+from orchestrator.report import measures_line, summary_table, varied_parameters
+
+
+def test_pareto_front_by_hand():
+    x = np.array([0.1, 0.2, 0.3, 0.25, 0.4, 0.1])
+    y = np.array([0.9, 0.5, 0.2, 0.6, 0.2, 0.95])
+    # lower is better on both: (0.1, 0.9), (0.2, 0.5), (0.3, 0.2) trade off; (0.25, 0.6) is beaten by
+    # (0.2, 0.5), (0.4, 0.2) by (0.3, 0.2), (0.1, 0.95) by (0.1, 0.9)
+    assert list(pareto_front(x, y, x_higher=False, y_higher=False)) == [0, 1, 2]
+    # higher is better across (an SSIM), lower up: (0.4, 0.2) beats (0.3, 0.2); (0.25, 0.6) and
+    # (0.1, ...) are beaten by (0.4, 0.2) too
+    assert list(pareto_front(x, y, x_higher=True, y_higher=False)) == [4]
+    assert list(pareto_front(x, y, x_higher=True, y_higher=True)) == [5, 3, 4]
+    # identical points are all kept
+    assert list(pareto_front(np.array([1.0, 1.0]), np.array([2.0, 2.0]), False, False)) == [0, 1]
+
+
+def _rows() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "status": ["ok", "ok", "ok", "failed"],
+            "algorithm": ["gatys", "gatys", "mrf", "gatys"],
+            "variant": ["style_weight=1", "style_weight=5", "", "style_weight=5"],
+            "seed": [None, None, None, None],
+            "param.style_weight": [1.0, 5.0, 2.0, 5.0],
+            "param.preserve_color": [False, True, False, True],
+            "content_distance": [0.2, 0.4, 0.3, None],
+            "content_ssim": [0.9, 0.7, 0.8, None],
+            "style_distance": [0.5, 0.3, 0.6, None],
+            "style_swd": [0.3, 0.2, 0.4, None],
+            "color_swd": [12.0, 8.0, 15.0, None],
+            "wall_seconds": [2.0, 2.5, 1.0, 0.1],
+        }
+    )
+
+
+def test_summary_table_averages_ok_jobs_per_algorithm_and_variant():
+    table = summary_table(_rows()).set_index(["algorithm", "variant"])
+    assert list(table.index) == [("gatys", "style_weight=1"), ("gatys", "style_weight=5"), ("mrf", "")]
+    assert table.loc[("gatys", "style_weight=5"), "jobs"] == 1  # the failed job is not averaged
+    assert table.loc[("mrf", ""), "style_swd mean"] == 0.4
+
+
+def test_varied_parameters_are_the_numeric_ones_with_two_values():
+    # preserve_color varies too, but a boolean has no axis to plot on
+    assert varied_parameters(_rows()) == [("gatys", "style_weight")]
+
+
+def test_measures_line_is_short_content_then_style():
+    line = measures_line(_rows().iloc[0])
+    assert line == "c 0.20 ssim 0.90\ns 0.50 swd 0.30 col 12.0"
+
+
+# --- the page of a real sweep ---------------------------------------------------------------------
+
+
+def chromium():
+    """A headless Chromium driven by chromedriver (Debian's packages: `.ci/run` installs them).
+    Skipped where they are missing, unless STYLEGRID_REQUIRE_BROWSER=1 (CI) makes that a failure."""
+    binary, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (binary and driver):
+        message = "Debian's chromium and chromium-driver are not installed"
+        if os.environ.get("STYLEGRID_REQUIRE_BROWSER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    options.binary_location = binary
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--window-size=1400,1000"):  # fmt: skip
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(driver), options=options)
+
+
+@pytest.mark.slow
+def test_the_report_opens_in_chromium_with_every_picture(every_algorithm_sweep, tmp_path):
+    out, summary = every_algorithm_sweep
+    assert summary.report == out / "report" / "index.html"
+    # the command regenerates it at any time (here into a copy of the folder)
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy, ignore=shutil.ignore_patterns("report", "mlartifacts", "mlflow.db"))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "report", str(copy)], capture_output=True, text=True, env=env
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().endswith(str(copy / "report" / "index.html"))
+    page = copy / "report" / "index.html"
+    text = page.read_text()
+    assert "http://" not in text and "https://" not in text  # nothing from the network
+
+    browser = chromium()
+    try:
+        browser.get(page.as_uri())
+        images = browser.execute_script(
+            "return Array.from(document.images).map(i => [i.getAttribute('src'), i.complete, i.naturalWidth])"
+        )
+        links = browser.execute_script("return Array.from(document.querySelectorAll('a')).map(a => a.href)")
+        heading = browser.find_element("tag name", "h1").text
+        errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+        browser.save_screenshot(str(tmp_path / "report.png"))
+    finally:
+        browser.quit()
+    assert heading == "stylegrid report: every"
+    assert not errors, errors
+    broken = [src for src, complete, width in images if not (complete and width > 0)]
+    assert not broken, broken
+    srcs = [src for src, *_ in images]
+    # a thumbnail per job, the content and the style, 6 trade-off charts, the parameter chart of
+    # gatys's style_weight, the seconds per job
+    assert sum(s.startswith("thumbs/") for s in srcs) == summary.ok + 2
+    assert sum(s.startswith("plots/tradeoff_") for s in srcs) == 6
+    assert "plots/param_gatys_style_weight.png" in srcs and "plots/seconds.png" in srcs
+    # clicking a picture opens the full image: every link is a file of the results folder
+    targets = [Path(unquote(urlparse(link).path)) for link in links]
+    assert len(targets) == summary.ok and all(
+        t.is_file() and t.is_relative_to(copy / "images") for t in targets
+    )
+    assert (tmp_path / "report.png").stat().st_size > 10_000
+
+
+def test_report_of_a_folder_that_is_not_a_sweep_is_one_line(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "report", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert proc.returncode == 2 and "not a sweep results folder" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
