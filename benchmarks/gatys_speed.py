@@ -241,7 +241,12 @@ def main() -> None:
             row = run_variant(variant, size, steps if variant == "stylegrid-defaults" else args.steps, out)
             content, style = load_pair(size)
             d = quality(load_image(out), content, style)
-            row.update(variant=variant, size=size, content_distance=d.content_distance, style_distance=d.style_distance)
+            row.update(
+                variant=variant,
+                size=size,
+                content_distance=d.content_distance,
+                style_distance=d.style_distance,
+            )
             rows.append(row)
             print(json.dumps(row), flush=True)
 

@@ -53,7 +53,12 @@ def render(pairs: list[str], size: int, variants: dict) -> Image.Image:
             algo = get_algorithm(algo_name)
             result = algo.stylize(content, [style], build_params(algo.params_type, overrides))
             d = quality(result.image, content, style)
-            row.append((to_pil(result.image), f"{label}\ncontent {d.content_distance:.2f} style {d.style_distance:.2f}"))
+            row.append(
+                (
+                    to_pil(result.image),
+                    f"{label}\ncontent {d.content_distance:.2f} style {d.style_distance:.2f}",
+                )
+            )
             print(
                 f"{pair} {label}: {result.elapsed:.1f}s content {d.content_distance:.3f} style {d.style_distance:.3f}",
                 flush=True,
