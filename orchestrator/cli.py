@@ -221,6 +221,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"{len(args.style)} --style images but {len(args.style_weight)} --style-weight values"
         )
     fixed = {"steps": args.steps} if args.steps is not None else {}
+    if fixed and "steps" not in {f for f, *_ in algorithm.parameter_table()}:
+        raise UsageError(f"--steps: {algorithm.name} has no steps ({algorithm.kind}: one pass per image)")
     params = params_from_cli(algorithm.params_type, args.set, fixed)
     device = resolve_device(args.device)
 

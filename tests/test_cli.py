@@ -183,9 +183,16 @@ def test_algorithm_specific_parameter_errors_name_the_parameter(tmp_path):
 def test_run_adain_out_of_the_box_with_the_shipped_decoder(tmp_path):
     out = tmp_path / "adain.png"
     second = SAMPLES / "style" / "starry_night.jpg"
+    args = [a for a in run_args(out) if a not in ("--steps", "4")]
     proc = stylegrid(
-        *run_args(out), "--algorithm", "adain", "--style", second,
+        *args, "--algorithm", "adain", "--style", second,
         "--style-weight", "0.5", "--style-weight", "0.5", "--set", "alpha=0.8", "--set", "preserve_color=true",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "content.adain.relu4_1=" in proc.stdout and max(Image.open(out).size) == 48
+
+
+def test_steps_for_a_feed_forward_algorithm_is_one_line(tmp_path):
+    proc = stylegrid(*run_args(tmp_path / "o.png"), "--algorithm", "adain")
+    assert_clean_error(proc, 2, "--steps: adain has no steps (feedforward: one pass per image)")
+    assert not list(tmp_path.iterdir())
