@@ -163,6 +163,13 @@ def pyramid_sizes(height: int, width: int, scales: int) -> list[tuple[int, int]]
     return sizes
 
 
+def split_rounds(steps: int, every: int) -> list[int]:
+    """``steps`` in rounds of ``every`` (the last one shorter); one round when ``every`` is 0."""
+    if every <= 0 or every >= steps:
+        return [steps]
+    return [every] * (steps // every) + ([steps % every] if steps % every else [])
+
+
 def split_steps(total: int, parts: int) -> list[int]:
     """``total`` steps over ``parts`` scales, equal shares, the remainder to the finest."""
     base = total // parts
@@ -213,7 +220,13 @@ def autocast(precision: str, device: torch.device) -> contextlib.AbstractContext
 
 
 class StyleTerm(Protocol):
-    """Built by an algorithm for one scale: the layers it reads and its named losses."""
+    """Built by an algorithm for one scale: the layers it reads and its named losses.
+
+    A term whose targets depend on the image itself (MRF's nearest patches) may also have
+    ``refresh_every`` (steps) and ``refresh(features)``: the loop then runs the scale in rounds
+    of that many steps and, before each, hands the term the current image's features to fix its
+    targets from, so that the optimiser sees a smooth loss within a round.
+    """
 
     layers: tuple[str, ...]
 
@@ -494,14 +507,18 @@ def run_image_optimization(
         def on_step(img: torch.Tensor, losses: dict[str, float], evals: int, scale: int = scale) -> None:
             tracker.record(scale, img, losses, evals)
 
-        x, evaluations, stopped = optimize_scale(
-            x, objective, n, params.optimizer, params.learning_rate, precision, on_step
-        )
-        tracker.evaluations += evaluations
-        if stopped:
-            tracker.stopped.append(
-                f"scale {scale + 1}/{len(sizes)} after {evaluations} evaluations: {stopped}"
+        rounds = split_rounds(n, getattr(objective.style, "refresh_every", 0))
+        for i, k in enumerate(rounds):
+            if len(rounds) > 1:  # a term with targets that follow the image: fix them for a round
+                objective.style.refresh(encode_targets(encoder, x, objective.style.layers, precision))
+            x, evaluations, stopped = optimize_scale(
+                x, objective, k, params.optimizer, params.learning_rate, precision, on_step
             )
+            tracker.evaluations += evaluations
+            if stopped and i == len(rounds) - 1:
+                tracker.stopped.append(
+                    f"scale {scale + 1}/{len(sizes)} after {evaluations} evaluations: {stopped}"
+                )
 
     out = x.detach().clamp(0, 1)
     if params.preserve_color:

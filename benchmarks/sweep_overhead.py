@@ -32,13 +32,14 @@ STYLES = sorted((REPO / "samples" / "style").glob("*.jpg"))
 
 
 def write_spec(path: Path, n_jobs: int, size: int, steps: int) -> Path:
-    """A spec of 2 contents x 2 styles x ceil(n/4) seeds: n jobs, rounded up to a multiple of 4."""
+    """A spec of 2 contents x 2 styles x ceil(n/4) seeds: n jobs, rounded up to a multiple of 4
+    (init=noise: only then do seeds make distinct jobs)."""
     seeds = -(-n_jobs // 4)
     path.write_text(
         f"name: {path.stem}\n"
         f"content: {json.dumps([str(c) for c in CONTENTS[:2]])}\n"
         f"style: {json.dumps([str(s) for s in STYLES[:2]])}\n"
-        "algorithms: [{name: gatys}]\n"
+        "algorithms: [{name: gatys, params: {init: noise}}]\n"
         f"seeds: {json.dumps(list(range(seeds)))}\n"
         f"size: {size}\nstyle_size: {max(size, 32)}\nsteps: {steps}\n"
         "resources: {num_cpus: 1}\n"

@@ -124,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
         "the measures' trade-offs, parameter effects, time per job, a summary and the failures.",
     )
     report.add_argument("output", help="a sweep's results folder")
+    report.add_argument(
+        "--spec", help="show only this spec's jobs as it stands (default: every row of the folder)"
+    )
     report.set_defaults(func=cmd_report)
 
     train = sub.add_parser(
@@ -391,11 +394,18 @@ def cmd_results(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from .report import ReportError, write_report
 
+    job_ids = None
+    if args.spec:
+        from .jobs import expand
+        from .spec import load_spec
+
+        job_ids = {j.job_id for j in expand(load_spec(args.spec), args.spec)}
     try:
-        report = write_report(Path(args.output))
+        report = write_report(Path(args.output), job_ids)
     except ReportError as exc:
         raise UsageError(str(exc)) from None
-    print(f"{report.jobs} jobs ({report.ok} ok, {report.failed} failed): {report.path}")
+    older = f"; {report.not_shown} rows of jobs the spec no longer has not shown" if report.not_shown else ""
+    print(f"{report.jobs} jobs ({report.ok} ok, {report.failed} failed{older}): {report.path}")
     return 0
 
 

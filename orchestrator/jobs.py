@@ -1,9 +1,11 @@
 """Grid expansion: a validated spec -> the list of Jobs, each with a deterministic id.
 
 A job id is a hash of the content and style files' bytes, the algorithm, every resolved parameter
-that applies (defaults included), the seed where the parameters use it, and the sizes. Renaming or moving an image keeps its jobs' ids;
-editing its pixels, a parameter or a default makes new ones. Re-running a spec therefore skips
-exactly the jobs whose results exist.
+that applies (defaults included), the seed where the parameters use it, and the sizes. Renaming
+or moving an image keeps its jobs' ids; editing its pixels, a parameter or a default makes new
+ones. Re-running a spec therefore skips exactly the jobs whose results exist. Jobs that could not
+differ (seeds the parameters do not use, grid points equal once unused parameters are left out)
+are folded into one.
 """
 
 from __future__ import annotations

@@ -13,8 +13,9 @@ folder can be opened from disk, copied, or logged to MLflow as it is. The page h
 * seconds per job by algorithm; a summary table (mean and spread per algorithm and variant);
 * the failed jobs with their errors.
 
-The sweep writes it at its end (and logs it to the parent MLflow run); the command regenerates
-it at any time.
+The sweep writes it at its end from the rows of the spec's jobs as it stands (and logs it to the
+parent MLflow run); the command regenerates it at any time, from every row of the folder or,
+with ``--spec``, from the rows of that spec's jobs.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import datetime as dt
 import html
 import io
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +54,7 @@ class Report:
     jobs: int
     ok: int
     failed: int
+    not_shown: int = 0  # rows of jobs the spec no longer has
 
 
 # --- pure helpers ---------------------------------------------------------------------------------
@@ -254,21 +257,28 @@ def _page(title: str, body: list[str]) -> str:
     )
 
 
-def write_report(out: Path) -> Report:
-    """Write ``out/report/index.html`` (and its thumbnails and charts) from ``out``'s rows."""
+def write_report(out: Path, job_ids: Collection[str] | None = None) -> Report:
+    """Write ``out/report/index.html`` (and its thumbnails and charts) from ``out``'s rows;
+    with ``job_ids`` (a spec's jobs as it stands), only their rows: rows of jobs an edited spec
+    no longer has are counted, not shown."""
     out = Path(out)
     if not rows_dir(out).is_dir():
         raise ReportError(f"{out}: not a sweep results folder (no {rows_dir(out).name}/ inside)")
     df = read_results(out).to_pandas()
+    hidden = 0
+    if job_ids is not None:
+        keep = df["job_id"].isin(set(job_ids))
+        hidden, df = int((~keep).sum()), df[keep].copy()
     report = out / "report"
     df["variant"] = df["variant"].fillna("")
     ok, failed = int((df["status"] == "ok").sum()), int((df["status"] == "failed").sum())
     names = ", ".join(sorted(df["spec_name"].dropna().unique())) or out.name
     versions = ", ".join(sorted(df["code_version"].dropna().unique()))
+    older = f" {hidden} rows of jobs the spec no longer has are not shown." if hidden else ""
     body = [
         f"<h1>stylegrid report: {_e(names)}</h1>",
         f"<p>{len(df)} jobs: {ok} ok, {failed} failed. Folder {_e(out)}. Code {_e(versions or 'unknown')}. "
-        f"Written {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC.</p>",
+        f"Written {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC.{older}</p>",
         "<p>Measures (algorithms/metrics.py): "
         + "; ".join(f"<b>{m.name}</b> {_e(m.summary)}, {m.better} is better" for m in MEASURES)
         + ". Under each picture: <i>c</i> content_distance, <i>ssim</i> content_ssim, "
@@ -287,5 +297,6 @@ def write_report(out: Path) -> Report:
     else:
         body.append("<p>None.</p>")
     index = write_atomic(report / "index.html", _page(f"stylegrid report: {names}", body).encode())
-    write_atomic(report / "summary.json", json.dumps({"jobs": len(df), "ok": ok, "failed": failed}).encode())
-    return Report(index, len(df), ok, failed)
+    summary = {"jobs": len(df), "ok": ok, "failed": failed, "not_shown": hidden}
+    write_atomic(report / "summary.json", json.dumps(summary).encode())
+    return Report(index, len(df), ok, failed, hidden)

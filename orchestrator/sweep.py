@@ -220,7 +220,7 @@ def run_sweep(
         table = read_results(out)
         collect(out)
         try:
-            report = write_report(out).path
+            report = write_report(out, {j.job_id for j in jobs}).path
         except Exception as exc:  # the results are written; a report failure must not hide them
             sink.warnings.append(f"the report could not be written ({type(exc).__name__}: {exc})")
         frame = table.select(MLFLOW_TABLE_COLUMNS).to_pandas()

@@ -108,3 +108,44 @@ def test_mrf_run_lowers_its_style_loss_with_real_weights(tubingen_64, starry_128
 def test_rotated_and_scaled_bank_runs(tubingen_64, starry_128):
     result = stylize(tubingen_64, [starry_128], MRFParams(steps=3, style_rotations=1, style_rescales=1))
     assert "style.mrf.relu4_1" in result.final_losses
+
+
+def test_split_rounds():
+    from algorithms.optimize import split_rounds
+
+    assert split_rounds(200, 0) == [200] and split_rounds(5, 10) == [5]
+    assert split_rounds(25, 10) == [10, 10, 5] and split_rounds(20, 10) == [10, 10]
+
+
+def test_held_matches_are_used_until_the_next_refresh():
+    from algorithms.mrf import MRFStyleTerm, PatchBank
+
+    g = torch.Generator().manual_seed(0)
+    style = torch.rand(1, 4, 12, 12, generator=g)
+    patches, filters, norm = _bank(style)
+    term = MRFStyleTerm({"relu3_1": PatchBank(patches, filters, norm)}, {"relu3_1": 1.0}, 1.0, 3, 2, 5)
+    a, b = torch.rand(1, 4, 9, 9, generator=g), torch.rand(1, 4, 9, 9, generator=g)
+    fresh = float(term({"relu3_1": b})["style.mrf.relu3_1"])  # no matches held: matched now
+    assert fresh == pytest.approx(float(mrf_loss(b, patches, filters, norm, 3, 2)))
+    term.refresh({"relu3_1": a})
+    held = term.matches["relu3_1"]
+    assert torch.equal(held, nearest_patches(a, filters, 2))
+    # b is scored against a's matches, by hand
+    by_hand = (extract_patches(b, 3, 2) - patches[held]).pow(2).sum(dim=1).mean() / (norm + 1e-8)
+    assert float(term({"relu3_1": b})["style.mrf.relu3_1"]) == pytest.approx(float(by_hand), rel=1e-5)
+    assert not torch.equal(held, nearest_patches(b, filters, 2))  # (so the two differ)
+
+
+@pytest.mark.slow
+def test_the_loop_rematches_once_per_round(tubingen_64, starry_128, monkeypatch):
+    from algorithms.mrf import MRFStyleTerm
+
+    calls = []
+    original = MRFStyleTerm.refresh
+    monkeypatch.setattr(MRFStyleTerm, "refresh", lambda self, f: (calls.append(1), original(self, f)))
+    square = tubingen_64[..., :64, :64] if tubingen_64.shape[-1] >= 64 else tubingen_64
+    result = stylize(square, [starry_128], MRFParams(steps=7, scales=1, match_every=3))
+    assert len(calls) == 3 and len(result.history) == 7  # rounds of 3, 3 and 1 steps
+    calls.clear()
+    stylize(square, [starry_128], MRFParams(steps=7, scales=1, match_every=0))
+    assert not calls  # matched inside every evaluation instead

@@ -151,3 +151,20 @@ def test_report_of_a_folder_that_is_not_a_sweep_is_one_line(tmp_path):
     )
     assert proc.returncode == 2 and "not a sweep results folder" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_a_report_of_the_spec_as_it_stands_leaves_older_rows_out(every_algorithm_sweep, tmp_path):
+    from orchestrator.report import write_report
+    from orchestrator.results import read_results
+
+    out, _ = every_algorithm_sweep
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy, ignore=shutil.ignore_patterns("report", "mlartifacts", "mlflow.db"))
+    rows = read_results(copy).to_pandas()
+    kept = set(rows.job_id[rows.algorithm == "gatys"])
+    report = write_report(copy, kept)
+    assert (report.jobs, report.not_shown) == (len(kept), len(rows) - len(kept))
+    text = report.path.read_text()
+    assert f"{len(rows) - len(kept)} rows of jobs the spec no longer has are not shown" in text
+    assert "mrf" not in text.split("<h2>Outputs</h2>")[1].split("<h2>")[0]
