@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import time
 from collections.abc import Callable, Hashable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
@@ -361,6 +362,19 @@ class _Tracker:
             )
 
 
+class NonFiniteLoss(FloatingPointError):
+    """A loss term became NaN or infinite: the job fails instead of returning a meaningless image."""
+
+
+def check_finite(losses: dict[str, float], evaluations: int) -> None:
+    bad = [f"{k}={v}" for k, v in losses.items() if not math.isfinite(v)]
+    if bad:
+        raise NonFiniteLoss(
+            f"the loss is not finite after {evaluations} evaluation(s) ({', '.join(bad[:4])}): "
+            "check the weights and the input images"
+        )
+
+
 def optimize_scale(
     image: torch.Tensor,
     objective: Callable[[torch.Tensor], dict[str, torch.Tensor]],
@@ -390,12 +404,15 @@ def optimize_scale(
         total.backward()
         evaluations += 1
         losses = {k: float(v.detach()) for k, v in terms.items()}
+        if evaluations == 1:  # the starting point; line-search trials may overflow and back off
+            check_finite(losses, evaluations)
         # the encoder runs channels-last; the flat vector needs the default layout
         return losses["total"], x.grad.contiguous().view(-1), losses
 
     if optimizer == "lbfgs":
 
         def report(flat: torch.Tensor, loss: float, losses: dict[str, float]) -> None:
+            check_finite(losses, evaluations)
             on_step(flat.view(shape), losses, evaluations)
 
         outcome = lbfgs.minimize(
@@ -407,6 +424,7 @@ def optimize_scale(
     opt = torch.optim.Adam([x], lr=learning_rate)
     for _ in range(steps):
         loss, grad, losses = fg(x.detach().view(-1))
+        check_finite(losses, evaluations)
         x.grad = grad.view(shape)
         opt.step()
         if not torch.isfinite(x).all():

@@ -16,8 +16,9 @@ The pipeline streams; nothing holds the catalog's pixels at once:
 4. the driver appends the rows to ``OUT/manifest/part-*.parquet`` every few seconds, shows images
    done, failed and the rate, and logs one MLflow run with a contact sheet.
 
-Re-running the same command resumes: pairs already in the manifest are skipped, so each one is
-written to the manifest exactly once. The actor pool is sized from the cluster's resources so
+Re-running the same command resumes: pairs the manifest has as ``ok`` are skipped, and pairs
+that failed (a bad file since replaced, a folder that was read-only) are tried again; the latest
+row of a pair is its result. The actor pool is sized from the cluster's resources so
 that the read tasks always have a CPU (actors holding every CPU starve them and the run hangs).
 """
 
@@ -39,12 +40,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .files import safe_name, write_atomic
-from .images import ImageError, decode_image, read_bytes, resize_to
+from .files import WriteError, remove_partial_files, safe_name, write_atomic
+from .images import ImageError, check_size, decode_image, read_bytes, resize_to
+from .lock import folder_lock, sigterm_as_interrupt
 from .params import ParameterError, build_params
-from .spec import IMAGE_SUFFIXES, read_model, resolve_path
+from .spec import IMAGE_SUFFIXES, glob_literal_dirs, read_model, resolve_path
 
 MANIFEST_COLUMNS = (
     "source", "style", "output", "status", "error", "in_width", "in_height", "out_width",
@@ -62,13 +64,15 @@ class CatalogError(ValueError):
 class CatalogSpec(BaseModel):
     """``stylegrid stylize-catalog``'s options; the YAML file has the same fields."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     input: str = Field(description="a folder (searched recursively), a glob, or a .csv / .parquet manifest")
     style: list[str] = Field(min_length=1, description="style image files; every source gets each one")
     out: str = Field(description="output folder: images/, manifest/ and the MLflow store")
     algorithm: str = "adain"
-    size: int | None = Field(512, gt=15, description="long side of the outputs; null keeps each image's size")
-    style_size: int = Field(512, gt=15, description="maximum long side of the style images")
+    size: int | None = Field(
+        512, description="long side of the outputs (16..8192); null keeps each image's size"
+    )
+    style_size: int = Field(512, description="maximum long side of the style images (16..8192)")
     alpha: float | None = Field(None, ge=0, le=1, description="style strength (the algorithm's default)")
     params: dict[str, Any] = Field(default_factory=dict, description="other algorithm parameters")
     format: Literal["png", "jpeg"] = "png"
@@ -83,6 +87,11 @@ class CatalogSpec(BaseModel):
         None, description="MLflow; default MLFLOW_TRACKING_URI, else sqlite:///<out>/mlflow.db"
     )
     experiment: str = "stylize-catalog"
+
+    @field_validator("size", "style_size")
+    @classmethod
+    def _bounded(cls, value: int | None) -> int | None:
+        return value if value is None else check_size(value, "size")
 
 
 def load_catalog_spec(path: str | os.PathLike, overrides: Mapping[str, Any] | None = None) -> CatalogSpec:
@@ -109,12 +118,10 @@ def list_sources(spec_input: str, path_column: str = "path") -> list[str]:
     raw = Path(os.path.expanduser(spec_input))
     if raw.suffix.lower() in (".csv", ".parquet") and raw.is_file():
         paths = _manifest_paths(raw, path_column)
-    elif glob.has_magic(spec_input):
-        paths = sorted(
-            m for m in glob.glob(os.path.expanduser(spec_input), recursive=True) if Path(m).is_file()
-        )
+    elif glob.has_magic(spec_input) and not raw.exists():  # an existing name is taken literally
+        paths = sorted(m for m in glob_literal_dirs(raw, recursive=True) if Path(m).is_file())
         if not paths:
-            raise CatalogError(f"--input {spec_input}: the pattern matches no file")
+            raise CatalogError(f"--input {spec_input}: no such file, and as a pattern it matches no file")
     elif raw.is_dir():
         paths = sorted(str(f) for f in raw.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
         if not paths:
@@ -164,35 +171,29 @@ def manifest_dir(out: Path) -> Path:
     return out / "manifest"
 
 
-def read_manifest(out: Path, columns: Sequence[str] | None = None):
-    """Every manifest row written so far (a pandas DataFrame; empty when there is none)."""
+def read_manifest(out: Path, columns: Sequence[str] | None = None, history: bool = False):
+    """The manifest as a pandas DataFrame (empty when there is none): one row per (source,
+    style) pair, its latest attempt (a failed image that a later run wrote has its ``ok`` row
+    here); ``history`` keeps every attempt in the order written."""
     import pandas as pd
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     parts = sorted(manifest_dir(out).glob("part-*.parquet"))
     if not parts:
         return pd.DataFrame(columns=list(columns or MANIFEST_COLUMNS))
-    tables = [pq.read_table(p, columns=list(columns) if columns else None) for p in parts]
-    import pyarrow as pa
-
-    return pa.concat_tables(tables).to_pandas()
+    wanted = None if columns is None else list(dict.fromkeys([*columns, "source", "style"]))
+    df = pa.concat_tables([pq.read_table(p, columns=wanted) for p in parts]).to_pandas()
+    if not history:
+        df = df.drop_duplicates(["source", "style"], keep="last").reset_index(drop=True)
+    return df if columns is None else df[list(columns)]
 
 
 def done_pairs(out: Path) -> set[tuple[str, str]]:
-    df = read_manifest(out, ["source", "style"])
-    return set(zip(df["source"], df["style"], strict=True))
-
-
-def remove_partial_files(out: Path) -> int:
-    """Delete temporary files a killed run left behind (``write_atomic``'s ``.<name>.*.tmp``)."""
-    removed = 0
-    for tmp in (out / "images").rglob(".*.tmp") if (out / "images").is_dir() else ():
-        tmp.unlink(missing_ok=True)
-        removed += 1
-    for tmp in manifest_dir(out).glob(".*.tmp") if manifest_dir(out).is_dir() else ():
-        tmp.unlink(missing_ok=True)
-        removed += 1
-    return removed
+    """The pairs whose latest attempt wrote an image; failed ones are tried again."""
+    df = read_manifest(out, ["source", "style", "status"])
+    ok = df[df["status"] == "ok"]
+    return set(zip(ok["source"], ok["style"], strict=True))
 
 
 def manifest_schema():
@@ -277,7 +278,7 @@ def load_batch(batch: Mapping[str, np.ndarray], size: int | None) -> dict[str, n
             img = decode_image(read_bytes(source), source)
             iw, ih = img.size
             if size is not None:
-                img = resize_to(img, size)
+                img = resize_to(img, size, source)
             w, h = img.size
             pixels = np.asarray(img, dtype=np.uint8).tobytes()
         except ImageError as exc:
@@ -528,16 +529,24 @@ def stylize_catalog(
     spec: CatalogSpec, *, quiet: bool = False, ray_init_kwargs: dict | None = None
 ) -> CatalogSummary:
     """Run (or resume) a catalog job; see the module docstring."""
-    from .tracking import resolve_tracking_uri
-
     algo, params, param_values = check_algorithm(spec)
     styles = read_styles(spec)
     out = Path(os.path.expanduser(spec.out)).resolve()
     if out.exists() and not out.is_dir():
         raise CatalogError(f"--out {out}: exists and is not a folder")
     sources = list_sources(spec.input, spec.path_column)
-    out.mkdir(parents=True, exist_ok=True)
-    remove_partial_files(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WriteError(out, exc) from None
+    with folder_lock(out, "stylegrid stylize-catalog"), sigterm_as_interrupt():
+        return _stylize_locked(spec, algo, param_values, styles, sources, out, quiet, ray_init_kwargs)
+
+
+def _stylize_locked(spec, algo, param_values, styles, sources, out, quiet, ray_init_kwargs) -> CatalogSummary:
+    from .tracking import resolve_tracking_uri
+
+    remove_partial_files(out, [out / "images", manifest_dir(out)])
     done = done_pairs(out)
     style_paths = [p for p, _ in styles]
     todo = []

@@ -13,6 +13,8 @@
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -24,7 +26,8 @@ from algorithms import ALGORITHMS, StepInfo, get_algorithm
 from algorithms.base import group_sums
 from algorithms.vgg import WeightsUnavailable
 
-from .images import ImageError, load_image, read_image, resize_to, save_png, to_tensor
+from .files import check_writable
+from .images import ImageError, check_size, load_image, read_image, resize_to, save_png, to_tensor
 from .params import ParameterError, params_from_cli
 
 STYLE_MAX_SIDE = 512
@@ -55,8 +58,32 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _size(text: str) -> int:
+    try:
+        return check_size(_positive_int(text), "size")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("size: ")) from None
+
+
+def _finite(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line usage error (the full usage is one ``--help`` away)."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="stylegrid", description="Neural style transfer experiments.")
+    parser = Parser(prog="stylegrid", description="Neural style transfer experiments.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="stylize a content image", description="Stylize one content image.")
@@ -66,16 +93,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--style-weight",
         action="append",
-        type=float,
+        type=_finite,
         help="blend weight per --style, in order (default equal)",
     )
     run.add_argument("--out", required=True, help="output PNG path")
     run.add_argument(
-        "--size", type=_positive_int, default=512, help="output long side in pixels (default 512)"
+        "--size", type=_size, default=512, help="output long side in pixels, 16..8192 (default 512)"
     )
     run.add_argument(
         "--style-size",
-        type=_positive_int,
+        type=_size,
         default=STYLE_MAX_SIDE,
         help=f"maximum long side of style images (default {STYLE_MAX_SIDE})",
     )
@@ -157,8 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     cat.add_argument("--style", action="append", help="style image (repeat: each image gets every style)")
     cat.add_argument("--out", help="output folder")
     cat.add_argument("--algorithm", help="a feed-forward algorithm (default adain)")
-    cat.add_argument("--size", type=_positive_int, help="long side of the outputs (default 512)")
-    cat.add_argument("--alpha", type=float, help="style strength, 0..1")
+    cat.add_argument("--size", type=_size, help="long side of the outputs, 16..8192 (default 512)")
+    cat.add_argument("--alpha", type=_finite, help="style strength, 0..1")
     cat.add_argument("--format", choices=["png", "jpeg"], help="output format (default png)")
     cat.add_argument("--quality", type=_positive_int, help="JPEG quality (default 92)")
     cat.add_argument(
@@ -229,11 +256,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     params = params_from_cli(algorithm.params_type, args.set, fixed)
     device = resolve_device(args.device)
 
-    content = to_tensor(resize_to(read_image(args.content), args.size))
+    content = to_tensor(resize_to(read_image(args.content), args.size, args.content))
     styles = [load_image(s, max_side=args.style_size) for s in args.style]
     init = getattr(params, "init", "content")
     init_image = None if init in ("content", "noise") else load_image(init)
     torch.manual_seed(args.seed)
+    check_writable(out)  # now, not after the computation
 
     progress = ProgressPrinter(out, args.save_every, args.quiet)
     start = time.perf_counter()
@@ -305,9 +333,18 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     summary = run_sweep(args.spec, output=args.output, max_concurrent=args.max_concurrent, quiet=args.quiet)
     print_summary(summary)
-    if summary.interrupted:
-        return 130
-    return 0 if summary.failed == 0 else 3
+    return exit_status(summary.interrupted, summary.failed)
+
+
+# The exit statuses of every command (README "Exit statuses").
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_SOME_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+def exit_status(interrupted: bool, failed: int) -> int:
+    """``sweep`` and ``stylize-catalog``: 130 interrupted, 3 if any job or image failed, else 0."""
+    if interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_SOME_FAILED if failed else EXIT_OK
 
 
 def cmd_train_adain(args: argparse.Namespace) -> int:
@@ -363,7 +400,7 @@ def cmd_stylize_catalog(args: argparse.Namespace) -> int:
         raise UsageError(problems) from None
     summary = stylize_catalog(spec, quiet=args.quiet)
     print_summary(summary)
-    return 130 if summary.interrupted else 0
+    return exit_status(summary.interrupted, summary.failed)
 
 
 SUMMARY_COLUMNS = [
@@ -418,14 +455,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except (UsageError, ParameterError) as exc:
-        print(f"stylegrid {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except (ImageError, WeightsUnavailable, ValueError, OSError) as exc:
-        print(f"stylegrid {args.command}: error: {exc}", file=sys.stderr)
-        return 1
+        print(f"stylegrid {args.command}: error: {one_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # every other failure: one line (STYLEGRID_DEBUG=1 shows the traceback)
+        if os.environ.get("STYLEGRID_DEBUG"):
+            raise
+        print(f"stylegrid {args.command}: error: {describe_error(exc)}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+KNOWN_ERRORS = (ImageError, WeightsUnavailable, ValueError, OSError)  # their message says it all
+
+
+def one_line(exc: BaseException, limit: int = 400) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for any error: the message of the errors stylegrid raises, the kind and the
+    message for the rest (out of memory, a torch or database error)."""
+    if isinstance(exc, MemoryError):
+        return f"out of memory{f' ({one_line(exc)})' if str(exc) else ''}; try a smaller size"
+    if isinstance(exc, KNOWN_ERRORS) and str(exc):
+        return one_line(exc)
+    text = one_line(exc)
+    if "out of memory" in text.lower():
+        return f"out of memory ({text}); try a smaller size"
+    return f"{type(exc).__name__}: {text} (STYLEGRID_DEBUG=1 shows the traceback)"
 
 
 if __name__ == "__main__":

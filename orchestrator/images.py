@@ -11,6 +11,9 @@ Conversion policy (every input ends as 8-bit RGB, then float RGB in [0, 1]):
   values outside the range are clipped.
 * Images are resized so that their long side is at most ``max_side`` with Lanczos resampling;
   smaller images are never upscaled here (``resize_to`` upscales content images on purpose).
+* Size policy: output and style sizes lie in 16..8192 px (``$STYLEGRID_MAX_SIZE`` raises the top);
+  an image whose short side would fall under 16 px once resized is refused before any pixel is
+  allocated (an 8000x200 panorama needs a size of at least 640).
 
 Refused, with an ``ImageError`` naming the file and the reason: missing paths and folders, empty
 files, files that are not images, truncated or corrupt data, images under 16 px on a side (VGG-19
@@ -20,6 +23,7 @@ pools four times), and decompression bombs (more than ``MAX_PIXELS`` pixels decl
 from __future__ import annotations
 
 import io
+import math
 import os
 import warnings
 from pathlib import Path
@@ -32,6 +36,8 @@ from .files import write_atomic
 
 MAX_PIXELS = 64_000_000  # 8000 x 8000; a PNG header can declare far more than memory holds
 MIN_SIDE = 16
+DEFAULT_MAX_SIZE = 8192  # output and style sizes: MIN_SIDE..8192 px unless $STYLEGRID_MAX_SIZE says more
+MAX_SIZE_ENV = "STYLEGRID_MAX_SIZE"
 
 
 class ImageError(ValueError):
@@ -112,19 +118,53 @@ def decode_image(data: bytes, name: str | os.PathLike, max_side: int | None = No
             name, f"too small: {rgb.size[0]}x{rgb.size[1]} pixels, at least {MIN_SIDE} on each side"
         )
     if max_side is not None and max(rgb.size) > max_side:
-        rgb = _resize_long(rgb, max_side)
+        rgb = _resize_long(rgb, max_side, name)
     return rgb
 
 
-def _resize_long(img: Image.Image, long_side: int) -> Image.Image:
+def size_limit() -> int:
+    """The largest output or style size allowed: 8192 px, or ``$STYLEGRID_MAX_SIZE``."""
+    text = os.environ.get(MAX_SIZE_ENV, "")
+    try:
+        return max(MIN_SIDE, int(text)) if text.strip() else DEFAULT_MAX_SIZE
+    except ValueError:
+        raise ValueError(f"${MAX_SIZE_ENV}={text!r}: expected a whole number of pixels") from None
+
+
+def check_size(value: int, what: str) -> int:
+    """``value`` if it lies in MIN_SIDE..size_limit(); else a ValueError saying so."""
+    limit = size_limit()
+    if not MIN_SIDE <= value <= limit:
+        raise ValueError(
+            f"{what}: {value} px is outside {MIN_SIDE}..{limit} "
+            f"(VGG-19 needs {MIN_SIDE} px; set ${MAX_SIZE_ENV} to allow more than {limit})"
+        )
+    return value
+
+
+def fitted_size(width: int, height: int, long_side: int) -> tuple[int, int]:
+    """(width, height) scaled so that the long side is ``long_side``."""
+    f = long_side / max(width, height)
+    return max(1, round(width * f)), max(1, round(height * f))
+
+
+def _resize_long(img: Image.Image, long_side: int, name: str | os.PathLike = "image") -> Image.Image:
     w, h = img.size
-    f = long_side / max(w, h)
-    return img.resize((max(1, round(w * f)), max(1, round(h * f))), Image.Resampling.LANCZOS)
+    nw, nh = fitted_size(w, h, long_side)
+    if min(nw, nh) < MIN_SIDE:  # refused before any pixel is allocated
+        need = math.ceil(MIN_SIDE * max(w, h) / min(w, h))
+        raise ImageError(
+            name,
+            f"{w}x{h} at a long side of {long_side} px would be {nw}x{nh}, under {MIN_SIDE} px "
+            f"on the short side (this shape needs a size of at least {need})",
+        )
+    return img.resize((nw, nh), Image.Resampling.LANCZOS)
 
 
-def resize_to(img: Image.Image, long_side: int) -> Image.Image:
-    """Resize so that the long side is exactly ``long_side`` (Lanczos, up or down)."""
-    return img if max(img.size) == long_side else _resize_long(img, long_side)
+def resize_to(img: Image.Image, long_side: int, name: str | os.PathLike = "image") -> Image.Image:
+    """Resize so that the long side is exactly ``long_side`` (Lanczos, up or down); an
+    ``ImageError`` naming ``name`` when the short side would fall under MIN_SIDE."""
+    return img if max(img.size) == long_side else _resize_long(img, long_side, name)
 
 
 def to_tensor(img: Image.Image) -> torch.Tensor:

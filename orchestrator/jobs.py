@@ -14,6 +14,7 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -147,12 +148,30 @@ def varied_keys(sets: list[ParameterSet]) -> dict[str, list[str]]:
     return keys
 
 
+def grid_size(spec: SweepSpec, contents: int, styles: int) -> int:
+    """Jobs of the grid before any folding, counted as a product (nothing is expanded)."""
+    points = sum(math.prod(len(v) for v in a.grid.values()) for a in spec.algorithms)
+    return contents * styles * points * len(spec.seeds)
+
+
+def check_grid_size(spec: SweepSpec, spec_path: str, contents: int, styles: int) -> None:
+    n = grid_size(spec, contents, styles)
+    if n > spec.max_jobs:
+        points = sum(math.prod(len(v) for v in a.grid.values()) for a in spec.algorithms)
+        raise SpecError(
+            f"{spec_path}: the grid has {n:,} jobs ({contents} content x {styles} style images x "
+            f"{points:,} algorithm settings x {len(spec.seeds)} seeds), more than max_jobs="
+            f"{spec.max_jobs:,}; set max_jobs in the spec if you mean it"
+        )
+
+
 def plan_jobs(spec: SweepSpec, spec_path: str) -> Expansion:
     """Every content x style x (algorithm, grid point) x seed, in a stable order; one job where
     the seed cannot matter (``Params.uses_seed``) and one per distinct set of parameters."""
     base = spec_dir(spec_path)
     contents = resolve_images(spec.content, base, "content", spec_path)
     styles = resolve_images(spec.style, base, "style", spec_path)
+    check_grid_size(spec, spec_path, len(contents), len(styles))
     shas = {p: file_sha256(p) for p in [*contents, *styles]}
     sets = parameter_sets(spec, spec_path)
     varied = varied_keys(sets)

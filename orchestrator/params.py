@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
+import math
 import typing
 from collections.abc import Mapping
 from typing import Any
@@ -70,7 +71,7 @@ def build_params(params_type: type, values: Mapping[str, Any], where: str = "") 
     """Validate ``values`` against the dataclass and return an instance (defaults for the rest)."""
     check_names(params_type, values, where)
     try:
-        return _adapter(params_type).validate_python(dict(values))
+        params = _adapter(params_type).validate_python(dict(values))
     except pydantic.ValidationError as exc:
         problems = []
         for err in exc.errors():
@@ -79,6 +80,12 @@ def build_params(params_type: type, values: Mapping[str, Any], where: str = "") 
             got = f" (got {err['input']!r})" if loc and "input" in err else ""
             problems.append(f"parameter {loc!r}: {msg}{got}" if loc else msg)
         raise ParameterError(where + "; ".join(problems)) from None
+    for f in dataclasses.fields(params):
+        value = getattr(params, f.name)
+        numbers = value if isinstance(value, tuple | list) else (value,)
+        if any(isinstance(v, float) and not math.isfinite(v) for v in numbers):
+            raise ParameterError(f"{where}parameter {f.name!r}: must be a finite number (got {value!r})")
+    return params
 
 
 def params_from_cli(params_type: type, assignments: typing.Sequence[str], fixed: Mapping[str, Any]) -> Any:

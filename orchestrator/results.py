@@ -17,6 +17,7 @@ import dataclasses
 import json
 import types
 import typing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -128,13 +129,33 @@ def write_row(output: Path, row: dict[str, Any]) -> Path:
     return path
 
 
-def read_results(output: Path) -> pa.Table:
-    """Every row written under ``output`` as one table (empty, with the schema, when none)."""
+@dataclass(frozen=True)
+class Rows:
+    table: pa.Table
+    unreadable: list[str]  # "<file>: <reason>" for row files that cannot be read (their jobs re-run)
+
+
+def load_rows(output: Path) -> Rows:
+    """Every readable row under ``output`` as one table (empty, with the schema, when none). A
+    row file that cannot be read (0 bytes or cut short by a crash of an older version, a disk
+    error) is skipped and named in ``unreadable``: its job counts as not done, and running it
+    again overwrites the file."""
     files = sorted(rows_dir(output).glob("*.parquet")) if rows_dir(output).is_dir() else []
-    if not files:
-        return result_schema().empty_table()
-    tables = [pq.read_table(f) for f in files]
-    return pa.concat_tables(tables, promote_options="default")
+    tables, unreadable = [], []
+    for f in files:
+        try:
+            tables.append(pq.read_table(f))
+        except (OSError, pa.ArrowException) as exc:
+            size = f.stat().st_size if f.exists() else 0
+            why = "0 bytes" if size == 0 else " ".join(str(exc).split())[:120]
+            unreadable.append(f"{f}: unreadable row ({why})")
+    table = pa.concat_tables(tables, promote_options="default") if tables else result_schema().empty_table()
+    return Rows(table, unreadable)
+
+
+def read_results(output: Path) -> pa.Table:
+    """The table of ``load_rows`` (unreadable row files left out)."""
+    return load_rows(output).table
 
 
 def finished_status(output: Path) -> dict[str, str]:

@@ -13,7 +13,9 @@
     resources: {num_cpus: 1, num_gpus: 0}
     output: null                          # default: runs/<name> in the current folder
     tracking_uri: null                    # default: sqlite:///<output>/mlflow.db
-    retries: 2
+    retries: 2                            # re-runs of a job whose worker died or timed out
+    timeout_s: null                       # seconds a job may run (default: no limit)
+    max_jobs: 100000                      # grids larger than this are refused before expansion
     max_concurrent: null                  # default: as many as the cluster's current resources allow;
                                           # set it on an autoscaling cluster to make it grow
 
@@ -35,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from algorithms import ALGORITHMS, get_algorithm
 
+from .images import check_size
 from .params import ParameterError, check_names
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
@@ -58,25 +61,34 @@ class AlgorithmSpec(BaseModel):
 
 
 class SweepSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
     content: list[str] = Field(min_length=1)
     style: list[str] = Field(min_length=1)
     algorithms: list[AlgorithmSpec] = Field(min_length=1)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
-    size: int = Field(256, gt=15, description="output long side in pixels")
-    style_size: int = Field(512, gt=15, description="maximum long side of style images")
+    size: int = Field(256, description="output long side in pixels (16..8192)")
+    style_size: int = Field(512, description="maximum long side of style images (16..8192)")
     steps: int | None = Field(None, gt=0, description="overrides every algorithm's steps")
     resources: Resources = Field(default_factory=Resources)
     output: str | None = Field(None, description="results folder; default runs/<name> in the current folder")
     tracking_uri: str | None = Field(
         None, description="MLflow tracking URI; default a SQLite store in output"
     )
-    retries: int = Field(2, ge=0, description="re-runs of a job whose worker process died")
+    retries: int = Field(2, ge=0, description="re-runs of a job whose worker process died or timed out")
     snapshot_every: int | None = Field(
         None, gt=0, description="also log each job's image to MLflow every N steps (a slider in the UI)"
     )
     max_concurrent: int | None = Field(None, gt=0)
+    timeout_s: float | None = Field(
+        None, gt=0, description="a job running longer is stopped (its worker killed) and retried or failed"
+    )
+    max_jobs: int = Field(100_000, gt=0, description="refuse grids larger than this (a typo guard)")
+
+    @pydantic.field_validator("size", "style_size")
+    @classmethod
+    def _bounded(cls, value: int) -> int:
+        return check_size(value, "size")
 
 
 def _format_validation_error(path: Path, exc: pydantic.ValidationError) -> str:
@@ -150,21 +162,29 @@ def resolve_images(patterns: list[str], base: Path, field: str, spec_path: str |
     for i, pattern in enumerate(patterns):
         where = f"{spec_path}: {field}[{i}] {pattern!r}"
         full = resolve_path(pattern, base)
-        if glob.has_magic(str(full)):
-            matches = sorted(Path(m) for m in glob.glob(str(full)) if Path(m).is_file())
-            if not matches:
-                raise SpecError(f"{where}: the pattern matches no file")
-            found += matches
-        elif full.is_dir():
+        if full.is_dir():
             matches = sorted(f for f in full.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
             if not matches:
                 raise SpecError(f"{where}: the folder has no image files ({', '.join(IMAGE_SUFFIXES)})")
             found += matches
-        elif full.is_file():
+        elif full.is_file():  # a name that exists is taken literally, brackets and all
             found.append(full)
+        elif glob.has_magic(str(full)):
+            matches = sorted(Path(m) for m in glob_literal_dirs(full) if Path(m).is_file())
+            if not matches:
+                raise SpecError(f"{where}: no such file, and as a pattern it matches no file")
+            found += matches
         else:
             raise SpecError(f"{where}: no such file or folder")
     return list(dict.fromkeys(p.resolve() for p in found))
+
+
+def glob_literal_dirs(pattern: Path, recursive: bool = False) -> list[str]:
+    """``glob.glob`` where only the last path component is a pattern when the folders exist as
+    written (``shoot [2024]/*.jpg`` looks in the folder ``shoot [2024]``)."""
+    if pattern.parent.is_dir():
+        return glob.glob(os.path.join(glob.escape(str(pattern.parent)), pattern.name), recursive=recursive)
+    return glob.glob(str(pattern), recursive=recursive)
 
 
 def output_dir(spec: BaseModel, spec_path: str | os.PathLike, override: str | None = None) -> Path:

@@ -21,6 +21,7 @@ import math
 import queue
 import sys
 import threading
+import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
@@ -31,11 +32,21 @@ from typing import Any
 from algorithms.base import group_sums
 from algorithms.metrics import MEASURES
 
-from .files import safe_name, write_atomic
+from .files import WriteError, remove_partial_files, safe_name, write_atomic
 from .jobs import Expansion, Job, plan_jobs
+from .lock import folder_lock, sigterm_as_interrupt
 from .provenance import provenance
 from .report import write_report
-from .results import collect, finished_status, param_cells, read_results, result_schema, write_row
+from .results import (
+    collect,
+    finished_status,
+    load_rows,
+    param_cells,
+    read_results,
+    result_schema,
+    rows_dir,
+    write_row,
+)  # fmt: skip
 from .spec import SweepSpec, load_spec, output_dir
 from .tracking import MlflowWriter, resolve_tracking_uri, ui_command
 from .worker import JobOutcome, JobRunner
@@ -127,9 +138,8 @@ class Sink:
             try:
                 self.write(job, outcome, attempts)
             except Exception as exc:  # a writer failure must not lose the other jobs
-                self.warnings.append(
-                    f"{job.label}: could not record the result ({type(exc).__name__}: {exc})"
-                )
+                self.counts["failed"] += 1  # not recorded: it runs again next time
+                self.warnings.append(f"{job.label}: not recorded ({exc}); it runs again next time")
 
     def write(self, job: Job, outcome: JobOutcome, attempts: int) -> None:
         image_rel = ""
@@ -190,13 +200,30 @@ def run_sweep(
 ) -> SweepSummary:
     spec = load_spec(spec_path)
     expansion = plan_jobs(spec, spec_path)
-    jobs = expansion.jobs
     out = output_dir(spec, spec_path, output)
-    out.mkdir(parents=True, exist_ok=True)
-    done = finished_status(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WriteError(out, exc) from None
+    with folder_lock(out, f"stylegrid sweep {spec.name}"), sigterm_as_interrupt():
+        return _run_locked(spec, spec_path, expansion, out, max_concurrent, quiet, ray_init_kwargs or {})
+
+
+def _run_locked(spec, spec_path, expansion, out, max_concurrent, quiet, ray_init_kwargs) -> SweepSummary:
+    log = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
+    jobs = expansion.jobs
+    remove_partial_files(out, [out / "images", rows_dir(out), out / "report"])
+    rows = load_rows(out)
+    warnings = [f"{u}; its job runs again" for u in rows.unreadable]
+    done = dict(
+        zip(rows.table.column("job_id").to_pylist(), rows.table.column("status").to_pylist(), strict=True)
+    )
     todo = [j for j in jobs if done.get(j.job_id) != "ok"]
     tracking_uri, embedded = resolve_tracking_uri(spec.tracking_uri, out)
-    mlflow = MlflowWriter(tracking_uri, spec.name, out / "mlartifacts" if embedded else None)
+    mlflow = MlflowWriter(tracking_uri, spec.name, out / "mlartifacts" if embedded else None, out)
+    closed = mlflow.close_stale_runs({j for j, st in done.items() if st == "ok"})
+    if closed:
+        warnings.append(f"{closed} MLflow run(s) of an earlier, killed sweep of {out} closed as KILLED")
     sweep_id = uuid.uuid4().hex[:12]
     counts = {
         "jobs_total": len(jobs),
@@ -204,30 +231,42 @@ def run_sweep(
         "seed_duplicates_folded": expansion.folded_seeds,
     }
     mlflow.start_sweep(sweep_id, str(spec_path), spec.model_dump(), counts)
-    sink = Sink(out, sweep_id, spec.name, mlflow)
-    log = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
+    sink = Sink(out, sweep_id, spec.name, mlflow, warnings=warnings)
     log(f"sweep {spec.name} ({sweep_id}): {describe_counts(expansion, len(jobs) - len(todo))}")
     interrupted = False
     report = None
     try:
         if todo:
-            _schedule(spec, todo, sink, max_concurrent, quiet, ray_init_kwargs or {})
+            _schedule(spec, todo, sink, max_concurrent, quiet, ray_init_kwargs)
     except KeyboardInterrupt:
         interrupted = True
         log("interrupted: stopping the workers; finished jobs are kept")
     finally:
-        sink.close()
-        table = read_results(out)
-        collect(out)
+        # Each step on its own: a full disk or a lost tracking server at the end must neither hide
+        # the summary nor leave the parent run RUNNING.
         try:
+            sink.close()
+        except KeyboardInterrupt:
+            interrupted = True
+            sink.close()
+        frame = None
+        try:
+            table = read_results(out)
+            collect(out)
+            frame = table.select(MLFLOW_TABLE_COLUMNS).to_pandas()
+            frame = frame.astype({c: object for c in frame.select_dtypes(include=["string", "str"]).columns})
             report = write_report(out, {j.job_id for j in jobs}).path
-        except Exception as exc:  # the results are written; a report failure must not hide them
-            sink.warnings.append(f"the report could not be written ({type(exc).__name__}: {exc})")
-        frame = table.select(MLFLOW_TABLE_COLUMNS).to_pandas()
-        frame = frame.astype({c: object for c in frame.select_dtypes(include=["string", "str"]).columns})
-        mlflow.end_sweep(
-            "KILLED" if interrupted else "FINISHED", sink.counts, frame, report and report.parent
-        )
+        except Exception as exc:  # the rows are written; the summary files can be made again
+            sink.warnings.append(
+                f"results.parquet or the report could not be written ({type(exc).__name__}: {exc}); "
+                f"the rows are in {rows_dir(out)} (stylegrid report {out} makes the report again)"
+            )
+        try:
+            mlflow.end_sweep(
+                "KILLED" if interrupted else "FINISHED", sink.counts, frame, report and report.parent
+            )
+        except Exception as exc:
+            sink.warnings.append(f"MLflow: the sweep's run could not be closed ({type(exc).__name__}: {exc})")
     return SweepSummary(
         out, len(jobs), len(jobs) - len(todo), sink.counts["ok"], sink.counts["failed"], interrupted,
         tracking_uri, sink.warnings, report, expansion.folded_seeds,
@@ -276,6 +315,7 @@ def _schedule(
     queue_ = deque(todo)
     attempts: dict[str, int] = {}
     pending: dict[Any, tuple[Job, Any]] = {}
+    started: dict[Any, float] = {}  # when each pending job was handed to its worker
     bar = tqdm(
         total=len(todo), unit="job", disable=quiet, file=sys.stderr, dynamic_ncols=True, mininterval=1.0
     )
@@ -287,21 +327,37 @@ def _schedule(
                 attempts[job.job_id] = attempts.get(job.job_id, 0) + 1
                 ref = actor.run.remote(job, refs[job.content_sha256], refs[job.style_sha256])
                 pending[ref] = (job, actor)
+                started[ref] = time.monotonic()
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
-            for ref in ready:
+            finished: list[tuple[Any, str | None]] = [(ref, None) for ref in ready]
+            if spec.timeout_s is not None:
+                now = time.monotonic()
+                finished += [
+                    (ref, f"timed out after {spec.timeout_s:g} s")
+                    for ref in pending
+                    if ref not in ready and now - started[ref] > spec.timeout_s
+                ]
+            for ref, timed_out in finished:
                 job, actor = pending.pop(ref)
+                started.pop(ref)
                 try:
+                    if timed_out:
+                        raise TimeoutError(timed_out)
                     outcome = ray.get(ref)
                     idle.append(actor)
-                except RayActorError as exc:  # the worker process died
+                except (RayActorError, TimeoutError) as exc:  # the worker died or hung: replace it
                     ray.kill(actor)
                     idle.append(new_actor())
                     if attempts[job.job_id] <= spec.retries:
                         queue_.appendleft(job)
                         continue
-                    outcome = JobOutcome(
-                        job.job_id, "failed", error=f"worker process died {attempts[job.job_id]} times: {exc}"
+                    n = attempts[job.job_id]
+                    error = (
+                        f"{timed_out} ({n} attempt{'s' if n > 1 else ''})"
+                        if timed_out
+                        else f"worker process died {n} times: {exc}"
                     )
+                    outcome = JobOutcome(job.job_id, "failed", error=error)
                 sink.put(job, outcome, attempts[job.job_id])
                 bar.update(1)
             state = (sink.counts["ok"], sink.counts["failed"], len(pending))

@@ -159,7 +159,9 @@ def _ms(seconds: float) -> int:
 class MlflowWriter:
     """Parent and child runs of one sweep, written from the driver's single writer thread."""
 
-    def __init__(self, tracking_uri: str, experiment: str, artifact_root: Path | None):
+    def __init__(
+        self, tracking_uri: str, experiment: str, artifact_root: Path | None, output: Path | None = None
+    ):
         from mlflow.tracking import MlflowClient
 
         _quiet_mlflow()  # after the import: mlflow sets its own logger's level when imported
@@ -172,6 +174,43 @@ class MlflowWriter:
         self.experiment_id = experiment_id(self.client, experiment, artifact_root)
         self.parent_run_id: str | None = None
         self.base_tags = provenance().tags()
+        if output is not None:  # which results folder a run belongs to (see close_stale_runs)
+            self.base_tags[OUTPUT_TAG] = str(output)
+        self.output = output
+
+    def close_stale_runs(self, recorded_jobs: set[str]) -> int:
+        """Tidy what a killed sweep of this output folder left (call it holding the folder's
+        lock, so no live sweep writes there): its RUNNING runs are closed as KILLED, and a job's
+        finished child run whose row was never written is deleted (its job runs again and logs a
+        new one), so each recorded job has exactly one finished run. Returns the runs changed."""
+        if self.output is None:
+            return 0
+        from mlflow.entities import ViewType
+
+        changed = 0
+        page_token = None
+        while True:
+            runs = self.client.search_runs(
+                [self.experiment_id], run_view_type=ViewType.ACTIVE_ONLY, max_results=1000,
+                page_token=page_token,
+            )  # fmt: skip
+            for run in runs:
+                tags = run.data.tags
+                if tags.get(OUTPUT_TAG) != str(self.output):
+                    continue
+                if run.info.status == "RUNNING":
+                    self.client.set_terminated(run.info.run_id, status="KILLED")
+                    changed += 1
+                elif (
+                    tags.get("stylegrid.kind") == "job"
+                    and run.info.status == "FINISHED"
+                    and tags.get("stylegrid.job_id") not in recorded_jobs
+                ):
+                    self.client.delete_run(run.info.run_id)
+                    changed += 1
+            page_token = runs.token
+            if not page_token:
+                return changed
 
     def start_sweep(self, sweep_id: str, spec_path: str, spec: dict[str, Any], counts: dict[str, int]) -> str:
         from mlflow.entities import Param
@@ -305,3 +344,4 @@ class MlflowWriter:
 
 
 IMAGE_KEY = "stylized"
+OUTPUT_TAG = "stylegrid.output"

@@ -33,6 +33,8 @@ import torch
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
+from algorithms.optimize import NonFiniteLoss, check_finite
+
 from .files import write_atomic
 from .images import decode_image, png_bytes
 from .spec import SpecError, output_dir, read_model, resolve_images, spec_dir
@@ -42,7 +44,7 @@ from .tracking import _quiet_mlflow, experiment_id, resolve_tracking_uri, ui_com
 class TrainSpec(BaseModel):
     """``experiments/train_adain.yaml``; the defaults are the paper's / pytorch-AdaIN's."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
     content: list[str] = Field(min_length=1, description="files, globs or folders of photographs")
     style: list[str] = Field(min_length=1, description="files, globs or folders of paintings")
@@ -152,6 +154,9 @@ def sample_grid(
 
 
 def save_checkpoint(folder: Path, decoder: torch.nn.Module, optimizer, step: int, losses: dict) -> None:
+    bad = [name for name, p in decoder.state_dict().items() if not torch.isfinite(p).all()]
+    if bad:
+        raise NonFiniteLoss(f"step {step}: the decoder has NaN or infinite weights ({bad[0]}); not saved")
     torch.save(decoder.state_dict(), folder / "decoder.pth")
     torch.save(optimizer.state_dict(), folder / "optimizer.pth")
     (folder / "state.json").write_text(json.dumps({"step": step, **losses}))
@@ -228,6 +233,7 @@ def train_loop(config: dict) -> None:
             group["lr"] = learning_rate(step, spec.lr, spec.lr_decay)
         losses = training_losses(encoder, model, content, style, spec.style_weight, precision)
         optimizer.zero_grad(set_to_none=True)
+        check_finite({"total": float(losses.total.detach())}, step + 1)  # no NaN decoder is saved
         losses.total.backward()
         optimizer.step()
         step += 1

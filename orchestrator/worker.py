@@ -69,7 +69,7 @@ class JobRunner:
         key = (sha, kind, size)
         if key not in self.images:
             if kind == "content":
-                self.images[key] = to_tensor(resize_to(decode_image(data, path), size))
+                self.images[key] = to_tensor(resize_to(decode_image(data, path), size, path))
             else:
                 self.images[key] = to_tensor(decode_image(data, path, max_side=size))
             while len(self.images) > IMAGE_CACHE:

@@ -33,7 +33,12 @@ def test_gpu_worker_types_with_autoscaling_limits():
 
 
 def test_every_key_is_commented():
+    block_indent = None  # inside a folded (>-) command: its lines are shell, not keys
     for line in TEXT.splitlines():
+        indent = len(line) - len(line.lstrip())
+        if block_indent is not None and (indent > block_indent or not line.strip()):
+            continue
+        block_indent = indent if line.rstrip().endswith(">-") else None
         m = re.match(r"^(\s*)([A-Za-z_.\"~/][^:#]*):\s*(.*)$", line)
         if m and not line.strip().startswith("-") and not line.strip().startswith("#"):
             assert "#" in line or _next_is_block(line), f"uncommented key: {line}"
@@ -68,3 +73,20 @@ def test_readme_cluster_commands_refer_to_real_entrypoints():
             [sys.executable, "-m", "orchestrator", sub, "--help"], cwd=REPO, capture_output=True
         )
         assert proc.returncode == 0, sub
+
+
+def test_no_default_password_no_open_ssh_and_one_ray_version():
+    assert "change-me" not in TEXT
+    head = "\n".join(CLUSTER["head_setup_commands"])
+    # the password is read from a file the user creates, and never put on a command line
+    assert CLUSTER["file_mounts"]["~/.stylegrid/mlflow_db_password"] == "~/.stylegrid/mlflow_db_password"
+    assert "test -s ~/.stylegrid/mlflow_db_password" in head
+    assert "--backend-store-uri" not in head and "MLFLOW_BACKEND_STORE_URI=" in head
+    assert "WITH PASSWORD '" not in head
+    rules = CLUSTER["provider"]["security_group"]["IpPermissions"]
+    assert [(r["FromPort"], r["ToPort"]) for r in rules] == [(22, 22)]
+    assert all(ip["CidrIp"] != "0.0.0.0/0" for r in rules for ip in r["IpRanges"])
+    # every node installs the one Ray version stylegrid pins, so a worker added later cannot differ
+    pins = re.findall(r"ray\[default\]==([\w.]+)", " ".join(CLUSTER["setup_commands"]))
+    pinned = re.findall(r'"ray\[default\]==([\w.]+)"', (REPO / "pyproject.toml").read_text())
+    assert pins == pinned == [ray.__version__]
