@@ -44,7 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .files import WriteError, remove_partial_files, safe_name, write_atomic
 from .images import ImageError, check_size, decode_image, read_bytes, resize_to
-from .lock import folder_lock, sigterm_as_interrupt
+from .lock import arm_sigterm, folder_lock, sigterm_as_interrupt
 from .params import ParameterError, build_params
 from .spec import IMAGE_SUFFIXES, glob_literal_dirs, read_model, resolve_path
 
@@ -608,6 +608,7 @@ def _run_pipeline(spec, algorithm, param_values, styles, out, todo, run_id, ray_
 
     if not ray.is_initialized():
         ray.init(**{"logging_level": "ERROR", "include_dashboard": False, **(ray_init_kwargs or {})})
+        arm_sigterm()  # Ray's core replaced the SIGTERM handler
     import ray.data
 
     logging.getLogger("ray.data").setLevel(logging.ERROR)  # the driver shows its own progress

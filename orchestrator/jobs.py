@@ -3,7 +3,8 @@
 A job id is a hash of the content and style files' bytes, the algorithm, every resolved parameter
 that applies (defaults included), the seed where the parameters use it, and the sizes. Renaming
 or moving an image keeps its jobs' ids; editing its pixels, a parameter or a default makes new
-ones. Re-running a spec therefore skips exactly the jobs whose results exist. Jobs that could not
+ones. Two files with the same bytes are two images (each name gets its rows): the second, in
+path order, adds its name to its ids. Re-running a spec therefore skips exactly the jobs whose results exist. Jobs that could not
 differ (seeds the parameters do not use, grid points equal once unused parameters are left out)
 are folded into one.
 """
@@ -148,6 +149,18 @@ def varied_keys(sets: list[ParameterSet]) -> dict[str, list[str]]:
     return keys
 
 
+def image_keys(paths: list[Path], shas: dict[Path, str]) -> dict[Path, str]:
+    """What identifies each image in job ids: its bytes' hash, so that a renamed file keeps its
+    results; files listed with the same bytes as an earlier one (in path order) add their name,
+    so each name gets its own job and row."""
+    keys: dict[Path, str] = {}
+    seen: set[str] = set()
+    for p in sorted(paths):
+        keys[p] = shas[p] if shas[p] not in seen else f"{shas[p]}:{p.name}"
+        seen.add(shas[p])
+    return keys
+
+
 def grid_size(spec: SweepSpec, contents: int, styles: int) -> int:
     """Jobs of the grid before any folding, counted as a product (nothing is expanded)."""
     points = sum(math.prod(len(v) for v in a.grid.values()) for a in spec.algorithms)
@@ -173,6 +186,7 @@ def plan_jobs(spec: SweepSpec, spec_path: str) -> Expansion:
     styles = resolve_images(spec.style, base, "style", spec_path)
     check_grid_size(spec, spec_path, len(contents), len(styles))
     shas = {p: file_sha256(p) for p in [*contents, *styles]}
+    keys = image_keys(contents, shas) | image_keys(styles, shas)
     sets = parameter_sets(spec, spec_path)
     varied = varied_keys(sets)
     jobs: dict[str, Job] = {}
@@ -183,7 +197,7 @@ def plan_jobs(spec: SweepSpec, spec_path: str) -> Expansion:
         for seed in seeds:
             considered += 1
             jid = make_job_id(
-                shas[content], shas[style], pset.algorithm, pset.params, seed, spec.size, spec.style_size
+                keys[content], keys[style], pset.algorithm, pset.params, seed, spec.size, spec.style_size
             )
             shown = {k: pset.params.get(k) for k in varied[pset.algorithm]}
             if seed is not None and len(spec.seeds) > 1:

@@ -97,18 +97,26 @@ def folder_lock(folder: Path, what: str) -> Iterator[Path]:
         release(path)
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def arm_sigterm() -> None:
+    """Make SIGTERM raise KeyboardInterrupt in the main thread. Call it again after
+    ``ray.init()``: Ray's core installs its own SIGTERM handler, which aborts the process."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
+
+
 @contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (what ``ray job stop`` and most schedulers send) handled like Ctrl-C while the sweep
-    runs: finished work is kept and the MLflow runs are closed as KILLED."""
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
+    """SIGTERM (what ``ray job stop`` and most schedulers send) handled like Ctrl-C while a sweep
+    or catalog runs: finished work is kept and the MLflow runs are closed as KILLED."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = signal.getsignal(signal.SIGTERM)
+    arm_sigterm()
     try:
         yield
     finally:

@@ -34,7 +34,7 @@ from algorithms.metrics import MEASURES
 
 from .files import WriteError, remove_partial_files, safe_name, write_atomic
 from .jobs import Expansion, Job, plan_jobs
-from .lock import folder_lock, sigterm_as_interrupt
+from .lock import arm_sigterm, folder_lock, sigterm_as_interrupt
 from .provenance import provenance
 from .report import write_report
 from .results import (
@@ -296,6 +296,7 @@ def _schedule(
 
     if not ray.is_initialized():
         ray.init(**{"logging_level": "WARNING", "include_dashboard": False, **init_kwargs})
+        arm_sigterm()  # Ray's core replaced the SIGTERM handler
     slots = worker_slots(spec, len(todo), max_concurrent, ray.cluster_resources())
     threads = max(1, math.ceil(spec.resources.num_cpus))
     actor_cls = ray.remote(JobRunner).options(

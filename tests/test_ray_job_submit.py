@@ -60,13 +60,18 @@ def ray_head():
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
+SUBMIT_WAIT_S = 600  # on a busy 2-core machine the head's job agent took minutes to accept jobs
+
+
 def submit_job(submit: list[str], env: dict) -> subprocess.CompletedProcess:
-    for _ in range(20):  # right after `ray start` the job agent may not be up yet
-        proc = subprocess.run(submit, env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
-        if "No available agent" not in proc.stdout + proc.stderr:
+    """Submit, polling (bounded) until the head's job agent accepts jobs: right after `ray start`,
+    and much longer under load, the head answers "No available agent"."""
+    deadline = time.monotonic() + SUBMIT_WAIT_S
+    while True:
+        proc = subprocess.run(submit, env=env, cwd=REPO, capture_output=True, text=True, timeout=900)
+        if "No available agent" not in proc.stdout + proc.stderr or time.monotonic() > deadline:
             return proc
-        time.sleep(3)
-    return proc
+        time.sleep(5)
 
 
 def test_ray_job_submit_runs_a_sweep(ray_head, tmp_path):
@@ -118,8 +123,10 @@ def test_ray_job_submit_runs_a_catalog_job(ray_head, tmp_path):
               "--style", str(SAMPLES / "style" / "the_scream.jpg"), "--out", str(out), "--size", "64",
               "--quiet"]  # fmt: skip
     proc = submit_job(submit, env)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "succeeded" in proc.stdout + proc.stderr and "3 ok, 1 failed" in proc.stdout
+    # one image failed: the entrypoint exits 3 (README, exit statuses), so Ray reports the job failed
+    both = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "3 ok, 1 failed" in proc.stdout, both[-3000:]
+    assert "exit code 3" in both, both[-3000:]
     rows = read_manifest(out)
     assert sorted(rows.status) == ["error", "ok", "ok", "ok"]
     assert rows.loc[rows.status == "error", "error"].item().startswith("not an image")
