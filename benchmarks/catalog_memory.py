@@ -63,7 +63,7 @@ def measure(catalog: Path, out: Path, size: int) -> dict:
             time.sleep(0.5)
         log.seek(0)
         text = log.read()
-    if proc.returncode != 0:
+    if proc.returncode not in (0, 3):  # 3: some images failed (at 32 px, wide ones are too thin)
         raise RuntimeError(f"stylize-catalog failed:\n{text[-3000:]}")
     return {"seconds": time.perf_counter() - start, "peak_tree_mb": peak_tree, "peak_driver_mb": peak_driver,
             "summary": next((ln for ln in text.splitlines() if ln.startswith("done:")), "")}  # fmt: skip
