@@ -161,19 +161,22 @@ def image_keys(paths: list[Path], shas: dict[Path, str]) -> dict[Path, str]:
     return keys
 
 
+def grid_settings(spec: SweepSpec) -> int:
+    """(algorithm, grid point) pairs of the spec, counted as a product (nothing is expanded)."""
+    return sum(math.prod(len(v) for v in a.grid.values()) for a in spec.algorithms)
+
+
 def grid_size(spec: SweepSpec, contents: int, styles: int) -> int:
-    """Jobs of the grid before any folding, counted as a product (nothing is expanded)."""
-    points = sum(math.prod(len(v) for v in a.grid.values()) for a in spec.algorithms)
-    return contents * styles * points * len(spec.seeds)
+    """Jobs of the grid before any folding."""
+    return contents * styles * grid_settings(spec) * len(spec.seeds)
 
 
 def check_grid_size(spec: SweepSpec, spec_path: str, contents: int, styles: int) -> None:
     n = grid_size(spec, contents, styles)
     if n > spec.max_jobs:
-        points = sum(math.prod(len(v) for v in a.grid.values()) for a in spec.algorithms)
         raise SpecError(
             f"{spec_path}: the grid has {n:,} jobs ({contents} content x {styles} style images x "
-            f"{points:,} algorithm settings x {len(spec.seeds)} seeds), more than max_jobs="
+            f"{grid_settings(spec):,} algorithm settings x {len(spec.seeds)} seeds), more than max_jobs="
             f"{spec.max_jobs:,}; set max_jobs in the spec if you mean it"
         )
 

@@ -158,10 +158,14 @@ def read_results(output: Path) -> pa.Table:
     return load_rows(output).table
 
 
+def status_by_job(table: pa.Table) -> dict[str, str]:
+    """job id -> status of every row of ``table``."""
+    return dict(zip(table.column("job_id").to_pylist(), table.column("status").to_pylist(), strict=True))
+
+
 def finished_status(output: Path) -> dict[str, str]:
     """job id -> status of every row written so far."""
-    table = read_results(output)
-    return dict(zip(table.column("job_id").to_pylist(), table.column("status").to_pylist(), strict=True))
+    return status_by_job(read_results(output))
 
 
 def collect(output: Path) -> Path:

@@ -45,6 +45,7 @@ from .results import (
     read_results,
     result_schema,
     rows_dir,
+    status_by_job,
     write_row,
 )  # fmt: skip
 from .spec import SweepSpec, load_spec, output_dir
@@ -215,9 +216,7 @@ def _run_locked(spec, spec_path, expansion, out, max_concurrent, quiet, ray_init
     remove_partial_files(out, [out / "images", rows_dir(out), out / "report"])
     rows = load_rows(out)
     warnings = [f"{u}; its job runs again" for u in rows.unreadable]
-    done = dict(
-        zip(rows.table.column("job_id").to_pylist(), rows.table.column("status").to_pylist(), strict=True)
-    )
+    done = status_by_job(rows.table)
     todo = [j for j in jobs if done.get(j.job_id) != "ok"]
     tracking_uri, embedded = resolve_tracking_uri(spec.tracking_uri, out)
     mlflow = MlflowWriter(tracking_uri, spec.name, out / "mlartifacts" if embedded else None, out)
