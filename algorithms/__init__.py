@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .adain import ALGORITHM as _ADAIN
-from .adain import OPTIMIZE_ALGORITHM as _ADAIN_OPTIMIZE
+from .adain_optimize import ALGORITHM as _ADAIN_OPTIMIZE
 from .base import Algorithm, StepInfo, StepLoss, StylizeResult
 from .gatys import ALGORITHM as _GATYS
 from .histogram import ALGORITHM as _HISTOGRAM

@@ -15,14 +15,18 @@ trained against:
   plain state dicts of an ``nn.Sequential`` whose layouts ``published_vgg`` and ``decoder_layout``
   reproduce module for module, so the files load directly.
 
-``adain_optimize`` (its own algorithm, with its own parameters) needs no decoder: the image is
-optimised on the shared loop (``optimize.py``) toward the AdaIN target at relu4_1 with the mean /
-std style loss of the paper.
+Training a decoder (section 6 of the paper) has its pure part here, ``training_losses``: the
+content loss (the decoded image's relu4_1 against the AdaIN target it was decoded from) plus
+``style_weight`` x the mean / std losses at relu1_1 .. relu4_1, relative squared errors like every
+stylegrid loss (``losses.py``), so one ``style_weight`` works with the caffe encoder; and the
+inverse-time learning-rate decay of pytorch-AdaIN. The Ray Train driver that runs it (data,
+workers, checkpoints, MLflow) is ``orchestrator/train.py``.
+
+``adain_optimize.py`` is the same objective optimised on the image, with no decoder.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import time
@@ -37,19 +41,11 @@ from torch import nn
 
 from . import color
 from .base import Algorithm, Callback, Params, StepLoss, StylizeResult
+from .device import autocast, resolve_precision
 from .losses import mean_std, mean_std_loss, relative_squared_error
-from .optimize import (
-    ImageOptimParams,
-    autocast,
-    encode_targets,
-    image_optimization_stylize,
-    layer_weights,
-    memo,
-    param,
-    resolve_precision,
-    style_key,
-)
-from .vgg import VGGEncoder, WeightsUnavailable, get_encoder
+from .memo import memo, style_key
+from .parameters import param
+from .vgg import VGGEncoder, WeightsUnavailable, encode_targets, get_encoder
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 CONTENT_LAYER = "relu4_1"
@@ -83,22 +79,6 @@ class AdaINParams(Params):
 
     def __post_init__(self) -> None:
         check_alpha(self)
-
-
-@dataclass(frozen=True, kw_only=True)
-class AdaINOptimParams(ImageOptimParams):
-    """AdaIN's objective optimised on the image, no decoder (``adain_optimize``): the content
-    loss to the AdaIN target at relu4_1 replaces the loop's content layers."""
-
-    alpha: float = param(1.0, ALPHA_HELP)
-    style_weight: float = param(10.0, "weight of the mean/std style loss (the paper's lambda)")
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_alpha(self)
-
-    def inactive(self) -> frozenset[str]:
-        return super().inactive() | {"content_layers", "content_layer_weights"}
 
 
 # --- pure functions --------------------------------------------------------------------------------
@@ -401,70 +381,62 @@ def _report_losses(image, target, stats, weights, params: AdaINParams, device) -
         feats = encode_targets(encoder, pad_to_multiple(image.to(device)), STYLE_LAYERS, precision)
         losses = {CONTENT_TERM: float(relative_squared_error(feats[CONTENT_LAYER], target))}
         for name in STYLE_LAYERS:
-            mean, std = _blend_stats([st[name] for st in stats], weights)
+            mean, std = blend_stats([st[name] for st in stats], weights)
             losses[f"style.adain.{name}"] = float(mean_std_loss(feats[name], mean, std)) / len(STYLE_LAYERS)
     losses["total"] = sum(losses.values())
     return losses
 
 
-def _blend_stats(stats: Sequence[tuple[torch.Tensor, torch.Tensor]], weights: Sequence[float]):
+def blend_stats(stats: Sequence[tuple[torch.Tensor, torch.Tensor]], weights: Sequence[float]):
     total = float(sum(weights))
     mean = sum(m * (w / total) for (m, _), w in zip(stats, weights, strict=True))
     std = sum(s * (w / total) for (_, s), w in zip(stats, weights, strict=True))
     return mean, std
 
 
-# --- adain_optimize ------------------------------------------------------------------------------------
+# --- training the decoder (Huang & Belongie 2017, section 6) --------------------------------------
 
 
-@dataclass
-class AdaINOptimTerm:
-    """Content loss to the AdaIN target at relu4_1 + mean/std style losses (relative, like every
-    term of the optimisation loop)."""
-
-    target: torch.Tensor
-    stats: Mapping[str, tuple[torch.Tensor, torch.Tensor]]
-    content_weight: float
-    style_weight: float
-    layer_weights: Mapping[str, float]
-
-    @property
-    def layers(self) -> tuple[str, ...]:
-        return STYLE_LAYERS
-
-    def __call__(self, features: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        terms = {
-            CONTENT_TERM: self.content_weight * relative_squared_error(features[CONTENT_LAYER], self.target)
-        }
-        for name in STYLE_LAYERS:
-            mean, std = self.stats[name]
-            terms[f"style.adain.{name}"] = (
-                self.style_weight * self.layer_weights[name] * mean_std_loss(features[name], mean, std)
-            )
-        return terms
+@dataclass(frozen=True)
+class TrainLosses:
+    total: torch.Tensor
+    content: torch.Tensor
+    style: torch.Tensor
+    output: torch.Tensor  # the decoded batch (detached), for sample grids
 
 
-def adain_term_factory(params: AdaINOptimParams):
-    lw = layer_weights(STYLE_LAYERS, None)
+def training_losses(
+    encoder,
+    decoder: nn.Module,
+    content: torch.Tensor,
+    style: torch.Tensor,
+    style_weight: float,
+    precision: str,
+) -> TrainLosses:
+    """One batch's losses; ``content`` and ``style`` are [B, 3, H, W] RGB in [0, 1]."""
+    device = content.device
+    with torch.no_grad(), autocast(precision, device):
+        fc = encoder(content, [CONTENT_LAYER])[CONTENT_LAYER].float()
+        fs = {k: v.float() for k, v in encoder(style, STYLE_LAYERS).items()}
+        target = adain(fc, fs[CONTENT_LAYER])
+    with autocast(precision, device):
+        out = decoder(target)
+        fo = encoder(out.float(), STYLE_LAYERS)
+    content_loss = relative_squared_error(fo[CONTENT_LAYER], target)
+    style_loss = sum(mean_std_loss(fo[n], *mean_std(fs[n])) for n in STYLE_LAYERS) / len(STYLE_LAYERS)
+    total = content_loss + style_weight * style_loss
+    return TrainLosses(total, content_loss.detach(), style_loss.detach(), out.detach().float())
 
-    def factory(encoder, content, scaled_styles, weights, precision, memo_cache):
-        stats = [cached_style_statistics(encoder, s, precision, memo_cache) for s in scaled_styles]
-        fc = encode_targets(encoder, content, [CONTENT_LAYER], precision)[CONTENT_LAYER]
-        target = adain_target(fc, [st[CONTENT_LAYER] for st in stats], weights, params.alpha)
-        blended = {name: _blend_stats([st[name] for st in stats], weights) for name in STYLE_LAYERS}
-        return AdaINOptimTerm(target, blended, params.content_weight, params.style_weight, lw)
 
-    return factory
+def learning_rate(step: int, lr: float, decay: float) -> float:
+    """Inverse-time decay of pytorch-AdaIN: lr / (1 + decay x step)."""
+    return lr / (1.0 + decay * step)
 
 
-# The content loss is the term's (to the AdaIN target), not the loop's (to the content's own
-# relu4_2): the loop's is switched off.
-optimize_stylize = image_optimization_stylize(
-    AdaINOptimParams,
-    adain_term_factory,
-    lambda p: STYLE_LAYERS,
-    loop_params_of=lambda p: dataclasses.replace(p, content_weight=0.0),
-)
+def new_decoder(seed: int) -> nn.Sequential:
+    torch.manual_seed(seed)
+    return decoder_layout()
+
 
 CITATION = (
     "Huang & Belongie, Arbitrary Style Transfer in Real-time with Adaptive Instance Normalization, ICCV 2017"
@@ -477,11 +449,4 @@ ALGORITHM = Algorithm(
     citation=CITATION,
     kind="feedforward",
     stylize_batch=stylize_batch,
-)
-OPTIMIZE_ALGORITHM = Algorithm(
-    name="adain_optimize",
-    params_type=AdaINOptimParams,
-    stylize=optimize_stylize,
-    summary="AdaIN's objective (content to the AdaIN target, mean/std style) optimised on the image; no decoder",
-    citation=CITATION,
 )

@@ -21,6 +21,7 @@ table's ``loss_content`` / ``loss_style`` sums, so a term outside the rule is a 
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
@@ -44,6 +45,19 @@ def check_loss_names(names: Iterable[str]) -> None:
                 f"loss term {name!r} breaks the naming rule (content.<layer>, style.<kind>.<layer> "
                 f"with kind in {STYLE_KINDS}, or one of {OTHER_TERMS}): see algorithms/base.py"
             )
+
+
+class NonFiniteLoss(FloatingPointError):
+    """A loss term became NaN or infinite: the job fails instead of returning a meaningless image."""
+
+
+def check_finite(losses: dict[str, float], evaluations: int) -> None:
+    bad = [f"{k}={v}" for k, v in losses.items() if not math.isfinite(v)]
+    if bad:
+        raise NonFiniteLoss(
+            f"the loss is not finite after {evaluations} evaluation(s) ({', '.join(bad[:4])}): "
+            "check the weights and the input images"
+        )
 
 
 def group_sums(losses: Mapping[str, float]) -> tuple[float | None, float | None]:

@@ -17,19 +17,17 @@ import torch
 
 from .base import Algorithm
 from .losses import blend_grams, gram_matrix, style_loss
-from .optimize import (
+from .memo import memo, style_key
+from .optimize import image_optimization_stylize
+from .parameters import (
     STYLE_LAYERS_GATYS,
     ImageOptimParams,
     check_layer_weights,
     check_layers,
-    encode_targets,
-    image_optimization_stylize,
     layer_weights,
-    memo,
     param,
-    style_key,
 )
-from .vgg import VGGEncoder
+from .vgg import VGGEncoder, encode_targets
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -45,8 +45,11 @@ import torch
 import torch.nn.functional as F
 
 from .color import luminance, rgb_to_lab
-from .losses import gram_matrix, relative_squared_error, target_quantiles
-from .optimize import STYLE_LAYERS_GATYS, fingerprint, memo, resize, resize_long_side
+from .histogram import target_quantiles
+from .losses import gram_matrix, relative_squared_error
+from .memo import fingerprint, memo
+from .optimize import resize, resize_long_side
+from .parameters import STYLE_LAYERS_GATYS
 from .vgg import get_encoder
 
 CONTENT_LAYER = "relu4_2"

@@ -35,20 +35,18 @@ import torch
 import torch.nn.functional as F
 
 from .base import Algorithm
-from .optimize import (
+from .memo import memo, style_key
+from .optimize import image_optimization_stylize
+from .parameters import (
     ImageOptimParams,
     check_layer_weights,
     check_layers,
     check_non_negative,
     check_positive,
-    encode_targets,
-    image_optimization_stylize,
     layer_weights,
-    memo,
     param,
-    style_key,
 )
-from .vgg import VGGEncoder
+from .vgg import VGGEncoder, encode_targets
 
 ROTATION_STEP = math.pi / 24  # CNNMRF's spacing of the rotated copies
 SCALE_STEP = 1.05  # and of the scaled copies

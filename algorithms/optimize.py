@@ -8,149 +8,22 @@ L-BFGS / Adam loop that reports every step to the callback.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import math
 import time
-from collections.abc import Callable, Hashable, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, TypeVar
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 
 from . import color, lbfgs
-from .base import Callback, Params, StepInfo, StepLoss, StylizeResult
+from .base import Callback, StepInfo, StepLoss, StylizeResult, check_finite
+from .device import autocast, resolve_precision
 from .losses import content_loss, laplacian, laplacian_loss, range_penalty, total_variation
-from .vgg import LAYER_INDEX, VGGEncoder, get_encoder
-
-
-def param(default, help: str):  # noqa: A002 - mirrors argparse's name
-    """A dataclass field with its help text (read by `stylegrid algorithms` and the docs)."""
-    if isinstance(default, (list, dict, set)):
-        raise TypeError("use tuples for sequence defaults: parameters are immutable")
-    return field(default=default, metadata={"help": help})
-
-
-STYLE_LAYERS_GATYS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
-
-
-@dataclass(frozen=True, kw_only=True)
-class ImageOptimParams(Params):
-    """Parameters every image-optimisation algorithm shares (defaults chosen in README.md)."""
-
-    steps: int = param(160, "optimisation steps in total, split equally over the scales")
-    scales: int | None = param(
-        None, "coarse-to-fine pyramid levels, each halving the long side; default: down to >= 128 px"
-    )
-    optimizer: Literal["lbfgs", "adam"] = param("lbfgs", "lbfgs (one evaluation per step) or adam")
-    learning_rate: float = param(0.02, "Adam step size in [0, 1] pixel units (L-BFGS ignores it)")
-    init: str = param("content", "initial image: content, noise, or an image file path")
-    content_layers: tuple[str, ...] = param(("relu4_2",), "VGG-19 layers for the content loss")
-    content_layer_weights: tuple[float, ...] | None = param(None, "one per content layer; default equal")
-    content_weight: float = param(1.0, "weight of the content loss")
-    style_weight: float = param(2.5, "weight of the style loss")
-    tv_weight: float = param(0.0, "weight of the total-variation smoothness loss")
-    laplacian_weight: float = param(
-        0.0, "weight of the Laplacian loss (Li et al. 2017): keeps the content's edges; 0 = off"
-    )
-    style_scale: float | None = param(
-        None, "style long side relative to the output's; default: the style image as loaded"
-    )
-    preserve_color: bool = param(False, "transfer on luminance only and keep the content's colours")
-    weights: str = param("caffe", "VGG-19 weights: caffe, torchvision, or a state-dict path")
-    pooling: Literal["max", "avg"] = param("max", "VGG-19 pooling")
-    precision: Literal["auto", "fp32", "bf16"] = param(
-        "auto", "encoder precision; auto = bf16 where the hardware computes it natively"
-    )
-
-    def __post_init__(self) -> None:
-        check_positive(self, "steps")
-        if self.scales is not None and self.scales <= 0:
-            raise ValueError(f"scales must be positive, got {self.scales}")
-        check_non_negative(
-            self, "content_weight", "style_weight", "tv_weight", "laplacian_weight", "learning_rate"
-        )
-        check_layers(self, "content_layers")
-        check_layer_weights(self, "content_layers", "content_layer_weights")
-        if self.style_scale is not None and self.style_scale <= 0:
-            raise ValueError(f"style_scale must be positive, got {self.style_scale}")
-        if self.scales is not None and self.steps < self.scales:
-            raise ValueError(f"steps ({self.steps}) must be at least scales ({self.scales})")
-
-    def default_scales(self, long_side: int) -> int:
-        """Pyramid levels when ``scales`` is None (an algorithm may choose its own)."""
-        return auto_scales(long_side)
-
-    def inactive(self) -> frozenset[str]:
-        return frozenset({"learning_rate"}) if self.optimizer == "lbfgs" else frozenset()
-
-    def uses_seed(self) -> bool:
-        """Only the noise initialisation draws random numbers (everything else is deterministic
-        on the CPU; on a GPU some kernels are not, whatever the seed)."""
-        return self.init == "noise"
-
-
-# --- validation helpers (used by every parameter dataclass) --------------------------------------
-
-
-def check_positive(p: object, *names: str) -> None:
-    for n in names:
-        if getattr(p, n) <= 0:
-            raise ValueError(f"{n} must be positive, got {getattr(p, n)}")
-
-
-def check_non_negative(p: object, *names: str) -> None:
-    for n in names:
-        if getattr(p, n) < 0:
-            raise ValueError(f"{n} must be >= 0, got {getattr(p, n)}")
-
-
-def check_layers(p: object, name: str) -> None:
-    layers = getattr(p, name)
-    if not layers:
-        raise ValueError(f"{name} must name at least one layer")
-    bad = [x for x in layers if x not in LAYER_INDEX or x.startswith("pool")]
-    if bad:
-        raise ValueError(f"{name}: unknown VGG-19 layer(s) {bad}; use conv1_1 ... relu5_4")
-
-
-def check_layer_weights(p: object, layers_name: str, weights_name: str) -> None:
-    weights = getattr(p, weights_name)
-    if weights is None:
-        return
-    layers = getattr(p, layers_name)
-    if len(weights) != len(layers):
-        raise ValueError(f"{weights_name} has {len(weights)} values for {len(layers)} {layers_name}")
-    if any(w < 0 for w in weights):
-        raise ValueError(f"{weights_name} must be >= 0, got {weights}")
-
-
-def layer_weights(layers: Sequence[str], weights: Sequence[float] | None) -> dict[str, float]:
-    """Per-layer weights; equal weights summing to 1 when none are given."""
-    if weights is None:
-        return {name: 1.0 / len(layers) for name in layers}
-    return dict(zip(layers, weights, strict=True))
-
+from .parameters import ImageOptimParams, layer_weights
+from .vgg import MIN_SIDE, VGGEncoder, encode_targets, get_encoder
 
 # --- pure helpers for the pyramid ----------------------------------------------------------------
-
-
-MIN_SIDE = 16  # VGG-19 pools four times before relu5_1: 16 px leaves one position
-AUTO_COARSEST = 128  # the automatic pyramid starts at the smallest level with a long side >= this
-
-
-def auto_scales(long_side: int) -> int:
-    """Pyramid levels for ``scales=None``: halve while the long side stays >= AUTO_COARSEST px.
-
-    Looking at results: the large structures of a style (Van Gogh's swirls) form at about 128 px
-    and are refined at the finer levels; 64 px levels cost little but lost content detail
-    (content distance 0.295 against 0.272 at 256 px).
-    """
-    levels = 1
-    while long_side / 2**levels >= AUTO_COARSEST:
-        levels += 1
-    return levels
 
 
 def pyramid_sizes(height: int, width: int, scales: int) -> list[tuple[int, int]]:
@@ -189,32 +62,9 @@ def resize_long_side(image: torch.Tensor, long_side: int) -> torch.Tensor:
     return resize(image, (max(1, round(h * f)), max(1, round(w * f))))
 
 
-# --- precision ------------------------------------------------------------------------------------
-
-
-def native_bf16(device: torch.device) -> bool:
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    return False
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    if precision == "auto":
-        return "bf16" if native_bf16(device) else "fp32"
-    return precision
-
-
 # Relative noise of the total loss by encoder precision (measured here: bf16 activations made the
 # loss fluctuate by about 2e-4 of its value between nearly identical images near convergence).
 LOSS_NOISE = {"fp32": 1e-6, "bf16": 3e-4}
-
-
-def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 # --- the style-term protocol ---------------------------------------------------------------------
@@ -242,43 +92,6 @@ StyleTermFactory = Callable[
     [VGGEncoder, torch.Tensor, Sequence[torch.Tensor], Sequence[float], str, MutableMapping | None],
     StyleTerm,
 ]
-
-
-def fingerprint(t: torch.Tensor) -> str:
-    """A digest of a tensor's shape and values (to key cached targets by the images they come from)."""
-    data = t.detach().to("cpu", torch.float32).contiguous().numpy().tobytes()
-    return f"{tuple(t.shape)}:{hashlib.blake2b(data, digest_size=16).hexdigest()}"
-
-
-def memo(cache: MutableMapping | None, key: Hashable, compute: Callable[[], T]) -> T:
-    """``compute()`` once per key when the caller passed a cache (a worker keeps one across jobs)."""
-    if cache is None:
-        return compute()
-    if key not in cache:
-        if len(cache) >= MEMO_ENTRIES:
-            cache.pop(next(iter(cache)))  # oldest first
-        cache[key] = compute()
-    return cache[key]
-
-
-def style_key(
-    kind: str, encoder, styles: Sequence[torch.Tensor], precision: str, pooling: str, *extra
-) -> tuple:
-    """The ``memo`` key of targets computed from style images: which targets (``kind`` and
-    ``extra``), from which images (by value), through which encoder, precision and device."""
-    return (
-        kind,
-        tuple(fingerprint(s) for s in styles),
-        precision,
-        encoder.source,
-        pooling,
-        str(styles[0].device),
-        *extra,
-    )
-
-
-MEMO_ENTRIES = 64
-T = TypeVar("T")
 
 
 @dataclass
@@ -321,12 +134,6 @@ class Objective:
         return terms
 
 
-def encode_targets(encoder: VGGEncoder, image: torch.Tensor, layers: Sequence[str], precision: str):
-    with torch.no_grad(), autocast(precision, image.device):
-        feats = encoder(image.contiguous(memory_format=torch.channels_last), layers)
-    return {k: v.float() for k, v in feats.items()}
-
-
 # --- the optimisation loop -----------------------------------------------------------------------
 
 
@@ -360,19 +167,6 @@ class _Tracker:
                     image=image.detach(),
                 )
             )
-
-
-class NonFiniteLoss(FloatingPointError):
-    """A loss term became NaN or infinite: the job fails instead of returning a meaningless image."""
-
-
-def check_finite(losses: dict[str, float], evaluations: int) -> None:
-    bad = [f"{k}={v}" for k, v in losses.items() if not math.isfinite(v)]
-    if bad:
-        raise NonFiniteLoss(
-            f"the loss is not finite after {evaluations} evaluation(s) ({', '.join(bad[:4])}): "
-            "check the weights and the input images"
-        )
 
 
 def optimize_scale(
@@ -478,7 +272,10 @@ def run_image_optimization(
         raise ValueError(f"{len(styles)} style images but {len(weights)} style weights")
     precision = resolve_precision(params.precision, device)
     encoder = get_encoder(
-        [*params.content_layers, *style_layers], source=params.weights, pooling=params.pooling, device=device
+        [*params.content_layers, *style_layers],
+        source=params.vgg_weights,
+        pooling=params.pooling,
+        device=device,
     )
     content = content.to(device).float()
     styles = [s.to(device).float() for s in styles]

@@ -38,8 +38,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .device import autocast
+
 # conv layers per block of VGG-19
 _BLOCKS = (2, 2, 4, 4, 4)
+MIN_SIDE = 16  # the smallest image side: VGG-19 pools four times before relu5_1, 16 px leaves one position
 
 CONV_LAYERS: tuple[str, ...] = tuple(
     f"conv{b}_{i}" for b, n in enumerate(_BLOCKS, start=1) for i in range(1, n + 1)
@@ -302,3 +305,9 @@ def get_encoder(
     The weights are stored channels-last: on CPU that made VGG-19's forward+backward 1.2x faster.
     """
     return _cached_encoder(source, deepest_layer(layers), pooling, str(torch.device(device)))
+
+
+def encode_targets(encoder: VGGEncoder, image: torch.Tensor, layers: Sequence[str], precision: str):
+    with torch.no_grad(), autocast(precision, image.device):
+        feats = encoder(image.contiguous(memory_format=torch.channels_last), layers)
+    return {k: v.float() for k, v in feats.items()}

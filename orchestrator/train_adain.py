@@ -33,7 +33,7 @@ import torch
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
-from algorithms.optimize import NonFiniteLoss, check_finite
+from algorithms.base import NonFiniteLoss, check_finite
 
 from .files import write_atomic
 from .images import decode_image, png_bytes
@@ -190,9 +190,8 @@ def train_loop(config: dict) -> None:
     import ray.train
     import ray.train.torch
 
-    from algorithms.adain import STYLE_LAYERS, get_decoder
-    from algorithms.adain_train import learning_rate, new_decoder, training_losses
-    from algorithms.optimize import resolve_precision
+    from algorithms.adain import STYLE_LAYERS, get_decoder, learning_rate, new_decoder, training_losses
+    from algorithms.device import resolve_precision
     from algorithms.vgg import get_encoder
 
     spec = TrainSpec.model_validate(config["spec"])

@@ -12,17 +12,17 @@ from torch import nn
 
 from algorithms import get_algorithm
 from algorithms.adain import (
-    AdaINOptimParams,
     AdaINParams,
     adain,
     adain_target,
     decoder_layout,
-    optimize_stylize,
     pad_to_multiple,
     published_vgg,
     stylize,
     stylize_batch,
 )
+from algorithms.adain_optimize import AdaINOptimParams
+from algorithms.adain_optimize import stylize as optimize_stylize
 from algorithms.base import check_loss_names
 from algorithms.color import coral
 from algorithms.losses import mean_std

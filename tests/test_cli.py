@@ -124,7 +124,7 @@ def test_usage_errors(tmp_path):
         stylegrid(*run_args(tmp_path / "o.png"), "--set", "init=missing.png"), 1, "missing.png: no such file"
     )
     assert_clean_error(
-        stylegrid(*run_args(tmp_path / "o.png"), "--set", "weights=/no/such.pth"), 1, "/no/such.pth"
+        stylegrid(*run_args(tmp_path / "o.png"), "--set", "vgg_weights=/no/such.pth"), 1, "/no/such.pth"
     )
     assert_clean_error(
         stylegrid(*run_args(tmp_path / "o.png"), "--algorithm", "nope"),

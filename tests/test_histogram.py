@@ -8,8 +8,8 @@ import torch
 from algorithms import get_algorithm
 from algorithms.gatys import GatysParams
 from algorithms.gatys import stylize as gatys
-from algorithms.histogram import HistogramParams, stylize
-from algorithms.losses import histogram_loss, histogram_match, laplacian, laplacian_loss
+from algorithms.histogram import HistogramParams, histogram_loss, histogram_match, stylize
+from algorithms.losses import laplacian, laplacian_loss
 from algorithms.metrics import quality
 
 
@@ -68,7 +68,7 @@ def test_histogram_loss_on_channels_last_bf16_with_a_workspace_equals_the_plain_
 
 
 def test_sort_rows_in_two_threads_equals_torch_sort():
-    from algorithms.losses import sort_rows
+    from algorithms.histogram import sort_rows
 
     torch.manual_seed(5)
     x = torch.randn(8, 2**18)  # big enough for the two-thread sort

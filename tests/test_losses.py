@@ -143,7 +143,7 @@ def test_gram_backward_matches_autograd_of_the_plain_product():
 
 
 def test_rank_order_is_a_stable_argsort_with_negatives_ties_and_signed_zeros():
-    from algorithms.losses import rank_order
+    from algorithms.histogram import rank_order
 
     torch.manual_seed(3)
     x = torch.randn(5, 1000)

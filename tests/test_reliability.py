@@ -193,8 +193,8 @@ def test_run_refuses_non_finite_weights_in_one_line(tmp_path, args):
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
 def test_a_loss_that_becomes_nan_fails_the_job_instead_of_returning_the_photo(tubingen_64, optimizer):
     from algorithms import get_algorithm
+    from algorithms.base import NonFiniteLoss
     from algorithms.gatys import GatysParams
-    from algorithms.optimize import NonFiniteLoss
 
     content = tubingen_64[..., :32, :32].clone()
     content[..., 3, 3] = float("nan")
@@ -205,7 +205,7 @@ def test_a_loss_that_becomes_nan_fails_the_job_instead_of_returning_the_photo(tu
 
 def test_a_decoder_with_nan_weights_is_never_checkpointed(tmp_path):
     from algorithms.adain import decoder_layout
-    from algorithms.optimize import NonFiniteLoss
+    from algorithms.base import NonFiniteLoss
     from orchestrator.train_adain import save_checkpoint
 
     decoder = decoder_layout()

@@ -11,8 +11,7 @@ import pytest
 import torch
 from conftest import REPO, SAMPLES
 
-from algorithms.adain import AdaINParams, stylize_batch
-from algorithms.adain_train import learning_rate
+from algorithms.adain import AdaINParams, learning_rate, stylize_batch
 from orchestrator.spec import SpecError
 from orchestrator.train_adain import load_train_spec
 
