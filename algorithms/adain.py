@@ -23,6 +23,10 @@ inverse-time learning-rate decay of pytorch-AdaIN. The Ray Train driver that run
 workers, checkpoints, MLflow) is ``orchestrator/train.py``.
 
 ``adain_optimize.py`` is the same objective optimised on the image, with no decoder.
+
+Why this module is long (about 450 lines): the operation, the two network layouts and their
+files, inference and the training losses are one model that changes together (a new decoder
+layout changes loading, inference and training at once); split, each part would import the others.
 """
 
 from __future__ import annotations

@@ -8,14 +8,19 @@ import contextlib
 import torch
 
 
-def pick_device(want_gpu: bool | str = "auto") -> torch.device:
-    """``cuda`` when a GPU is wanted (``True`` or ``"auto"``) and this process has one, else the
-    CPU. ``"cuda"`` / ``"cpu"`` name the device outright (a missing GPU is an error)."""
-    if want_gpu in ("cuda", "cpu"):
-        if want_gpu == "cuda" and not torch.cuda.is_available():
-            raise ValueError("--device cuda: no CUDA GPU is available")
-        return torch.device(want_gpu)
-    return torch.device("cuda" if want_gpu and torch.cuda.is_available() else "cpu")
+def pick_device(want: bool | str = "auto") -> torch.device:
+    """The device to run on. ``True`` or ``"auto"``: a CUDA GPU when this process has one, else
+    the CPU; ``False``: the CPU; ``"cpu"``, ``"cuda"``, ``"cuda:N"``: that device (``ValueError``
+    when it does not exist here)."""
+    if isinstance(want, bool) or want == "auto":
+        return torch.device("cuda" if want and torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(want)
+    except RuntimeError:
+        raise ValueError(f"device {want!r}: expected auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {want}: CUDA is not available on this machine (use --device cpu or auto)")
+    return device
 
 
 def native_bf16(device: torch.device) -> bool:

@@ -44,6 +44,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .base import DEFAULT_STYLE_SIZE
 from .color import luminance, rgb_to_lab
 from .histogram import target_quantiles
 from .losses import gram_matrix, relative_squared_error
@@ -53,7 +54,7 @@ from .parameters import STYLE_LAYERS_GATYS
 from .vgg import get_encoder
 
 CONTENT_LAYER = "relu4_2"
-STYLE_MAX_SIDE = 512
+STYLE_MAX_SIDE = DEFAULT_STYLE_SIZE
 SWD_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 SWD_PROJECTIONS = 64
 SWD_MAX_SAMPLES = 1 << 16

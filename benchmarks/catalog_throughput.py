@@ -76,13 +76,15 @@ def run_loop(variant: str, catalog: Path, out: Path, size: int) -> dict:
         resolve_pair,
         stylize_batch,
     )
-    from orchestrator.catalog import encode, list_sources
+    from algorithms.base import DEFAULT_STYLE_SIZE
+    from orchestrator.catalog import list_sources
+    from orchestrator.catalog_pipeline import encode
     from orchestrator.files import write_atomic
     from orchestrator.images import decode_image, load_image, resize_to, to_pil, to_tensor
 
     sources = list_sources(str(catalog))
     params = AdaINParams()
-    style = load_image(STYLE, max_side=512)
+    style = load_image(STYLE, max_side=DEFAULT_STYLE_SIZE)
     decoder_path, encoder_name = resolve_pair(params)
     encoder, decoder = get_adain_encoder(encoder_name, "cpu"), get_decoder(decoder_path, "cpu")
     cache: dict = {}
@@ -104,7 +106,8 @@ def run_catalog(catalog: Path, out: Path, size: int) -> dict:
     """Child process: the catalog job on a local Ray started here."""
     import ray
 
-    from orchestrator.catalog import CatalogSpec, stylize_catalog
+    from orchestrator.catalog import stylize_catalog
+    from orchestrator.spec import CatalogSpec
 
     start = time.perf_counter()
     ray.init(logging_level="ERROR", include_dashboard=False)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -166,7 +167,10 @@ def main() -> None:
 
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
+    from orchestrator.runtime import start_ray
+
+    # the cluster of RAY_ADDRESS when set (the test suite's head), else an embedded 2-CPU Ray
+    start_ray({} if os.environ.get("RAY_ADDRESS") else {"num_cpus": 2}, quiet=True)
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         ours = call_by_call = tune_trial = scale = None

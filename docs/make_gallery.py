@@ -25,6 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from algorithms import get_algorithm  # noqa: E402
+from algorithms.base import DEFAULT_STYLE_SIZE  # noqa: E402
 from algorithms.metrics import quality  # noqa: E402
 from orchestrator.images import load_image, read_image, resize_to, to_pil, to_tensor  # noqa: E402
 from orchestrator.params import build_params  # noqa: E402
@@ -42,15 +43,17 @@ DEFAULT_VARIANTS = ["gatys (defaults)", "gatys style_weight=5", "gatys preserve_
 PAIRS = ["tubingen:starry_night", "chelsea:the_scream", "astronaut:woman_with_hat"]
 
 
-def render(pairs: list[str], size: int, variants: dict) -> Image.Image:
+def render(pairs: list[str], size: int, variants: dict, steps: int | None = None) -> Image.Image:
     cells: list[list[tuple[Image.Image, str]]] = []
     for pair in pairs:
         c_name, s_name = pair.split(":")
         content = to_tensor(resize_to(read_image(REPO / "samples" / "content" / f"{c_name}.jpg"), size))
-        style = load_image(REPO / "samples" / "style" / f"{s_name}.jpg", max_side=512)
+        style = load_image(REPO / "samples" / "style" / f"{s_name}.jpg", max_side=DEFAULT_STYLE_SIZE)
         row = [(to_pil(content), c_name), (to_pil(style), s_name)]
         for label, (algo_name, overrides) in variants.items():
             algo = get_algorithm(algo_name)
+            if steps is not None and algo.kind != "feedforward":
+                overrides = {**overrides, "steps": steps}
             result = algo.stylize(content, [style], build_params(algo.params_type, overrides))
             d = quality(result.image, content, style)
             row.append(
@@ -80,11 +83,14 @@ def render(pairs: list[str], size: int, variants: dict) -> Image.Image:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--steps", type=int, help="optimisation steps (default: each algorithm's own)")
     ap.add_argument("--pairs", nargs="+", default=PAIRS, help="content:style names from samples/")
     ap.add_argument("--out", type=Path, default=REPO / "docs" / "gatys_512.jpg")
     ap.add_argument("--variants", nargs="+", default=DEFAULT_VARIANTS, choices=list(VARIANTS))
     args = ap.parse_args()
-    render(args.pairs, args.size, {k: VARIANTS[k] for k in args.variants}).save(args.out, quality=88)
+    render(args.pairs, args.size, {k: VARIANTS[k] for k in args.variants}, args.steps).save(
+        args.out, quality=88
+    )
     print(f"wrote {args.out}")
 
 

@@ -32,10 +32,11 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from algorithms.vgg import MIN_SIDE
+
 from .files import write_atomic
 
 MAX_PIXELS = 64_000_000  # 8000 x 8000; a PNG header can declare far more than memory holds
-MIN_SIDE = 16
 DEFAULT_MAX_SIZE = 8192  # output and style sizes: MIN_SIDE..8192 px unless $STYLEGRID_MAX_SIZE says more
 MAX_SIZE_ENV = "STYLEGRID_MAX_SIZE"
 

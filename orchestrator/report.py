@@ -32,7 +32,7 @@ import pandas as pd
 
 from algorithms.metrics import MEASURES, Measure
 
-from . import plots
+from . import pictures
 from .files import safe_name, write_atomic
 from .images import ImageError, read_image, resize_to
 from .results import read_results, rows_dir
@@ -195,13 +195,13 @@ def _plots_html(df: pd.DataFrame, report: Path) -> list[str]:
     ok = df[df["status"] == "ok"]
     if ok.empty:
         return ["<p>No finished job yet.</p>"]
-    palette = plots.colours(ok["algorithm"].unique())
+    palette = pictures.colours(ok["algorithm"].unique())
     parts = ["<h2>Trade-offs</h2>", "<p>Each point a job; lines join each algorithm's Pareto front "
              "(the jobs no other job of that algorithm beats on both measures).</p>", '<div class="plots">']  # fmt: skip
     for c in CONTENT_MEASURES:
         for s in STYLE_MEASURES:
             name = f"plots/tradeoff_{c.name}_{s.name}.png"
-            write_atomic(report / name, plots.trade_off(ok, c, s, palette))
+            write_atomic(report / name, pictures.trade_off(ok, c, s, palette))
             parts.append(f'<img src="{name}" alt="{_e(s.name)} against {_e(c.name)}">')
     parts.append("</div>")
     varied = varied_parameters(df)
@@ -210,11 +210,12 @@ def _plots_html(df: pd.DataFrame, report: Path) -> list[str]:
         for algorithm, parameter in varied:
             name = f"plots/param_{safe_name(algorithm)}_{safe_name(parameter)}.png"
             write_atomic(
-                report / name, plots.parameter_effect(ok, algorithm, parameter, MEASURES, palette[algorithm])
+                report / name,
+                pictures.parameter_effect(ok, algorithm, parameter, MEASURES, palette[algorithm]),
             )
             parts.append(f'<img src="{name}" alt="{_e(algorithm)}: {_e(parameter)}">')
         parts.append("</div>")
-    write_atomic(report / "plots/seconds.png", plots.seconds_by_algorithm(ok, palette))
+    write_atomic(report / "plots/seconds.png", pictures.seconds_by_algorithm(ok, palette))
     parts += ["<h2>Time</h2>", '<img src="plots/seconds.png" alt="seconds per job by algorithm">']
     return parts
 

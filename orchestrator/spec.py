@@ -1,4 +1,7 @@
-"""Experiment specs: one YAML file -> a validated ``SweepSpec``.
+"""The three YAML specs stylegrid reads, validated by pydantic, and their path rules:
+``SweepSpec`` (``stylegrid sweep``), ``CatalogSpec`` (``stylegrid stylize-catalog``) and
+``TrainSpec`` (``stylegrid train-adain``). Every error names the file, the field and what is
+allowed; relative paths in a file are taken from the file's folder. A sweep spec:
 
     name: demo
     content: [../samples/content/tubingen.jpg, ../samples/content/*.jpg, ../samples/content/]
@@ -28,14 +31,17 @@ from __future__ import annotations
 
 import glob
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import pydantic
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from algorithms import ALGORITHMS, get_algorithm
+from algorithms.base import DEFAULT_SIZE, DEFAULT_STYLE_SIZE
+from algorithms.vgg import MIN_SIDE
 
 from .images import check_size
 from .params import ParameterError, check_names
@@ -67,8 +73,8 @@ class SweepSpec(BaseModel):
     style: list[str] = Field(min_length=1)
     algorithms: list[AlgorithmSpec] = Field(min_length=1)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
-    size: int = Field(256, description="output long side in pixels (16..8192)")
-    style_size: int = Field(512, description="maximum long side of style images (16..8192)")
+    size: int = Field(DEFAULT_SIZE, description="output long side in pixels (16..8192)")
+    style_size: int = Field(DEFAULT_STYLE_SIZE, description="maximum long side of style images (16..8192)")
     steps: int | None = Field(None, gt=0, description="overrides every algorithm's steps")
     resources: Resources = Field(default_factory=Resources)
     output: str | None = Field(None, description="results folder; default runs/<name> in the current folder")
@@ -194,3 +200,91 @@ def output_dir(spec: BaseModel, spec_path: str | os.PathLike, override: str | No
     if spec.output:
         return resolve_path(spec.output, spec_dir(spec_path)).resolve()
     return (Path.cwd() / "runs" / spec.name).resolve()
+
+
+class CatalogSpec(BaseModel):
+    """``stylegrid stylize-catalog``'s options; the YAML file has the same fields."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    input: str = Field(description="a folder (searched recursively), a glob, or a .csv / .parquet manifest")
+    style: list[str] = Field(min_length=1, description="style image files; every source gets each one")
+    out: str = Field(description="output folder: images/, manifest/ and the MLflow store")
+    algorithm: str = "adain"
+    size: int | None = Field(
+        DEFAULT_SIZE, description="long side of the outputs (16..8192); null keeps each image's size"
+    )
+    style_size: int = Field(
+        DEFAULT_STYLE_SIZE, description="maximum long side of the style images (16..8192)"
+    )
+    alpha: float | None = Field(None, ge=0, le=1, description="style strength (the algorithm's default)")
+    params: dict[str, Any] = Field(default_factory=dict, description="other algorithm parameters")
+    format: Literal["png", "jpeg"] = "png"
+    quality: int = Field(92, ge=1, le=100, description="JPEG quality")
+    batch_size: int | None = Field(
+        None, gt=0, description="images per model call; default 1 on CPUs, 8 on GPUs"
+    )
+    num_gpus: float | None = Field(None, ge=0, description="GPUs to use; default every GPU of the cluster")
+    actors: int | None = Field(None, gt=0, description="model replicas; default from the cluster's resources")
+    path_column: str = Field("path", description="the manifest column holding the image paths")
+    tracking_uri: str | None = Field(
+        None, description="MLflow; default MLFLOW_TRACKING_URI, else sqlite:///<out>/mlflow.db"
+    )
+    experiment: str = "stylize-catalog"
+
+    @field_validator("size", "style_size")
+    @classmethod
+    def _bounded(cls, value: int | None) -> int | None:
+        return value if value is None else check_size(value, "size")
+
+
+def load_catalog_spec(path: str | os.PathLike, overrides: Mapping[str, Any] | None = None) -> CatalogSpec:
+    """A YAML catalog spec with command-line ``overrides``; relative paths in the file are taken
+    from the file's folder."""
+    p = Path(path)
+    spec = read_model(p, CatalogSpec, "input, style, out, algorithm, size, ...")
+    base = p.resolve().parent
+    rebased = {
+        "input": str(resolve_path(spec.input, base)),
+        "out": str(resolve_path(spec.out, base)),
+        "style": [str(resolve_path(s, base)) for s in spec.style],
+    }
+    return spec.model_copy(update={**rebased, **(overrides or {})})
+
+
+class TrainSpec(BaseModel):
+    """``experiments/train_adain.yaml``; the defaults are the paper's / pytorch-AdaIN's."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+    content: list[str] = Field(min_length=1, description="files, globs or folders of photographs")
+    style: list[str] = Field(min_length=1, description="files, globs or folders of paintings")
+    steps: int = Field(160000, gt=0, description="optimiser steps (pytorch-AdaIN: 160000)")
+    batch_size: int = Field(8, gt=0, description="images per step over all workers")
+    image_size: int = Field(512, ge=MIN_SIDE, description="the shorter side is resized to this")
+    crop: int = Field(256, ge=MIN_SIDE, description="random square crops of this side")
+    lr: float = Field(1e-4, gt=0)
+    lr_decay: float = Field(5e-5, ge=0, description="lr / (1 + lr_decay x step)")
+    style_weight: float = Field(1.0, ge=0, description="weight of the mean/std style loss")
+    encoder: Literal["caffe"] = "caffe"
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    num_workers: int = Field(2, gt=0, description="Ray Train workers (one per GPU on a cluster)")
+    use_gpu: bool = False
+    cpus_per_worker: float = Field(1.0, gt=0)
+    log_every: int = Field(10, gt=0)
+    sample_every: int = Field(500, gt=0)
+    checkpoint_every: int = Field(1000, gt=0)
+    keep_checkpoints: int = Field(3, gt=0)
+    seed: int = 0
+    init_decoder: str | None = Field(None, description="start from this decoder file (fine-tuning)")
+    output: str | None = Field(None, description="default runs/<name> in the current folder")
+    tracking_uri: str | None = Field(
+        None, description="default MLFLOW_TRACKING_URI, else a SQLite store in output"
+    )
+
+
+def load_train_spec(path: str | os.PathLike) -> TrainSpec:
+    p = Path(path)
+    spec = read_model(p, TrainSpec, "name, content, style, steps, ...")
+    if spec.crop > spec.image_size:
+        raise SpecError(f"{p}: crop ({spec.crop}) must be at most image_size ({spec.image_size})")
+    return spec

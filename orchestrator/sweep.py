@@ -9,155 +9,40 @@ search space, while a stylegrid spec that gains an image must run just the new j
   targets warm across its jobs, with the spec's ``num_cpus`` / ``num_gpus``.
 * An exception inside a job comes back as a failed outcome (recorded with its error); a worker
   process that dies is replaced and its job retried up to ``retries`` times.
-* Results flow to one writer thread (``Sink``): image file, MLflow child run, then the job's
+* Results flow to one writer thread (``sink.Sink``): image file, MLflow child run, then the job's
   Parquet row, in that order, as each job finishes. Ctrl-C stops the workers, lets the writer
   finish what had finished, and leaves every written row in place.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import queue
-import sys
-import threading
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from algorithms.base import group_sums
 from algorithms.metrics import MEASURES
 
-from .files import WriteError, remove_partial_files, safe_name, write_atomic
+from .files import WriteError, remove_partial_files
 from .jobs import Expansion, Job, plan_jobs
-from .lock import arm_sigterm, folder_lock, sigterm_as_interrupt
-from .provenance import provenance
+from .lock import folder_lock, sigterm_as_interrupt
 from .report import write_report
 from .results import (
     collect,
     finished_status,
     load_rows,
-    param_cells,
     read_results,
-    result_schema,
     rows_dir,
     status_by_job,
-    write_row,
 )  # fmt: skip
+from .runtime import Console, Summary, start_ray
+from .sink import Sink, SweepRuns
 from .spec import SweepSpec, load_spec, output_dir
-from .tracking import MlflowWriter, resolve_tracking_uri, ui_command
+from .tracking import Tracker, resolve_tracking_uri, ui_command
 from .worker import JobOutcome, JobRunner
-
-
-def image_path(output: Path, job: Job) -> Path:
-    """Where a job's image goes, named for what it is:
-    ``images/<algorithm>/<content>__<style>__<param>-<value>...__<id8>.png`` (the parameters
-    that vary between the spec's jobs of that algorithm), always inside ``output``."""
-    parts = [
-        safe_name(Path(job.content).stem),
-        safe_name(Path(job.style).stem),
-        *(safe_name(f"{k}-{v}", keep_dots=True) for k, v in job.variant_items()),
-        job.job_id[:8],
-    ]
-    return output / "images" / safe_name(job.algorithm) / ("__".join(parts) + ".png")
-
-
-def result_row(
-    job: Job, outcome: JobOutcome, sweep_id: str, spec_name: str, image: str, run_id: str, attempts: int
-):
-    losses = outcome.final_losses
-    loss_content, loss_style = group_sums(losses)
-    row = {
-        "job_id": job.job_id,
-        "sweep_id": sweep_id,
-        "spec_name": spec_name,
-        "status": outcome.status,
-        "error": outcome.error or outcome.note,
-        "algorithm": job.algorithm,
-        "variant": job.variant,
-        "content": job.content,
-        "style": job.style,
-        "content_name": Path(job.content).name,
-        "style_name": Path(job.style).name,
-        "content_sha256": job.content_sha256,
-        "style_sha256": job.style_sha256,
-        "seed": job.seed,
-        "size": job.size,
-        "steps": job.params.get("steps"),
-        "evaluations": outcome.evaluations,
-        "loss_total": losses.get("total"),
-        "loss_content": loss_content,
-        "loss_style": loss_style,
-        "losses_json": json.dumps(losses),
-        **{m.name: outcome.quality.get(m.name) for m in MEASURES},
-        "wall_seconds": outcome.wall_seconds,
-        "started_at": datetime.fromtimestamp(outcome.started_at, UTC) if outcome.started_at else None,
-        "host": outcome.host,
-        "device": outcome.device,
-        "precision": outcome.precision,
-        "output_image": image,
-        "mlflow_run_id": run_id,
-        "attempts": attempts,
-        "finished_at": datetime.now(UTC),
-        "code_version": provenance().code_version,
-        "params_json": json.dumps(job.params, sort_keys=True),
-    }
-    row.update(param_cells(job.params, result_schema()))
-    return row
-
-
-@dataclass
-class Sink:
-    """The single writer: a thread that turns finished outcomes into files, runs and rows."""
-
-    output: Path
-    sweep_id: str
-    spec_name: str
-    mlflow: MlflowWriter | None
-    counts: dict[str, int] = field(default_factory=lambda: {"ok": 0, "failed": 0})
-    warnings: list[str] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.queue: queue.Queue = queue.Queue()
-        self.thread = threading.Thread(target=self._loop, name="stylegrid-writer", daemon=True)
-        self.thread.start()
-
-    def put(self, job: Job, outcome: JobOutcome, attempts: int) -> None:
-        self.queue.put((job, outcome, attempts))
-
-    def close(self) -> None:
-        self.queue.put(None)
-        self.thread.join()
-
-    def _loop(self) -> None:
-        while (item := self.queue.get()) is not None:
-            job, outcome, attempts = item
-            try:
-                self.write(job, outcome, attempts)
-            except Exception as exc:  # a writer failure must not lose the other jobs
-                self.counts["failed"] += 1  # not recorded: it runs again next time
-                self.warnings.append(f"{job.label}: not recorded ({exc}); it runs again next time")
-
-    def write(self, job: Job, outcome: JobOutcome, attempts: int) -> None:
-        image_rel = ""
-        image = None
-        if outcome.png is not None:
-            image = write_atomic(image_path(self.output, job), outcome.png)
-            image_rel = str(image.relative_to(self.output))
-        run_id = ""
-        if self.mlflow is not None:
-            try:
-                run_id = self.mlflow.log_job(job, outcome, image, attempts)
-            except Exception as exc:
-                self.warnings.append(f"{job.label}: MLflow logging failed ({type(exc).__name__}: {exc})")
-        write_row(
-            self.output, result_row(job, outcome, self.sweep_id, self.spec_name, image_rel, run_id, attempts)
-        )
-        self.counts[outcome.status] = self.counts.get(outcome.status, 0) + 1
 
 
 @dataclass
@@ -172,6 +57,20 @@ class SweepSummary:
     warnings: list[str]
     report: Path | None = None
     folded_seeds: int = 0
+
+    def summary(self) -> Summary:
+        places = [
+            ("results", f"{self.output / 'results.parquet'} (stylegrid results {self.output})"),
+            ("images", str(self.output / "images")),
+            ("MLflow", ui_command(self.tracking_uri)),
+        ]
+        if self.report is not None:
+            places.append(("report", str(self.report)))
+        headline = (
+            f"{self.ok} ok, {self.failed} failed, {self.skipped} skipped (already done) of {self.total} jobs"
+            f"{' (interrupted)' if self.interrupted else ''}"
+        )
+        return Summary(headline, places, self.warnings, self.interrupted)
 
 
 # the results table logged to the parent MLflow run (the UI shows it as a table)
@@ -211,7 +110,7 @@ def run_sweep(
 
 
 def _run_locked(spec, spec_path, expansion, out, max_concurrent, quiet, ray_init_kwargs) -> SweepSummary:
-    log = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
+    console = Console(quiet)
     jobs = expansion.jobs
     remove_partial_files(out, [out / "images", rows_dir(out), out / "report"])
     rows = load_rows(out)
@@ -219,7 +118,7 @@ def _run_locked(spec, spec_path, expansion, out, max_concurrent, quiet, ray_init
     done = status_by_job(rows.table)
     todo = [j for j in jobs if done.get(j.job_id) != "ok"]
     tracking_uri, embedded = resolve_tracking_uri(spec.tracking_uri, out)
-    mlflow = MlflowWriter(tracking_uri, spec.name, out / "mlartifacts" if embedded else None, out)
+    mlflow = SweepRuns(Tracker(tracking_uri, spec.name, out / "mlartifacts" if embedded else None), out)
     closed = mlflow.close_stale_runs({j for j, st in done.items() if st == "ok"})
     if closed:
         warnings.append(f"{closed} MLflow run(s) of an earlier, killed sweep of {out} closed as KILLED")
@@ -231,15 +130,15 @@ def _run_locked(spec, spec_path, expansion, out, max_concurrent, quiet, ray_init
     }
     mlflow.start_sweep(sweep_id, str(spec_path), spec.model_dump(), counts)
     sink = Sink(out, sweep_id, spec.name, mlflow, warnings=warnings)
-    log(f"sweep {spec.name} ({sweep_id}): {describe_counts(expansion, len(jobs) - len(todo))}")
+    console.say(f"sweep {spec.name} ({sweep_id}): {describe_counts(expansion, len(jobs) - len(todo))}")
     interrupted = False
     report = None
     try:
         if todo:
-            _schedule(spec, todo, sink, max_concurrent, quiet, ray_init_kwargs)
+            _schedule(spec, todo, sink, max_concurrent, console, ray_init_kwargs)
     except KeyboardInterrupt:
         interrupted = True
-        log("interrupted: stopping the workers; finished jobs are kept")
+        console.say("interrupted: stopping the workers; finished jobs are kept")
     finally:
         # Each step on its own: a full disk or a lost tracking server at the end must neither hide
         # the summary nor leave the parent run RUNNING.
@@ -287,23 +186,29 @@ def describe_counts(expansion: Expansion, done: int) -> str:
 
 
 def _schedule(
-    spec: SweepSpec, todo: list[Job], sink: Sink, max_concurrent: int | None, quiet: bool, init_kwargs: dict
+    spec: SweepSpec,
+    todo: list[Job],
+    sink: Sink,
+    max_concurrent: int | None,
+    console: Console,
+    init_kwargs: dict,
 ) -> None:
     import ray
     from ray.exceptions import RayActorError
-    from tqdm import tqdm
 
-    if not ray.is_initialized():
-        ray.init(**{"logging_level": "WARNING", "include_dashboard": False, **init_kwargs})
-        arm_sigterm()  # Ray's core replaced the SIGTERM handler
+    start_ray(init_kwargs, quiet=console.quiet)
     slots = worker_slots(spec, len(todo), max_concurrent, ray.cluster_resources())
     threads = max(1, math.ceil(spec.resources.num_cpus))
     actor_cls = ray.remote(JobRunner).options(
         num_cpus=spec.resources.num_cpus, num_gpus=spec.resources.num_gpus, max_restarts=0, max_task_retries=0
     )
 
+    ready: dict[Any, Any] = {}  # actor -> its __ray_ready__ reference, until it has started
+
     def new_actor():
-        return actor_cls.remote(threads)
+        actor = actor_cls.remote(threads)
+        ready[actor] = actor.__ray_ready__.remote()
+        return actor
 
     # Each image file goes into the object store once; workers on any node read it from there.
     refs: dict[str, Any] = {}
@@ -315,10 +220,10 @@ def _schedule(
     queue_ = deque(todo)
     attempts: dict[str, int] = {}
     pending: dict[Any, tuple[Job, Any]] = {}
-    started: dict[Any, float] = {}  # when each pending job was handed to its worker
-    bar = tqdm(
-        total=len(todo), unit="job", disable=quiet, file=sys.stderr, dynamic_ncols=True, mininterval=1.0
-    )
+    # When each pending job's worker began it: a job's time limit starts once its actor has
+    # started (a new worker process, under load, can take longer to start than a job to run).
+    started: dict[Any, float | None] = {}
+    bar = console.bar(len(todo), "job")
     shown: tuple = ()
     try:
         while queue_ or pending:
@@ -327,15 +232,18 @@ def _schedule(
                 attempts[job.job_id] = attempts.get(job.job_id, 0) + 1
                 ref = actor.run.remote(job, refs[job.content_sha256], refs[job.style_sha256])
                 pending[ref] = (job, actor)
-                started[ref] = time.monotonic()
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
-            finished: list[tuple[Any, str | None]] = [(ref, None) for ref in ready]
+                started[ref] = None
+            done, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+            finished: list[tuple[Any, str | None]] = [(ref, None) for ref in done]
             if spec.timeout_s is not None:
                 now = time.monotonic()
+                for ref, (_, actor) in pending.items():
+                    if started[ref] is None and _is_ready(ready, actor):
+                        started[ref] = now
                 finished += [
                     (ref, f"timed out after {spec.timeout_s:g} s")
                     for ref in pending
-                    if ref not in ready and now - started[ref] > spec.timeout_s
+                    if ref not in done and started[ref] is not None and now - started[ref] > spec.timeout_s
                 ]
             for ref, timed_out in finished:
                 job, actor = pending.pop(ref)
@@ -347,6 +255,7 @@ def _schedule(
                     idle.append(actor)
                 except (RayActorError, TimeoutError) as exc:  # the worker died or hung: replace it
                     ray.kill(actor)
+                    ready.pop(actor, None)
                     idle.append(new_actor())
                     if attempts[job.job_id] <= spec.retries:
                         queue_.appendleft(job)
@@ -372,18 +281,17 @@ def _schedule(
             ray.kill(actor)
 
 
-def print_summary(summary: SweepSummary) -> None:
-    print(
-        f"{summary.ok} ok, {summary.failed} failed, {summary.skipped} skipped (already done) "
-        f"of {summary.total} jobs{' (interrupted)' if summary.interrupted else ''}"
-    )
-    for w in summary.warnings:
-        print(f"warning: {w}", file=sys.stderr)
-    print(f"results: {summary.output / 'results.parquet'} (stylegrid results {summary.output})")
-    print(f"images:  {summary.output / 'images'}")
-    print(f"MLflow:  {ui_command(summary.tracking_uri)}")
-    if summary.report is not None:
-        print(f"report:  {summary.report}")
+def _is_ready(ready: dict, actor) -> bool:
+    """Whether ``actor`` has started (its ``__ray_ready__`` returned); forgets it once it has."""
+    import ray
+
+    ref = ready.get(actor)
+    if ref is None:
+        return True
+    if ray.wait([ref], timeout=0)[0]:
+        del ready[actor]
+        return True
+    return False
 
 
 def plan(spec_path: str, output: str | None = None, sample: int = 10) -> str:

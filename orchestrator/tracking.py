@@ -1,14 +1,15 @@
-"""MLflow: one experiment per spec, one parent run per sweep invocation, one child run per job.
+"""MLflow: one tracking path for every workflow.
 
-Everything is logged from the driver through one ``MlflowWriter`` (used by the single writer
-thread of ``sweep.Sink``), with ``MlflowClient.log_batch``: concurrent jobs never write to the
-store themselves, so a SQLite store is never hit by two writers ("database is locked").
+``Tracker`` wraps one experiment of one store and is the only code that talks to MLflow: runs
+(parent and child), parameters and metrics in batches (MLflow's ``log_batch`` limits), artifacts
+from bytes or folders, images by step, and the end of a run. Each workflow decides what it logs:
+a sweep's single writer thread (``sink.py``) logs a child run per job under one parent run per
+invocation; a catalog logs one run with its counts and a contact sheet; training's rank 0 logs the
+losses, sample grids and checkpoints into the run its driver created.
 
-Each child run carries the job's real start and end (measured in the worker), its parameters
-(those that apply), step metrics, every quality measure, the output image through ``log_image``
-(with the ``snapshot_every`` snapshots under the same key, by step) and a loss-curve plot; every
-run is tagged with stylegrid's version and git commit (``provenance.py``), the host and the
-device. The parent run carries the results table (``log_table``) and the HTML report.
+Writes are retried a few times when the store is briefly unavailable: a SQLite store shared by a
+driver and a training worker can answer "database is locked", a tracking server can drop a
+connection. Every run is tagged with stylegrid's version and git commit (``provenance.py``).
 
 The store: the spec's ``tracking_uri``, else ``MLFLOW_TRACKING_URI``, else the embedded
 ``sqlite:///<output>/mlflow.db`` with artifacts in ``<output>/mlartifacts`` (``mlflow ui
@@ -18,25 +19,23 @@ printed or logged (``redact_uri``).
 
 from __future__ import annotations
 
-import io
-import json
 import logging
-import math
 import os
 import tempfile
 import time
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from algorithms import StepLoss
-
-from .images import png_bytes
-from .jobs import Job
 from .provenance import provenance
 
-MAX_BATCH_METRICS = 1000  # MLflow's log_batch limit
+MAX_BATCH_METRICS = 1000  # MLflow's log_batch limits
 MAX_BATCH_PARAMS = 100
+PARAM_CHARS = 6000  # MLflow's limit on a parameter's value
+RETRIES = 3  # attempts of a write that met a transient store error
+RETRY_WAIT_S = 0.5  # doubled after each attempt
+T = TypeVar("T")
 
 
 def default_tracking_uri(output: Path) -> str:
@@ -75,63 +74,13 @@ def ui_command(tracking_uri: str) -> str:
     return f"open {shown} (the MLflow server)"
 
 
-def _quiet_mlflow() -> None:
+def quiet_mlflow() -> None:
+    """MLflow, alembic and SQLAlchemy at WARNING (call after importing mlflow, which sets its own
+    logger's level), and no "View run ... at: <URI>" lines: two per run across a progress bar,
+    with the URI's password in them. The summaries say where the runs are."""
     for name in ("mlflow", "alembic", "sqlalchemy"):
         logging.getLogger(name).setLevel(logging.WARNING)
-
-
-PLOT_COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-                (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]  # fmt: skip
-
-
-def loss_curve_png(history: list[StepLoss], title: str, size: tuple[int, int] = (640, 360)) -> bytes:
-    """Every loss term against the step on a log scale, drawn with Pillow, as PNG bytes.
-
-    Rendered by the worker, not by the driver's single writer (matplotlib took 0.15 s per plot
-    here, which the driver then spent on every job; this takes a few milliseconds).
-    """
-    from PIL import Image, ImageDraw
-
-    w, h = size
-    left, right, top, bottom = 60, 150, 24, 30
-    img = Image.new("RGB", size, "white")
-    draw = ImageDraw.Draw(img)
-    draw.text((left, 6), title[:80], fill="black")
-    names = [
-        n for n in (history[0].losses if history else {}) if any(s.losses.get(n, 0) > 0 for s in history)
-    ]
-    values = [v for s in history for n in names if (v := s.losses.get(n, 0)) > 0 and math.isfinite(v)]
-    if not values:
-        draw.text((left, h // 2), "no positive losses to plot", fill="black")
-        return png_bytes(img)
-    lo, hi = math.floor(math.log10(min(values))), math.ceil(math.log10(max(values)))
-    hi = hi if hi > lo else lo + 1
-    last = max(s.step for s in history)
-    first = min(s.step for s in history)
-
-    def xy(step: int, value: float) -> tuple[float, float]:
-        fx = (step - first) / (last - first) if last > first else 0.5
-        fy = (math.log10(value) - lo) / (hi - lo)
-        return left + fx * (w - left - right), h - bottom - fy * (h - top - bottom)
-
-    draw.rectangle((left, top, w - right, h - bottom), outline="black")
-    for decade in range(lo, hi + 1):
-        _, y = xy(first, 10.0**decade)
-        draw.line((left - 4, y, left, y), fill="black")
-        draw.text((4, y - 6), f"1e{decade}", fill="black")
-    draw.text((left, h - bottom + 4), f"step {first}", fill="black")
-    draw.text((w - right - 60, h - bottom + 4), f"step {last}", fill="black")
-    for i, name in enumerate(names):
-        colour = PLOT_COLOURS[i % len(PLOT_COLOURS)]
-        points = [xy(s.step, v) for s in history if (v := s.losses.get(name, 0)) > 0 and math.isfinite(v)]
-        if len(points) > 1:
-            draw.line(points, fill=colour, width=3 if name == "total" else 1)
-        else:  # one step (a feed-forward pass): a marker per term, spread so that none hides another
-            x, y = points[0]
-            x += (i + 1) * (w - left - right) / (len(names) + 1) - (w - left - right) / 2
-            draw.ellipse((x - 4, y - 4, x + 4, y + 4), fill=colour)
-        draw.text((w - right + 8, top + 14 * i), name, fill=colour)
-    return png_bytes(img)
+    os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
 
 
 EXPERIMENT_KIND = "custom_model_development"  # the MLflow UI's model-training view, not GenAI's
@@ -152,196 +101,130 @@ def experiment_id(client, name: str, artifact_root: Path | None) -> str:
     return found.experiment_id
 
 
-def _ms(seconds: float) -> int:
+def ms(seconds: float) -> int:
+    """MLflow's timestamps: integer milliseconds."""
     return int(seconds * 1000)
 
 
-class MlflowWriter:
-    """Parent and child runs of one sweep, written from the driver's single writer thread."""
+def transient(exc: BaseException) -> bool:
+    """A store error worth retrying: SQLite busy, or a connection that dropped."""
+    text = str(exc).lower()
+    return isinstance(exc, ConnectionError) or "database is locked" in text or "connection reset" in text
 
-    def __init__(
-        self, tracking_uri: str, experiment: str, artifact_root: Path | None, output: Path | None = None
-    ):
+
+def retried(call: Callable[[], T], attempts: int = RETRIES, wait: float = RETRY_WAIT_S) -> T:
+    """``call()``, again after ``wait``, ``2 wait``, ... when it fails with a ``transient`` error."""
+    for attempt in range(attempts):
+        try:
+            return call()
+        except Exception as exc:
+            if attempt == attempts - 1 or not transient(exc):
+                raise
+            time.sleep(wait * 2**attempt)
+    raise AssertionError("unreachable")
+
+
+class Tracker:
+    """One MLflow experiment (``experiment`` None: only runs that already exist are written)."""
+
+    def __init__(self, tracking_uri: str, experiment: str | None = None, artifact_root: Path | None = None):
         from mlflow.tracking import MlflowClient
 
-        _quiet_mlflow()  # after the import: mlflow sets its own logger's level when imported
-        # MLflow prints "View run ... at: <URI>" per run to a server: two lines per job across the
-        # progress bar, and the URI's password with them. The summary says where the runs are.
-        os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
-
-        self.client = MlflowClient(tracking_uri=tracking_uri)
+        quiet_mlflow()
         self.tracking_uri = tracking_uri
-        self.experiment_id = experiment_id(self.client, experiment, artifact_root)
-        self.parent_run_id: str | None = None
+        self.client = MlflowClient(tracking_uri=tracking_uri)
+        self.experiment_id = (
+            retried(lambda: experiment_id(self.client, experiment, artifact_root)) if experiment else None
+        )
         self.base_tags = provenance().tags()
-        if output is not None:  # which results folder a run belongs to (see close_stale_runs)
-            self.base_tags[OUTPUT_TAG] = str(output)
-        self.output = output
 
-    def close_stale_runs(self, recorded_jobs: set[str]) -> int:
-        """Tidy what a killed sweep of this output folder left (call it holding the folder's
-        lock, so no live sweep writes there): its RUNNING runs are closed as KILLED, and a job's
-        finished child run whose row was never written is deleted (its job runs again and logs a
-        new one), so each recorded job has exactly one finished run. Returns the runs changed."""
-        if self.output is None:
-            return 0
-        from mlflow.entities import ViewType
+    def start_run(
+        self,
+        name: str,
+        tags: Mapping[str, str] | None = None,
+        parent: str | None = None,
+        start_time: float | None = None,
+    ) -> str:
+        """A new RUNNING run (a child of ``parent`` when given) tagged with the provenance."""
+        all_tags = {**self.base_tags, "stylegrid.host": provenance().host, **(tags or {})}
+        if parent:
+            all_tags["mlflow.parentRunId"] = parent
+        start = None if start_time is None else ms(start_time)
+        run = retried(
+            lambda: self.client.create_run(self.experiment_id, start_time=start, run_name=name, tags=all_tags)
+        )
+        return run.info.run_id
 
-        changed = 0
-        page_token = None
-        while True:
-            runs = self.client.search_runs(
-                [self.experiment_id], run_view_type=ViewType.ACTIVE_ONLY, max_results=1000,
-                page_token=page_token,
-            )  # fmt: skip
-            for run in runs:
-                tags = run.data.tags
-                if tags.get(OUTPUT_TAG) != str(self.output):
-                    continue
-                if run.info.status == "RUNNING":
-                    self.client.set_terminated(run.info.run_id, status="KILLED")
-                    changed += 1
-                elif (
-                    tags.get("stylegrid.kind") == "job"
-                    and run.info.status == "FINISHED"
-                    and tags.get("stylegrid.job_id") not in recorded_jobs
-                ):
-                    self.client.delete_run(run.info.run_id)
-                    changed += 1
-            page_token = runs.token
-            if not page_token:
-                return changed
+    def resume_run(self, run_id: str) -> None:
+        retried(lambda: self.client.update_run(run_id, status="RUNNING"))
 
-    def start_sweep(self, sweep_id: str, spec_path: str, spec: dict[str, Any], counts: dict[str, int]) -> str:
+    def log_params(self, run_id: str, values: Mapping[str, Any], limit: int = PARAM_CHARS) -> None:
         from mlflow.entities import Param
 
-        run = self.client.create_run(
-            self.experiment_id,
-            run_name=f"sweep {sweep_id}",
-            tags={
-                **self.base_tags,
-                "stylegrid.sweep_id": sweep_id,
-                "stylegrid.spec": spec_path,
-                "stylegrid.kind": "sweep",
-                "stylegrid.host": provenance().host,
-                "mlflow.source.name": spec_path,
-            },
-        )
-        self.parent_run_id = run.info.run_id
-        shown = {
-            **spec,
-            "tracking_uri": redact_uri(spec["tracking_uri"]) if spec.get("tracking_uri") else None,
-        }
-        params = [Param("spec_path", spec_path), Param("spec", json.dumps(shown)[:6000])]
-        params += [Param(k, str(v)) for k, v in counts.items()]
-        self.client.log_batch(self.parent_run_id, params=params)
-        return self.parent_run_id
+        params = [Param(k, (v if isinstance(v, str) else str(v))[:limit]) for k, v in values.items()]
+        for i in range(0, len(params), MAX_BATCH_PARAMS):
+            batch = params[i : i + MAX_BATCH_PARAMS]
+            retried(lambda b=batch: self.client.log_batch(run_id, params=b))
 
-    def end_sweep(
-        self, status: str, counts: dict[str, int], table: Any = None, report: Path | None = None
+    def log_metrics(
+        self, run_id: str, values: Mapping[str, float], step: int = 0, timestamp: float | None = None
     ) -> None:
-        """Closes the parent run with the job counts, the results table (shown as a table by the
-        MLflow UI) and the report folder."""
+        """One value per metric at ``step`` (None values are left out)."""
         from mlflow.entities import Metric
 
-        if self.parent_run_id is None:
-            return
-        now = _ms(time.time())
-        self.client.log_batch(
-            self.parent_run_id, metrics=[Metric(f"jobs_{k}", v, now, 0) for k, v in counts.items()]
-        )
-        if table is not None and len(table):
-            self.client.log_table(self.parent_run_id, data=table, artifact_file="results_table.json")
-        if report is not None and report.is_dir():
-            self.client.log_artifacts(self.parent_run_id, str(report), "report")
-        self.client.set_terminated(self.parent_run_id, status=status)
+        now = ms(time.time() if timestamp is None else timestamp)
+        self.log_history(run_id, [Metric(k, float(v), now, step) for k, v in values.items() if v is not None])
 
-    def log_job(self, job: Job, outcome: Any, image: Path | None, attempts: int) -> str:
-        """One child run: the job's parameters, step metrics, quality measures, the image (and
-        its snapshots) through ``log_image``, the loss curve, with the job's real start and end."""
-        from mlflow.entities import Metric, Param
-
-        started = outcome.started_at or time.time()
-        finished = outcome.finished_at or time.time()
-        tags = {
-            **self.base_tags,
-            "stylegrid.job_id": job.job_id,
-            "stylegrid.kind": "job",
-            "algorithm": job.algorithm,
-            "variant": job.variant,
-            "content": Path(job.content).name,
-            "style": Path(job.style).name,
-            "status": outcome.status,
-            "stylegrid.host": outcome.host,
-            "stylegrid.device": outcome.device,
-        }
-        if self.parent_run_id:
-            tags["mlflow.parentRunId"] = self.parent_run_id
-        run = self.client.create_run(
-            self.experiment_id, start_time=_ms(started), run_name=job.label, tags=tags
-        )
-        run_id = run.info.run_id
-        params = {
-            **{k: json.dumps(v) if not isinstance(v, str) else v for k, v in job.params.items()},
-            "algorithm": job.algorithm,
-            "size": str(job.size),
-            "style_size": str(job.style_size),
-            "content": job.content,
-            "style": job.style,
-        }
-        if job.seed is not None:
-            params["seed"] = str(job.seed)
-        param_list = [Param(k, str(v)[:6000]) for k, v in params.items()]
-        last = max((h.step for h in outcome.history), default=1)
-
-        def at(step: int) -> int:  # steps spread over the job's duration
-            return _ms(started + (finished - started) * step / last)
-
-        metrics = [
-            Metric(name, value, at(h.step), h.step)
-            for h in outcome.history
-            for name, value in h.losses.items()
-        ]
-        finals = {
-            **outcome.quality,
-            "wall_seconds": outcome.wall_seconds,
-            "evaluations": float(outcome.evaluations),
-            "attempts": float(attempts),
-        }
-        end = _ms(finished)
-        metrics += [Metric(k, float(v), end, last) for k, v in finals.items() if v is not None]
-        for i in range(0, len(param_list), MAX_BATCH_PARAMS):
-            self.client.log_batch(run_id, params=param_list[i : i + MAX_BATCH_PARAMS])
+    def log_history(self, run_id: str, metrics: Iterable) -> None:
+        """``mlflow.entities.Metric`` values (each with its own step and time), in batches."""
+        metrics = list(metrics)
         for i in range(0, len(metrics), MAX_BATCH_METRICS):
-            self.client.log_batch(run_id, metrics=metrics[i : i + MAX_BATCH_METRICS])
-        if outcome.error:
-            self.client.set_tag(run_id, "error", outcome.error[:5000])
-        self._log_images(run_id, outcome, image, last, at)
-        if outcome.plot_png:
-            with tempfile.TemporaryDirectory() as tmp:
-                plot = Path(tmp) / "loss_curve.png"
-                plot.write_bytes(outcome.plot_png)
-                self.client.log_artifact(run_id, str(plot), "plots")
-        self.client.set_terminated(
-            run_id, status="FINISHED" if outcome.status == "ok" else "FAILED", end_time=end
-        )
-        return run_id
+            batch = metrics[i : i + MAX_BATCH_METRICS]
+            retried(lambda b=batch: self.client.log_batch(run_id, metrics=b))
 
-    def _log_images(self, run_id: str, outcome: Any, image: Path | None, last: int, at) -> None:
-        """The snapshots and the output under one key, by step: the UI shows them with a slider."""
-        from PIL import Image
+    def set_tag(self, run_id: str, key: str, value: str) -> None:
+        retried(lambda: self.client.set_tag(run_id, key, value))
 
-        for step, png in outcome.snapshots:
-            with Image.open(io.BytesIO(png)) as snap:
-                self.client.log_image(
-                    run_id, snap.convert("RGB"), key=IMAGE_KEY, step=step, timestamp=at(step)
+    def log_bytes(self, run_id: str, name: str, data: bytes, folder: str | None = None) -> None:
+        """``data`` as the artifact ``folder/name``."""
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / name
+            path.write_bytes(data)
+            retried(lambda: self.client.log_artifact(run_id, str(path), folder))
+
+    def log_file(self, run_id: str, path: Path, folder: str | None = None) -> None:
+        retried(lambda: self.client.log_artifact(run_id, str(path), folder))
+
+    def log_folder(self, run_id: str, folder: Path, dest: str) -> None:
+        retried(lambda: self.client.log_artifacts(run_id, str(folder), dest))
+
+    def log_table(self, run_id: str, frame: Any, name: str) -> None:
+        retried(lambda: self.client.log_table(run_id, data=frame, artifact_file=name))
+
+    def log_image(self, run_id: str, image: Any, key: str, step: int, timestamp: float) -> None:
+        """A PIL image under ``key`` at ``step``: the MLflow UI shows a key's images with a slider."""
+        retried(lambda: self.client.log_image(run_id, image, key=key, step=step, timestamp=ms(timestamp)))
+
+    def end_run(self, run_id: str, status: str = "FINISHED", end_time: float | None = None) -> None:
+        end = None if end_time is None else ms(end_time)
+        retried(lambda: self.client.set_terminated(run_id, status=status, end_time=end))
+
+    def runs(self, view_active_only: bool = True) -> Iterable:
+        """Every run of the experiment, page by page."""
+        from mlflow.entities import ViewType
+
+        view = ViewType.ACTIVE_ONLY if view_active_only else ViewType.ALL
+        token = None
+        while True:
+            page = retried(
+                lambda t=token: self.client.search_runs(
+                    [self.experiment_id], run_view_type=view, max_results=1000, page_token=t
                 )
-        if image is not None:
-            with Image.open(image) as out:
-                self.client.log_image(
-                    run_id, out.convert("RGB"), key=IMAGE_KEY, step=last, timestamp=at(last)
-                )
+            )
+            yield from page
+            token = page.token
+            if not token:
+                return
 
-
-IMAGE_KEY = "stylized"
-OUTPUT_TAG = "stylegrid.output"
+    def delete_run(self, run_id: str) -> None:
+        retried(lambda: self.client.delete_run(run_id))

@@ -21,12 +21,13 @@ import torch
 
 from algorithms import StepInfo, StepLoss, get_algorithm
 from algorithms.base import check_loss_names
+from algorithms.device import pick_device
 from algorithms.metrics import quality
 
 from .images import ImageError, decode_image, load_image, png_bytes, resize_to, to_tensor
 from .jobs import Job
 from .params import build_params
-from .tracking import loss_curve_png
+from .pictures import loss_curve_png
 
 IMAGE_CACHE = 32  # decoded images kept per worker
 
@@ -55,7 +56,7 @@ class JobOutcome:
 
 def job_device(job: Job) -> torch.device:
     """A GPU when the job asks for one and this worker has one; the CPU otherwise."""
-    return torch.device("cuda" if job.num_gpus > 0 and torch.cuda.is_available() else "cpu")
+    return pick_device(job.num_gpus > 0)
 
 
 class JobRunner:

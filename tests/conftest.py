@@ -1,5 +1,25 @@
+"""Shared fixtures, and one real Ray head for the whole session.
+
+Starting an embedded Ray costs every sweep, catalog and training run several seconds here (and
+more under load), and the suite runs dozens of them, in process and through the CLI. So the
+session starts one head with ``ray start --head`` (on loopback, token authentication on, as Ray
+2.60 does by default) before the tests are collected, and exports ``RAY_ADDRESS`` (and
+``RAY_AUTH_MODE``): every ``ray.init()`` the code under test makes, in this process or in a CLI
+subprocess, joins that head the way it joins a cluster under ``ray job submit``; the job
+submission tests submit to its dashboard. Tests of the embedded path (``ray.init()`` with no
+cluster, what ``./run demo`` does) take ``EMBEDDED_ENV`` (an environment without the address).
+``STYLEGRID_TEST_RAY=embedded`` runs the whole suite the old way, each run starting its own Ray.
+"""
+
 from __future__ import annotations
 
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -8,6 +28,93 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "samples"
 BAD = Path(__file__).resolve().parent / "data" / "bad"
+RAY_ENV_KEYS = ("RAY_ADDRESS", "RAY_AUTH_MODE")
+
+
+@dataclass
+class RayHead:
+    address: str  # the GCS address ray.init() joins
+    dashboard: str  # the job-submission address
+    temp_dir: str
+    env: dict  # an environment whose `ray` commands reach this head
+
+
+HEAD: RayHead | None = None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_head() -> RayHead:
+    """`ray start --head` on loopback with 2 CPUs; a port taken between free_port() and Ray's
+    bind fails the start, so it is tried twice with new ports."""
+    bin_dir = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}", "RAY_AUTH_MODE": "token"}
+    env.pop("RAY_ADDRESS", None)
+    temp_dir = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Ray's socket paths have a length limit
+    failures = []
+    for _ in range(2):
+        port, dashboard = free_port(), free_port()
+        cmd = [
+            "ray", "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
+            f"--dashboard-port={dashboard}", "--dashboard-host=127.0.0.1",
+            f"--ray-client-server-port={free_port()}", "--num-cpus=2", f"--temp-dir={temp_dir}",
+            "--disable-usage-stats",
+        ]  # fmt: skip
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        if proc.returncode == 0:
+            return RayHead(f"127.0.0.1:{port}", f"http://127.0.0.1:{dashboard}", temp_dir, env)
+        failures.append(proc.stdout[-2000:] + proc.stderr[-2000:])
+        subprocess.run(["ray", "stop", "--force"], env=env, capture_output=True, timeout=120)
+    raise RuntimeError("ray start --head failed twice:\n" + "\n---\n".join(failures))
+
+
+def stop_head(head: RayHead) -> None:
+    subprocess.run(["ray", "stop", "--force"], env=head.env, capture_output=True, timeout=120)
+    shutil.rmtree(head.temp_dir, ignore_errors=True)
+
+
+DASHBOARD_ENV = "STYLEGRID_TEST_RAY_DASHBOARD"
+OWNER = False  # whether this process started the head (pytest-xdist workers use their controller's)
+
+
+def pytest_configure(config):
+    global HEAD, OWNER
+    if os.environ.get("STYLEGRID_TEST_RAY") == "embedded":
+        return
+    if hasattr(config, "workerinput"):  # an xdist worker: the controller's head, from the environment
+        if os.environ.get(DASHBOARD_ENV):
+            env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
+            HEAD = RayHead(os.environ["RAY_ADDRESS"], os.environ[DASHBOARD_ENV], "", env)
+        return
+    HEAD, OWNER = start_head(), True
+    os.environ["RAY_ADDRESS"] = HEAD.address
+    os.environ["RAY_AUTH_MODE"] = "token"
+    os.environ[DASHBOARD_ENV] = HEAD.dashboard
+
+
+def pytest_unconfigure(config):
+    import ray
+
+    if ray.is_initialized():  # this process's own connection first, so that it does not report the stop
+        ray.shutdown()
+    if HEAD is not None and OWNER:
+        stop_head(HEAD)
+
+
+EMBEDDED_ENV = {k: v for k, v in os.environ.items() if k not in RAY_ENV_KEYS}  # taken at import: before the head
+
+
+@pytest.fixture(scope="session")
+def ray_head() -> RayHead:
+    """The session's Ray head (a test of `ray job submit` needs one; skipped when the suite runs
+    with STYLEGRID_TEST_RAY=embedded)."""
+    if HEAD is None:
+        pytest.skip("STYLEGRID_TEST_RAY=embedded: no shared Ray head")
+    return HEAD
 
 
 @pytest.fixture(scope="session")
@@ -34,8 +141,6 @@ def every_algorithm_sweep(tmp_path_factory):
     rows, MLflow store and report are checked by test_sweep.py and test_report.py."""
     import json
 
-    import ray
-
     from algorithms import ALGORITHMS
     from orchestrator.sweep import run_sweep
 
@@ -60,12 +165,11 @@ def every_algorithm_sweep(tmp_path_factory):
             }
         )
     )
-    if ray.is_initialized():
-        ray.shutdown()
-    try:
-        summary = run_sweep(
-            str(spec), output=str(folder / "out"), quiet=True, ray_init_kwargs={"num_cpus": 2}
-        )
-    finally:
-        ray.shutdown()  # later tests start their own Ray
+    summary = run_sweep(str(spec), output=str(folder / "out"), quiet=True, ray_init_kwargs=own_ray())
     return folder / "out", summary
+
+
+def own_ray() -> dict:
+    """``ray_init_kwargs`` for an in-process run: none with the shared head (ray.init joins it),
+    two CPUs for an embedded Ray."""
+    return {} if HEAD is not None else {"num_cpus": 2}

@@ -25,7 +25,7 @@ from orchestrator.jobs import expand
 from orchestrator.results import finished_status, read_results
 from orchestrator.spec import load_spec
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.serial]  # they kill and count Ray workers by name
 
 STARRY = SAMPLES / "style" / "starry_night.jpg"
 PHOTOS = [SAMPLES / "content" / n for n in ("tubingen.jpg", "chelsea.jpg", "coffee.jpg", "rocket.jpg")]
@@ -134,7 +134,7 @@ def test_a_failure_while_gathering_the_results_still_summarises_and_closes_the_r
 
 
 def test_a_hung_job_times_out_and_the_others_finish(tmp_path):
-    extra = "timeout_s: 8\nretries: 1\nalgorithms:\n  - name: gatys\n    grid: {steps: [2, 100000]}\n"
+    extra = "timeout_s: 10\nretries: 1\nalgorithms:\n  - name: gatys\n    grid: {steps: [2, 100000]}\n"
     spec = spec_file(tmp_path / "hung.yaml", PHOTOS[:1], size=64, extra=extra)
     out = tmp_path / "out"
     started = time.time()
@@ -143,7 +143,7 @@ def test_a_hung_job_times_out_and_the_others_finish(tmp_path):
     rows = read_results(out).to_pandas().set_index("steps")
     assert rows.loc[2, "status"] == "ok"
     assert rows.loc[100000, "status"] == "failed" and rows.loc[100000, "attempts"] == 2
-    assert rows.loc[100000, "error"] == "timed out after 8 s (2 attempts)"
+    assert rows.loc[100000, "error"] == "timed out after 10 s (2 attempts)"
     assert not job_workers(started)  # the hung worker was killed, not left spinning
 
 
@@ -241,7 +241,7 @@ def test_random_worker_kills_and_a_killed_driver_lose_nothing(tmp_path):
     stop = threading.Event()
 
     def killer():  # a worker gets a few seconds to start and run jobs before it may be killed
-        while not stop.wait(rng.uniform(2.0, 5.0)) and kills["workers"] < 10:
+        while not stop.wait(rng.uniform(2.0, 5.0)) and kills["workers"] < 6:
             workers = [w for w in job_workers(started) if time.time() - w.create_time() > 3.0]
             if workers:
                 try:

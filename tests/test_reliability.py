@@ -206,7 +206,7 @@ def test_a_loss_that_becomes_nan_fails_the_job_instead_of_returning_the_photo(tu
 def test_a_decoder_with_nan_weights_is_never_checkpointed(tmp_path):
     from algorithms.adain import decoder_layout
     from algorithms.base import NonFiniteLoss
-    from orchestrator.train_adain import save_checkpoint
+    from orchestrator.train import save_checkpoint
 
     decoder = decoder_layout()
     with torch.no_grad():
@@ -313,7 +313,8 @@ def test_catalog_failed_images_are_tried_again(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from orchestrator.catalog import done_pairs, manifest_dir, manifest_schema, read_manifest
+    from orchestrator.catalog import done_pairs, manifest_dir, read_manifest
+    from orchestrator.catalog_pipeline import manifest_schema
 
     manifest_dir(tmp_path).mkdir()
 

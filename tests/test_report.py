@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from conftest import REPO
 
-from orchestrator.plots import pareto_front
+from orchestrator.pictures import pareto_front
 from orchestrator.report import measures_line, summary_table, varied_parameters
 
 

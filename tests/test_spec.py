@@ -11,8 +11,9 @@ import pytest
 from conftest import SAMPLES
 
 from orchestrator.jobs import expand, plan_jobs
+from orchestrator.sink import image_path
 from orchestrator.spec import SpecError, load_spec, output_dir
-from orchestrator.sweep import image_path, plan
+from orchestrator.sweep import plan
 
 TUBINGEN = SAMPLES / "content" / "tubingen.jpg"
 CHELSEA = SAMPLES / "content" / "chelsea.jpg"
@@ -223,14 +224,15 @@ def test_plan_prints_the_count_and_a_sample(tmp_path):
 def test_shipped_experiments_are_valid():
     from conftest import REPO
 
-    from orchestrator.train_adain import load_train_spec
+    from orchestrator.spec import load_train_spec
 
     for path in sorted((REPO / "experiments").glob("*.yaml")):
         if path.name.startswith("train_adain"):  # training specs (stylegrid train-adain), not sweeps
             assert load_train_spec(path).num_workers >= 1
             continue
         if path.name == "catalog.yaml":  # stylegrid stylize-catalog
-            from orchestrator.catalog import check_algorithm, list_sources, load_catalog_spec
+            from orchestrator.catalog import check_algorithm, list_sources
+            from orchestrator.spec import load_catalog_spec
 
             spec = load_catalog_spec(path)
             assert list_sources(spec.input) and all(Path(s).is_file() for s in spec.style)

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import psutil
 import pytest
-from conftest import BAD, REPO, SAMPLES
+from conftest import BAD, EMBEDDED_ENV, REPO, SAMPLES, own_ray
 from PIL import Image
 
 from orchestrator.provenance import provenance
@@ -32,15 +32,10 @@ STARRY = SAMPLES / "style" / "starry_night.jpg"
 
 @pytest.fixture
 def local_ray():
-    """An in-process Ray, shut down after the test: the sweeps run as subprocesses in the other
-    tests must start their own Ray, not join this one."""
-    import ray
+    """An in-process Ray: the session's head joined (conftest), or an embedded one."""
+    from orchestrator.runtime import start_ray
 
-    if ray.is_initialized():  # a test that ran a sweep in-process left its embedded Ray running
-        ray.shutdown()
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
-    yield
-    ray.shutdown()
+    start_ray(own_ray(), quiet=True)
 
 
 def write_spec(path: Path, contents: list[Path], *, steps: int = 3, size: int = 32, extra: str = "") -> Path:
@@ -164,8 +159,10 @@ def test_style_targets_stay_warm_in_a_worker(tmp_path):
     assert all(runner.targets[k] is cached[k] for k in cached)
 
 
-def sweep_process(spec: Path, out: Path, *extra: str) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+def sweep_process(spec: Path, out: Path, *extra: str, embedded: bool = False) -> subprocess.Popen:
+    """``stylegrid sweep`` as a subprocess, joining the session's Ray head, or (``embedded``)
+    starting its own Ray as on a laptop."""
+    env = {**(EMBEDDED_ENV if embedded else os.environ), "PYTHONPATH": str(REPO)}
     return subprocess.Popen(
         [sys.executable, "-m", "orchestrator", "sweep", str(spec), "--output", str(out), "--quiet", *extra],
         cwd=REPO,
@@ -188,12 +185,13 @@ def find_worker(timeout: float = 120) -> psutil.Process:
     raise AssertionError("no Ray worker started a job")
 
 
+@pytest.mark.serial
 def test_a_killed_worker_is_retried_and_the_sweep_completes(tmp_path):
-    spec = write_spec(tmp_path / "kill.yaml", [SAMPLES / "content" / "tubingen.jpg"], steps=300, size=96)
+    spec = write_spec(tmp_path / "kill.yaml", [SAMPLES / "content" / "tubingen.jpg"], steps=80, size=64)
     out = tmp_path / "out"
     proc = sweep_process(spec, out)
     worker = find_worker()
-    time.sleep(1.0)
+    time.sleep(0.5)
     worker.kill()  # SIGKILL: the process dies mid-job
     stdout, stderr = proc.communicate(timeout=600)
     assert proc.returncode == 0, stderr
@@ -204,9 +202,9 @@ def test_a_killed_worker_is_retried_and_the_sweep_completes(tmp_path):
 
 def test_ctrl_c_stops_cleanly_and_keeps_finished_jobs(tmp_path):
     contents = [SAMPLES / "content" / n for n in ("tubingen.jpg", "chelsea.jpg", "coffee.jpg", "rocket.jpg")]
-    spec = write_spec(tmp_path / "intr.yaml", contents, steps=40, size=64)
+    spec = write_spec(tmp_path / "intr.yaml", contents, steps=25, size=64)
     out = tmp_path / "out"
-    proc = sweep_process(spec, out, "--max-concurrent", "1")
+    proc = sweep_process(spec, out, "--max-concurrent", "1", embedded=True)  # Ctrl-C on a laptop
     deadline = time.time() + 300
     while not list((out / "rows").glob("*.parquet")) and time.time() < deadline:
         time.sleep(0.2)
@@ -320,7 +318,7 @@ def test_the_mlflow_store_holds_what_a_researcher_compares(every_algorithm_sweep
 
 def test_loss_curve_of_a_one_step_algorithm_is_not_empty():
     from algorithms import StepLoss
-    from orchestrator.tracking import loss_curve_png
+    from orchestrator.pictures import loss_curve_png
 
     one = loss_curve_png([StepLoss(1, 0, {"content.adain.relu4_1": 0.3, "style.adain.relu1_1": 0.02})], "t")
     blank = loss_curve_png([StepLoss(1, 0, {"total": 0.0})], "t")
@@ -332,7 +330,7 @@ def test_loss_curve_of_a_one_step_algorithm_is_not_empty():
 @pytest.fixture
 def mlflow_server(tmp_path):
     """A real MLflow tracking server on loopback (its own SQLite store and artifact folder)."""
-    from test_ray_job_submit import free_port
+    from conftest import free_port
 
     port = free_port()
     store = tmp_path / "server"

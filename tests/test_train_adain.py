@@ -12,8 +12,7 @@ import torch
 from conftest import REPO, SAMPLES
 
 from algorithms.adain import AdaINParams, learning_rate, stylize_batch
-from orchestrator.spec import SpecError
-from orchestrator.train_adain import load_train_spec
+from orchestrator.spec import SpecError, load_train_spec
 
 SPEC = """
 name: tiny
@@ -27,7 +26,7 @@ lr: 0.001
 num_workers: 2
 log_every: 1
 sample_every: 10
-checkpoint_every: 5
+checkpoint_every: 10
 """
 
 

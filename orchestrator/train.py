@@ -1,4 +1,5 @@
-"""``stylegrid train-adain SPEC``: train an AdaIN decoder with Ray Train (``TorchTrainer``).
+"""The Ray Train driver: ``stylegrid train-adain SPEC`` trains an AdaIN decoder with Ray Train
+(``TorchTrainer``); the model and its losses are ``algorithms/adain.py``.
 
 Data-parallel over ``num_workers`` Ray Train workers (GPUs on a cluster, CPU processes here): each
 worker draws its own random (content, style) crops from the two image lists (with replacement,
@@ -13,7 +14,8 @@ written as ``<output>/decoder.pth`` (the pytorch-AdaIN layout) with ``decoder.js
 The image files must be readable by every worker (on a cluster: a shared filesystem); a file
 that cannot be decoded is reported once and skipped.
 
-The losses and the learning-rate schedule are in ``algorithms/adain_train.py``.
+The losses and the learning-rate schedule are in ``algorithms/adain.py`` (``training_losses``,
+``learning_rate``); the spec is ``spec.TrainSpec``.
 """
 
 from __future__ import annotations
@@ -24,61 +26,20 @@ import os
 import random
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
 
 import torch
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field
 
 from algorithms.base import NonFiniteLoss, check_finite
 
 from .files import write_atomic
 from .images import decode_image, png_bytes
-from .spec import SpecError, output_dir, read_model, resolve_images, spec_dir
-from .tracking import _quiet_mlflow, experiment_id, resolve_tracking_uri, ui_command
-
-
-class TrainSpec(BaseModel):
-    """``experiments/train_adain.yaml``; the defaults are the paper's / pytorch-AdaIN's."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-    content: list[str] = Field(min_length=1, description="files, globs or folders of photographs")
-    style: list[str] = Field(min_length=1, description="files, globs or folders of paintings")
-    steps: int = Field(160000, gt=0, description="optimiser steps (pytorch-AdaIN: 160000)")
-    batch_size: int = Field(8, gt=0, description="images per step over all workers")
-    image_size: int = Field(512, gt=15, description="the shorter side is resized to this")
-    crop: int = Field(256, gt=15, description="random square crops of this side")
-    lr: float = Field(1e-4, gt=0)
-    lr_decay: float = Field(5e-5, ge=0, description="lr / (1 + lr_decay x step)")
-    style_weight: float = Field(1.0, ge=0, description="weight of the mean/std style loss")
-    encoder: Literal["caffe"] = "caffe"
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
-    num_workers: int = Field(2, gt=0, description="Ray Train workers (one per GPU on a cluster)")
-    use_gpu: bool = False
-    cpus_per_worker: float = Field(1.0, gt=0)
-    log_every: int = Field(10, gt=0)
-    sample_every: int = Field(500, gt=0)
-    checkpoint_every: int = Field(1000, gt=0)
-    keep_checkpoints: int = Field(3, gt=0)
-    seed: int = 0
-    init_decoder: str | None = Field(None, description="start from this decoder file (fine-tuning)")
-    output: str | None = Field(None, description="default runs/<name> in the current folder")
-    tracking_uri: str | None = Field(
-        None, description="default MLFLOW_TRACKING_URI, else a SQLite store in output"
-    )
-
-
-def load_train_spec(path: str | os.PathLike) -> TrainSpec:
-    p = Path(path)
-    spec = read_model(p, TrainSpec, "name, content, style, steps, ...")
-    if spec.crop > spec.image_size:
-        raise SpecError(f"{p}: crop ({spec.crop}) must be at most image_size ({spec.image_size})")
-    return spec
-
+from .pictures import sample_grid
+from .runtime import Console, Summary, print_summary, start_ray
+from .spec import TrainSpec, load_train_spec, output_dir, resolve_images, spec_dir
+from .tracking import Tracker, resolve_tracking_uri, ui_command
 
 # --- data ----------------------------------------------------------------------------------------------
 
@@ -134,20 +95,6 @@ class CropSampler:
         c = torch.stack([random_crop(self._image("content"), self.crop, self.rng) for _ in range(size)])
         s = torch.stack([random_crop(self._image("style"), self.crop, self.rng) for _ in range(size)])
         return c, s
-
-
-def sample_grid(
-    content: torch.Tensor, style: torch.Tensor, output: torch.Tensor, rows: int = 4
-) -> Image.Image:
-    """Rows of content | style | output for the first ``rows`` items of a batch."""
-    from .images import to_pil
-
-    n, size = min(rows, content.shape[0]), content.shape[-1]
-    grid = Image.new("RGB", (3 * size, n * size), "white")
-    for r in range(n):
-        for c, t in enumerate((content[r], style[r], output[r])):
-            grid.paste(to_pil(t[None].clamp(0, 1)), (c * size, r * size))
-    return grid
 
 
 # --- checkpoints ---------------------------------------------------------------------------------------
@@ -224,7 +171,7 @@ def train_loop(config: dict) -> None:
         seed=hash((spec.seed, rank, step)) & 0xFFFFFFFF, on_bad=report_bad,
     )  # fmt: skip
     per_worker = max(1, math.ceil(spec.batch_size / world))
-    tracker = _RankZeroLogger(config, spec) if rank == 0 else None
+    tracker = RankZeroLogger(config["tracking_uri"], config["run_id"]) if rank == 0 else None
     recent: list[tuple[float, float, float]] = []
     while step < spec.steps:
         content, style = (t.to(device) for t in sampler.batch(per_worker))
@@ -258,20 +205,14 @@ def train_loop(config: dict) -> None:
             recent = recent[-spec.log_every :]
 
 
-class _RankZeroLogger:
-    """MLflow logging from rank 0 into the run the driver created."""
+class RankZeroLogger:
+    """Rank 0's MLflow logging, into the run the driver created (``tracking.Tracker``)."""
 
-    def __init__(self, config: dict, spec: TrainSpec):
-        from mlflow.tracking import MlflowClient
-
-        _quiet_mlflow()
-        self.client = MlflowClient(config["tracking_uri"])
-        self.run_id = config["run_id"]
+    def __init__(self, tracking_uri: str, run_id: str):
+        self.tracker = Tracker(tracking_uri)
+        self.run_id = run_id
 
     def metrics(self, step: int, window: Sequence[tuple[float, float, float]], lr: float) -> None:
-        from mlflow.entities import Metric
-
-        now = int(time.time() * 1000)
         n = len(window)
         values = {
             "loss": sum(w[0] for w in window) / n,
@@ -279,19 +220,15 @@ class _RankZeroLogger:
             "style_loss": sum(w[2] for w in window) / n,
             "lr": lr,
         }
-        self.client.log_batch(self.run_id, metrics=[Metric(k, v, now, step) for k, v in values.items()])
+        self.tracker.log_metrics(self.run_id, values, step=step)
 
     def grid(self, step: int, image: Image.Image) -> None:
-        with tempfile.TemporaryDirectory() as d:
-            path = Path(d) / f"samples_step{step:07d}.png"
-            path.write_bytes(png_bytes(image))
-            self.client.log_artifact(self.run_id, str(path), "samples")
+        self.tracker.log_bytes(self.run_id, f"samples_step{step:07d}.png", png_bytes(image), "samples")
 
     def checkpoint(self, step: int, decoder_file: Path) -> None:
-        with tempfile.TemporaryDirectory() as d:
-            path = Path(d) / f"decoder_step{step:07d}.pth"
-            path.write_bytes(decoder_file.read_bytes())
-            self.client.log_artifact(self.run_id, str(path), "checkpoints")
+        self.tracker.log_bytes(
+            self.run_id, f"decoder_step{step:07d}.pth", decoder_file.read_bytes(), "checkpoints"
+        )
 
 
 # --- the driver ------------------------------------------------------------------------------------------
@@ -332,8 +269,6 @@ def train(
     quiet: bool = False,
 ) -> Path:
     """Train (or resume) per the spec; returns the exported decoder's path."""
-    import ray
-    from mlflow.tracking import MlflowClient
     from ray.train import CheckpointConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
@@ -345,37 +280,30 @@ def train(
     style = [str(p) for p in resolve_images(spec.style, base, "style", spec_path)]
     out = output_dir(spec, spec_path, output)
     out.mkdir(parents=True, exist_ok=True)
-    say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
+    console = Console(quiet)
 
     tracking_uri, embedded = resolve_tracking_uri(spec.tracking_uri, out)
-    _quiet_mlflow()
-    client = MlflowClient(tracking_uri)
+    tracker = Tracker(tracking_uri, f"train-adain/{spec.name}", out / "mlartifacts" if embedded else None)
     state_file = out / "train_state.json"
     state = json.loads(state_file.read_text()) if state_file.is_file() else {}
     run_id = state.get("mlflow_run_id")
     if run_id is None:
-        exp = experiment_id(client, f"train-adain/{spec.name}", out / "mlartifacts" if embedded else None)
-        run = client.create_run(exp, run_name=spec.name, tags={"stylegrid.kind": "train-adain"})
-        run_id = run.info.run_id
-        from mlflow.entities import Param
-
-        params = [Param(k, str(v)[:500]) for k, v in spec.model_dump().items()]
-        params += [Param("content_images", str(len(content))), Param("style_images", str(len(style)))]
-        client.log_batch(run_id, params=params)
+        run_id = tracker.start_run(spec.name, {"stylegrid.kind": "train-adain"})
+        values = {**spec.model_dump(), "content_images": len(content), "style_images": len(style)}
+        tracker.log_params(run_id, values, limit=500)
         write_atomic(state_file, json.dumps({"mlflow_run_id": run_id}).encode())
     else:
-        client.update_run(run_id, status="RUNNING")
+        tracker.resume_run(run_id)
 
     storage = out / "ray_train"
     resume = latest_checkpoint(storage)
     done = 0 if resume is None else int(json.loads((resume / "state.json").read_text())["step"])
-    say(
+    console.say(
         f"train-adain {spec.name}: {len(content)} content and {len(style)} style images, "
         f"{spec.num_workers} worker(s), step {done} of {spec.steps}"
     )
     if done < spec.steps:
-        if not ray.is_initialized():
-            ray.init(logging_level="ERROR", log_to_driver=not quiet)
+        start_ray(quiet=quiet)
         trainer = TorchTrainer(
             train_loop,
             train_loop_config={
@@ -400,7 +328,7 @@ def train(
         try:
             trainer.fit()
         except BaseException:
-            client.set_terminated(run_id, status="KILLED" if _interrupted() else "FAILED")
+            tracker.end_run(run_id, "KILLED" if _interrupted() else "FAILED")
             raise
     final = latest_checkpoint(storage)
     if final is None:
@@ -408,9 +336,14 @@ def train(
     dest = export_decoder(final, out / "decoder.pth", spec)
     if export:
         shipped = export_decoder(final, Path(export).expanduser().resolve(), spec, half=True)
-    client.log_artifact(run_id, str(dest.with_suffix(".json")))
-    client.set_terminated(run_id, status="FINISHED")
-    say(f"wrote {dest} (and {dest.with_suffix('.json').name}); {ui_command(tracking_uri)}")
+    tracker.log_file(run_id, dest.with_suffix(".json"))
+    tracker.end_run(run_id, "FINISHED")
+    if not quiet:
+        places = [("decoder", f"{dest} (and {dest.with_suffix('.json').name})")]
+        if export:
+            places.append(("exported", str(shipped)))
+        places.append(("MLflow", f"run {run_id}: {ui_command(tracking_uri)}"))
+        print_summary(Summary(f"train-adain {spec.name}: {spec.steps} steps done", places))
     return shipped if export else dest
 
 

@@ -1,0 +1,277 @@
+"""Where a finished sweep job goes: one writer thread (``Sink``) turns each ``JobOutcome`` into
+its image file, its MLflow child run (``SweepRuns``) and its Parquet row, in that order, so that a
+row exists only for a job whose image and run were written. A failure to write one job is
+counted as failed and that job runs again next time; it never stops the other jobs.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from algorithms.base import group_sums
+from algorithms.metrics import MEASURES
+
+from .files import safe_name, write_atomic
+from .jobs import Job
+from .provenance import provenance
+from .results import param_cells, result_schema, write_row
+from .tracking import Tracker, ms, redact_uri
+from .worker import JobOutcome
+
+IMAGE_KEY = "stylized"  # the MLflow image key of a job's output and snapshots
+OUTPUT_TAG = "stylegrid.output"  # the results folder a run belongs to
+
+
+def image_path(output: Path, job: Job) -> Path:
+    """Where a job's image goes, named for what it is:
+    ``images/<algorithm>/<content>__<style>__<param>-<value>...__<id8>.png`` (the parameters
+    that vary between the spec's jobs of that algorithm), always inside ``output``."""
+    parts = [
+        safe_name(Path(job.content).stem),
+        safe_name(Path(job.style).stem),
+        *(safe_name(f"{k}-{v}", keep_dots=True) for k, v in job.variant_items()),
+        job.job_id[:8],
+    ]
+    return output / "images" / safe_name(job.algorithm) / ("__".join(parts) + ".png")
+
+
+def result_row(
+    job: Job, outcome: JobOutcome, sweep_id: str, spec_name: str, image: str, run_id: str, attempts: int
+):
+    losses = outcome.final_losses
+    loss_content, loss_style = group_sums(losses)
+    row = {
+        "job_id": job.job_id,
+        "sweep_id": sweep_id,
+        "spec_name": spec_name,
+        "status": outcome.status,
+        "error": outcome.error or outcome.note,
+        "algorithm": job.algorithm,
+        "variant": job.variant,
+        "content": job.content,
+        "style": job.style,
+        "content_name": Path(job.content).name,
+        "style_name": Path(job.style).name,
+        "content_sha256": job.content_sha256,
+        "style_sha256": job.style_sha256,
+        "seed": job.seed,
+        "size": job.size,
+        "steps": job.params.get("steps"),
+        "evaluations": outcome.evaluations,
+        "loss_total": losses.get("total"),
+        "loss_content": loss_content,
+        "loss_style": loss_style,
+        "losses_json": json.dumps(losses),
+        **{m.name: outcome.quality.get(m.name) for m in MEASURES},
+        "wall_seconds": outcome.wall_seconds,
+        "started_at": datetime.fromtimestamp(outcome.started_at, UTC) if outcome.started_at else None,
+        "host": outcome.host,
+        "device": outcome.device,
+        "precision": outcome.precision,
+        "output_image": image,
+        "mlflow_run_id": run_id,
+        "attempts": attempts,
+        "finished_at": datetime.now(UTC),
+        "code_version": provenance().code_version,
+        "params_json": json.dumps(job.params, sort_keys=True),
+    }
+    row.update(param_cells(job.params, result_schema()))
+    return row
+
+
+class SweepRuns:
+    """A sweep's MLflow runs: one parent run per invocation, one child run per job, written from
+    the single writer thread (concurrent jobs never write to the store themselves, so a SQLite
+    store is never hit by two writers).
+
+    Each child run carries the job's real start and end (measured in the worker), its parameters,
+    step metrics, every quality measure, the output image through ``log_image`` (with the
+    ``snapshot_every`` snapshots under the same key, by step) and the loss-curve plot; the parent
+    run carries the job counts, the results table (``log_table``) and the HTML report. Every run is
+    tagged with its output folder, which ``close_stale_runs`` uses after a killed sweep.
+    """
+
+    def __init__(self, tracker: Tracker, output: Path):
+        self.tracker = tracker
+        self.output = output
+        self.tags = {OUTPUT_TAG: str(output)}
+        self.parent_run_id: str | None = None
+
+    def close_stale_runs(self, recorded_jobs: set[str]) -> int:
+        """Tidy what a killed sweep of this output folder left (call it holding the folder's
+        lock, so no live sweep writes there): its RUNNING runs are closed as KILLED, and a job's
+        finished child run whose row was never written is deleted (its job runs again and logs a
+        new one), so each recorded job has exactly one finished run. Returns the runs changed."""
+        changed = 0
+        for run in list(self.tracker.runs()):
+            tags = run.data.tags
+            if tags.get(OUTPUT_TAG) != str(self.output):
+                continue
+            if run.info.status == "RUNNING":
+                self.tracker.end_run(run.info.run_id, "KILLED")
+                changed += 1
+            elif (
+                tags.get("stylegrid.kind") == "job"
+                and run.info.status == "FINISHED"
+                and tags.get("stylegrid.job_id") not in recorded_jobs
+            ):
+                self.tracker.delete_run(run.info.run_id)
+                changed += 1
+        return changed
+
+    def start_sweep(self, sweep_id: str, spec_path: str, spec: dict[str, Any], counts: dict[str, int]) -> str:
+        tags = {
+            **self.tags,
+            "stylegrid.sweep_id": sweep_id,
+            "stylegrid.spec": spec_path,
+            "stylegrid.kind": "sweep",
+            "mlflow.source.name": spec_path,
+        }
+        self.parent_run_id = self.tracker.start_run(f"sweep {sweep_id}", tags)
+        shown = {
+            **spec,
+            "tracking_uri": redact_uri(spec["tracking_uri"]) if spec.get("tracking_uri") else None,
+        }
+        self.tracker.log_params(
+            self.parent_run_id, {"spec_path": spec_path, "spec": json.dumps(shown), **counts}
+        )
+        return self.parent_run_id
+
+    def end_sweep(
+        self, status: str, counts: dict[str, int], table: Any = None, report: Path | None = None
+    ) -> None:
+        """Closes the parent run with the job counts, the results table (shown as a table by the
+        MLflow UI) and the report folder."""
+        run_id = self.parent_run_id
+        if run_id is None:
+            return
+        self.tracker.log_metrics(run_id, {f"jobs_{k}": v for k, v in counts.items()})
+        if table is not None and len(table):
+            self.tracker.log_table(run_id, table, "results_table.json")
+        if report is not None and report.is_dir():
+            self.tracker.log_folder(run_id, report, "report")
+        self.tracker.end_run(run_id, status)
+
+    def log_job(self, job: Job, outcome: JobOutcome, image: Path | None, attempts: int) -> str:
+        """One child run: the job's parameters, step metrics, quality measures, the image (and
+        its snapshots), the loss curve, with the job's real start and end."""
+        from mlflow.entities import Metric
+
+        started = outcome.started_at or time.time()
+        finished = outcome.finished_at or time.time()
+        tags = {
+            **self.tags,
+            "stylegrid.job_id": job.job_id,
+            "stylegrid.kind": "job",
+            "algorithm": job.algorithm,
+            "variant": job.variant,
+            "content": Path(job.content).name,
+            "style": Path(job.style).name,
+            "status": outcome.status,
+            "stylegrid.host": outcome.host,
+            "stylegrid.device": outcome.device,
+        }
+        run_id = self.tracker.start_run(job.label, tags, parent=self.parent_run_id, start_time=started)
+        params = {
+            **{k: json.dumps(v) if not isinstance(v, str) else v for k, v in job.params.items()},
+            "algorithm": job.algorithm,
+            "size": job.size,
+            "style_size": job.style_size,
+            "content": job.content,
+            "style": job.style,
+        }
+        if job.seed is not None:
+            params["seed"] = job.seed
+        self.tracker.log_params(run_id, params)
+        last = max((h.step for h in outcome.history), default=1)
+
+        def at(step: int) -> float:  # steps spread over the job's duration
+            return started + (finished - started) * step / last
+
+        self.tracker.log_history(
+            run_id,
+            [Metric(n, v, ms(at(h.step)), h.step) for h in outcome.history for n, v in h.losses.items()],
+        )
+        finals = {
+            **outcome.quality,
+            "wall_seconds": outcome.wall_seconds,
+            "evaluations": float(outcome.evaluations),
+            "attempts": float(attempts),
+        }
+        self.tracker.log_metrics(run_id, finals, step=last, timestamp=finished)
+        if outcome.error:
+            self.tracker.set_tag(run_id, "error", outcome.error[:5000])
+        self._log_images(run_id, outcome, image, last, at)
+        if outcome.plot_png:
+            self.tracker.log_bytes(run_id, "loss_curve.png", outcome.plot_png, "plots")
+        self.tracker.end_run(run_id, "FINISHED" if outcome.status == "ok" else "FAILED", end_time=finished)
+        return run_id
+
+    def _log_images(self, run_id: str, outcome: JobOutcome, image: Path | None, last: int, at) -> None:
+        """The snapshots and the output under one key, by step: the UI shows them with a slider."""
+        from PIL import Image
+
+        for step, png in outcome.snapshots:
+            with Image.open(io.BytesIO(png)) as snap:
+                self.tracker.log_image(run_id, snap.convert("RGB"), IMAGE_KEY, step, at(step))
+        if image is not None:
+            with Image.open(image) as out:
+                self.tracker.log_image(run_id, out.convert("RGB"), IMAGE_KEY, last, at(last))
+
+
+@dataclass
+class Sink:
+    """The single writer: a thread that turns finished outcomes into files, runs and rows."""
+
+    output: Path
+    sweep_id: str
+    spec_name: str
+    mlflow: SweepRuns | None
+    counts: dict[str, int] = field(default_factory=lambda: {"ok": 0, "failed": 0})
+    warnings: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.queue: queue.Queue = queue.Queue()
+        self.thread = threading.Thread(target=self._loop, name="stylegrid-writer", daemon=True)
+        self.thread.start()
+
+    def put(self, job: Job, outcome: JobOutcome, attempts: int) -> None:
+        self.queue.put((job, outcome, attempts))
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.thread.join()
+
+    def _loop(self) -> None:
+        while (item := self.queue.get()) is not None:
+            job, outcome, attempts = item
+            try:
+                self.write(job, outcome, attempts)
+            except Exception as exc:  # a writer failure must not lose the other jobs
+                self.counts["failed"] += 1  # not recorded: it runs again next time
+                self.warnings.append(f"{job.label}: not recorded ({exc}); it runs again next time")
+
+    def write(self, job: Job, outcome: JobOutcome, attempts: int) -> None:
+        image_rel = ""
+        image = None
+        if outcome.png is not None:
+            image = write_atomic(image_path(self.output, job), outcome.png)
+            image_rel = str(image.relative_to(self.output))
+        run_id = ""
+        if self.mlflow is not None:
+            try:
+                run_id = self.mlflow.log_job(job, outcome, image, attempts)
+            except Exception as exc:
+                self.warnings.append(f"{job.label}: MLflow logging failed ({type(exc).__name__}: {exc})")
+        write_row(
+            self.output, result_row(job, outcome, self.sweep_id, self.spec_name, image_rel, run_id, attempts)
+        )
+        self.counts[outcome.status] = self.counts.get(outcome.status, 0) + 1

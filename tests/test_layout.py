@@ -1,0 +1,66 @@
+"""The code's layout keeps its promises (README "Layout"): data flows one way, algorithms/ stays
+pure, and no module grows past about 400 lines without saying why at its top."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+# orchestrator/ modules by layer: a module imports only from its own layer or lower ones
+LAYERS = [
+    {"files", "lock", "provenance", "params"},
+    {"images", "spec", "jobs", "results", "tracking", "pictures", "runtime"},
+    {"worker", "sink", "report", "catalog_pipeline"},
+    {"sweep", "catalog", "train"},
+    {"cli", "__main__", "__init__"},
+]
+MAX_LINES = 400
+
+
+def _imports(path: Path) -> tuple[set[str], set[str]]:
+    """(sibling modules imported relatively, top-level packages imported absolutely)."""
+    siblings, packages = set(), set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            if node.module:
+                siblings.add(node.module.split(".")[0])
+            else:
+                siblings.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            packages.add(node.module.split(".")[0])
+        elif isinstance(node, ast.Import):
+            packages.update(a.name.split(".")[0] for a in node.names)
+    return siblings, packages
+
+
+def test_every_orchestrator_module_has_a_layer():
+    modules = {p.stem for p in (REPO / "orchestrator").glob("*.py")}
+    placed = set().union(*LAYERS)
+    assert modules == placed, f"unplaced: {modules - placed}; gone: {placed - modules}"
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "orchestrator").glob("*.py")), ids=lambda p: p.stem)
+def test_orchestrator_imports_never_reach_back_up(path):
+    level = {m: i for i, layer in enumerate(LAYERS) for m in layer}
+    siblings, _ = _imports(path)
+    upward = sorted(m for m in siblings if level.get(m, 0) > level[path.stem])
+    assert not upward, f"{path.name} (layer {level[path.stem]}) imports {upward}"
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "algorithms").glob("*.py")), ids=lambda p: p.stem)
+def test_algorithms_stay_pure(path):
+    _, packages = _imports(path)
+    assert not packages & {"orchestrator", "ray", "mlflow", "pyarrow", "pandas"}, path.name
+
+
+@pytest.mark.parametrize(
+    "path", sorted([*REPO.glob("orchestrator/*.py"), *REPO.glob("algorithms/*.py")]), ids=lambda p: p.stem
+)
+def test_long_modules_say_why(path):
+    lines = path.read_text().count("\n")
+    doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+    assert lines <= MAX_LINES or "Why this module is long" in doc, f"{path.name}: {lines} lines"
