@@ -6,7 +6,9 @@ search space, while a stylegrid spec that gains an image must run just the new j
 
 * ``ray.init()`` starts an embedded Ray locally, and joins the cluster under ``ray job submit``.
 * One actor per concurrent job slot, each a ``JobRunner`` that keeps the encoder, images and style
-  targets warm across its jobs, with the spec's ``num_cpus`` / ``num_gpus``.
+  targets warm across its jobs, with the spec's ``num_cpus`` / ``num_gpus``. A job goes only to
+  an actor that has started (on a busy cluster a slot may wait long for its resources), and once
+  no job is left to hand out, idle and still-starting actors are released to the cluster.
 * An exception inside a job comes back as a failed outcome (recorded with its error); a worker
   process that dies is replaced and its job retried up to ``retries`` times.
 * Results flow to one writer thread (``sink.Sink``): image file, MLflow child run, then the job's
@@ -203,12 +205,14 @@ def _schedule(
         num_cpus=spec.resources.num_cpus, num_gpus=spec.resources.num_gpus, max_restarts=0, max_task_retries=0
     )
 
-    ready: dict[Any, Any] = {}  # actor -> its __ray_ready__ reference, until it has started
+    # A job goes only to a worker that has started: on a shared cluster a worker may wait long
+    # for its CPU or GPU, and a job held for it would wait with it while started workers idle.
+    starting: dict[Any, Any] = {}  # actor -> its __ray_ready__ reference, until it has started
+    idle: deque = deque()  # started workers without a job
 
-    def new_actor():
+    def new_actor() -> None:
         actor = actor_cls.remote(threads)
-        ready[actor] = actor.__ray_ready__.remote()
-        return actor
+        starting[actor] = actor.__ray_ready__.remote()
 
     # Each image file goes into the object store once; workers on any node read it from there.
     refs: dict[str, Any] = {}
@@ -216,34 +220,35 @@ def _schedule(
         for path, sha in ((job.content, job.content_sha256), (job.style, job.style_sha256)):
             if sha not in refs:
                 refs[sha] = ray.put(Path(path).read_bytes())
-    idle = deque(new_actor() for _ in range(slots))
+    for _ in range(slots):
+        new_actor()
     queue_ = deque(todo)
     attempts: dict[str, int] = {}
     pending: dict[Any, tuple[Job, Any]] = {}
-    # When each pending job's worker began it: a job's time limit starts once its actor has
-    # started (a new worker process, under load, can take longer to start than a job to run).
-    started: dict[Any, float | None] = {}
+    started: dict[Any, float] = {}  # when each pending job's (started) worker took it
     bar = console.bar(len(todo), "job")
     shown: tuple = ()
     try:
         while queue_ or pending:
+            idle.extend(_started(starting))
             while queue_ and idle:
                 job, actor = queue_.popleft(), idle.popleft()
                 attempts[job.job_id] = attempts.get(job.job_id, 0) + 1
                 ref = actor.run.remote(job, refs[job.content_sha256], refs[job.style_sha256])
                 pending[ref] = (job, actor)
-                started[ref] = None
-            done, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
-            finished: list[tuple[Any, str | None]] = [(ref, None) for ref in done]
+                started[ref] = time.monotonic()
+            if not queue_:  # nothing left to hand out: give back what idle or starting workers hold
+                _release([*idle, *starting])
+                idle.clear()
+                starting.clear()
+            done, _ = ray.wait([*pending, *starting.values()], num_returns=1, timeout=1.0)
+            finished: list[tuple[Any, str | None]] = [(ref, None) for ref in done if ref in pending]
             if spec.timeout_s is not None:
                 now = time.monotonic()
-                for ref, (_, actor) in pending.items():
-                    if started[ref] is None and _is_ready(ready, actor):
-                        started[ref] = now
                 finished += [
                     (ref, f"timed out after {spec.timeout_s:g} s")
                     for ref in pending
-                    if ref not in done and started[ref] is not None and now - started[ref] > spec.timeout_s
+                    if ref not in done and now - started[ref] > spec.timeout_s
                 ]
             for ref, timed_out in finished:
                 job, actor = pending.pop(ref)
@@ -255,11 +260,12 @@ def _schedule(
                     idle.append(actor)
                 except (RayActorError, TimeoutError) as exc:  # the worker died or hung: replace it
                     ray.kill(actor)
-                    ready.pop(actor, None)
-                    idle.append(new_actor())
                     if attempts[job.job_id] <= spec.retries:
                         queue_.appendleft(job)
+                        new_actor()
                         continue
+                    if queue_:
+                        new_actor()
                     n = attempts[job.job_id]
                     error = (
                         f"{timed_out} ({n} attempt{'s' if n > 1 else ''})"
@@ -275,23 +281,29 @@ def _schedule(
                 bar.set_postfix(done=state[0], failed=state[1], running=state[2])
     finally:
         bar.close()
-        for _, actor in pending.values():
-            ray.kill(actor)
-        for actor in idle:
-            ray.kill(actor)
+        _release([actor for _, actor in pending.values()] + [*idle, *starting])
 
 
-def _is_ready(ready: dict, actor) -> bool:
-    """Whether ``actor`` has started (its ``__ray_ready__`` returned); forgets it once it has."""
+def _started(starting: dict) -> list:
+    """The workers of ``starting`` whose start has returned (with an error too: the job sent to a
+    worker that could not start fails like one whose worker died); removes them from it."""
     import ray
 
-    ref = ready.get(actor)
-    if ref is None:
-        return True
-    if ray.wait([ref], timeout=0)[0]:
-        del ready[actor]
-        return True
-    return False
+    if not starting:
+        return []
+    up, _ = ray.wait(list(starting.values()), num_returns=len(starting), timeout=0)
+    up = set(up)
+    actors = [a for a, ref in starting.items() if ref in up]
+    for actor in actors:
+        del starting[actor]
+    return actors
+
+
+def _release(actors) -> None:
+    import ray
+
+    for actor in actors:
+        ray.kill(actor)
 
 
 def plan(spec_path: str, output: str | None = None, sample: int = 10) -> str:

@@ -83,6 +83,8 @@ OWNER = False  # whether this process started the head (pytest-xdist workers use
 
 def pytest_configure(config):
     global HEAD, OWNER
+    if hasattr(config, "workerinput"):
+        torch.set_num_threads(1)  # two test processes (xdist) on two cores: one torch thread each
     if os.environ.get("STYLEGRID_TEST_RAY") == "embedded":
         return
     if hasattr(config, "workerinput"):  # an xdist worker: the controller's head, from the environment
@@ -105,7 +107,9 @@ def pytest_unconfigure(config):
         stop_head(HEAD)
 
 
-EMBEDDED_ENV = {k: v for k, v in os.environ.items() if k not in RAY_ENV_KEYS}  # taken at import: before the head
+EMBEDDED_ENV = {
+    k: v for k, v in os.environ.items() if k not in RAY_ENV_KEYS
+}  # taken at import: before the head
 
 
 @pytest.fixture(scope="session")

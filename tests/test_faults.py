@@ -25,7 +25,7 @@ from orchestrator.jobs import expand
 from orchestrator.results import finished_status, read_results
 from orchestrator.spec import load_spec
 
-pytestmark = [pytest.mark.slow, pytest.mark.serial]  # they kill and count Ray workers by name
+pytestmark = pytest.mark.slow
 
 STARRY = SAMPLES / "style" / "starry_night.jpg"
 PHOTOS = [SAMPLES / "content" / n for n in ("tubingen.jpg", "chelsea.jpg", "coffee.jpg", "rocket.jpg")]
@@ -133,6 +133,7 @@ def test_a_failure_while_gathering_the_results_still_summarises_and_closes_the_r
     assert statuses == {"sweep": "FINISHED", "job": "FINISHED"}
 
 
+@pytest.mark.serial  # kills or counts Ray workers by name: alone, in ./run test's second phase
 def test_a_hung_job_times_out_and_the_others_finish(tmp_path):
     extra = "timeout_s: 10\nretries: 1\nalgorithms:\n  - name: gatys\n    grid: {steps: [2, 100000]}\n"
     spec = spec_file(tmp_path / "hung.yaml", PHOTOS[:1], size=64, extra=extra)
@@ -188,6 +189,7 @@ def test_two_content_files_with_the_same_bytes_each_get_a_row(tmp_path):
     assert sorted(rows.content_name) == ["a.jpg", "b.jpg"] and set(rows.status) == {"ok"}
 
 
+@pytest.mark.xdist_group("ray_catalog")  # catalogs on the shared head run one at a time (./run test)
 def test_a_catalog_where_every_image_fails_exits_3_and_a_thin_image_is_one_line(tmp_path):
     photos = tmp_path / "photos"
     photos.mkdir()
@@ -205,6 +207,7 @@ def test_a_catalog_where_every_image_fails_exits_3_and_a_thin_image_is_one_line(
     assert "needs a size of at least 2000" in errors[str(photos / "thin.png")]
 
 
+@pytest.mark.xdist_group("ray_catalog")  # catalogs on the shared head run one at a time (./run test)
 def test_a_catalog_image_that_could_not_be_written_is_written_by_the_next_run(tmp_path):
     from orchestrator.catalog import read_manifest
 
@@ -225,6 +228,7 @@ def test_a_catalog_image_that_could_not_be_written_is_written_by_the_next_run(tm
     assert set(read_manifest(out).status) == {"ok"} and len(list((out / "images").rglob("*.png"))) == 3
 
 
+@pytest.mark.serial  # kills or counts Ray workers by name: alone, in ./run test's second phase
 def test_random_worker_kills_and_a_killed_driver_lose_nothing(tmp_path):
     """100 tiny jobs; worker processes SIGKILLed at random while they run, the driver SIGKILLed
     once midway; the same command run again. Exactly one ok row and one finished MLflow child run

@@ -200,6 +200,34 @@ def test_a_killed_worker_is_retried_and_the_sweep_completes(tmp_path):
     assert row.status == "ok" and row.attempts == 2
 
 
+SHARED_CLUSTER = """
+import sys, time, ray
+from orchestrator.sweep import run_sweep
+
+ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
+blocker = ray.remote(num_cpus=1)(type("Other", (), {"ping": lambda self: 1})).remote()
+ray.get(blocker.ping.remote())  # another user's actor holds one of the two CPUs
+summary = run_sweep(sys.argv[1], output=sys.argv[2], max_concurrent=2, quiet=True)
+deadline = time.monotonic() + 30  # ray.kill returns before the CPUs are given back
+while ray.available_resources().get("CPU", 0.0) < 1.0 and time.monotonic() < deadline:
+    time.sleep(0.2)
+print(summary.ok, ray.available_resources().get("CPU", 0.0))
+"""
+
+
+def test_jobs_go_to_started_workers_and_a_finished_sweep_gives_its_cpus_back(tmp_path):
+    # two worker slots on a cluster with one free CPU: the second worker never starts, and a job
+    # held for it would wait for ever; once the queue is empty, the sweep's workers are released
+    contents = [SAMPLES / "content" / n for n in ("tubingen.jpg", "chelsea.jpg", "coffee.jpg")]
+    spec = write_spec(tmp_path / "shared.yaml", contents, steps=2)
+    proc = subprocess.run([sys.executable, "-c", SHARED_CLUSTER, str(spec), str(tmp_path / "out")], cwd=REPO,
+                          env={**EMBEDDED_ENV, "PYTHONPATH": str(REPO)}, capture_output=True, text=True,
+                          timeout=240)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ok, free_cpus = proc.stdout.split()[-2:]
+    assert int(ok) == 3 and float(free_cpus) == 1.0
+
+
 def test_ctrl_c_stops_cleanly_and_keeps_finished_jobs(tmp_path):
     contents = [SAMPLES / "content" / n for n in ("tubingen.jpg", "chelsea.jpg", "coffee.jpg", "rocket.jpg")]
     spec = write_spec(tmp_path / "intr.yaml", contents, steps=25, size=64)
