@@ -14,6 +14,7 @@ cluster, what ``./run demo`` does) take ``EMBEDDED_ENV`` (an environment without
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -28,7 +29,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "samples"
 BAD = Path(__file__).resolve().parent / "data" / "bad"
-RAY_ENV_KEYS = ("RAY_ADDRESS", "RAY_AUTH_MODE")
+RAY_ENV_KEYS = ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH")
 
 
 @dataclass
@@ -51,10 +52,20 @@ def free_port() -> int:
 def start_head() -> RayHead:
     """`ray start --head` on loopback with 2 CPUs; a port taken between free_port() and Ray's
     bind fails the start, so it is tried twice with new ports."""
-    bin_dir = str(Path(sys.executable).parent)
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}", "RAY_AUTH_MODE": "token"}
-    env.pop("RAY_ADDRESS", None)
     temp_dir = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Ray's socket paths have a length limit
+    # the session's own token (`ray start` does not create one, and a fresh machine has no
+    # ~/.ray/auth_token; the user's own token is left alone)
+    token = Path(temp_dir) / "auth_token"
+    token.write_text(secrets.token_hex(32))
+    token.chmod(0o600)
+    bin_dir = str(Path(sys.executable).parent)
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}",
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN_PATH": str(token),
+    }
+    env.pop("RAY_ADDRESS", None)
     failures = []
     for _ in range(2):
         port, dashboard = free_port(), free_port()
@@ -95,6 +106,7 @@ def pytest_configure(config):
     HEAD, OWNER = start_head(), True
     os.environ["RAY_ADDRESS"] = HEAD.address
     os.environ["RAY_AUTH_MODE"] = "token"
+    os.environ["RAY_AUTH_TOKEN_PATH"] = HEAD.env["RAY_AUTH_TOKEN_PATH"]
     os.environ[DASHBOARD_ENV] = HEAD.dashboard
 
 
