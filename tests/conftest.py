@@ -94,6 +94,7 @@ OWNER = False  # whether this process started the head (pytest-xdist workers use
 
 def pytest_configure(config):
     global HEAD, OWNER
+    check_loadgroup(config)
     if hasattr(config, "workerinput"):
         torch.set_num_threads(1)  # two test processes (xdist) on two cores: one torch thread each
     if os.environ.get("STYLEGRID_TEST_RAY") == "embedded":
@@ -108,6 +109,29 @@ def pytest_configure(config):
     os.environ["RAY_AUTH_MODE"] = "token"
     os.environ["RAY_AUTH_TOKEN_PATH"] = HEAD.env["RAY_AUTH_TOKEN_PATH"]
     os.environ[DASHBOARD_ENV] = HEAD.dashboard
+
+
+LOADGROUP_BROKEN = "pytest-xdist's --dist loadgroup does not group tests on pytest {} (9.2 made node ids read-only; xdist 3.8 renames them to group them): install the versions pyproject.toml names"
+
+
+def check_loadgroup(config) -> None:
+    """Under ``--dist loadgroup`` xdist renames each grouped test ``<id>@<group>`` and sends a group
+    to one process. Where the rename does not take (pytest 9.2 with xdist 3.8) the ray_catalog
+    tests would run side by side and starve each other: refuse to run, in the controller by
+    version (its message reaches the user) and in the workers by what they see."""
+    if config.getoption("dist", None) == "loadgroup":
+        from importlib.metadata import version
+
+        xdist = tuple(int(x) for x in version("pytest-xdist").split(".")[:2])
+        if pytest.version_tuple[:2] >= (9, 2) and xdist <= (3, 8):
+            raise pytest.UsageError(LOADGROUP_BROKEN.format(pytest.__version__))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    if getattr(config.option, "loadgroup", False):  # an xdist worker under --dist loadgroup
+        if any(i.get_closest_marker("xdist_group") and "@" not in i.nodeid for i in items):
+            raise pytest.UsageError(LOADGROUP_BROKEN.format(pytest.__version__))
 
 
 def pytest_unconfigure(config):
@@ -189,3 +213,23 @@ def own_ray() -> dict:
     """``ray_init_kwargs`` for an in-process run: none with the shared head (ray.init joins it),
     two CPUs for an embedded Ray."""
     return {} if HEAD is not None else {"num_cpus": 2}
+
+
+def ray_workers(root: int, title: str = "ray::JobRunner") -> list:
+    """The processes under ``root``'s process tree whose title starts with ``title``: the Ray
+    workers of an embedded Ray that process started, never another test's (a test that kills or
+    counts workers runs its driver embedded, so that it can run beside the others)."""
+    import psutil
+
+    try:
+        tree = psutil.Process(root).children(recursive=True)
+    except psutil.Error:
+        return []
+    found = []
+    for p in tree:
+        try:
+            if " ".join(p.cmdline()).startswith(title):
+                found.append(p)
+        except psutil.Error:
+            pass
+    return found

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import REPO, SAMPLES
+from conftest import EMBEDDED_ENV, REPO, SAMPLES, ray_workers
 from PIL import Image
 
 from orchestrator.jobs import expand
@@ -30,6 +30,7 @@ pytestmark = pytest.mark.slow
 STARRY = SAMPLES / "style" / "starry_night.jpg"
 PHOTOS = [SAMPLES / "content" / n for n in ("tubingen.jpg", "chelsea.jpg", "coffee.jpg", "rocket.jpg")]
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
+OWN_RAY_ENV = {**EMBEDDED_ENV, "PYTHONPATH": str(REPO)}  # the driver starts its own Ray
 
 
 def spec_file(path: Path, contents: list[Path], *, steps: int = 2, size: int = 32, extra: str = "") -> Path:
@@ -56,10 +57,10 @@ def stylegrid(*args, timeout: float = 900) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
-def popen(*args) -> subprocess.Popen:
+def popen(*args, env: dict = ENV) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "orchestrator", *map(str, args)],
-        cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
 
 
@@ -82,21 +83,6 @@ def mlflow_runs(out: Path, experiment: str):
     client = MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
     exp = client.get_experiment_by_name(experiment)
     return client.search_runs([exp.experiment_id], run_view_type=ViewType.ACTIVE_ONLY, max_results=5000)
-
-
-def job_workers(since: float) -> list[psutil.Process]:
-    """The Ray job workers started after ``since`` (this test's, not another sweep's on the machine)."""
-    found = []
-    for p in psutil.process_iter(["cmdline", "create_time"]):
-        try:
-            if (
-                " ".join(p.info["cmdline"] or []).startswith("ray::JobRunner")
-                and p.info["create_time"] >= since
-            ):
-                found.append(p)
-        except psutil.Error:
-            pass
-    return found
 
 
 def test_a_sweep_that_records_nothing_fails_and_the_next_run_records_it(tmp_path):
@@ -133,19 +119,36 @@ def test_a_failure_while_gathering_the_results_still_summarises_and_closes_the_r
     assert statuses == {"sweep": "FINISHED", "job": "FINISHED"}
 
 
-@pytest.mark.serial  # kills or counts Ray workers by name: alone, in ./run test's second phase
 def test_a_hung_job_times_out_and_the_others_finish(tmp_path):
     extra = "timeout_s: 10\nretries: 1\nalgorithms:\n  - name: gatys\n    grid: {steps: [2, 100000]}\n"
     spec = spec_file(tmp_path / "hung.yaml", PHOTOS[:1], size=64, extra=extra)
     out = tmp_path / "out"
-    started = time.time()
-    proc = stylegrid("sweep", spec, "--output", out, "--quiet")
-    assert proc.returncode == 3, proc.stderr[-3000:]
+    proc = popen("sweep", spec, "--output", out, "--quiet", env=OWN_RAY_ENV)
+    # the hung attempts, seen from outside: a worker busy in one job for more than 8 s
+    busy_since: dict[int, float] = {}
+    hung_at_once = 0
+    hung_seen = set()
+    try:
+        while proc.poll() is None:
+            now = time.monotonic()
+            running = {w.pid for w in ray_workers(proc.pid, "ray::JobRunner.run")}
+            busy_since = {pid: busy_since.get(pid, now) for pid in running}
+            hung = {pid for pid, t in busy_since.items() if now - t > 8}
+            hung_seen |= hung
+            hung_at_once = max(hung_at_once, len(hung))
+            time.sleep(0.2)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 3, stderr[-3000:]
     rows = read_results(out).to_pandas().set_index("steps")
     assert rows.loc[2, "status"] == "ok"
     assert rows.loc[100000, "status"] == "failed" and rows.loc[100000, "attempts"] == 2
     assert rows.loc[100000, "error"] == "timed out after 10 s (2 attempts)"
-    assert not job_workers(started)  # the hung worker was killed, not left spinning
+    # each attempt hung in its own worker, and the first was killed before the second began:
+    # a worker left spinning would have been seen beside the next one
+    assert len(hung_seen) == 2 and hung_at_once == 1, (hung_seen, hung_at_once)
 
 
 def test_sigterm_stops_like_ctrl_c_and_a_second_sweep_is_refused(tmp_path):
@@ -228,47 +231,53 @@ def test_a_catalog_image_that_could_not_be_written_is_written_by_the_next_run(tm
     assert set(read_manifest(out).status) == {"ok"} and len(list((out / "images").rglob("*.png"))) == 3
 
 
-@pytest.mark.serial  # kills or counts Ray workers by name: alone, in ./run test's second phase
 def test_random_worker_kills_and_a_killed_driver_lose_nothing(tmp_path):
     """100 tiny jobs; worker processes SIGKILLed at random while they run, the driver SIGKILLed
     once midway; the same command run again. Exactly one ok row and one finished MLflow child run
-    per job, no RUNNING run, no temporary file."""
+    per job, no RUNNING run, no temporary file. The drivers start their own Ray, so that the
+    workers killed are theirs (descendants) and never another test's."""
     weights = [round(1 + i * 0.25, 2) for i in range(25)]
     extra = f"retries: 20\nalgorithms:\n  - name: gatys\n    grid: {{style_weight: {weights}}}\n"
     spec = spec_file(tmp_path / "faults.yaml", PHOTOS, steps=2, size=32, extra=extra)
     jobs = {j.job_id for j in expand(load_spec(spec), str(spec))}
     assert len(jobs) == 100
     out = tmp_path / "out"
-    started = time.time()
     rng = random.Random(7)
     kills = {"workers": 0}
     stop = threading.Event()
+    drivers: list[subprocess.Popen] = []
 
     def killer():  # a worker gets a few seconds to start and run jobs before it may be killed
         while not stop.wait(rng.uniform(2.0, 5.0)) and kills["workers"] < 6:
-            workers = [w for w in job_workers(started) if time.time() - w.create_time() > 3.0]
-            if workers:
-                try:
+            try:
+                workers = [w for w in ray_workers(drivers[-1].pid) if time.time() - w.create_time() > 3.0]
+                if workers:
                     rng.choice(workers).kill()
                     kills["workers"] += 1
-                except psutil.Error:
-                    pass
+            except psutil.Error:
+                pass
 
     thread = threading.Thread(target=killer, daemon=True)
     thread.start()
     try:
-        driver = popen("sweep", spec, "--output", out, "--quiet")
+        drivers.append(popen("sweep", spec, "--output", out, "--quiet", env=OWN_RAY_ENV))
+        driver = drivers[0]
         wait_for(lambda: rows_written(out) >= 30 or driver.poll() is not None, what="30 rows")
         assert driver.poll() is None, driver.communicate()[1][-3000:]
+        its_ray = psutil.Process(driver.pid).children(recursive=True)
         driver.kill()  # SIGKILL: no handler runs, the lock, RUNNING runs and temp files may stay
         driver.wait(60)
-        wait_for(lambda: not job_workers(started), timeout=120, what="the dead driver's workers to go")
-        again = popen("sweep", spec, "--output", out, "--quiet")
-        stdout, stderr = again.communicate(timeout=1200)
+        _, alive = psutil.wait_procs(its_ray, timeout=120)  # its Ray follows it (fate sharing)
+        assert not alive, [p.pid for p in alive]
+        drivers.append(popen("sweep", spec, "--output", out, "--quiet", env=OWN_RAY_ENV))
+        stdout, stderr = drivers[1].communicate(timeout=1200)
     finally:
         stop.set()
         thread.join()
-    assert again.returncode == 0, stderr[-3000:]
+        for d in drivers:
+            if d.poll() is None:
+                d.kill()
+    assert drivers[1].returncode == 0, stderr[-3000:]
     assert kills["workers"] >= 3, kills
     rows = read_results(out).to_pandas()
     assert sorted(rows.job_id) == sorted(jobs) and set(rows.status) == {"ok"}

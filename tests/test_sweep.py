@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import psutil
 import pytest
-from conftest import BAD, EMBEDDED_ENV, REPO, SAMPLES, own_ray
+from conftest import BAD, EMBEDDED_ENV, REPO, SAMPLES, own_ray, ray_workers
 from PIL import Image
 
 from orchestrator.provenance import provenance
@@ -173,24 +173,22 @@ def sweep_process(spec: Path, out: Path, *extra: str, embedded: bool = False) ->
     )
 
 
-def find_worker(timeout: float = 120) -> psutil.Process:
-    """The Ray worker process running a job (its title is ray::JobRunner.run)."""
+def find_worker(driver: subprocess.Popen, timeout: float = 120) -> psutil.Process:
+    """The Ray worker process running a job of ``driver``'s embedded Ray (ray::JobRunner.run)."""
     deadline = time.time() + timeout
-    while time.time() < deadline:
-        for p in psutil.process_iter(["cmdline"]):
-            cmd = " ".join(p.info["cmdline"] or [])
-            if cmd.startswith("ray::JobRunner.run"):
-                return p
+    while time.time() < deadline and driver.poll() is None:
+        running = ray_workers(driver.pid, "ray::JobRunner.run")
+        if running:
+            return running[0]
         time.sleep(0.2)
     raise AssertionError("no Ray worker started a job")
 
 
-@pytest.mark.serial
 def test_a_killed_worker_is_retried_and_the_sweep_completes(tmp_path):
     spec = write_spec(tmp_path / "kill.yaml", [SAMPLES / "content" / "tubingen.jpg"], steps=80, size=64)
     out = tmp_path / "out"
-    proc = sweep_process(spec, out)
-    worker = find_worker()
+    proc = sweep_process(spec, out, embedded=True)  # its own Ray: its workers are its descendants
+    worker = find_worker(proc)
     time.sleep(0.5)
     worker.kill()  # SIGKILL: the process dies mid-job
     stdout, stderr = proc.communicate(timeout=600)
