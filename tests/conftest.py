@@ -38,6 +38,44 @@ class RayHead:
     dashboard: str  # the job-submission address
     temp_dir: str
     env: dict  # an environment whose `ray` commands reach this head
+    marker: str = ""  # SESSION_MARKER's value in the environment of every process of this head
+
+
+SESSION_MARKER = "STYLEGRID_TEST_RAY_SESSION"
+
+
+def kill_marked(marker: str, timeout: float = 30) -> None:
+    """Stop every process whose environment holds ``SESSION_MARKER=marker``: the processes of a
+    Ray that a test started (its GCS, raylets, agents, workers, submitted jobs all inherit it),
+    and no other Ray on the machine (``ray stop`` would stop them all, a user's own included)."""
+    import psutil
+
+    want = f"{SESSION_MARKER}={marker}".encode()
+    procs = {}
+    for proc in psutil.process_iter():
+        try:
+            with open(f"/proc/{proc.pid}/environ", "rb") as f:
+                if want not in f.read().split(b"\0"):
+                    continue
+            # with their children: the raylet's agents and workers retitle themselves (ray::...),
+            # which can overwrite the environment /proc shows
+            for p in (proc, *proc.children(recursive=True)):
+                procs[p.pid] = p
+        except (OSError, psutil.Error):
+            continue
+    procs = list(procs.values())
+    for proc in procs:
+        try:
+            proc.terminate()
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(procs, timeout=timeout)
+    for proc in alive:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(alive, timeout=timeout)
 
 
 HEAD: RayHead | None = None
@@ -64,6 +102,7 @@ def start_head() -> RayHead:
         "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}",
         "RAY_AUTH_MODE": "token",
         "RAY_AUTH_TOKEN_PATH": str(token),
+        SESSION_MARKER: secrets.token_hex(8),
     }
     env.pop("RAY_ADDRESS", None)
     failures = []
@@ -77,14 +116,14 @@ def start_head() -> RayHead:
         ]  # fmt: skip
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
         if proc.returncode == 0:
-            return RayHead(f"127.0.0.1:{port}", f"http://127.0.0.1:{dashboard}", temp_dir, env)
+            return RayHead(f"127.0.0.1:{port}", f"http://127.0.0.1:{dashboard}", temp_dir, env, env[SESSION_MARKER])
         failures.append(proc.stdout[-2000:] + proc.stderr[-2000:])
-        subprocess.run(["ray", "stop", "--force"], env=env, capture_output=True, timeout=120)
+        kill_marked(env[SESSION_MARKER])
     raise RuntimeError("ray start --head failed twice:\n" + "\n---\n".join(failures))
 
 
 def stop_head(head: RayHead) -> None:
-    subprocess.run(["ray", "stop", "--force"], env=head.env, capture_output=True, timeout=120)
+    kill_marked(head.marker)
     shutil.rmtree(head.temp_dir, ignore_errors=True)
 
 
