@@ -2,8 +2,12 @@
 
 Each finished job is written at once as its own file ``<output>/rows/<job_id>.parquet`` (a
 temporary file, then an atomic rename), so a crash can never leave half a row and never touches
-rows already written. ``read_results`` reads them back as one table; at the end of every sweep
-they are also collected into ``<output>/results.parquet`` (atomically too).
+rows already written. ``compact`` gathers those loose rows into part files
+``<output>/rows/part-<n>.parquet`` (the sweep does it at its start, every ``COMPACT_EVERY`` rows
+and at its end), so that starting or resuming a sweep of 100,000 jobs reads a few files, not
+100,000. ``read_results`` reads parts and loose rows back as one table, one row per job (a loose
+row is newer than a part's); at the end of every sweep they are also collected into
+``<output>/results.parquet`` (atomically too), the file users read.
 
 Columns: the fixed ones below, then ``param.<name>`` for every parameter of every registered
 algorithm, typed from the parameter dataclasses (sequences as JSON text), null where the
@@ -22,6 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from algorithms import ALGORITHMS
@@ -129,28 +134,101 @@ def write_row(output: Path, row: dict[str, Any]) -> Path:
     return path
 
 
+PART_PREFIX = "part-"
+COMPACT_EVERY = 1000  # loose rows a sweep gathers into a part as it goes
+
+
+def part_files(output: Path) -> list[Path]:
+    folder = rows_dir(output)
+    return sorted(folder.glob(f"{PART_PREFIX}*.parquet")) if folder.is_dir() else []
+
+
+def loose_row_files(output: Path) -> list[Path]:
+    folder = rows_dir(output)
+    files = folder.glob("*.parquet") if folder.is_dir() else []
+    return sorted(f for f in files if not f.name.startswith(PART_PREFIX))
+
+
 @dataclass(frozen=True)
 class Rows:
     table: pa.Table
     unreadable: list[str]  # "<file>: <reason>" for row files that cannot be read (their jobs re-run)
 
 
-def load_rows(output: Path) -> Rows:
-    """Every readable row under ``output`` as one table (empty, with the schema, when none). A
-    row file that cannot be read (0 bytes or cut short by a crash of an older version, a disk
-    error) is skipped and named in ``unreadable``: its job counts as not done, and running it
-    again overwrites the file."""
-    files = sorted(rows_dir(output).glob("*.parquet")) if rows_dir(output).is_dir() else []
+def _read_tables(files: list[Path]) -> tuple[list[tuple[Path, pa.Table]], list[str]]:
+    """Each readable file's table; an unreadable one (0 bytes or cut short by a crash of an older
+    version, a disk error) is named with its reason instead."""
     tables, unreadable = [], []
     for f in files:
         try:
-            tables.append(pq.read_table(f))
+            tables.append((f, pq.read_table(f)))
         except (OSError, pa.ArrowException) as exc:
             size = f.stat().st_size if f.exists() else 0
             why = "0 bytes" if size == 0 else " ".join(str(exc).split())[:120]
             unreadable.append(f"{f}: unreadable row ({why})")
-    table = pa.concat_tables(tables, promote_options="default") if tables else result_schema().empty_table()
-    return Rows(table, unreadable)
+    return tables, unreadable
+
+
+def _concat(tables: list[pa.Table]) -> pa.Table:
+    return pa.concat_tables(tables, promote_options="default") if tables else result_schema().empty_table()
+
+
+def last_row_per_job(table: pa.Table) -> pa.Table:
+    """``table`` with one row per job id, the last one of each (later rows are newer)."""
+    ids = table.column("job_id").to_pylist()
+    last = {job: i for i, job in enumerate(ids)}
+    if len(last) == len(ids):
+        return table
+    return table.take(sorted(last.values()))
+
+
+def load_rows(output: Path) -> Rows:
+    """Every readable row under ``output`` as one table, one row per job (empty, with the
+    schema, when none): the parts, then the loose rows, which are newer. A file that cannot be
+    read is skipped and named in ``unreadable``: its jobs count as not done, and running them
+    again writes their rows anew."""
+    parts, bad_parts = _read_tables(part_files(output))
+    loose, bad_loose = _read_tables(loose_row_files(output))
+    table = _concat([t for _, t in parts] + [t for _, t in loose])
+    return Rows(last_row_per_job(table), bad_parts + bad_loose)
+
+
+def compact(output: Path) -> int:
+    """Gather the loose row files into a new part file; returns how many rows it gathered. Call
+    it holding the folder's lock. Crash-safe and exactly once, in this order: the jobs' older rows
+    leave the parts that hold them (each part rewritten atomically; the loose rows still hold
+    them), the new part is written atomically, then the loose files are deleted (a crash before
+    that leaves a job in both, and ``load_rows`` takes the loose row; the next ``compact`` puts
+    it right). Unreadable loose files are left for ``load_rows`` to report."""
+    loose, _ = _read_tables(loose_row_files(output))
+    if not loose:
+        return 0
+    new = last_row_per_job(_concat([t for _, t in loose]))
+    fresh = pa.array(new.column("job_id").to_pylist(), pa.string())
+    parts = part_files(output)
+    for part in parts:
+        try:
+            ids = pq.read_table(part, columns=["job_id"]).column("job_id")
+        except (OSError, pa.ArrowException):
+            continue  # load_rows names it; its jobs run again
+        stale = pc.is_in(ids, value_set=fresh)
+        if pc.any(stale).as_py():
+            kept = pq.read_table(part).filter(pc.invert(stale))
+            if kept.num_rows:
+                _atomic_write_table(kept, part)
+            else:
+                part.unlink()
+    number = (
+        max(
+            (int(p.stem[len(PART_PREFIX) :]) for p in parts if p.stem[len(PART_PREFIX) :].isdigit()),
+            default=0,
+        )
+        + 1
+    )
+    _atomic_write_table(new, rows_dir(output) / f"{PART_PREFIX}{number:06d}.parquet")
+    for f, _ in loose:
+        f.unlink(missing_ok=True)
+    return new.num_rows
 
 
 def read_results(output: Path) -> pa.Table:
@@ -169,7 +247,9 @@ def finished_status(output: Path) -> dict[str, str]:
 
 
 def collect(output: Path) -> Path:
-    """Write every row into ``<output>/results.parquet`` (atomically)."""
+    """Gather the loose rows into a part, then write every row into ``<output>/results.parquet``
+    (atomically). Call it holding the folder's lock."""
+    compact(output)
     path = output / "results.parquet"
     _atomic_write_table(read_results(output), path)
     return path

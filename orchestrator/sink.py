@@ -22,7 +22,7 @@ from algorithms.metrics import MEASURES
 from .files import safe_name, write_atomic
 from .jobs import Job
 from .provenance import provenance
-from .results import param_cells, result_schema, write_row
+from .results import COMPACT_EVERY, compact, param_cells, result_schema, write_row
 from .tracking import Tracker, ms, redact_uri
 from .worker import JobOutcome
 
@@ -239,6 +239,7 @@ class Sink:
     warnings: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self.loose = 0  # rows written since the last compact
         self.queue: queue.Queue = queue.Queue()
         self.thread = threading.Thread(target=self._loop, name="stylegrid-writer", daemon=True)
         self.thread.start()
@@ -275,3 +276,10 @@ class Sink:
             self.output, result_row(job, outcome, self.sweep_id, self.spec_name, image_rel, run_id, attempts)
         )
         self.counts[outcome.status] = self.counts.get(outcome.status, 0) + 1
+        self.loose += 1
+        if self.loose >= COMPACT_EVERY:
+            self.loose = 0
+            try:
+                compact(self.output)
+            except OSError as exc:  # the loose rows stay where they are; the next compact gathers them
+                self.warnings.append(f"{self.output}: rows not gathered into a part yet ({exc})")

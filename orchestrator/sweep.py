@@ -34,6 +34,7 @@ from .lock import folder_lock, sigterm_as_interrupt
 from .report import write_report
 from .results import (
     collect,
+    compact,
     finished_status,
     load_rows,
     read_results,
@@ -115,8 +116,13 @@ def _run_locked(spec, spec_path, expansion, out, max_concurrent, quiet, ray_init
     console = Console(quiet)
     jobs = expansion.jobs
     remove_partial_files(out, [out / "images", rows_dir(out), out / "report"])
+    warnings = []
+    try:
+        compact(out)  # what a killed run left loose: the next start reads a few parts
+    except OSError as exc:
+        warnings.append(f"{rows_dir(out)}: rows not gathered into a part ({exc})")
     rows = load_rows(out)
-    warnings = [f"{u}; its job runs again" for u in rows.unreadable]
+    warnings += [f"{u}; its job runs again" for u in rows.unreadable]
     done = status_by_job(rows.table)
     todo = [j for j in jobs if done.get(j.job_id) != "ok"]
     tracking_uri, embedded = resolve_tracking_uri(spec.tracking_uri, out)

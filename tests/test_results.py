@@ -14,8 +14,11 @@ from orchestrator.params import params_to_dict
 from orchestrator.results import (
     FIXED_COLUMNS,
     collect,
+    compact,
     finished_status,
+    load_rows,
     param_cells,
+    part_files,
     read_results,
     result_schema,
     rows_dir,
@@ -63,6 +66,7 @@ def test_rows_round_trip_and_collect(tmp_path):
     assert sorted(p.name for p in rows_dir(tmp_path).iterdir()) == ["a.parquet", "b.parquet"]  # no temp files
     path = collect(tmp_path)
     assert pa.parquet.read_table(path).num_rows == 2
+    assert [p.name for p in rows_dir(tmp_path).iterdir()] == ["part-000001.parquet"]  # gathered
 
 
 def test_rewriting_a_row_replaces_it(tmp_path):
@@ -80,3 +84,72 @@ def test_unknown_columns_are_refused(tmp_path):
 def test_empty_output_reads_as_an_empty_table(tmp_path):
     assert read_results(tmp_path).num_rows == 0
     assert finished_status(tmp_path) == {}
+
+
+# --- part files -----------------------------------------------------------------------------------
+
+
+def _ids(output) -> list[str]:
+    return sorted(read_results(output).column("job_id").to_pylist())
+
+
+def test_compact_gathers_loose_rows_into_parts_exactly_once(tmp_path):
+    for job in "abc":
+        write_row(tmp_path, _row(job))
+    assert compact(tmp_path) == 3
+    assert compact(tmp_path) == 0  # nothing loose: no empty part
+    write_row(tmp_path, _row("d"))
+    assert compact(tmp_path) == 1
+    assert [p.name for p in part_files(tmp_path)] == ["part-000001.parquet", "part-000002.parquet"]
+    assert [p.name for p in rows_dir(tmp_path).iterdir() if not p.name.startswith("part-")] == []
+    assert _ids(tmp_path) == ["a", "b", "c", "d"]
+    # what pandas reads from the folder, one row per job
+    import pandas as pd
+
+    assert sorted(pd.read_parquet(rows_dir(tmp_path)).job_id) == ["a", "b", "c", "d"]
+
+
+def test_a_job_run_again_replaces_its_row_in_the_parts(tmp_path):
+    write_row(tmp_path, _row("a", status="failed"))
+    write_row(tmp_path, _row("b", status="failed"))
+    compact(tmp_path)
+    write_row(tmp_path, _row("a", status="ok"))
+    assert finished_status(tmp_path) == {"a": "ok", "b": "failed"}  # the loose row is newer
+    compact(tmp_path)
+    assert finished_status(tmp_path) == {"a": "ok", "b": "failed"}
+    write_row(tmp_path, _row("b", status="ok"))
+    compact(tmp_path)  # part 1 now holds nothing: it goes
+    assert [p.name for p in part_files(tmp_path)] == ["part-000002.parquet", "part-000003.parquet"]
+    table = pa.concat_tables([pa.parquet.read_table(p) for p in part_files(tmp_path)])
+    assert sorted(table.column("job_id").to_pylist()) == ["a", "b"]  # each once in the parts
+    assert finished_status(tmp_path) == {"a": "ok", "b": "ok"}
+
+
+def test_a_crash_between_the_part_and_the_deletes_loses_and_doubles_nothing(tmp_path):
+    write_row(tmp_path, _row("a", status="failed"))
+    write_row(tmp_path, _row("b"))
+    kept = {p.name: p.read_bytes() for p in rows_dir(tmp_path).iterdir()}
+    compact(tmp_path)
+    for name, data in kept.items():  # as if the loose files had not been deleted yet
+        (rows_dir(tmp_path) / name).write_bytes(data)
+    write_row(tmp_path, _row("a", status="ok"))  # and one job ran again before the next compact
+    assert len(load_rows(tmp_path).table) == 2
+    assert finished_status(tmp_path) == {"a": "ok", "b": "ok"}
+    compact(tmp_path)
+    table = pa.concat_tables([pa.parquet.read_table(p) for p in part_files(tmp_path)])
+    assert sorted(table.column("job_id").to_pylist()) == ["a", "b"]
+    assert finished_status(tmp_path) == {"a": "ok", "b": "ok"}
+
+
+def test_an_unreadable_part_is_named_and_its_jobs_run_again(tmp_path):
+    write_row(tmp_path, _row("a"))
+    compact(tmp_path)
+    write_row(tmp_path, _row("b"))
+    compact(tmp_path)
+    part_files(tmp_path)[0].write_bytes(b"PAR1 damaged")
+    rows = load_rows(tmp_path)
+    assert rows.table.column("job_id").to_pylist() == ["b"]
+    assert len(rows.unreadable) == 1 and "part-000001.parquet" in rows.unreadable[0]
+    write_row(tmp_path, _row("a"))
+    assert compact(tmp_path) == 1  # the damaged part is left alone, the row goes to a new part
+    assert finished_status(tmp_path) == {"a": "ok", "b": "ok"}

@@ -78,3 +78,10 @@ def test_catalog_memory_smoke():
     proc = run_script("benchmarks/catalog_memory.py", "--smoke-test")
     rows = proc.stdout.split("driver MB", 1)[1].splitlines()[1:]  # after the header
     assert [ln.split()[0] for ln in rows if ln.strip()] == ["6", "12"]
+
+
+def test_results_scale_smoke():
+    proc = run_script("benchmarks/results_scale.py", "--smoke-test")
+    table = proc.stdout.split("loose / parts", 1)[1]
+    for step in ("plan", "resume", "resume again"):
+        assert f"\n{step} " in table
