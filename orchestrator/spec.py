@@ -185,6 +185,40 @@ def resolve_images(patterns: list[str], base: Path, field: str, spec_path: str |
     return list(dict.fromkeys(p.resolve() for p in found))
 
 
+def resolve_image_locations(
+    patterns: list[str], base: Path, field: str, spec_path: str | os.PathLike
+) -> list[str]:
+    """``resolve_images`` for patterns that may also be URIs (``s3://bucket/photos/``,
+    ``gs://bucket/art/*.jpg``): their files are listed through the store (``storage``)."""
+    from . import storage
+
+    found: list[str] = []
+    for i, pattern in enumerate(patterns):
+        if not storage.is_uri(pattern):
+            found += [str(p) for p in resolve_images([pattern], base, field, spec_path)]
+            continue
+        where = f"{spec_path}: {field}[{i}] {pattern!r}"
+        try:
+            if storage.has_magic(pattern):
+                matches = [m for m in storage.glob_files(pattern) if _is_image_name(m)]
+            elif storage.is_dir(pattern):
+                matches = [m for m in storage.list_files(pattern) if _is_image_name(m)]
+            elif storage.exists(pattern):
+                matches = [pattern]
+            else:
+                raise SpecError(f"{where}: no such object or prefix")
+        except (OSError, ValueError) as exc:
+            raise SpecError(f"{where}: cannot list it ({' '.join(str(exc).split())[:200]})") from None
+        if not matches:
+            raise SpecError(f"{where}: no image files there ({', '.join(IMAGE_SUFFIXES)})")
+        found += matches
+    return list(dict.fromkeys(found))
+
+
+def _is_image_name(location: str) -> bool:
+    return os.path.splitext(location)[1].lower() in IMAGE_SUFFIXES
+
+
 def glob_literal_dirs(pattern: Path, recursive: bool = False) -> list[str]:
     """``glob.glob`` where only the last path component is a pattern when the folders exist as
     written (``shoot [2024]/*.jpg`` looks in the folder ``shoot [2024]``)."""
@@ -270,6 +304,11 @@ class TrainSpec(BaseModel):
     num_workers: int = Field(2, gt=0, description="Ray Train workers (one per GPU on a cluster)")
     use_gpu: bool = False
     cpus_per_worker: float = Field(1.0, gt=0)
+    worker_resources: dict[str, float] = Field(
+        default_factory=dict,
+        description="custom Ray resources each worker also needs, to pin the workers to the nodes "
+        "that have them (e.g. {stylegrid_worker: 1} where the worker nodes declare it)",
+    )
     log_every: int = Field(10, gt=0)
     sample_every: int = Field(500, gt=0)
     checkpoint_every: int = Field(1000, gt=0)
@@ -277,6 +316,17 @@ class TrainSpec(BaseModel):
     seed: int = 0
     init_decoder: str | None = Field(None, description="start from this decoder file (fine-tuning)")
     output: str | None = Field(None, description="default runs/<name> in the current folder")
+    storage: str | None = Field(
+        None,
+        description="where Ray Train keeps the checkpoints: a folder or URI every node reaches "
+        "(s3://bucket/prefix on a cluster); default <output>/ray_train",
+    )
+    max_failures: int = Field(
+        2,
+        ge=-1,
+        description="times Ray Train restarts the workers from the newest checkpoint after "
+        "a worker or node is lost (-1: without limit)",
+    )
     tracking_uri: str | None = Field(
         None, description="default MLFLOW_TRACKING_URI, else a SQLite store in output"
     )

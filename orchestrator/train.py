@@ -5,14 +5,19 @@ Data-parallel over ``num_workers`` Ray Train workers (GPUs on a cluster, CPU pro
 worker draws its own random (content, style) crops from the two image lists (with replacement,
 seeded by the seed, its rank and the step, so a resumed run does not replay its crops) and the
 gradients are averaged by DDP. Rank 0 logs the losses, sample grids (content | style | output)
-and every checkpoint's decoder to one MLflow run, and hands each checkpoint to Ray Train
+and every checkpoint's decoder to one MLflow run, through a small actor on the driver's node
+(``TrackingRelay``: only the driver's node needs to reach the tracking store), and hands each checkpoint to Ray Train
 (``ray.train.report``), which keeps the last ``keep_checkpoints``. Running the same command again
 resumes from the newest checkpoint and continues the same MLflow run. At the end the decoder is
 written as ``<output>/decoder.pth`` (the pytorch-AdaIN layout) with ``decoder.json`` beside it
 (encoder, steps, final losses, the spec), which ``adain`` reads to pair it with its encoder.
 
-The image files must be readable by every worker (on a cluster: a shared filesystem); a file
-that cannot be decoded is reported once and skipped.
+Content and style are local files, folders and globs or URIs (``s3://bucket/coco/``): Ray Data
+reads them (``read_binary_files``) and streams them to the workers, the content split into one
+shard per worker, the style images (few) given whole to each; a file that cannot be decoded is
+reported once and skipped. Checkpoints go to ``storage`` (a folder, or a URI every node reaches:
+``s3://bucket/prefix`` on a cluster), and ``FailureConfig(max_failures)`` restarts the workers
+from the newest checkpoint there when a worker or a node is lost.
 
 The losses and the learning-rate schedule are in ``algorithms/adain.py`` (``training_losses``,
 ``learning_rate``); the spec is ``spec.TrainSpec``.
@@ -20,6 +25,7 @@ The losses and the learning-rate schedule are in ``algorithms/adain.py`` (``trai
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -34,11 +40,12 @@ from PIL import Image
 
 from algorithms.base import NonFiniteLoss, check_finite
 
+from . import storage
 from .files import write_atomic
 from .images import decode_image, png_bytes
 from .pictures import sample_grid
 from .runtime import Console, Summary, print_summary, start_ray
-from .spec import TrainSpec, load_train_spec, output_dir, resolve_images, spec_dir
+from .spec import TrainSpec, load_train_spec, output_dir, resolve_image_locations, resolve_path, spec_dir
 from .tracking import Tracker, resolve_tracking_uri, ui_command
 
 # --- data ----------------------------------------------------------------------------------------------
@@ -61,39 +68,98 @@ def random_crop(img: Image.Image, size: int, rng: random.Random) -> torch.Tensor
     return t.permute(2, 0, 1).float() / 255.0
 
 
-class CropSampler:
-    """Endless random (content, style) crop batches from two lists of image files, sampled with
-    replacement; up to ``keep`` decoded (resized) images are kept in memory. A file that cannot
-    be decoded is reported through ``on_bad`` and never sampled again."""
+class ImagePool:
+    """Decoded training images of one kind drawn from ``epochs()``, a function that returns one
+    pass over ``(name, bytes)`` pairs (a Ray Data shard, or files). Up to ``keep`` decoded images
+    stay in memory; once one whole pass fits there, images are drawn from memory (with
+    replacement), else every draw is the next image of the stream, pass after pass. A file that
+    cannot be decoded is reported through ``on_bad`` and left out."""
 
-    def __init__(self, content, style, short_side: int, crop: int, seed: int, on_bad=None, keep: int = 256):
-        self.files = {"content": list(content), "style": list(style)}
-        self.short_side, self.crop, self.keep = short_side, crop, keep
-        self.rng = random.Random(seed)
-        self.cache: dict[str, Image.Image] = {}
-        self.on_bad = on_bad or (lambda path, reason: None)
+    def __init__(self, kind: str, epochs, short_side: int, rng: random.Random, on_bad=None, keep: int = 256):
+        self.kind, self.epochs, self.short_side, self.rng, self.keep = kind, epochs, short_side, rng, keep
+        self.on_bad = on_bad or (lambda name, reason: None)
+        self.cache: list[Image.Image] = []
+        self.complete = False  # the cache holds every readable image
+        self.stream = None
+        self.seen_in_pass, self.good_in_pass, self.bad = 0, 0, set()
 
-    def _image(self, kind: str) -> Image.Image:
-        files = self.files[kind]
-        while files:
-            path = self.rng.choice(files)
-            if path in self.cache:
-                return self.cache[path]
+    def _next_pair(self):
+        while True:
+            if self.stream is None:
+                self.stream, self.seen_in_pass, self.good_in_pass = iter(self.epochs()), 0, 0
+            pair = next(self.stream, None)
+            if pair is not None:
+                self.seen_in_pass += 1
+                return pair
+            self.stream = None
+            if self.good_in_pass == 0:
+                raise RuntimeError(
+                    f"no readable {self.kind} images"
+                    + (" in this worker's shard" if self.seen_in_pass else "")
+                )
+            if self.good_in_pass <= len(self.cache):  # the whole pass is in memory
+                self.complete = True
+                return None
+
+    def draw(self) -> Image.Image:
+        while not self.complete:
+            pair = self._next_pair()
+            if pair is None:
+                break
+            name, data = pair
+            if name in self.bad:
+                continue
+            try:
+                img = load_training_image(data, name, self.short_side)
+            except (OSError, ValueError) as e:
+                self.bad.add(name)
+                self.on_bad(name, str(e))
+                continue
+            self.good_in_pass += 1
+            if len(self.cache) < self.keep:
+                self.cache.append(img)
+            return img
+        return self.rng.choice(self.cache)
+
+
+def file_epochs(files: Sequence[str]):
+    """One pass over local files as ``(name, bytes)`` (an unreadable file gives empty bytes,
+    which the pool reports as undecodable)."""
+
+    def one_pass():
+        for path in files:
             try:
                 with open(path, "rb") as f:
-                    img = load_training_image(f.read(), path, self.short_side)
-            except (OSError, ValueError) as e:
-                files.remove(path)
-                self.on_bad(path, str(e))
-                continue
-            if len(self.cache) < self.keep:
-                self.cache[path] = img
-            return img
-        raise RuntimeError(f"no readable {kind} images left")
+                    yield path, f.read()
+            except OSError:
+                yield path, b""
+
+    return one_pass
+
+
+def shard_epochs(shard, seed: int):
+    """One pass over a Ray Data shard of ``read_binary_files(..., include_paths=True)`` rows,
+    locally shuffled."""
+
+    def one_pass():
+        batches = shard.iter_batches(
+            batch_size=8, batch_format="numpy", local_shuffle_buffer_size=64, local_shuffle_seed=seed
+        )
+        for batch in batches:
+            yield from zip(batch["path"].tolist(), batch["bytes"].tolist(), strict=True)
+
+    return one_pass
+
+
+class CropSampler:
+    """Endless random (content, style) crop batches from two ``ImagePool``s."""
+
+    def __init__(self, content: ImagePool, style: ImagePool, crop: int, rng: random.Random):
+        self.content, self.style, self.crop, self.rng = content, style, crop, rng
 
     def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-        c = torch.stack([random_crop(self._image("content"), self.crop, self.rng) for _ in range(size)])
-        s = torch.stack([random_crop(self._image("style"), self.crop, self.rng) for _ in range(size)])
+        c = torch.stack([random_crop(self.content.draw(), self.crop, self.rng) for _ in range(size)])
+        s = torch.stack([random_crop(self.style.draw(), self.crop, self.rng) for _ in range(size)])
         return c, s
 
 
@@ -116,17 +182,25 @@ def load_checkpoint(folder: Path, decoder: torch.nn.Module, optimizer=None) -> i
     return int(json.loads((folder / "state.json").read_text())["step"])
 
 
-def latest_checkpoint(root: Path) -> Path | None:
-    """The checkpoint folder under ``root`` with the highest step (``state.json``)."""
+def latest_checkpoint(root: str | Path) -> str | None:
+    """The checkpoint folder under ``root`` (a folder or a URI) with the highest step
+    (``state.json``), written the way ``root`` is."""
     best, best_step = None, -1
-    for state in root.glob("**/state.json"):
+    for state in storage.list_files(str(root), recursive=True):
+        if not state.endswith("/state.json") and os.path.basename(state) != "state.json":
+            continue
+        folder = state[: -len("state.json")].rstrip("/\\")
         try:
-            step = int(json.loads(state.read_text())["step"])
+            step = int(json.loads(storage.read_bytes(state))["step"])
         except (ValueError, KeyError, OSError):
             continue  # a checkpoint being written or damaged: not a candidate
-        if step > best_step and (state.parent / "decoder.pth").is_file():
-            best, best_step = state.parent, step
+        if step > best_step and storage.exists(storage.join(folder, "decoder.pth")):
+            best, best_step = folder, step
     return best
+
+
+def checkpoint_step(checkpoint: str) -> int:
+    return int(json.loads(storage.read_bytes(storage.join(checkpoint, "state.json")))["step"])
 
 
 # --- the per-worker loop -----------------------------------------------------------------------------
@@ -159,19 +233,27 @@ def train_loop(config: dict) -> None:
         with checkpoint.as_directory() as folder:
             step = load_checkpoint(Path(folder), decoder, optimizer)
     elif config.get("resume"):  # a new run of the command: the newest checkpoint of the last one
-        step = load_checkpoint(Path(config["resume"]), decoder, optimizer)
+        with ray.train.Checkpoint(config["resume"]).as_directory() as folder:
+            step = load_checkpoint(Path(folder), decoder, optimizer)
     model = ray.train.torch.prepare_model(decoder)  # DDP across the workers; moves it to the device
     plain = model.module if hasattr(model, "module") else model
 
     def report_bad(path: str, reason: str) -> None:
         print(f"train-adain: skipping {reason}", file=sys.stderr, flush=True)
 
-    sampler = CropSampler(
-        config["content"], config["style"], spec.image_size, spec.crop,
-        seed=hash((spec.seed, rank, step)) & 0xFFFFFFFF, on_bad=report_bad,
-    )  # fmt: skip
+    seed = hash((spec.seed, rank, step)) & 0xFFFFFFFF  # a resumed run does not replay its crops
+    rng = random.Random(seed)
+    pools = {
+        kind: ImagePool(
+            kind, shard_epochs(ray.train.get_dataset_shard(kind), seed), spec.image_size, rng, report_bad
+        )
+        for kind in ("content", "style")
+    }
+    sampler = CropSampler(pools["content"], pools["style"], spec.crop, rng)
     per_worker = max(1, math.ceil(spec.batch_size / world))
-    tracker = RankZeroLogger(config["tracking_uri"], config["run_id"]) if rank == 0 else None
+    tracker = RankZeroLogger(config["relay"], config["run_id"]) if rank == 0 else None
+    if tracker is not None and step > 0:  # restarted (a lost worker or node) or run again
+        tracker.resumed(step)
     recent: list[tuple[float, float, float]] = []
     while step < spec.steps:
         content, style = (t.to(device) for t in sampler.batch(per_worker))
@@ -205,12 +287,47 @@ def train_loop(config: dict) -> None:
             recent = recent[-spec.log_every :]
 
 
-class RankZeroLogger:
-    """Rank 0's MLflow logging, into the run the driver created (``tracking.Tracker``)."""
+class TrackingRelay:
+    """MLflow writes of the workers, made where the driver runs: a Ray actor on the driver's
+    node, so that the tracking store only has to be reachable from there (a SQLite file, or a
+    tracking server bound to the head's loopback, never opened to the cluster's network)."""
 
-    def __init__(self, tracking_uri: str, run_id: str):
+    def __init__(self, tracking_uri: str):
         self.tracker = Tracker(tracking_uri)
+
+    def log_metrics(self, run_id: str, values: dict[str, float], step: int) -> None:
+        self.tracker.log_metrics(run_id, values, step=step)
+
+    def log_bytes(self, run_id: str, name: str, data: bytes, folder: str) -> None:
+        self.tracker.log_bytes(run_id, name, data, folder)
+
+
+def start_relay(tracking_uri: str):
+    """A ``TrackingRelay`` actor pinned to this (the driver's) node; it needs no CPU."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    return ray.remote(TrackingRelay).options(num_cpus=0, scheduling_strategy=here).remote(tracking_uri)
+
+
+class RankZeroLogger:
+    """Rank 0's MLflow logging, into the run the driver created, through the driver's
+    ``TrackingRelay`` (each call waits for its write, so that an error surfaces here)."""
+
+    def __init__(self, relay, run_id: str):
+        self.relay = relay
         self.run_id = run_id
+
+    def _metrics(self, values: dict[str, float], step: int) -> None:
+        import ray
+
+        ray.get(self.relay.log_metrics.remote(self.run_id, values, step))
+
+    def _bytes(self, name: str, data: bytes, folder: str) -> None:
+        import ray
+
+        ray.get(self.relay.log_bytes.remote(self.run_id, name, data, folder))
 
     def metrics(self, step: int, window: Sequence[tuple[float, float, float]], lr: float) -> None:
         n = len(window)
@@ -220,27 +337,30 @@ class RankZeroLogger:
             "style_loss": sum(w[2] for w in window) / n,
             "lr": lr,
         }
-        self.tracker.log_metrics(self.run_id, values, step=step)
+        self._metrics(values, step)
+
+    def resumed(self, step: int) -> None:
+        """The step this start of the workers continues from (a checkpoint)."""
+        self._metrics({"resumed_from_step": float(step)}, step)
 
     def grid(self, step: int, image: Image.Image) -> None:
-        self.tracker.log_bytes(self.run_id, f"samples_step{step:07d}.png", png_bytes(image), "samples")
+        self._bytes(f"samples_step{step:07d}.png", png_bytes(image), "samples")
 
     def checkpoint(self, step: int, decoder_file: Path) -> None:
-        self.tracker.log_bytes(
-            self.run_id, f"decoder_step{step:07d}.pth", decoder_file.read_bytes(), "checkpoints"
-        )
+        self._bytes(f"decoder_step{step:07d}.pth", decoder_file.read_bytes(), "checkpoints")
 
 
 # --- the driver ------------------------------------------------------------------------------------------
 
 
-def export_decoder(checkpoint: Path, dest: Path, spec: TrainSpec, half: bool = False) -> Path:
-    """The checkpoint's decoder as a plain state dict at ``dest`` (fp16 if ``half``) and its
-    record at ``dest.with_suffix('.json')``."""
-    state = torch.load(checkpoint / "decoder.pth", map_location="cpu", weights_only=True)
+def export_decoder(checkpoint: str, dest: Path, spec: TrainSpec, half: bool = False) -> Path:
+    """The decoder of the checkpoint at ``checkpoint`` (a folder or a URI) as a plain state dict
+    at ``dest`` (fp16 if ``half``) and its record at ``dest.with_suffix('.json')``."""
+    decoder = storage.read_bytes(storage.join(checkpoint, "decoder.pth"))
+    state = torch.load(io.BytesIO(decoder), map_location="cpu", weights_only=True)
     if half:
         state = {k: v.half() for k, v in state.items()}
-    record = json.loads((checkpoint / "state.json").read_text())
+    record = json.loads(storage.read_bytes(storage.join(checkpoint, "state.json")))
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=dest.parent, delete=False, suffix=".tmp") as tmp:
         torch.save(state, tmp.name)
@@ -269,15 +389,15 @@ def train(
     quiet: bool = False,
 ) -> Path:
     """Train (or resume) per the spec; returns the exported decoder's path."""
-    from ray.train import CheckpointConfig, RunConfig, ScalingConfig
+    from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     spec = load_train_spec(spec_path)
     overrides = {k: v for k, v in {"steps": steps, "num_workers": num_workers}.items() if v is not None}
     spec = spec.model_copy(update=overrides)
     base = spec_dir(spec_path)
-    content = [str(p) for p in resolve_images(spec.content, base, "content", spec_path)]
-    style = [str(p) for p in resolve_images(spec.style, base, "style", spec_path)]
+    content = resolve_image_locations(spec.content, base, "content", spec_path)
+    style = resolve_image_locations(spec.style, base, "style", spec_path)
     out = output_dir(spec, spec_path, output)
     out.mkdir(parents=True, exist_ok=True)
     console = Console(quiet)
@@ -295,9 +415,9 @@ def train(
     else:
         tracker.resume_run(run_id)
 
-    storage = out / "ray_train"
-    resume = latest_checkpoint(storage)
-    done = 0 if resume is None else int(json.loads((resume / "state.json").read_text())["step"])
+    store = checkpoint_storage(spec, spec_path, out)
+    resume = latest_checkpoint(store)
+    done = 0 if resume is None else checkpoint_step(resume)
     console.say(
         f"train-adain {spec.name}: {len(content)} content and {len(style)} style images, "
         f"{spec.num_workers} worker(s), step {done} of {spec.steps}"
@@ -308,21 +428,26 @@ def train(
             train_loop,
             train_loop_config={
                 "spec": spec.model_dump(),
-                "content": content,
-                "style": style,
-                "tracking_uri": tracking_uri,
+                "relay": start_relay(tracking_uri),
                 "run_id": run_id,
                 "resume": str(resume) if resume else None,
             },
             scaling_config=ScalingConfig(
                 num_workers=spec.num_workers,
                 use_gpu=spec.use_gpu,
-                resources_per_worker={"CPU": spec.cpus_per_worker, **({"GPU": 1} if spec.use_gpu else {})},
+                resources_per_worker={
+                    "CPU": spec.cpus_per_worker,
+                    **({"GPU": 1} if spec.use_gpu else {}),
+                    **spec.worker_resources,
+                },
             ),
+            datasets={"content": image_dataset(content), "style": image_dataset(style)},
+            dataset_config=DataConfig(datasets_to_split=["content"]),  # every worker sees every style
             run_config=RunConfig(
                 name=spec.name,
-                storage_path=str(storage),
+                storage_path=store,
                 checkpoint_config=CheckpointConfig(num_to_keep=spec.keep_checkpoints),
+                failure_config=FailureConfig(max_failures=spec.max_failures),
             ),
         )
         try:
@@ -330,9 +455,9 @@ def train(
         except BaseException:
             tracker.end_run(run_id, "KILLED" if _interrupted() else "FAILED")
             raise
-    final = latest_checkpoint(storage)
+    final = latest_checkpoint(store)
     if final is None:
-        raise RuntimeError(f"{storage}: training produced no checkpoint")
+        raise RuntimeError(f"{store}: training produced no checkpoint")
     dest = export_decoder(final, out / "decoder.pth", spec)
     if export:
         shipped = export_decoder(final, Path(export).expanduser().resolve(), spec, half=True)
@@ -345,6 +470,33 @@ def train(
         places.append(("MLflow", f"run {run_id}: {ui_command(tracking_uri)}"))
         print_summary(Summary(f"train-adain {spec.name}: {spec.steps} steps done", places))
     return shipped if export else dest
+
+
+def checkpoint_storage(spec: TrainSpec, spec_path: str | os.PathLike, out: Path) -> str:
+    """Where Ray Train keeps the checkpoints: the spec's ``storage`` (a URI as written, a folder
+    relative to the spec's), else ``<output>/ray_train``."""
+    if spec.storage is None:
+        return str(out / "ray_train")
+    if storage.is_uri(spec.storage):
+        return spec.storage.rstrip("/")
+    return str(resolve_path(spec.storage, spec_dir(spec_path)).resolve())
+
+
+def image_dataset(locations: list[str]):
+    """The image files as a Ray Data dataset of ``(path, bytes)`` rows, read where the workers
+    run (local files, or URIs of one store per dataset group)."""
+    import ray.data
+
+    groups: dict[str, list[str]] = {}
+    for loc in locations:
+        groups.setdefault(loc.split("://", 1)[0] if storage.is_uri(loc) else "", []).append(loc)
+    # Reading files is I/O, and the training workers may hold every CPU of their nodes (all of
+    # them on one machine): the read tasks ask for none, a few at a time.
+    parts = [
+        ray.data.read_binary_files(locs, include_paths=True, num_cpus=0, concurrency=4)
+        for locs in groups.values()
+    ]
+    return parts[0] if len(parts) == 1 else parts[0].union(*parts[1:])
 
 
 def _interrupted() -> bool:

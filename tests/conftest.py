@@ -44,7 +44,7 @@ class RayHead:
 SESSION_MARKER = "STYLEGRID_TEST_RAY_SESSION"
 
 
-def kill_marked(marker: str, timeout: float = 30) -> None:
+def kill_marked(marker: str, timeout: float = 5) -> None:
     """Stop every process whose environment holds ``SESSION_MARKER=marker``: the processes of a
     Ray that a test started (its GCS, raylets, agents, workers, submitted jobs all inherit it),
     and no other Ray on the machine (``ray stop`` would stop them all, a user's own included)."""
@@ -87,6 +87,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def node_ports() -> list[str]:
+    """``ray start`` options that give a node's agents free ports of their own: with Ray's
+    fixed defaults (52365 for the dashboard agent) a second node on the machine, or another
+    Ray, leaves this one without a job agent ("No available agent to submit job")."""
+    return [
+        f"--dashboard-agent-listen-port={free_port()}",
+        f"--dashboard-agent-grpc-port={free_port()}",
+        f"--metrics-export-port={free_port()}",
+        f"--runtime-env-agent-port={free_port()}",
+    ]
+
+
 def start_head() -> RayHead:
     """`ray start --head` on loopback with 2 CPUs; a port taken between free_port() and Ray's
     bind fails the start, so it is tried twice with new ports."""
@@ -112,11 +124,13 @@ def start_head() -> RayHead:
             "ray", "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
             f"--dashboard-port={dashboard}", "--dashboard-host=127.0.0.1",
             f"--ray-client-server-port={free_port()}", "--num-cpus=2", f"--temp-dir={temp_dir}",
-            "--disable-usage-stats",
+            "--disable-usage-stats", *node_ports(),
         ]  # fmt: skip
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
         if proc.returncode == 0:
-            return RayHead(f"127.0.0.1:{port}", f"http://127.0.0.1:{dashboard}", temp_dir, env, env[SESSION_MARKER])
+            return RayHead(
+                f"127.0.0.1:{port}", f"http://127.0.0.1:{dashboard}", temp_dir, env, env[SESSION_MARKER]
+            )
         failures.append(proc.stdout[-2000:] + proc.stderr[-2000:])
         kill_marked(env[SESSION_MARKER])
     raise RuntimeError("ray start --head failed twice:\n" + "\n---\n".join(failures))
@@ -272,3 +286,19 @@ def ray_workers(root: int, title: str = "ray::JobRunner") -> list:
         except psutil.Error:
             pass
     return found
+
+
+SUBMIT_WAIT_S = 600  # on a busy 2-core machine the head's job agent took minutes to accept jobs
+
+
+def submit_job(submit: list[str], env: dict) -> subprocess.CompletedProcess:
+    """``ray job submit ...``, polling (bounded) until the head's job agent accepts jobs: right
+    after ``ray start``, and much longer under load, the head answers "No available agent"."""
+    import time
+
+    deadline = time.monotonic() + SUBMIT_WAIT_S
+    while True:
+        proc = subprocess.run(submit, env=env, cwd=REPO, capture_output=True, text=True, timeout=900)
+        if "No available agent" not in proc.stdout + proc.stderr or time.monotonic() > deadline:
+            return proc
+        time.sleep(5)

@@ -6,28 +6,13 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
 
 import pytest
-from conftest import REPO, SAMPLES
+from conftest import REPO, SAMPLES, submit_job
 
 from orchestrator.results import read_results
 
 pytestmark = pytest.mark.slow
-
-
-SUBMIT_WAIT_S = 600  # on a busy 2-core machine the head's job agent took minutes to accept jobs
-
-
-def submit_job(submit: list[str], env: dict) -> subprocess.CompletedProcess:
-    """Submit, polling (bounded) until the head's job agent accepts jobs: right after `ray start`,
-    and much longer under load, the head answers "No available agent"."""
-    deadline = time.monotonic() + SUBMIT_WAIT_S
-    while True:
-        proc = subprocess.run(submit, env=env, cwd=REPO, capture_output=True, text=True, timeout=900)
-        if "No available agent" not in proc.stdout + proc.stderr or time.monotonic() > deadline:
-            return proc
-        time.sleep(5)
 
 
 def test_ray_job_submit_runs_a_sweep(ray_head, tmp_path):

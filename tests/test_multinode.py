@@ -1,0 +1,265 @@
+"""A real multi-node Ray cluster on this machine (a head with no CPUs and worker nodes, each its
+own raylet started with ``ray start --address``) and a real S3 endpoint (moto's standalone
+server on 127.0.0.1): training reads its images from S3 and keeps its checkpoints there,
+submitted with ``ray job submit``; a worker node is killed mid-run and the run resumes from the
+newest checkpoint in S3 on a replacement node."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+import pytest
+from conftest import REPO, SAMPLES, SESSION_MARKER, free_port, kill_marked, node_ports, submit_job
+
+pytestmark = pytest.mark.slow
+
+BUCKET = "stylegrid"
+BIN = Path(sys.executable).parent
+
+
+@dataclass
+class S3:
+    endpoint: str
+    env: dict  # AWS_* variables that point pyarrow (and boto) at it
+    proc: subprocess.Popen
+
+    def fs(self):
+        import pyarrow.fs as pafs
+
+        return pafs.S3FileSystem(
+            access_key="testing", secret_key="testing", region="us-east-1",
+            endpoint_override=self.endpoint, allow_bucket_creation=True,
+        )  # fmt: skip
+
+
+@pytest.fixture
+def s3():
+    """moto's S3 server on a free loopback port, with an empty bucket."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(endpoint, timeout=2)
+            break
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise RuntimeError("moto_server did not start") from None
+            time.sleep(0.3)
+    env = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": endpoint,
+    }
+    store = S3(endpoint, env, proc)
+    store.fs().create_dir(BUCKET)
+    yield store
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@dataclass
+class LocalCluster:
+    """A head with no CPUs (so that all work goes to the worker nodes) and worker nodes that
+    declare ``stylegrid_worker``; every process carries the session marker (conftest)."""
+
+    env: dict
+    address: str = ""
+    dashboard: str = ""
+    temp_dir: str = ""
+    workers: dict[str, int] = field(default_factory=dict)  # node name -> its raylet's port
+
+    def ray(self, *args: str) -> None:
+        proc = subprocess.run(["ray", *args], env=self.env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+
+    def job_status(self, job_id: str) -> str:
+        proc = subprocess.run(["ray", "job", "status", "--address", self.dashboard, job_id],
+                              env=self.env, capture_output=True, text=True, timeout=300)  # fmt: skip
+        text = proc.stdout + proc.stderr
+        found = re.search(r"Status for job '[^']+': (?:JobStatus\.)?(\w+)", text)
+        if found:
+            return found.group(1).upper()
+        for word, status in (("succeeded", "SUCCEEDED"), ("failed", "FAILED"), ("was stopped", "STOPPED")):
+            if f"' {word}" in text:
+                return status
+        return "UNKNOWN: " + text[-500:]
+
+    def job_logs(self, job_id: str) -> str:
+        proc = subprocess.run(["ray", "job", "logs", "--address", self.dashboard, job_id],
+                              env=self.env, capture_output=True, text=True, timeout=300)  # fmt: skip
+        return proc.stdout + proc.stderr
+
+    def start_head(self) -> None:
+        port, dash = free_port(), free_port()
+        self.ray(
+            "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=0",
+            f"--dashboard-port={dash}", "--dashboard-host=127.0.0.1", f"--temp-dir={self.temp_dir}",
+            f"--ray-client-server-port={free_port()}", "--object-store-memory=100000000",
+            "--disable-usage-stats", *node_ports(),
+        )  # fmt: skip
+        self.address, self.dashboard = f"127.0.0.1:{port}", f"http://127.0.0.1:{dash}"
+        self.env["RAY_ADDRESS"] = self.address  # the jobs' own ray.init()s join this cluster, not another
+
+    def add_worker(self, name: str, cpus: int = 2) -> None:
+        port = free_port()
+        self.ray(
+            "start", f"--address={self.address}", "--node-ip-address=127.0.0.1", f"--num-cpus={cpus}",
+            "--resources", json.dumps({"stylegrid_worker": 1}), f"--node-manager-port={port}",
+            f"--node-name={name}", "--object-store-memory=100000000", "--disable-usage-stats",
+            *node_ports(),
+        )  # fmt: skip
+        self.workers[name] = port
+
+    def kill_worker(self, name: str) -> None:
+        """SIGKILL the node's raylet and everything under it (its workers, its agents): the node
+        is lost the way a machine that loses power is."""
+        flag = f"--node_manager_port={self.workers.pop(name)}"
+        raylets = [p for p in psutil.process_iter(["cmdline"]) if flag in (p.info["cmdline"] or [])]
+        assert len(raylets) == 1, f"no single raylet with {flag}"
+        victims = [raylets[0], *raylets[0].children(recursive=True)]
+        for p in victims:
+            try:
+                p.send_signal(signal.SIGKILL)
+            except psutil.Error:
+                pass
+
+
+@pytest.fixture
+def cluster(s3):
+    temp_dir = tempfile.mkdtemp(prefix="rm", dir="/tmp")
+    token = Path(temp_dir) / "auth_token"
+    token.write_text(secrets.token_hex(32))
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("RAY_")},
+        **s3.env,
+        "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN_PATH": str(token),
+        SESSION_MARKER: secrets.token_hex(8),
+    }
+    c = LocalCluster(env, temp_dir=temp_dir)
+    try:
+        c.start_head()
+        c.add_worker("a")
+        c.add_worker("b")
+        yield c
+    finally:
+        kill_marked(env[SESSION_MARKER])
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def upload(s3: S3, files: dict[str, bytes]) -> None:
+    fs = s3.fs()
+    for key, data in files.items():
+        with fs.open_output_stream(f"{BUCKET}/{key}") as f:
+            f.write(data)
+
+
+def checkpoint_steps(s3: S3, prefix: str) -> list[int]:
+    import pyarrow.fs as pafs
+
+    fs = s3.fs()
+    infos = fs.get_file_info(pafs.FileSelector(f"{BUCKET}/{prefix}", recursive=True, allow_not_found=True))
+    steps = []
+    for info in infos:
+        if info.path.endswith("/state.json"):
+            with fs.open_input_file(info.path) as f:
+                steps.append(json.loads(f.read())["step"])
+    return sorted(steps)
+
+
+def registered_checkpoint(s3: S3, run: str) -> bool:
+    """Whether Ray Train has recorded a checkpoint of the run in its snapshot (a checkpoint
+    uploaded but not yet recorded would not be resumed from)."""
+    try:
+        with s3.fs().open_input_file(f"{BUCKET}/{run}/checkpoint_manager_snapshot.json") as f:
+            return '"checkpoint_dir_name"' in f.read().decode()
+    except OSError:
+        return False
+
+
+TRAIN_SPEC = """
+name: tiny
+content: [s3://{bucket}/photos/]
+style: [s3://{bucket}/paintings/]
+storage: s3://{bucket}/checkpoints
+steps: 24
+batch_size: 2
+image_size: 48
+crop: 32
+lr: 0.001
+num_workers: 2
+worker_resources: {{stylegrid_worker: 1}}
+max_failures: 3
+log_every: 1
+sample_every: 8
+checkpoint_every: 8
+keep_checkpoints: 2
+"""
+
+
+def test_training_from_s3_survives_a_lost_worker_node(cluster, s3, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    photos = ["tubingen.jpg", "chelsea.jpg", "coffee.jpg"]
+    upload(s3, {f"photos/{n}": (SAMPLES / "content" / n).read_bytes() for n in photos})
+    upload(s3, {"photos/broken.jpg": b"not a jpeg"})
+    upload(
+        s3,
+        {
+            f"paintings/{n}": (SAMPLES / "style" / n).read_bytes()
+            for n in ("the_scream.jpg", "starry_night.jpg")
+        },
+    )
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(TRAIN_SPEC.format(bucket=BUCKET))
+    out = tmp_path / "out"
+    submit = ["ray", "job", "submit", "--no-wait", "--address", cluster.dashboard, "--working-dir", str(REPO),
+              "--", "python", "-m", "orchestrator", "train-adain", str(spec), "--output", str(out)]  # fmt: skip
+    submitted = submit_job(submit, cluster.env)
+    assert submitted.returncode == 0, submitted.stdout[-3000:] + submitted.stderr[-3000:]
+    job_id = re.search(r"raysubmit_\w+", submitted.stdout + submitted.stderr).group(0)
+    deadline = time.monotonic() + 600
+    while not registered_checkpoint(s3, "checkpoints/tiny"):  # Ray Train holds a checkpoint in S3
+        assert cluster.job_status(job_id) in ("PENDING", "RUNNING"), cluster.job_logs(job_id)[-3000:]
+        assert time.monotonic() < deadline, "no checkpoint in S3 after 10 minutes"
+        time.sleep(1)
+    cluster.kill_worker("b")  # a training worker's node is lost
+    cluster.add_worker("c")  # and replaced, as an autoscaler would
+    while (status := cluster.job_status(job_id)) in ("PENDING", "RUNNING"):
+        assert time.monotonic() < deadline + 600, "the job did not end within 20 minutes"
+        time.sleep(2)
+    output = cluster.job_logs(job_id)
+    assert status == "SUCCEEDED", output[-4000:]
+
+    # the run resumed from a checkpoint in S3, and finished
+    assert checkpoint_steps(s3, "checkpoints")[-1] == 24
+    client = MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("train-adain/tiny").experiment_id])
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED"
+    run_id = runs[0].info.run_id
+    resumed = [m.value for m in client.get_metric_history(run_id, "resumed_from_step")]
+    assert resumed and min(resumed) >= 8, resumed
+    assert {m.step for m in client.get_metric_history(run_id, "loss")} == set(range(1, 25))
+    assert json.loads((out / "decoder.json").read_text())["steps"] == 24
+    assert "skipping" in output and "broken.jpg" in output  # the bad file was reported, not fatal
