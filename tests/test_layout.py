@@ -12,9 +12,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 # orchestrator/ modules by layer: a module imports only from its own layer or lower ones
 LAYERS = [
-    {"files", "lock", "provenance", "params"},
+    {"files", "lock", "provenance", "params", "storage"},
     {"images", "spec", "jobs", "results", "tracking", "pictures", "runtime"},
-    {"worker", "sink", "report", "catalog_pipeline"},
+    {"worker", "sink", "report", "catalog_pipeline", "train_data"},
     {"sweep", "catalog", "train"},
     {"cli", "__main__", "__init__"},
 ]

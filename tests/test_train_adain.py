@@ -93,3 +93,29 @@ def test_ray_train_lowers_the_loss_resumes_and_exports(tmp_path):
         contents, styles, AdaINParams(decoder=str(ckpt.parent / "decoder.pth"), precision="fp32")
     )
     assert torch.equal(a, b)
+
+
+def test_the_image_pool_streams_one_pass_then_draws_from_memory_and_reports_bad_files_once():
+    import random
+
+    from orchestrator.train_data import ImagePool
+
+    good = (SAMPLES / "content" / "tubingen.jpg").read_bytes()
+    passes, bad = [], []
+
+    def epochs():
+        passes.append(1)
+        return iter([("broken.jpg", b"not a jpeg"), ("a.jpg", good), ("b.jpg", good)])
+
+    pool = ImagePool("content", epochs, 48, random.Random(0), lambda name, why: bad.append(name))
+    sizes = {min(pool.draw().size) for _ in range(20)}
+    assert sizes == {48} and bad == ["broken.jpg"]
+    assert len(passes) == 1 and pool.complete and len(pool.cache) == 2  # read once, then from memory
+
+    small = ImagePool("content", epochs, 48, random.Random(0), keep=1)  # more than it keeps: it streams
+    [small.draw() for _ in range(6)]
+    assert not small.complete and len(small.cache) == 1
+
+    empty = ImagePool("style", lambda: iter([("x.jpg", b"no")]), 48, random.Random(0))
+    with pytest.raises(RuntimeError, match="no readable style images"):
+        empty.draw()
