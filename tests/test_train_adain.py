@@ -73,7 +73,8 @@ def test_ray_train_lowers_the_loss_resumes_and_exports(tmp_path):
     history = client.get_metric_history(runs[0].info.run_id, "loss")
     assert sorted(m.step for m in history) == list(range(1, 21))  # steps 11..20 only, once each
     losses = [m.value for m in sorted(history, key=lambda m: m.step)]
-    assert sum(losses[-5:]) / 5 < 0.5 * losses[0]
+    # the median of the last 5: one step's loss can spike on an odd crop (a nearly flat patch)
+    assert sorted(losses[-5:])[2] < 0.5 * losses[0], losses
     samples = [a.path for a in client.list_artifacts(runs[0].info.run_id, "samples")]
     assert samples == ["samples/samples_step0000010.png", "samples/samples_step0000020.png"]
 
