@@ -64,7 +64,7 @@ def read_bytes(location: str) -> bytes:
 
 def write_bytes(location: str, data: bytes) -> str:
     """Write ``data`` whole or not at all (locally: a temporary file renamed into place)."""
-    if not is_uri(location) or location.startswith("file://"):
+    if not is_remote(location):
         return str(write_atomic(filesystem(location)[1], data))
     fs, path = filesystem(location)
     with fs.open_output_stream(path) as f:

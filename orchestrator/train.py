@@ -73,7 +73,7 @@ def latest_checkpoint(root: str | Path) -> str | None:
     (``state.json``), written the way ``root`` is."""
     best, best_step = None, -1
     for state in storage.list_files(str(root), recursive=True):
-        if not state.endswith("/state.json") and os.path.basename(state) != "state.json":
+        if os.path.basename(state) != "state.json":
             continue
         folder = state[: -len("state.json")].rstrip("/\\")
         try:
