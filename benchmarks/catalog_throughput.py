@@ -77,7 +77,7 @@ def run_loop(variant: str, catalog: Path, out: Path, size: int) -> dict:
         stylize_batch,
     )
     from algorithms.base import DEFAULT_STYLE_SIZE
-    from orchestrator.catalog import list_sources
+    from orchestrator.catalog_manifest import list_sources
     from orchestrator.catalog_pipeline import encode
     from orchestrator.files import write_atomic
     from orchestrator.images import decode_image, load_image, resize_to, to_pil, to_tensor

@@ -2,15 +2,19 @@
 each. The driver (``catalog.py``) lists the sources, keeps the manifest and reads the rows this
 pipeline yields.
 
-1. ``load_batch`` (CPU tasks) reads each file's bytes, decodes and resizes it; a missing, empty,
-   truncated or otherwise bad file becomes an error row (status ``error`` and the reason);
+1. ``load_batch`` (CPU tasks, on any node) reads each file's bytes, from a local path or through
+   the object store of its URI (``s3://...``), decodes and resizes it; a missing, empty, truncated
+   or otherwise bad file becomes an error row (status ``error`` and the reason);
 2. ``CatalogStylizer`` (a pool of actors, each loading the model once, on a GPU when it has one)
-   stylizes batches of same-size images, encodes them and writes each file atomically (a
-   temporary name, then a rename: an interrupted run leaves no half-written image), and returns
+   stylizes batches of same-size images, encodes them and writes each file whole or not at all
+   (locally a temporary name, then a rename; on an object store a single upload), and returns
    one manifest row per (source, style).
 
-The actor pool is sized from the cluster's resources (``plan_pool``) so that the read tasks
-always have a CPU (actors holding every CPU starve them and the run hangs).
+Ray Data's own file readers are not used for step 1: one unreadable file (a permission, an object
+deleted after listing) fails their whole dataset, where a catalog wants an error row for it.
+
+The actor pool is sized from the cluster's nodes (``plan_pool``) so that the read tasks always
+have a CPU on some node (actors holding every CPU starve them and the run hangs).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import hashlib
 import io
 import math
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -28,7 +32,8 @@ import numpy as np
 
 from algorithms.device import pick_device
 
-from .files import safe_name, write_atomic
+from . import storage
+from .files import safe_name
 from .images import ImageError, decode_image, read_bytes, resize_to, to_pil, to_tensor
 from .params import build_params
 
@@ -55,12 +60,13 @@ def style_id(style_path: str) -> str:
     return f"{safe_name(Path(style_path).stem)}-{_short_hash(style_path, 6)}"
 
 
-def output_path(out: Path, source: str, style_path: str, fmt: str) -> Path:
-    """Where the stylized ``source`` goes: stable across runs and distinct for sources with the same
-    base name in different folders (the name carries a hash of the full source path)."""
+def output_path(out: str, source: str, style_path: str, fmt: str) -> str:
+    """Where the stylized ``source`` goes under the output location ``out`` (a folder or a URI):
+    stable across runs and distinct for sources with the same base name in different folders (the
+    name carries a hash of the full source path)."""
     ext = "jpg" if fmt == "jpeg" else "png"
     name = f"{safe_name(Path(source).stem, 60)}-{_short_hash(source, 10)}.{ext}"
-    return out / "images" / style_id(style_path) / name
+    return storage.join(out, "images", style_id(style_path), name)
 
 
 def manifest_schema():
@@ -85,18 +91,27 @@ class PoolPlan:
     gpus_per_actor: float
     threads_per_actor: int  # torch threads in each actor
     batch_size: int  # images per model call
+    decode_cpus: float = 1.0  # CPUs each read and decode task asks for
 
 
 def plan_pool(
-    resources: Mapping[str, float], num_gpus: float | None, actors: int | None, batch_size: int | None
+    resources: Mapping[str, float],
+    num_gpus: float | None,
+    actors: int | None,
+    batch_size: int | None,
+    node_cpus: Sequence[float] | None = None,
 ) -> PoolPlan:
-    """Size the actor pool from the cluster's resources.
+    """Size the actor pool from the resources of the nodes the actors may use (``resources``, the
+    sum; ``node_cpus``, each node's CPUs: the actors are spread over them).
 
     GPUs: one actor per GPU (``num_gpus`` caps how many; a fraction shares one GPU), one CPU each
     for its host side. CPUs only: every core runs a torch thread of some actor (several small
     actors beat one large one: torch's CPU kernels scale poorly past a few threads), and the
     actors' CPU requests leave one CPU (half of a single one) to the read and decode tasks, which
     would otherwise starve and hang the run. On 2 CPUs: two actors of one thread, 0.5 CPU each.
+    Across nodes the CPU left for decoding is split between them, so a decode task asks for what
+    is left on the emptiest node (at most one CPU): on two nodes of 2 CPUs, two actors of 1.5 CPU
+    and decode tasks of 0.5.
     """
     cpus = float(resources.get("CPU", 1.0))
     gpus_available = float(resources.get("GPU", 0.0))
@@ -115,7 +130,17 @@ def plan_pool(
     n = actors or max(1, cores // threads)
     threads = max(1, cores // n)
     cpu_each = (cpus - min(1.0, cpus / 2)) / n
-    return PoolPlan(n, cpu_each, 0.0, threads, batch_size or 1)
+    return PoolPlan(
+        n, cpu_each, 0.0, threads, batch_size or 1, decode_share(node_cpus or [cpus], n, cpu_each)
+    )
+
+
+def decode_share(node_cpus: Sequence[float], actors: int, cpu_each: float) -> float:
+    """The CPUs a decode task can ask for and still find them on some node, once ``actors``
+    actors of ``cpu_each`` are spread over nodes of ``node_cpus`` (the largest nodes first)."""
+    nodes = sorted(node_cpus, reverse=True)
+    left = [c - (actors // len(nodes) + (i < actors % len(nodes))) * cpu_each for i, c in enumerate(nodes)]
+    return round(min(1.0, max(left)), 4)
 
 
 def block_layout(n: int, plan: PoolPlan, max_rows: int = 8, max_blocks: int = 10_000) -> tuple[int, int]:
@@ -188,7 +213,7 @@ class CatalogStylizer:
         self.params = build_params(self.algo.params_type, params)
         self.style_size = style_size
         self.styles: list = []  # (path, tensor) per style, loaded by the first call
-        self.out, self.fmt, self.quality = Path(out), fmt, quality
+        self.out, self.fmt, self.quality = out, fmt, quality
         self.batch_size, self.run_id = batch_size, run_id
         self.cache: dict = {}
 
@@ -241,8 +266,8 @@ class CatalogStylizer:
             dest = output_path(self.out, str(batch["source"][k]), style_path, self.fmt)
             pil = to_pil(image)
             try:
-                write_atomic(dest, encode(pil, self.fmt, self.quality))
-            except OSError as exc:
+                storage.write_bytes(dest, encode(pil, self.fmt, self.quality))
+            except OSError as exc:  # a local WriteError, or the object store's
                 rows.append(self._row(batch, k, s, "error", f"cannot write {dest}: {exc}", None, 0.0))
                 continue
             seconds = float(batch["load_seconds"][k]) + model_seconds + time.perf_counter() - t
@@ -256,7 +281,7 @@ class CatalogStylizer:
         return {
             "source": str(batch["source"][k]),
             "style": self.styles[s][0],
-            "output": None if dest is None else str(dest),
+            "output": dest,
             "status": status,
             "error": error or None,
             "in_width": int(batch["in_width"][k]) if known else None,
@@ -278,9 +303,14 @@ def _same_size_chunks(batch, rows: list[int], size: int) -> Iterator[list[int]]:
             yield members[i : i + size]
 
 
-def build_pipeline(
-    spec, algorithm: str, param_values: dict, styles, out: Path, todo: list[dict], run_id: str
-):
+def actor_nodes(nodes: list[dict], wanted: Mapping[str, float]) -> list[dict]:
+    """The resources of the alive nodes (``ray.nodes()``) that have ``wanted``."""
+    alive = [n["Resources"] for n in nodes if n.get("Alive")]
+    usable = [r for r in alive if r.get("CPU", 0.0) > 0 or r.get("GPU", 0.0) > 0]
+    return [r for r in usable if all(r.get(k, 0.0) >= v for k, v in wanted.items())]
+
+
+def build_pipeline(spec, algorithm: str, param_values: dict, styles, out: str, todo: list[dict], run_id: str):
     """The Ray Data pipeline (lazy) on the running Ray; returns the pool plan and an iterator of
     manifest tables."""
     import logging
@@ -292,7 +322,12 @@ def build_pipeline(
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.enable_operator_progress_bars = False
-    plan = plan_pool(ray.cluster_resources(), spec.num_gpus, spec.actors, spec.batch_size)
+    nodes = actor_nodes(ray.nodes(), spec.actor_resources)
+    if not nodes:
+        wanted = ", ".join(f"{k}: {v:g}" for k, v in spec.actor_resources.items())
+        raise CatalogError(f"actor_resources {{{wanted}}}: no node of the cluster has them")
+    total = {k: sum(n.get(k, 0.0) for n in nodes) for k in ("CPU", "GPU")}
+    plan = plan_pool(total, spec.num_gpus, spec.actors, spec.batch_size, [n.get("CPU", 0.0) for n in nodes])
     rows, blocks = block_layout(len(todo), plan)
     plan = replace(plan, actors=min(plan.actors, blocks))  # an actor without a block would idle
     ds = ray.data.from_items(todo, override_num_blocks=blocks)
@@ -300,7 +335,11 @@ def build_pipeline(
     # request also keeps Ray Data from fusing the decoding into the model actors (it fuses stages
     # whose resource requests are equal), so decoding overlaps the model instead of preceding it.
     ds = ds.map_batches(
-        load_batch, batch_size=rows, num_cpus=1, memory=DECODE_MEMORY, fn_kwargs={"size": spec.size}
+        load_batch,
+        batch_size=rows,
+        num_cpus=plan.decode_cpus,
+        memory=DECODE_MEMORY,
+        fn_kwargs={"size": spec.size},
     )
     ds = ds.map_batches(
         CatalogStylizer,
@@ -309,10 +348,11 @@ def build_pipeline(
         compute=ray.data.ActorPoolStrategy(size=plan.actors),
         num_cpus=plan.cpus_per_actor,
         num_gpus=plan.gpus_per_actor,
+        resources=spec.actor_resources or None,  # pins the actors to the nodes that declare them
         fn_constructor_kwargs={
             "algorithm": algorithm,
             "params": param_values,
-            "out": str(out),
+            "out": out,
             "fmt": spec.format,
             "quality": spec.quality,
             "batch_size": plan.batch_size,

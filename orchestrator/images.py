@@ -34,6 +34,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from algorithms.vgg import MIN_SIDE
 
+from . import storage
 from .files import write_atomic
 
 MAX_PIXELS = 64_000_000  # 8000 x 8000; a PNG header can declare far more than memory holds
@@ -77,9 +78,10 @@ def read_image(path: str | os.PathLike, max_side: int | None = None) -> Image.Im
 
 
 def read_bytes(path: str | os.PathLike) -> bytes:
-    """A file's bytes; an ``ImageError`` naming it when it is missing, a folder or unreadable."""
+    """A file's bytes (a local path or a URI such as ``s3://bucket/photo.jpg``); an
+    ``ImageError`` naming it when it is missing, a folder or unreadable."""
     try:
-        return Path(path).read_bytes()
+        return storage.read_bytes(str(path)) if storage.is_uri(path) else Path(path).read_bytes()
     except FileNotFoundError:
         raise ImageError(path, "no such file") from None
     except IsADirectoryError:

@@ -25,6 +25,7 @@ from PIL import Image, ImageDraw
 from algorithms import StepLoss
 from algorithms.metrics import Measure
 
+from . import storage
 from .images import png_bytes, to_pil
 
 if TYPE_CHECKING:
@@ -90,7 +91,8 @@ def loss_curve_png(history: list[StepLoss], title: str, size: tuple[int, int] = 
 
 
 def contact_sheet(paths: Sequence[str], thumb: int = 160, columns: int = 4):
-    """Thumbnails of ``paths`` (catalog outputs) in a grid, each captioned with photo and style."""
+    """Thumbnails of ``paths`` (catalog outputs: paths or URIs) in a grid, each captioned with
+    photo and style."""
 
     rows = max(1, math.ceil(len(paths) / columns))
     sheet = Image.new("RGB", (columns * thumb, rows * (thumb + 14)), "white")
@@ -98,7 +100,7 @@ def contact_sheet(paths: Sequence[str], thumb: int = 160, columns: int = 4):
     for i, p in enumerate(paths):
         x, y = (i % columns) * thumb, (i // columns) * (thumb + 14)
         try:
-            with Image.open(p) as img:
+            with Image.open(io.BytesIO(storage.read_bytes(p))) as img:
                 img.thumbnail((thumb, thumb))
                 sheet.paste(img.convert("RGB"), (x + (thumb - img.width) // 2, y + (thumb - img.height) // 2))
         except (OSError, ValueError):

@@ -162,6 +162,13 @@ def resolve_path(path: str, base: Path) -> Path:
     return full if full.is_absolute() else base / full
 
 
+def resolve_location(location: str, base: Path) -> str:
+    """``resolve_path`` for a path that may also be a URI (``s3://bucket/prefix``), kept as it is."""
+    from . import storage
+
+    return location if storage.is_uri(location) else str(resolve_path(location, base))
+
+
 def resolve_images(patterns: list[str], base: Path, field: str, spec_path: str | os.PathLike) -> list[Path]:
     """Files, globs and folders (their images, not recursive) -> sorted unique image paths."""
     found: list[Path] = []
@@ -240,9 +247,14 @@ class CatalogSpec(BaseModel):
     """``stylegrid stylize-catalog``'s options; the YAML file has the same fields."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-    input: str = Field(description="a folder (searched recursively), a glob, or a .csv / .parquet manifest")
-    style: list[str] = Field(min_length=1, description="style image files; every source gets each one")
-    out: str = Field(description="output folder: images/, manifest/ and the MLflow store")
+    input: str = Field(
+        description="a folder (searched recursively), a glob, or a .csv / .parquet manifest; "
+        "a local path or a URI (s3://bucket/photos/, gs://...)"
+    )
+    style: list[str] = Field(
+        min_length=1, description="style image files or URIs; every source gets each one"
+    )
+    out: str = Field(description="output folder or URI: images/, manifest/ (and the MLflow store when local)")
     algorithm: str = "adain"
     size: int | None = Field(
         DEFAULT_SIZE, description="long side of the outputs (16..8192); null keeps each image's size"
@@ -259,6 +271,11 @@ class CatalogSpec(BaseModel):
     )
     num_gpus: float | None = Field(None, ge=0, description="GPUs to use; default every GPU of the cluster")
     actors: int | None = Field(None, gt=0, description="model replicas; default from the cluster's resources")
+    actor_resources: dict[str, float] = Field(
+        default_factory=dict,
+        description="custom Ray resources each model actor also needs, to pin the actors to the nodes "
+        "that have them (e.g. {stylegrid_worker: 1} where the GPU nodes declare it)",
+    )
     path_column: str = Field("path", description="the manifest column holding the image paths")
     tracking_uri: str | None = Field(
         None, description="MLflow; default MLFLOW_TRACKING_URI, else sqlite:///<out>/mlflow.db"
@@ -278,9 +295,9 @@ def load_catalog_spec(path: str | os.PathLike, overrides: Mapping[str, Any] | No
     spec = read_model(p, CatalogSpec, "input, style, out, algorithm, size, ...")
     base = p.resolve().parent
     rebased = {
-        "input": str(resolve_path(spec.input, base)),
-        "out": str(resolve_path(spec.out, base)),
-        "style": [str(resolve_path(s, base)) for s in spec.style],
+        "input": resolve_location(spec.input, base),
+        "out": resolve_location(spec.out, base),
+        "style": [resolve_location(s, base) for s in spec.style],
     }
     return spec.model_copy(update={**rebased, **(overrides or {})})
 

@@ -17,8 +17,16 @@ import pytest
 from conftest import BAD, EMBEDDED_ENV, REPO, SAMPLES
 from PIL import Image
 
-from orchestrator.catalog import ManifestWriter, check_algorithm, list_sources, read_manifest
-from orchestrator.catalog_pipeline import MANIFEST_COLUMNS, CatalogError, block_layout, output_path, plan_pool
+from orchestrator.catalog import check_algorithm
+from orchestrator.catalog_manifest import ManifestWriter, list_sources, read_manifest
+from orchestrator.catalog_pipeline import (
+    MANIFEST_COLUMNS,
+    CatalogError,
+    actor_nodes,
+    block_layout,
+    output_path,
+    plan_pool,
+)  # fmt: skip
 from orchestrator.spec import CatalogSpec
 
 STARRY = SAMPLES / "style" / "starry_night.jpg"
@@ -95,6 +103,29 @@ def test_the_two_cpu_default_runs_both_cores_in_two_actors():
     assert plan.actors * plan.cpus_per_actor == 1.0
 
 
+def test_across_nodes_the_decode_tasks_fit_beside_the_actors():
+    # two worker nodes of 2 CPUs: an actor of 1.5 CPU on each would leave no node a whole CPU
+    plan = plan_pool({"CPU": 4.0}, None, None, None, [2.0, 2.0])
+    assert (plan.actors, plan.cpus_per_actor, plan.decode_cpus) == (2, 1.5, 0.5)
+    assert plan_pool({"CPU": 2.0}, None, None, None, [2.0]).decode_cpus == 1.0
+    assert plan_pool({"CPU": 1.0}, None, None, None).decode_cpus == 0.5  # beside an actor of 0.5
+    uneven = plan_pool({"CPU": 10.0}, None, None, None, [8.0, 2.0])
+    left = [8.0 - 3 * uneven.cpus_per_actor, 2.0 - 2 * uneven.cpus_per_actor]  # 5 actors: 3 and 2
+    assert uneven.actors == 5 and uneven.decode_cpus == round(min(1.0, max(left)), 4) > 0
+
+
+def test_actors_go_only_to_alive_nodes_with_the_wanted_resources():
+    nodes = [
+        {"Alive": True, "Resources": {"memory": 1.0}},  # a head started with --num-cpus=0
+        {"Alive": True, "Resources": {"CPU": 2.0, "stylegrid_worker": 1.0}},
+        {"Alive": False, "Resources": {"CPU": 2.0, "stylegrid_worker": 1.0}},
+        {"Alive": True, "Resources": {"CPU": 4.0}},
+    ]
+    assert [n["CPU"] for n in actor_nodes(nodes, {})] == [2.0, 4.0]
+    assert [n["CPU"] for n in actor_nodes(nodes, {"stylegrid_worker": 1})] == [2.0]
+    assert actor_nodes(nodes, {"stylegrid_worker": 2}) == []
+
+
 def test_gpu_pools_take_one_actor_per_gpu():
     plan = plan_pool({"CPU": 16.0, "GPU": 4.0}, None, None, None)
     assert (plan.actors, plan.gpus_per_actor, plan.batch_size) == (4, 1.0, 8)
@@ -142,13 +173,46 @@ def test_the_manifest_takes_batches_of_only_bad_files_beside_good_ones(tmp_path)
 
 
 def test_output_names_are_stable_and_distinct_for_equal_base_names(tmp_path):
-    a = output_path(tmp_path, "/photos/2020/cat.jpg", "/styles/starry.jpg", "png")
-    b = output_path(tmp_path, "/photos/2021/cat.jpg", "/styles/starry.jpg", "png")
-    c = output_path(tmp_path, "/photos/2020/cat.jpg", "/other/starry.jpg", "jpeg")
-    assert a == output_path(tmp_path, "/photos/2020/cat.jpg", "/styles/starry.jpg", "png")
+    a, b, c = (
+        Path(output_path(str(tmp_path), source, style, fmt))
+        for source, style, fmt in (
+            ("/photos/2020/cat.jpg", "/styles/starry.jpg", "png"),
+            ("/photos/2021/cat.jpg", "/styles/starry.jpg", "png"),
+            ("/photos/2020/cat.jpg", "/other/starry.jpg", "jpeg"),
+        )
+    )
+    assert str(a) == output_path(str(tmp_path), "/photos/2020/cat.jpg", "/styles/starry.jpg", "png")
+    on_s3 = output_path(
+        "s3://bucket/styled", "s3://bucket/photos/cat.jpg", "s3://bucket/art/starry.jpg", "png"
+    )
+    assert on_s3.startswith("s3://bucket/styled/images/starry-") and "/cat-" in on_s3
     assert a != b and a.name.startswith("cat-") and b.name.startswith("cat-")
     assert a.parent != c.parent and c.suffix == ".jpg" and a.suffix == ".png"
     assert a.parent.parent == tmp_path / "images"
+
+
+def test_sources_by_uri_are_listed_through_the_store(tmp_path):
+    # file:// goes through the same pyarrow listing as s3:// (tests/test_multinode.py runs S3)
+    made = make_catalog(tmp_path / "cat", 5)
+    uri = (tmp_path / "cat").as_uri()
+    assert sorted(list_sources(uri + "/")) == sorted(made)
+    assert sorted(list_sources(uri + "/part0/*.png")) == sorted(
+        p for p in made if "/part0/" in p and p.endswith(".png")
+    )
+    pd.DataFrame({"path": ["part0/same_name.png", "s3://bucket/elsewhere.jpg"]}).to_parquet(
+        tmp_path / "m.parquet"
+    )
+    assert list_sources((tmp_path / "m.parquet").as_uri()) == [
+        str(tmp_path / "part0" / "same_name.png"), "s3://bucket/elsewhere.jpg",
+    ]  # fmt: skip
+    for where, reason in (
+        ("nowhere", "no such object or prefix"),
+        ("*.tiff", "as a pattern it matches no object"),
+    ):
+        with pytest.raises(CatalogError, match=reason):
+            list_sources(f"{uri}/{where}")
+    with pytest.raises(CatalogError, match="expected a prefix, a pattern or a .csv / .parquet manifest"):
+        list_sources(f"{uri}/part0/same_name.png")
 
 
 def test_sources_from_a_folder_a_glob_and_manifests(tmp_path):

@@ -204,7 +204,7 @@ def test_a_catalog_where_every_image_fails_exits_3_and_a_thin_image_is_one_line(
     )
     assert proc.returncode == 3, proc.stderr[-3000:]
     assert "0 ok, 2 failed" in proc.stdout and "Traceback" not in proc.stderr
-    from orchestrator.catalog import read_manifest
+    from orchestrator.catalog_manifest import read_manifest
 
     errors = dict(zip(read_manifest(out).source, read_manifest(out).error, strict=True))
     assert "needs a size of at least 2000" in errors[str(photos / "thin.png")]
@@ -212,7 +212,7 @@ def test_a_catalog_where_every_image_fails_exits_3_and_a_thin_image_is_one_line(
 
 @pytest.mark.xdist_group("ray_catalog")  # catalogs on the shared head run one at a time (./run test)
 def test_a_catalog_image_that_could_not_be_written_is_written_by_the_next_run(tmp_path):
-    from orchestrator.catalog import read_manifest
+    from orchestrator.catalog_manifest import read_manifest
 
     photos = tmp_path / "photos"
     photos.mkdir()

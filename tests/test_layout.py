@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 LAYERS = [
     {"files", "lock", "provenance", "params", "storage"},
     {"images", "spec", "jobs", "results", "tracking", "pictures", "runtime"},
-    {"worker", "sink", "report", "catalog_pipeline", "train_data"},
+    {"worker", "sink", "report", "catalog_pipeline", "catalog_manifest", "train_data"},
     {"sweep", "catalog", "train"},
     {"cli", "__main__", "__init__"},
 ]

@@ -1,8 +1,13 @@
 """A real multi-node Ray cluster on this machine (a head with no CPUs and worker nodes, each its
 own raylet started with ``ray start --address``) and a real S3 endpoint (moto's standalone
-server on 127.0.0.1): training reads its images from S3 and keeps its checkpoints there,
-submitted with ``ray job submit``; a worker node is killed mid-run and the run resumes from the
-newest checkpoint in S3 on a replacement node."""
+server on 127.0.0.1), both submitted to with ``ray job submit``:
+
+1. a catalog goes from S3 to S3 with its model actors pinned to the worker nodes; a re-run
+   skips what is done;
+2. training reads its images from S3 and keeps its checkpoints there; a worker node is killed
+   mid-run and the run resumes from the newest checkpoint in S3 on a replacement node.
+
+The two share one cluster (in this order: the second replaces a node)."""
 
 from __future__ import annotations
 
@@ -24,7 +29,7 @@ import psutil
 import pytest
 from conftest import REPO, SAMPLES, SESSION_MARKER, free_port, kill_marked, node_ports, submit_job
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("multinode")]
 
 BUCKET = "stylegrid"
 BIN = Path(sys.executable).parent
@@ -45,7 +50,7 @@ class S3:
         )  # fmt: skip
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def s3():
     """moto's S3 server on a free loopback port, with an empty bucket."""
     port = free_port()
@@ -130,6 +135,24 @@ class LocalCluster:
         )  # fmt: skip
         self.workers[name] = port
 
+    def actors(self) -> list[dict]:
+        """Every actor the cluster has had, with its node and resources (Ray's state API)."""
+        proc = subprocess.run(
+            ["ray", "list", "actors", "--address", self.dashboard, "--detail", "--format", "json", "--limit", "1000"],
+            env=self.env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return json.loads(proc.stdout)
+
+    def worker_node_ids(self) -> list[str]:
+        proc = subprocess.run(
+            ["ray", "list", "nodes", "--address", self.dashboard, "--format", "json"],
+            env=self.env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        nodes = json.loads(proc.stdout)
+        return [n["node_id"] for n in nodes if n.get("node_name") in self.workers and n["state"] == "ALIVE"]
+
     def kill_worker(self, name: str) -> None:
         """SIGKILL the node's raylet and everything under it (its workers, its agents): the node
         is lost the way a machine that loses power is."""
@@ -144,7 +167,7 @@ class LocalCluster:
                 pass
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def cluster(s3):
     temp_dir = tempfile.mkdtemp(prefix="rm", dir="/tmp")
     token = Path(temp_dir) / "auth_token"
@@ -166,6 +189,24 @@ def cluster(s3):
     finally:
         kill_marked(env[SESSION_MARKER])
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def submit(cluster: LocalCluster, args: list[str]) -> str:
+    """``ray job submit --no-wait ... -- python -m orchestrator <args>``: the job's id."""
+    cmd = ["ray", "job", "submit", "--no-wait", "--address", cluster.dashboard, "--working-dir", str(REPO),
+           "--", "python", "-m", "orchestrator", *args]  # fmt: skip
+    submitted = submit_job(cmd, cluster.env)
+    assert submitted.returncode == 0, submitted.stdout[-3000:] + submitted.stderr[-3000:]
+    return re.search(r"raysubmit_\w+", submitted.stdout + submitted.stderr).group(0)
+
+
+def wait_for(cluster: LocalCluster, job_id: str, seconds: float) -> tuple[str, str]:
+    """(final status, logs) of the job."""
+    deadline = time.monotonic() + seconds
+    while (status := cluster.job_status(job_id)) in ("PENDING", "RUNNING"):
+        assert time.monotonic() < deadline, f"the job did not end within {seconds:.0f} s"
+        time.sleep(2)
+    return status, cluster.job_logs(job_id)
 
 
 def upload(s3: S3, files: dict[str, bytes]) -> None:
@@ -196,6 +237,72 @@ def registered_checkpoint(s3: S3, run: str) -> bool:
             return '"checkpoint_dir_name"' in f.read().decode()
     except OSError:
         return False
+
+
+CATALOG_SPEC = """
+input: s3://{bucket}/catalog/
+style: [s3://{bucket}/art/the_scream.jpg]
+out: s3://{bucket}/styled
+size: 48
+style_size: 64
+format: jpeg
+actor_resources: {{stylegrid_worker: 1}}
+tracking_uri: sqlite:///{db}
+"""
+
+
+def read_manifest_from(s3: S3, prefix: str):
+    import pandas as pd
+    import pyarrow.fs as pafs
+    import pyarrow.parquet as pq
+
+    fs = s3.fs()
+    parts = fs.get_file_info(pafs.FileSelector(f"{BUCKET}/{prefix}/manifest", allow_not_found=True))
+    tables = [pq.read_table(p.path, filesystem=fs) for p in sorted(parts, key=lambda i: i.path)]
+    return pd.concat([t.to_pandas() for t in tables], ignore_index=True) if tables else pd.DataFrame()
+
+
+def test_catalog_from_s3_to_s3_on_pinned_actors(cluster, s3, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    photos = ["tubingen.jpg", "chelsea.jpg", "coffee.jpg"]
+    upload(s3, {f"catalog/{n}": (SAMPLES / "content" / n).read_bytes() for n in photos})
+    upload(
+        s3,
+        {
+            "catalog/sub/broken.jpg": b"not a jpeg",
+            "art/the_scream.jpg": (SAMPLES / "style" / "the_scream.jpg").read_bytes(),
+        },
+    )
+    spec = tmp_path / "catalog.yaml"
+    spec.write_text(CATALOG_SPEC.format(bucket=BUCKET, db=tmp_path / "catalog.db"))
+    status, logs = wait_for(cluster, submit(cluster, ["stylize-catalog", str(spec)]), 600)
+    assert status == "FAILED" and "1 failed" in logs, logs[-3000:]  # exit 3: an image failed
+
+    rows = read_manifest_from(s3, "styled")
+    assert len(rows) == 4 and sorted(rows.status) == ["error", "ok", "ok", "ok"], rows
+    bad = rows[rows.status == "error"].iloc[0]
+    assert bad.source == f"s3://{BUCKET}/catalog/sub/broken.jpg" and "not" in bad.error.lower()
+    fs = s3.fs()
+    for output in rows[rows.status == "ok"].output:  # every image written whole, in S3
+        assert output.startswith(f"s3://{BUCKET}/styled/images/") and output.endswith(".jpg")
+        with fs.open_input_file(output.removeprefix("s3://")) as f:
+            from PIL import Image
+
+            assert max(Image.open(f).size) == 48
+    client = MlflowClient(f"sqlite:///{tmp_path / 'catalog.db'}")
+    run = client.search_runs([client.get_experiment_by_name("stylize-catalog").experiment_id])[0]
+    assert run.data.metrics["images_ok"] == 3 and run.data.params["actor_resources"]
+    stylizers = [a for a in cluster.actors() if "CatalogStylizer" in a.get("class_name", "")]
+    assert len(stylizers) == 2 and all(
+        a["required_resources"].get("stylegrid_worker") == 1 for a in stylizers
+    )
+    assert {a["node_id"] for a in stylizers} == set(cluster.worker_node_ids())  # one per worker node
+
+    # a re-run skips the three done and tries the broken one again
+    status, logs = wait_for(cluster, submit(cluster, ["stylize-catalog", str(spec)]), 600)
+    assert "3 already in" in logs and "1 to do" in logs, logs[-3000:]
+    assert len(read_manifest_from(s3, "styled")) == 5
 
 
 TRAIN_SPEC = """
@@ -234,11 +341,7 @@ def test_training_from_s3_survives_a_lost_worker_node(cluster, s3, tmp_path):
     spec = tmp_path / "tiny.yaml"
     spec.write_text(TRAIN_SPEC.format(bucket=BUCKET))
     out = tmp_path / "out"
-    submit = ["ray", "job", "submit", "--no-wait", "--address", cluster.dashboard, "--working-dir", str(REPO),
-              "--", "python", "-m", "orchestrator", "train-adain", str(spec), "--output", str(out)]  # fmt: skip
-    submitted = submit_job(submit, cluster.env)
-    assert submitted.returncode == 0, submitted.stdout[-3000:] + submitted.stderr[-3000:]
-    job_id = re.search(r"raysubmit_\w+", submitted.stdout + submitted.stderr).group(0)
+    job_id = submit(cluster, ["train-adain", str(spec), "--output", str(out)])
     deadline = time.monotonic() + 600
     while not registered_checkpoint(s3, "checkpoints/tiny"):  # Ray Train holds a checkpoint in S3
         assert cluster.job_status(job_id) in ("PENDING", "RUNNING"), cluster.job_logs(job_id)[-3000:]
@@ -246,10 +349,7 @@ def test_training_from_s3_survives_a_lost_worker_node(cluster, s3, tmp_path):
         time.sleep(1)
     cluster.kill_worker("b")  # a training worker's node is lost
     cluster.add_worker("c")  # and replaced, as an autoscaler would
-    while (status := cluster.job_status(job_id)) in ("PENDING", "RUNNING"):
-        assert time.monotonic() < deadline + 600, "the job did not end within 20 minutes"
-        time.sleep(2)
-    output = cluster.job_logs(job_id)
+    status, output = wait_for(cluster, job_id, 600)
     assert status == "SUCCEEDED", output[-4000:]
 
     # the run resumed from a checkpoint in S3, and finished

@@ -51,7 +51,7 @@ def test_ray_job_submit_runs_a_sweep(ray_head, tmp_path):
 
 @pytest.mark.xdist_group("ray_catalog")  # catalogs on the shared head run one at a time (./run test)
 def test_ray_job_submit_runs_a_catalog_job(ray_head, tmp_path):
-    from orchestrator.catalog import read_manifest
+    from orchestrator.catalog_manifest import read_manifest
 
     address, env = ray_head.dashboard, ray_head.env
     photos = tmp_path / "photos"

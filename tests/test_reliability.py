@@ -111,7 +111,7 @@ def test_names_that_exist_are_taken_literally_brackets_and_all(tmp_path):
 
 
 def test_catalog_sources_take_existing_names_literally(tmp_path):
-    from orchestrator.catalog import list_sources
+    from orchestrator.catalog_manifest import list_sources
 
     shoot = tmp_path / "shoot [2024]"
     shoot.mkdir()
@@ -313,17 +313,19 @@ def test_catalog_failed_images_are_tried_again(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from orchestrator.catalog import done_pairs, manifest_dir, read_manifest
+    from orchestrator.catalog_manifest import done_pairs, manifest_dir, read_manifest
     from orchestrator.catalog_pipeline import manifest_schema
 
-    manifest_dir(tmp_path).mkdir()
+    Path(manifest_dir(tmp_path)).mkdir()
 
     def part(name: str, status: str) -> None:
         row = {n: None for n in manifest_schema().names}
         row.update(
             source="/a.jpg", style="/s.jpg", status=status, error="" if status == "ok" else "read-only"
         )
-        pq.write_table(pa.Table.from_pylist([row], schema=manifest_schema()), manifest_dir(tmp_path) / name)
+        pq.write_table(
+            pa.Table.from_pylist([row], schema=manifest_schema()), Path(manifest_dir(tmp_path)) / name
+        )
 
     part("part-20260101T000000-aaaaaa-000000.parquet", "error")
     assert done_pairs(tmp_path) == set()

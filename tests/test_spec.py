@@ -231,7 +231,8 @@ def test_shipped_experiments_are_valid():
             assert load_train_spec(path).num_workers >= 1
             continue
         if path.name == "catalog.yaml":  # stylegrid stylize-catalog
-            from orchestrator.catalog import check_algorithm, list_sources
+            from orchestrator.catalog import check_algorithm
+            from orchestrator.catalog_manifest import list_sources
             from orchestrator.spec import load_catalog_spec
 
             spec = load_catalog_spec(path)
