@@ -25,7 +25,6 @@ import shutil
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,38 +50,23 @@ def write_spec(path: Path, n_jobs: int) -> Path:
 
 
 def finished_rows(spec: Path):
-    """A row with status ok for every job of ``spec``, as one table with the results schema."""
+    """A row with status ok for every job of ``spec`` (the sink's own rows, of a made-up outcome),
+    as one table with the results schema."""
     import pyarrow as pa
 
     from orchestrator.jobs import plan_jobs
-    from orchestrator.results import param_cells, result_schema
+    from orchestrator.results import result_schema
+    from orchestrator.sink import result_row
     from orchestrator.spec import load_spec
+    from orchestrator.worker import JobOutcome
 
-    schema = result_schema()
     jobs = plan_jobs(load_spec(spec), str(spec)).jobs
-    now = datetime.now(UTC)
     rows = [
-        {
-            "job_id": j.job_id,
-            "sweep_id": "synthetic",
-            "spec_name": spec.stem,
-            "status": "ok",
-            "algorithm": j.algorithm,
-            "variant": j.variant,
-            "content": j.content,
-            "style": j.style,
-            "content_name": Path(j.content).name,
-            "style_name": Path(j.style).name,
-            "size": j.size,
-            "loss_total": 1.0,
-            "wall_seconds": 1.0,
-            "finished_at": now,
-            "params_json": json.dumps(j.params),
-            **param_cells(j.params, schema),
-        }
+        result_row(j, JobOutcome(j.job_id, "ok", final_losses={"total": 1.0}, wall_seconds=1.0),
+                   "synthetic", spec.stem, "", "", 1)
         for j in jobs
-    ]
-    return pa.Table.from_pylist(rows, schema=schema)
+    ]  # fmt: skip
+    return pa.Table.from_pylist(rows, schema=result_schema())
 
 
 def lay_out_loose(table, out: Path) -> None:

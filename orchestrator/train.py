@@ -94,8 +94,12 @@ def checkpoint_step(checkpoint: str) -> int:
 
 def train_loop(config: dict) -> None:
     """Runs in every Ray Train worker."""
+    import logging
+
     import ray.train
     import ray.train.torch
+
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # not a plan and a "finished" per shard
 
     from algorithms.adain import STYLE_LAYERS, get_decoder, learning_rate, new_decoder, training_losses
     from algorithms.device import resolve_precision

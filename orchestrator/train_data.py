@@ -121,13 +121,16 @@ def image_dataset(locations: list[str]):
     run (local files, or URIs of one store per dataset group)."""
     import ray.data
 
+    ctx = ray.data.DataContext.get_current()  # the dataset keeps it; the trainer prints its own progress
+    ctx.enable_progress_bars = False
+    ctx.enable_operator_progress_bars = False
     groups: dict[str, list[str]] = {}
     for loc in locations:
         groups.setdefault(loc.split("://", 1)[0] if storage.is_uri(loc) else "", []).append(loc)
     # Reading files is I/O, and the training workers may hold every CPU of their nodes (all of
     # them on one machine): the read tasks ask for none, a few at a time.
     parts = [
-        ray.data.read_binary_files(locs, include_paths=True, num_cpus=0, concurrency=4)
+        ray.data.read_binary_files(locs, include_paths=True, num_cpus=0, concurrency=min(4, len(locs)))
         for locs in groups.values()
     ]
     return parts[0] if len(parts) == 1 else parts[0].union(*parts[1:])

@@ -329,7 +329,9 @@ def test_a_killed_run_resumes_and_writes_every_pair_exactly_once(tmp_path):
             if len(read_manifest(out)) >= 10:  # the first parts are in: kill the whole job
                 break
             time.sleep(0.2)
-        assert proc.poll() is None, "the run ended before it could be interrupted"
+        assert proc.poll() is None, (
+            "the run ended before it could be interrupted: " + proc.stderr.read().decode()[-3000:]
+        )
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(60)
     finally:
