@@ -418,12 +418,23 @@ SUMMARY_COLUMNS = [
 def cmd_results(args: argparse.Namespace) -> int:
     import pandas as pd
 
+    from . import storage
     from .results import read_results, rows_dir
 
-    out = Path(args.output)
-    if not rows_dir(out).is_dir():
-        raise UsageError(f"{out}: not a sweep results folder (no {rows_dir(out).name}/ inside)")
-    df = read_results(out).to_pandas()
+    if storage.is_remote(args.output):  # a sweep's output in an object store: its rows, read here
+        import tempfile
+
+        from .mirror import Mirror
+
+        with tempfile.TemporaryDirectory() as tmp:
+            if not Mirror(args.output.rstrip("/"), Path(tmp)).pull_rows():
+                raise UsageError(f"{args.output}: not a sweep's output (no rows/ inside)")
+            df = read_results(Path(tmp)).to_pandas()
+    else:
+        out = Path(args.output)
+        if not rows_dir(out).is_dir():
+            raise UsageError(f"{out}: not a sweep results folder (no {rows_dir(out).name}/ inside)")
+        df = read_results(out).to_pandas()
     if args.csv:
         df.to_csv(args.csv, index=False)
         print(f"wrote {len(df)} rows to {args.csv}")

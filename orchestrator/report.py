@@ -113,8 +113,10 @@ def measures_line(row: pd.Series) -> str:
 
 
 def _thumbnail(source: Path, target: Path) -> bool:
-    """A JPEG thumbnail of ``source`` at ``target`` (made once); False if the source is unreadable."""
-    if target.is_file() and target.stat().st_mtime >= source.stat().st_mtime:
+    """A JPEG thumbnail of ``source`` at ``target`` (made once); False if the source is unreadable.
+    A thumbnail whose source is not here is kept (a sweep's local copy of an object-store output
+    has the report's thumbnails, not every image)."""
+    if target.is_file() and (not source.is_file() or target.stat().st_mtime >= source.stat().st_mtime):
         return True
     try:
         img = resize_to(read_image(source), THUMB_SIDE)  # small outputs are enlarged, to compare
@@ -179,7 +181,7 @@ def _cell_html(match: pd.DataFrame, out: Path, report: Path) -> str:
     for _, row in match.sort_values("finished_at").tail(1).iterrows():  # the newest run of the job
         image = out / row.output_image
         thumb = f"thumbs/{row.job_id}.jpg"
-        if not row.output_image or not image.is_file() or not _thumbnail(image, report / thumb):
+        if not row.output_image or not _thumbnail(image, report / thumb):
             pieces.append(f"<td>missing image<br><small>{_e(row.job_id)}</small></td>")
             continue
         link = Path("..") / row.output_image

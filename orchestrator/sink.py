@@ -21,6 +21,7 @@ from algorithms.metrics import MEASURES
 
 from .files import safe_name, write_atomic
 from .jobs import Job
+from .mirror import Mirror
 from .provenance import provenance
 from .results import COMPACT_EVERY, compact, param_cells, result_schema, write_row
 from .tracking import Tracker, ms, redact_uri
@@ -237,6 +238,7 @@ class Sink:
     mlflow: SweepRuns | None
     counts: dict[str, int] = field(default_factory=lambda: {"ok": 0, "failed": 0})
     warnings: list[str] = field(default_factory=list)
+    mirror: Mirror | None = None  # an object store the output folder is kept in (mirror.py)
 
     def __post_init__(self) -> None:
         self.loose = 0  # rows written since the last compact
@@ -272,14 +274,27 @@ class Sink:
                 run_id = self.mlflow.log_job(job, outcome, image, attempts)
             except Exception as exc:
                 self.warnings.append(f"{job.label}: MLflow logging failed ({type(exc).__name__}: {exc})")
-        write_row(
+        row = write_row(
             self.output, result_row(job, outcome, self.sweep_id, self.spec_name, image_rel, run_id, attempts)
         )
+        if self.mirror is not None:
+            self._upload(job, [p for p in (image, row) if p is not None])
         self.counts[outcome.status] = self.counts.get(outcome.status, 0) + 1
         self.loose += 1
         if self.loose >= COMPACT_EVERY:
             self.loose = 0
             try:
                 compact(self.output)
+                if self.mirror is not None:
+                    self.mirror.sync_rows()
             except OSError as exc:  # the loose rows stay where they are; the next compact gathers them
                 self.warnings.append(f"{self.output}: rows not gathered into a part yet ({exc})")
+
+    def _upload(self, job: Job, files: list[Path]) -> None:
+        """The job's image and row to the store; a failure is a warning (the row is recorded in
+        the local copy, and the end of the sweep, or the next run, uploads it)."""
+        try:
+            for f in files:
+                self.mirror.push(f)
+        except OSError as exc:
+            self.warnings.append(f"{job.label}: not uploaded to {self.mirror.uri} yet ({exc})")

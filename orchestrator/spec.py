@@ -77,7 +77,10 @@ class SweepSpec(BaseModel):
     style_size: int = Field(DEFAULT_STYLE_SIZE, description="maximum long side of style images (16..8192)")
     steps: int | None = Field(None, gt=0, description="overrides every algorithm's steps")
     resources: Resources = Field(default_factory=Resources)
-    output: str | None = Field(None, description="results folder; default runs/<name> in the current folder")
+    output: str | None = Field(
+        None,
+        description="results folder or object-store URI (s3://...); default runs/<name> in the current folder",
+    )
     tracking_uri: str | None = Field(
         None, description="MLflow tracking URI; default a SQLite store in output"
     )
@@ -232,6 +235,16 @@ def glob_literal_dirs(pattern: Path, recursive: bool = False) -> list[str]:
     if pattern.parent.is_dir():
         return glob.glob(os.path.join(glob.escape(str(pattern.parent)), pattern.name), recursive=recursive)
     return glob.glob(str(pattern), recursive=recursive)
+
+
+def output_location(spec: BaseModel, spec_path: str | os.PathLike, override: str | None = None) -> Path | str:
+    """``output_dir``, or the URI of an object store (``s3://bucket/sweeps/demo``) as written."""
+    from . import storage
+
+    chosen = override or spec.output
+    if chosen and storage.is_remote(chosen):
+        return chosen.rstrip("/")
+    return output_dir(spec, spec_path, override)
 
 
 def output_dir(spec: BaseModel, spec_path: str | os.PathLike, override: str | None = None) -> Path:

@@ -108,3 +108,24 @@ def glob_files(pattern: str) -> list[str]:
 
 def has_magic(pattern: str) -> bool:
     return any(c in pattern for c in "*?[")
+
+
+def delete(location: str) -> None:
+    """Delete one file (object); a missing one is not an error."""
+    fs, path = filesystem(location)
+    try:
+        fs.delete_file(path)
+    except FileNotFoundError:
+        pass
+
+
+def file_sizes(location: str) -> dict[str, int]:
+    """``{location of each file: its size in bytes}`` under the folder (prefix) ``location``,
+    recursively; {} when there is no such folder."""
+    import pyarrow.fs as pafs
+
+    fs, path = filesystem(location)
+    selector = pafs.FileSelector(path.rstrip("/"), recursive=True, allow_not_found=True)
+    return {
+        _uri_of(location, i.path): i.size for i in fs.get_file_info(selector) if i.type == pafs.FileType.File
+    }

@@ -28,9 +28,11 @@ from typing import Any
 
 from algorithms.metrics import MEASURES
 
+from . import storage
 from .files import WriteError, remove_partial_files
 from .jobs import Expansion, Job, plan_jobs
 from .lock import folder_lock, sigterm_as_interrupt
+from .mirror import Mirror
 from .report import write_report
 from .results import (
     collect,
@@ -43,7 +45,7 @@ from .results import (
 )  # fmt: skip
 from .runtime import Console, Summary, start_ray
 from .sink import Sink, SweepRuns
-from .spec import SweepSpec, load_spec, output_dir
+from .spec import SpecError, SweepSpec, load_spec, output_location
 from .tracking import Tracker, resolve_tracking_uri, ui_command
 from .worker import JobOutcome, JobRunner
 
@@ -60,15 +62,28 @@ class SweepSummary:
     warnings: list[str]
     report: Path | None = None
     folded_seeds: int = 0
+    published: str | None = None  # the object-store URI the local output folder is kept in
 
     def summary(self) -> Summary:
-        places = [
-            ("results", f"{self.output / 'results.parquet'} (stylegrid results {self.output})"),
-            ("images", str(self.output / "images")),
-            ("MLflow", ui_command(self.tracking_uri)),
-        ]
+        if self.published:
+            where = self.published
+            places = [
+                ("results", f"{storage.join(where, 'results.parquet')} (pandas.read_parquet)"),
+                ("images", storage.join(where, "images")),
+                ("MLflow", ui_command(self.tracking_uri)),
+                ("local copy", str(self.output)),
+            ]
+        else:
+            places = [
+                ("results", f"{self.output / 'results.parquet'} (stylegrid results {self.output})"),
+                ("images", str(self.output / "images")),
+                ("MLflow", ui_command(self.tracking_uri)),
+            ]
         if self.report is not None:
-            places.append(("report", str(self.report)))
+            report = (
+                storage.join(self.published, "report", "index.html") if self.published else str(self.report)
+            )
+            places.append(("report", report))
         headline = (
             f"{self.ok} ok, {self.failed} failed, {self.skipped} skipped (already done) of {self.total} jobs"
             f"{' (interrupted)' if self.interrupted else ''}"
@@ -103,22 +118,44 @@ def run_sweep(
 ) -> SweepSummary:
     spec = load_spec(spec_path)
     expansion = plan_jobs(spec, spec_path)
-    out = output_dir(spec, spec_path, output)
+    target = output_location(spec, spec_path, output)
+    mirror = None
+    if isinstance(target, str):  # an object store: the driver works in a local copy and uploads
+        resolved, embedded = resolve_tracking_uri(spec.tracking_uri, Path("."))
+        if embedded:
+            raise SpecError(
+                f"{spec_path}: output {target}: the MLflow store cannot live in an object store; set "
+                "tracking_uri (or MLFLOW_TRACKING_URI), e.g. the tracking server on the cluster's head"
+            )
+        mirror = Mirror.of(target)
+    out = mirror.local if mirror else target
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise WriteError(out, exc) from None
     with folder_lock(out, f"stylegrid sweep {spec.name}"), sigterm_as_interrupt():
-        return _run_locked(spec, spec_path, expansion, out, max_concurrent, quiet, ray_init_kwargs or {})
+        if mirror is not None:
+            try:
+                mirror.pull_rows()
+                mirror.pull_missing("report/thumbs")
+            except OSError as exc:
+                raise WriteError(target, exc) from None
+        return _run_locked(
+            spec, spec_path, expansion, out, max_concurrent, quiet, ray_init_kwargs or {}, mirror
+        )
 
 
-def _run_locked(spec, spec_path, expansion, out, max_concurrent, quiet, ray_init_kwargs) -> SweepSummary:
+def _run_locked(
+    spec, spec_path, expansion, out, max_concurrent, quiet, ray_init_kwargs, mirror
+) -> SweepSummary:
     console = Console(quiet)
     jobs = expansion.jobs
     remove_partial_files(out, [out / "images", rows_dir(out), out / "report"])
     warnings = []
     try:
         compact(out)  # what a killed run left loose: the next start reads a few parts
+        if mirror is not None:
+            mirror.sync_rows()
     except OSError as exc:
         warnings.append(f"{rows_dir(out)}: rows not gathered into a part ({exc})")
     rows = load_rows(out)
@@ -126,7 +163,10 @@ def _run_locked(spec, spec_path, expansion, out, max_concurrent, quiet, ray_init
     done = status_by_job(rows.table)
     todo = [j for j in jobs if done.get(j.job_id) != "ok"]
     tracking_uri, embedded = resolve_tracking_uri(spec.tracking_uri, out)
-    mlflow = SweepRuns(Tracker(tracking_uri, spec.name, out / "mlartifacts" if embedded else None), out)
+    mlflow = SweepRuns(
+        Tracker(tracking_uri, spec.name, out / "mlartifacts" if embedded else None),
+        mirror.uri if mirror else out,
+    )
     closed = mlflow.close_stale_runs({j for j, st in done.items() if st == "ok"})
     if closed:
         warnings.append(f"{closed} MLflow run(s) of an earlier, killed sweep of {out} closed as KILLED")
@@ -137,7 +177,7 @@ def _run_locked(spec, spec_path, expansion, out, max_concurrent, quiet, ray_init
         "seed_duplicates_folded": expansion.folded_seeds,
     }
     mlflow.start_sweep(sweep_id, str(spec_path), spec.model_dump(), counts)
-    sink = Sink(out, sweep_id, spec.name, mlflow, warnings=warnings)
+    sink = Sink(out, sweep_id, spec.name, mlflow, warnings=warnings, mirror=mirror)
     console.say(f"sweep {spec.name} ({sweep_id}): {describe_counts(expansion, len(jobs) - len(todo))}")
     interrupted = False
     report = None
@@ -167,6 +207,14 @@ def _run_locked(spec, spec_path, expansion, out, max_concurrent, quiet, ray_init
                 f"results.parquet or the report could not be written ({type(exc).__name__}: {exc}); "
                 f"the rows are in {rows_dir(out)} (stylegrid report {out} makes the report again)"
             )
+        if mirror is not None:
+            try:
+                mirror.sync_rows()
+                mirror.push_tree("results.parquet", "report")
+            except OSError as exc:
+                sink.warnings.append(
+                    f"{mirror.uri}: not every file uploaded ({exc}); running the same command again uploads them"
+                )
         try:
             mlflow.end_sweep(
                 "KILLED" if interrupted else "FINISHED", sink.counts, frame, report and report.parent
@@ -175,7 +223,7 @@ def _run_locked(spec, spec_path, expansion, out, max_concurrent, quiet, ray_init
             sink.warnings.append(f"MLflow: the sweep's run could not be closed ({type(exc).__name__}: {exc})")
     return SweepSummary(
         out, len(jobs), len(jobs) - len(todo), sink.counts["ok"], sink.counts["failed"], interrupted,
-        tracking_uri, sink.warnings, report, expansion.folded_seeds,
+        tracking_uri, sink.warnings, report, expansion.folded_seeds, mirror.uri if mirror else None,
     )  # fmt: skip
 
 
@@ -317,8 +365,15 @@ def plan(spec_path: str, output: str | None = None, sample: int = 10) -> str:
     spec = load_spec(spec_path)
     expansion = plan_jobs(spec, spec_path)
     jobs = expansion.jobs
-    out = output_dir(spec, spec_path, output)
-    done = finished_status(out) if out.exists() else {}
+    out = output_location(spec, spec_path, output)
+    if isinstance(out, str):
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            Mirror(out, Path(tmp)).pull_rows()
+            done = finished_status(Path(tmp))
+    else:
+        done = finished_status(out) if out.exists() else {}
     ok = sum(1 for j in jobs if done.get(j.job_id) == "ok")
     lines = [f"{spec_path}: {describe_counts(expansion, ok)} -> {out}"]
     by_algo: dict[str, int] = {}

@@ -27,59 +27,11 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import REPO, SAMPLES, SESSION_MARKER, free_port, kill_marked, node_ports, submit_job
+from conftest import BUCKET, REPO, S3, SAMPLES, SESSION_MARKER, free_port, kill_marked, node_ports, submit_job
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("multinode")]
 
-BUCKET = "stylegrid"
 BIN = Path(sys.executable).parent
-
-
-@dataclass
-class S3:
-    endpoint: str
-    env: dict  # AWS_* variables that point pyarrow (and boto) at it
-    proc: subprocess.Popen
-
-    def fs(self):
-        import pyarrow.fs as pafs
-
-        return pafs.S3FileSystem(
-            access_key="testing", secret_key="testing", region="us-east-1",
-            endpoint_override=self.endpoint, allow_bucket_creation=True,
-        )  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def s3():
-    """moto's S3 server on a free loopback port, with an empty bucket."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(endpoint, timeout=2)
-            break
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise RuntimeError("moto_server did not start") from None
-            time.sleep(0.3)
-    env = {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": endpoint,
-    }
-    store = S3(endpoint, env, proc)
-    store.fs().create_dir(BUCKET)
-    yield store
-    proc.terminate()
-    proc.wait(timeout=30)
 
 
 @dataclass
