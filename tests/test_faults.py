@@ -4,6 +4,7 @@ and driver kills during a 100-job sweep."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -231,6 +232,16 @@ def test_a_catalog_image_that_could_not_be_written_is_written_by_the_next_run(tm
     assert set(read_manifest(out).status) == {"ok"} and len(list((out / "images").rglob("*.png"))) == 3
 
 
+RAY_AGENTS = ("ray::DashboardAgent", "ray::RuntimeEnvAgent")
+
+
+def _title(p) -> str:
+    try:
+        return " ".join(p.cmdline())
+    except psutil.Error:
+        return ""
+
+
 def test_random_worker_kills_and_a_killed_driver_lose_nothing(tmp_path):
     """100 tiny jobs; worker processes SIGKILLed at random while they run, the driver SIGKILLed
     once midway; the same command run again. Exactly one ok row and one finished MLflow child run
@@ -265,14 +276,22 @@ def test_random_worker_kills_and_a_killed_driver_lose_nothing(tmp_path):
         wait_for(lambda: rows_written(out) >= 30 or driver.poll() is not None, what="30 rows")
         assert driver.poll() is None, driver.communicate()[1][-3000:]
         its_ray = psutil.Process(driver.pid).children(recursive=True)
+        raylet_of = {p.pid: p.ppid() for p in its_ray}  # each process's parent, while all live
         driver.kill()  # SIGKILL: no handler runs, the lock, RUNNING runs and temp files may stay
         driver.wait(60)
-        killed_at = time.monotonic()
-        drivers.append(popen("sweep", spec, "--output", out, "--quiet", env=OWN_RAY_ENV))  # beside it
+        # its Ray follows it (fate sharing): the GCS, the raylet and every worker die with it
+        agents = [p for p in its_ray if _title(p).startswith(RAY_AGENTS)]
+        _, alive = psutil.wait_procs([p for p in its_ray if p not in agents], timeout=120)
+        assert not alive, [(p.pid, _title(p)) for p in alive]
+        # Ray's two agents notice their raylet is gone at once but then wait about 60 s for the
+        # dead GCS before they exit: orphaned (their parent is gone) and idle, they are let go here
+        for agent in agents:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                assert agent.ppid() != raylet_of[agent.pid]  # its raylet is gone: an orphan now
+                assert not psutil.pid_exists(raylet_of[agent.pid]) or raylet_of[agent.pid] == 1
+                agent.kill()
+        drivers.append(popen("sweep", spec, "--output", out, "--quiet", env=OWN_RAY_ENV))
         stdout, stderr = drivers[1].communicate(timeout=1200)
-        # its Ray follows it (fate sharing): Ray's agents take about 60 s, waiting for the dead GCS
-        _, alive = psutil.wait_procs(its_ray, timeout=max(1.0, 120 - (time.monotonic() - killed_at)))
-        assert not alive, [(p.pid, p.name()) for p in alive]
     finally:
         stop.set()
         thread.join()
