@@ -18,6 +18,7 @@ parameter does not apply to the job (another algorithm's, or unused by its value
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import types
 import typing
@@ -98,6 +99,13 @@ def param_columns() -> list[tuple[str, pa.DataType]]:
 
 
 def result_schema() -> pa.Schema:
+    """The schema for the algorithms registered now (made once per set of them: a sweep asks for
+    it once per row)."""
+    return _schema_of(tuple((name, algo.params_type) for name, algo in ALGORITHMS.items()))
+
+
+@functools.lru_cache(maxsize=8)
+def _schema_of(registered: tuple) -> pa.Schema:
     return pa.schema(FIXED_COLUMNS + param_columns())
 
 

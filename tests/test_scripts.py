@@ -81,7 +81,7 @@ def test_catalog_throughput_smoke():
 def test_catalog_memory_smoke():
     proc = run_script("benchmarks/catalog_memory.py", "--smoke-test")
     rows = proc.stdout.split("driver MB", 1)[1].splitlines()[1:]  # after the header
-    assert [ln.split()[0] for ln in rows if ln.strip()] == ["6", "12"]
+    assert [ln.split()[0] for ln in rows if ln.strip()] == ["6"]
 
 
 def test_results_scale_smoke():
