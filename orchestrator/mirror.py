@@ -100,6 +100,19 @@ class Mirror:
                 missing += 1
         return missing
 
+    def push_missing(self, folder: str) -> int:
+        """Upload the files under ``folder`` that the store lacks (an image whose upload failed
+        while the sweep ran)."""
+        prefix = storage.join(self.uri, folder)
+        there = set(storage.file_sizes(prefix))
+        here = sorted(
+            p for p in (self.local / folder).rglob("*") if p.is_file() and not p.name.startswith(".")
+        )
+        missing = [f for f in here if self.remote(f) not in there]
+        for f in missing:
+            self.push(f)
+        return len(missing)
+
     def sync_rows(self) -> None:
         """The store's rows made equal to the copy's: uploads first, then deletes."""
         here = {f.name: f for f in self.rows.glob("*.parquet")} if self.rows.is_dir() else {}

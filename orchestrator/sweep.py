@@ -210,6 +210,7 @@ def _run_locked(
         if mirror is not None:
             try:
                 mirror.sync_rows()
+                mirror.push_missing("images")
                 mirror.push_tree("results.parquet", "report")
             except OSError as exc:
                 sink.warnings.append(

@@ -51,6 +51,10 @@ def test_the_store_gets_uploads_before_deletes_and_its_parts_win_at_the_start(tm
     assert sorted(load_rows(copy).table.column("job_id").to_pylist()) == ["a", "b", "c", "d"]
     compact(copy)
     mirror.sync_rows()
+    (copy / "images").mkdir()
+    (copy / "images" / "lost.png").write_bytes(b"png")  # an upload that failed while it ran
+    assert mirror.push_missing("images") == 1 and (store / "images" / "lost.png").read_bytes() == b"png"
+    assert mirror.push_missing("images") == 0
     assert names(store / "rows")[-1] == "part-000002.parquet" and not [
         n for n in names(store / "rows") if not n.startswith("part-")
     ]  # the loose rows are gone from the store once their part is there
