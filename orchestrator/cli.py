@@ -201,6 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cat.add_argument("--path-column", help="the manifest's path column (default path)")
     cat.add_argument(
+        "--tracking-uri",
+        help="MLflow store (default $MLFLOW_TRACKING_URI, else sqlite:///OUT/mlflow.db; needed for a URI --out)",
+    )
+    cat.add_argument(
         "--set", action="append", default=[], metavar="NAME=VALUE", help="an algorithm parameter"
     )
     cat.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -367,7 +371,7 @@ def cmd_train_adain(args: argparse.Namespace) -> int:
 
 
 CATALOG_FLAGS = ("input", "out", "algorithm", "size", "alpha", "format", "quality", "batch_size",
-                 "num_gpus", "actors", "path_column")  # fmt: skip
+                 "num_gpus", "actors", "path_column", "tracking_uri")  # fmt: skip
 
 
 def catalog_spec_from_args(args: argparse.Namespace):

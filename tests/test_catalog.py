@@ -377,6 +377,32 @@ def test_a_csv_manifest_with_missing_paths(tmp_path):
 
 
 @pytest.mark.xdist_group("ray_catalog")  # catalogs on the shared head run one at a time (./run test)
+def test_an_object_store_output_needs_a_tracking_store(tmp_path, monkeypatch):
+    from orchestrator.catalog import stylize_catalog
+    from orchestrator.cli import build_parser, catalog_spec_from_args
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    spec = CatalogSpec(input=str(tmp_path), style=[str(STARRY)], out="s3://bucket/styled")
+    with pytest.raises(
+        CatalogError, match="s3://bucket/styled: the MLflow store cannot live in an object store"
+    ):
+        stylize_catalog(spec)  # refused before anything is listed, read or written
+    args = build_parser().parse_args(
+        [
+            "stylize-catalog",
+            "--input",
+            "s3://b/p/",
+            "--style",
+            str(STARRY),
+            "--out",
+            "s3://b/o",
+            "--tracking-uri",
+            "sqlite:///x.db",
+        ]
+    )
+    assert catalog_spec_from_args(args).tracking_uri == "sqlite:///x.db"
+
+
 def test_the_command_refuses_bad_options_in_one_line(tmp_path):
     cases = [
         (["--input", tmp_path, "--style", STARRY, "--out", tmp_path / "o", "--algorithm", "gatys"],
