@@ -450,7 +450,15 @@ def cmd_results(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from . import storage
     from .report import ReportError, write_report
+
+    if storage.is_remote(args.output):
+        raise UsageError(
+            f"{args.output}: reports are made in a local folder; a sweep into an object store uploads its "
+            f"report when it ends ({storage.join(args.output.rstrip('/'), 'report', 'index.html')}), and "
+            "running the sweep again makes it anew"
+        )
 
     job_ids = None
     if args.spec:

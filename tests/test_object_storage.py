@@ -124,6 +124,8 @@ def test_a_sweep_into_s3_resumes_from_the_store_on_a_fresh_machine(s3, tmp_path,
     capsys.readouterr()
     assert main(["results", f"s3://{BUCKET}/sweeps/tiny"]) == 0
     assert capsys.readouterr().out.count(" ok ") == 2
+    assert main(["report", f"s3://{BUCKET}/sweeps/tiny"]) == 2  # made by the sweep, not here
+    assert f"s3://{BUCKET}/sweeps/tiny/report/index.html" in capsys.readouterr().err
 
 
 def test_a_sweep_into_an_object_store_needs_a_tracking_store(tmp_path):
