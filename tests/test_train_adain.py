@@ -24,6 +24,7 @@ image_size: 48
 crop: 32
 lr: 0.001
 num_workers: 2
+cpus_per_worker: 0.5  # both workers fit in one CPU of the suite's shared 2-CPU head: no wait for the other
 log_every: 1
 sample_every: 10
 checkpoint_every: 10
