@@ -426,14 +426,12 @@ def cmd_results(args: argparse.Namespace) -> int:
     from .results import read_results, rows_dir
 
     if storage.is_remote(args.output):  # a sweep's output in an object store: its rows, read here
-        import tempfile
+        from .mirror import store_results
 
-        from .mirror import Mirror
-
-        with tempfile.TemporaryDirectory() as tmp:
-            if not Mirror(args.output.rstrip("/"), Path(tmp)).pull_rows():
-                raise UsageError(f"{args.output}: not a sweep's output (no rows/ inside)")
-            df = read_results(Path(tmp)).to_pandas()
+        table = store_results(args.output)
+        if table is None:
+            raise UsageError(f"{args.output}: not a sweep's output (no rows/ inside)")
+        df = table.to_pandas()
     else:
         out = Path(args.output)
         if not rows_dir(out).is_dir():

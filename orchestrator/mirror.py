@@ -82,7 +82,7 @@ class Mirror:
         for name, location in sorted(remote.items()):
             data = storage.read_bytes(location)
             target = self.rows / name
-            if not target.is_file() or _sha(target.read_bytes()) != _sha(data):
+            if not target.is_file() or target.read_bytes() != data:
                 write_atomic(target, data)
                 downloaded += 1
             self.pushed[name] = _sha(data)
@@ -131,3 +131,16 @@ class Mirror:
             for f in files:
                 if not f.name.startswith("."):
                     storage.write_bytes(self.remote(f), f.read_bytes())
+
+
+def store_results(uri: str):
+    """The results table (``results.read_results``) of a sweep output in an object store, read
+    through a temporary copy of its rows; None when the store has no rows there."""
+    import tempfile
+
+    from .results import read_results
+
+    with tempfile.TemporaryDirectory() as tmp:
+        if not Mirror(uri.rstrip("/"), Path(tmp)).pull_rows():
+            return None
+        return read_results(Path(tmp))

@@ -32,7 +32,7 @@ from . import storage
 from .files import WriteError, remove_partial_files
 from .jobs import Expansion, Job, plan_jobs
 from .lock import folder_lock, sigterm_as_interrupt
-from .mirror import Mirror
+from .mirror import Mirror, store_results
 from .report import write_report
 from .results import (
     collect,
@@ -121,8 +121,7 @@ def run_sweep(
     target = output_location(spec, spec_path, output)
     mirror = None
     if isinstance(target, str):  # an object store: the driver works in a local copy and uploads
-        resolved, embedded = resolve_tracking_uri(spec.tracking_uri, Path("."))
-        if embedded:
+        if resolve_tracking_uri(spec.tracking_uri, Path("."))[1]:  # the embedded default
             raise SpecError(
                 f"{spec_path}: output {target}: the MLflow store cannot live in an object store; set "
                 "tracking_uri (or MLFLOW_TRACKING_URI), e.g. the tracking server on the cluster's head"
@@ -368,11 +367,8 @@ def plan(spec_path: str, output: str | None = None, sample: int = 10) -> str:
     jobs = expansion.jobs
     out = output_location(spec, spec_path, output)
     if isinstance(out, str):
-        import tempfile
-
-        with tempfile.TemporaryDirectory() as tmp:
-            Mirror(out, Path(tmp)).pull_rows()
-            done = finished_status(Path(tmp))
+        table = store_results(out)
+        done = {} if table is None else status_by_job(table)
     else:
         done = finished_status(out) if out.exists() else {}
     ok = sum(1 for j in jobs if done.get(j.job_id) == "ok")
