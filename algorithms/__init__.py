@@ -7,9 +7,12 @@ from .adain_optimize import ALGORITHM as _ADAIN_OPTIMIZE
 from .base import Algorithm, StepInfo, StepLoss, StylizeResult
 from .gatys import ALGORITHM as _GATYS
 from .histogram import ALGORITHM as _HISTOGRAM
+from .johnson import ALGORITHM as _JOHNSON
 from .mrf import ALGORITHM as _MRF
 
-ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (_GATYS, _MRF, _HISTOGRAM, _ADAIN, _ADAIN_OPTIMIZE)}
+ALGORITHMS: dict[str, Algorithm] = {
+    a.name: a for a in (_GATYS, _MRF, _HISTOGRAM, _ADAIN, _ADAIN_OPTIMIZE, _JOHNSON)
+}
 
 
 def get_algorithm(name: str) -> Algorithm:

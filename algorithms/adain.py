@@ -18,8 +18,7 @@ trained against:
 Training a decoder (section 6 of the paper) has its pure part here, ``training_losses``: the
 content loss (the decoded image's relu4_1 against the AdaIN target it was decoded from) plus
 ``style_weight`` x the mean / std losses at relu1_1 .. relu4_1, relative squared errors like every
-stylegrid loss (``losses.py``), so one ``style_weight`` works with the caffe encoder; and the
-inverse-time learning-rate decay of pytorch-AdaIN. The Ray Train driver that runs it (data,
+stylegrid loss (``losses.py``), so one ``style_weight`` works with the caffe encoder. The Ray Train driver that runs it (data,
 workers, checkpoints, MLflow) is ``orchestrator/train.py``.
 
 ``adain_optimize.py`` is the same objective optimised on the image, with no decoder.
@@ -430,16 +429,6 @@ def training_losses(
     style_loss = sum(mean_std_loss(fo[n], *mean_std(fs[n])) for n in STYLE_LAYERS) / len(STYLE_LAYERS)
     total = content_loss + style_weight * style_loss
     return TrainLosses(total, content_loss.detach(), style_loss.detach(), out.detach().float())
-
-
-def learning_rate(step: int, lr: float, decay: float) -> float:
-    """Inverse-time decay of pytorch-AdaIN: lr / (1 + decay x step)."""
-    return lr / (1.0 + decay * step)
-
-
-def new_decoder(seed: int) -> nn.Sequential:
-    torch.manual_seed(seed)
-    return decoder_layout()
 
 
 CITATION = (

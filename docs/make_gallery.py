@@ -8,6 +8,9 @@
     python docs/make_gallery.py --size 384 --out docs/adain_384.jpg \
         --variants "gatys (defaults)" "adain (defaults)" "adain alpha=0.6" --pairs \
         tubingen:starry_night chelsea:the_scream astronaut:woman_with_hat coffee:en_campo_gris
+    python docs/make_gallery.py --size 384 --out docs/johnson_384.jpg \
+        --variants "gatys (defaults)" "adain (defaults)" "johnson (shipped)" "johnson blend with shipwreck" \
+        --pairs tubingen:starry_night china:the_scream tubingen:woman_with_hat china:starry_night
 
 Each variant is an algorithm with parameter overrides; the distances of algorithms/metrics.py
 are printed under every output.
@@ -38,6 +41,8 @@ VARIANTS = {
     "mrf (defaults)": ("mrf", {}),
     "adain (defaults)": ("adain", {}),
     "adain alpha=0.6": ("adain", {"alpha": 0.6}),
+    "johnson (shipped)": ("johnson", {}),
+    "johnson blend with shipwreck": ("johnson", {"style": "{style}:0.5,shipwreck:0.5"}),
 }
 DEFAULT_VARIANTS = ["gatys (defaults)", "gatys style_weight=5", "gatys preserve_color"]
 PAIRS = ["tubingen:starry_night", "chelsea:the_scream", "astronaut:woman_with_hat"]
@@ -54,6 +59,9 @@ def render(pairs: list[str], size: int, variants: dict, steps: int | None = None
             algo = get_algorithm(algo_name)
             if steps is not None and algo.kind != "feedforward":
                 overrides = {**overrides, "steps": steps}
+            overrides = {
+                k: v.replace("{style}", s_name) if isinstance(v, str) else v for k, v in overrides.items()
+            }
             result = algo.stylize(content, [style], build_params(algo.params_type, overrides))
             d = quality(result.image, content, style)
             row.append(

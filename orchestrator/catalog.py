@@ -39,6 +39,7 @@ from .catalog_pipeline import CatalogError, PoolPlan, build_pipeline
 from .files import WriteError, remove_partial_files
 from .images import decode_image, read_bytes
 from .lock import folder_lock, sigterm_as_interrupt
+from .models import model_uris, resolve_locations
 from .params import ParameterError, build_params
 from .pictures import contact_sheet
 from .runtime import Console, Summary, start_ray
@@ -160,6 +161,10 @@ def stylize_catalog(
 def _stylize(
     spec, algo, param_values, styles, sources, out, tracking_uri, artifacts, quiet, ray_init_kwargs
 ) -> CatalogSummary:
+    try:  # model=models:/<name>/<version>: found once here, where the tracking store is reachable
+        locations = resolve_locations(model_uris([param_values]), tracking_uri)
+    except ValueError as exc:
+        raise CatalogError(f"--algorithm {algo.name}: {exc}") from None
     done = done_pairs(out)
     style_paths = [p for p, _ in styles]
     todo = []
@@ -208,7 +213,9 @@ def _stylize(
     try:
         if todo:
             start_ray(ray_init_kwargs, quiet=quiet)
-            plan, batches = build_pipeline(spec, algo.name, param_values, styles, out, todo, run_id)
+            plan, batches = build_pipeline(
+                spec, algo.name, param_values, styles, out, todo, run_id, locations
+            )
             console.say(
                 f"{plan.actors} model actor(s) x {plan.cpus_per_actor:g} CPU"
                 + (f" + {plan.gpus_per_actor:g} GPU" if plan.gpus_per_actor else "")

@@ -35,6 +35,7 @@ from algorithms.device import pick_device
 from . import storage
 from .files import safe_name
 from .images import ImageError, decode_image, read_bytes, resize_to, to_pil, to_tensor
+from .models import localize
 from .params import build_params
 
 MANIFEST_COLUMNS = (
@@ -202,6 +203,7 @@ class CatalogStylizer:
         use_gpu: bool,
         style_size: int,
         run_id: str,
+        model_locations: dict[str, str],
     ):
         import torch
 
@@ -210,7 +212,7 @@ class CatalogStylizer:
         torch.set_num_threads(threads)
         self.device = pick_device(use_gpu)
         self.algo = get_algorithm(algorithm)
-        self.params = build_params(self.algo.params_type, params)
+        self.params = localize(build_params(self.algo.params_type, params), model_locations)
         self.style_size = style_size
         self.styles: list = []  # (path, tensor) per style, loaded by the first call
         self.out, self.fmt, self.quality = out, fmt, quality
@@ -310,7 +312,10 @@ def actor_nodes(nodes: list[dict], wanted: Mapping[str, float]) -> list[dict]:
     return [r for r in usable if all(r.get(k, 0.0) >= v for k, v in wanted.items())]
 
 
-def build_pipeline(spec, algorithm: str, param_values: dict, styles, out: str, todo: list[dict], run_id: str):
+def build_pipeline(
+    spec, algorithm: str, param_values: dict, styles, out: str, todo: list[dict], run_id: str,
+    model_locations: dict[str, str],
+):  # fmt: skip
     """The Ray Data pipeline (lazy) on the running Ray; returns the pool plan and an iterator of
     manifest tables."""
     import logging
@@ -360,6 +365,7 @@ def build_pipeline(spec, algorithm: str, param_values: dict, styles, out: str, t
             "use_gpu": plan.gpus_per_actor > 0,
             "style_size": spec.style_size,
             "run_id": run_id,
+            "model_locations": model_locations,
         },
     )
     return plan, ds.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=1)

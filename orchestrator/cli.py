@@ -33,6 +33,7 @@ from algorithms.vgg import WeightsUnavailable
 
 from .files import check_writable
 from .images import ImageError, check_size, load_image, read_image, resize_to, save_png, to_tensor
+from .models import localize_here
 from .params import ParameterError, params_from_cli
 
 
@@ -158,22 +159,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.set_defaults(func=cmd_report)
 
-    train = sub.add_parser(
-        "train-adain",
-        help="train an AdaIN decoder with Ray Train",
-        description="Train (or resume) an AdaIN decoder as the YAML file says (experiments/train_adain.yaml).",
-    )
-    train.add_argument("spec", help="training YAML file")
-    train.add_argument(
-        "--output", help="folder for checkpoints, MLflow and decoder.pth (default: the spec's)"
-    )
-    train.add_argument("--steps", type=_positive_int, help="total steps (default: the spec's)")
-    train.add_argument("--num-workers", type=_positive_int, help="Ray Train workers (default: the spec's)")
-    train.add_argument(
-        "--export", metavar="PATH", help="also write the final decoder here in fp16, with its .json"
-    )
-    train.add_argument("--quiet", action="store_true")
-    train.set_defaults(func=cmd_train_adain)
+    for kind, what, example in (
+        ("adain", "an AdaIN decoder", "experiments/train_adain.yaml"),
+        ("johnson", "a multi-style fast network (Johnson et al., conditional instance norm)",
+         "experiments/train_johnson.yaml"),
+    ):  # fmt: skip
+        train = sub.add_parser(
+            f"train-{kind}",
+            help=f"train {what} with Ray Train",
+            description=f"Train (or resume) {what} as the YAML file says ({example}); the result is "
+            "also logged as an MLflow model.",
+        )
+        train.add_argument("spec", help="training YAML file")
+        train.add_argument(
+            "--output", help="folder for checkpoints, MLflow and the model (default: the spec's)"
+        )
+        train.add_argument("--steps", type=_positive_int, help="total steps (default: the spec's)")
+        train.add_argument(
+            "--num-workers", type=_positive_int, help="Ray Train workers (default: the spec's)"
+        )
+        train.add_argument(
+            "--export", metavar="PATH", help="also write the final model here in fp16, with its .json"
+        )
+        train.add_argument(
+            "--register-as", metavar="NAME",
+            help="register the MLflow model under NAME (models:/NAME/<version>); default: the spec's register_as",
+        )  # fmt: skip
+        train.add_argument("--quiet", action="store_true")
+        train.set_defaults(func=cmd_train, kind=kind)
 
     cat = sub.add_parser(
         "stylize-catalog",
@@ -262,6 +275,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if fixed and "steps" not in {f for f, *_ in algorithm.parameter_table()}:
         raise UsageError(f"--steps: {algorithm.name} has no steps ({algorithm.kind}: one pass per image)")
     params = params_from_cli(algorithm.params_type, args.set, fixed)
+    params = localize_here(params, None)  # model=models:/<name>/<version>: MLFLOW_TRACKING_URI's store
     device = resolve_device(args.device)
 
     content = to_tensor(resize_to(read_image(args.content), args.size, args.content))
@@ -356,11 +370,13 @@ def exit_status(interrupted: bool, failed: int) -> int:
     return EXIT_SOME_FAILED if failed else EXIT_OK
 
 
-def cmd_train_adain(args: argparse.Namespace) -> int:
+def cmd_train(args: argparse.Namespace) -> int:
     from .train import train
 
     train(
         args.spec,
+        kind=args.kind,
+        register_as=args.register_as,
         output=args.output,
         steps=args.steps,
         num_workers=args.num_workers,

@@ -12,6 +12,7 @@ are folded into one.
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import hashlib
 import itertools
 import json
@@ -117,6 +118,7 @@ class ParameterSet:
     algorithm: str
     params: dict[str, Any]  # the parameters that apply
     uses_seed: bool
+    styles: tuple[str, ...] | None = None  # only the style images these name (AlgorithmSpec.styles)
 
 
 def parameter_sets(spec: SweepSpec, spec_path: str) -> list[ParameterSet]:
@@ -135,7 +137,12 @@ def parameter_sets(spec: SweepSpec, spec_path: str) -> list[ParameterSet]:
                 params = build_params(params_type, {**fixed, **point}, where)
             except ParameterError as exc:
                 raise SpecError(str(exc)) from None
-            out.append(ParameterSet(algo.name, params_to_dict(params, active_only=True), params.uses_seed()))
+            out.append(
+                ParameterSet(
+                    algo.name, params_to_dict(params, active_only=True), params.uses_seed(),
+                    tuple(algo.styles) if algo.styles is not None else None,
+                )
+            )  # fmt: skip
     return out
 
 
@@ -181,6 +188,22 @@ def check_grid_size(spec: SweepSpec, spec_path: str, contents: int, styles: int)
         )
 
 
+def style_named(path: Path, names: tuple[str, ...]) -> bool:
+    """Whether a style image is one of ``names``: file names, stems or glob patterns of them."""
+    return any(fnmatch.fnmatchcase(path.name, n) or fnmatch.fnmatchcase(path.stem, n) for n in names)
+
+
+def check_style_names(spec: SweepSpec, spec_path: str, styles: list[Path]) -> None:
+    """Each name of an algorithm's ``styles`` matches one of the sweep's style images."""
+    for i, algo in enumerate(spec.algorithms):
+        for name in algo.styles or ():
+            if not any(style_named(p, (name,)) for p in styles):
+                raise SpecError(
+                    f"{spec_path}: algorithms[{i}] ({algo.name}) styles: {name!r} is none of the sweep's "
+                    f"style images ({', '.join(sorted(p.name for p in styles))})"
+                )
+
+
 def plan_jobs(spec: SweepSpec, spec_path: str) -> Expansion:
     """Every content x style x (algorithm, grid point) x seed, in a stable order; one job where
     the seed cannot matter (``Params.uses_seed``) and one per distinct set of parameters."""
@@ -191,10 +214,13 @@ def plan_jobs(spec: SweepSpec, spec_path: str) -> Expansion:
     shas = {p: file_sha256(p) for p in [*contents, *styles]}
     keys = image_keys(contents, shas) | image_keys(styles, shas)
     sets = parameter_sets(spec, spec_path)
+    check_style_names(spec, spec_path, styles)
     varied = varied_keys(sets)
     jobs: dict[str, Job] = {}
     folded_seeds = considered = 0
     for pset, content, style in itertools.product(sets, contents, styles):
+        if pset.styles is not None and not style_named(style, pset.styles):
+            continue
         seeds: list[int | None] = list(spec.seeds) if pset.uses_seed else [None]
         folded_seeds += len(spec.seeds) - len(seeds)
         for seed in seeds:

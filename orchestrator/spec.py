@@ -1,6 +1,6 @@
 """The three YAML specs stylegrid reads, validated by pydantic, and their path rules:
 ``SweepSpec`` (``stylegrid sweep``), ``CatalogSpec`` (``stylegrid stylize-catalog``) and
-``TrainSpec`` (``stylegrid train-adain``). Every error names the file, the field and what is
+the training specs (``train_spec.py``, same rules). Every error names the file, the field and what is
 allowed; relative paths in a file are taken from the file's folder. A sweep spec:
 
     name: demo
@@ -41,7 +41,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from algorithms import ALGORITHMS, get_algorithm
 from algorithms.base import DEFAULT_SIZE, DEFAULT_STYLE_SIZE
-from algorithms.vgg import MIN_SIDE
 
 from .images import check_size
 from .params import ParameterError, check_names
@@ -64,6 +63,12 @@ class AlgorithmSpec(BaseModel):
     name: str
     params: dict[str, Any] = Field(default_factory=dict, description="fixed parameter values")
     grid: dict[str, list[Any]] = Field(default_factory=dict, description="lists expanded as a product")
+    styles: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="only these of the sweep's style images (file names, stems or globs): e.g. the "
+        "paintings a fast style network was trained on",
+    )
 
 
 class SweepSpec(BaseModel):
@@ -313,58 +318,3 @@ def load_catalog_spec(path: str | os.PathLike, overrides: Mapping[str, Any] | No
         "style": [resolve_location(s, base) for s in spec.style],
     }
     return spec.model_copy(update={**rebased, **(overrides or {})})
-
-
-class TrainSpec(BaseModel):
-    """``experiments/train_adain.yaml``; the defaults are the paper's / pytorch-AdaIN's."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-    content: list[str] = Field(min_length=1, description="files, globs or folders of photographs")
-    style: list[str] = Field(min_length=1, description="files, globs or folders of paintings")
-    steps: int = Field(160000, gt=0, description="optimiser steps (pytorch-AdaIN: 160000)")
-    batch_size: int = Field(8, gt=0, description="images per step over all workers")
-    image_size: int = Field(512, ge=MIN_SIDE, description="the shorter side is resized to this")
-    crop: int = Field(256, ge=MIN_SIDE, description="random square crops of this side")
-    lr: float = Field(1e-4, gt=0)
-    lr_decay: float = Field(5e-5, ge=0, description="lr / (1 + lr_decay x step)")
-    style_weight: float = Field(1.0, ge=0, description="weight of the mean/std style loss")
-    encoder: Literal["caffe"] = "caffe"
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
-    num_workers: int = Field(2, gt=0, description="Ray Train workers (one per GPU on a cluster)")
-    use_gpu: bool = False
-    cpus_per_worker: float = Field(1.0, gt=0)
-    worker_resources: dict[str, float] = Field(
-        default_factory=dict,
-        description="custom Ray resources each worker also needs, to pin the workers to the nodes "
-        "that have them (e.g. {stylegrid_worker: 1} where the worker nodes declare it)",
-    )
-    log_every: int = Field(10, gt=0)
-    sample_every: int = Field(500, gt=0)
-    checkpoint_every: int = Field(1000, gt=0)
-    keep_checkpoints: int = Field(3, gt=0)
-    seed: int = 0
-    init_decoder: str | None = Field(None, description="start from this decoder file (fine-tuning)")
-    output: str | None = Field(None, description="default runs/<name> in the current folder")
-    storage: str | None = Field(
-        None,
-        description="where Ray Train keeps the checkpoints: a folder or URI every node reaches "
-        "(s3://bucket/prefix on a cluster); default <output>/ray_train",
-    )
-    max_failures: int = Field(
-        2,
-        ge=-1,
-        description="times Ray Train restarts the workers from the newest checkpoint after "
-        "a worker or node is lost (-1: without limit)",
-    )
-    tracking_uri: str | None = Field(
-        None, description="default MLFLOW_TRACKING_URI, else a SQLite store in output"
-    )
-
-
-def load_train_spec(path: str | os.PathLike) -> TrainSpec:
-    p = Path(path)
-    spec = read_model(p, TrainSpec, "name, content, style, steps, ...")
-    if spec.crop > spec.image_size:
-        raise SpecError(f"{p}: crop ({spec.crop}) must be at most image_size ({spec.image_size})")
-    return spec

@@ -33,6 +33,7 @@ from .files import WriteError, remove_partial_files
 from .jobs import Expansion, Job, plan_jobs
 from .lock import folder_lock, sigterm_as_interrupt
 from .mirror import Mirror, store_results
+from .models import model_uris, resolve_locations
 from .report import write_report
 from .results import (
     collect,
@@ -162,6 +163,10 @@ def _run_locked(
     done = status_by_job(rows.table)
     todo = [j for j in jobs if done.get(j.job_id) != "ok"]
     tracking_uri, embedded = resolve_tracking_uri(spec.tracking_uri, out)
+    try:  # model=models:/<name>/<version>: found once here, where the tracking store is reachable
+        locations = resolve_locations(model_uris(j.params for j in todo), tracking_uri)
+    except ValueError as exc:
+        raise SpecError(f"{spec_path}: {exc}") from None
     mlflow = SweepRuns(
         Tracker(tracking_uri, spec.name, out / "mlartifacts" if embedded else None),
         mirror.uri if mirror else out,
@@ -182,7 +187,7 @@ def _run_locked(
     report = None
     try:
         if todo:
-            _schedule(spec, todo, sink, max_concurrent, console, ray_init_kwargs)
+            _schedule(spec, todo, sink, max_concurrent, console, ray_init_kwargs, locations)
     except KeyboardInterrupt:
         interrupted = True
         console.say("interrupted: stopping the workers; finished jobs are kept")
@@ -248,6 +253,7 @@ def _schedule(
     max_concurrent: int | None,
     console: Console,
     init_kwargs: dict,
+    model_locations: dict[str, str],
 ) -> None:
     import ray
     from ray.exceptions import RayActorError
@@ -265,7 +271,7 @@ def _schedule(
     idle: deque = deque()  # started workers without a job
 
     def new_actor() -> None:
-        actor = actor_cls.remote(threads)
+        actor = actor_cls.remote(threads, model_locations)
         starting[actor] = actor.__ray_ready__.remote()
 
     # Each image file goes into the object store once; workers on any node read it from there.

@@ -23,7 +23,7 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -81,6 +81,7 @@ def quiet_mlflow() -> None:
     for name in ("mlflow", "alembic", "sqlalchemy"):
         logging.getLogger(name).setLevel(logging.WARNING)
     os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
 
 
 EXPERIMENT_KIND = "custom_model_development"  # the MLflow UI's model-training view, not GenAI's
@@ -194,6 +195,30 @@ class Tracker:
 
     def log_file(self, run_id: str, path: Path, folder: str | None = None) -> None:
         retried(lambda: self.client.log_artifact(run_id, str(path), folder))
+
+    def log_model(self, run_id: str, model: Any, files: Sequence[Path], register_as: str | None) -> str:
+        """``model`` (a torch module) as the run's MLflow model ``model`` (``mlflow.pytorch``), with
+        ``files`` inside it (``extra_files``); registered under ``register_as`` when given.
+        Returns its URI: ``models:/<name>/<version>`` when registered, else ``models:/<model id>``."""
+        import mlflow.pytorch
+        import torch
+
+        from .models import mlflow_at
+
+        logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)  # the pickle format's advice
+        torch_version = torch.__version__.split("+")[0]
+        with (
+            mlflow_at(self.tracking_uri) as mlflow,
+            mlflow.start_run(run_id=run_id, log_system_metrics=False),
+        ):
+            info = mlflow.pytorch.log_model(
+                model, name="model", extra_files=[str(f) for f in files],
+                pip_requirements=[f"torch=={torch_version}"],  # not inferred: that imports the model in a subprocess
+                registered_model_name=register_as, await_registration_for=60,
+                serialization_format="pickle",  # the class is importable where stylegrid is installed
+            )  # fmt: skip
+        version = getattr(info, "registered_model_version", None)
+        return f"models:/{register_as}/{version}" if register_as and version else info.model_uri
 
     def log_folder(self, run_id: str, folder: Path, dest: str) -> None:
         retried(lambda: self.client.log_artifacts(run_id, str(folder), dest))

@@ -1,92 +1,69 @@
-"""The Ray Train driver: ``stylegrid train-adain SPEC`` trains an AdaIN decoder with Ray Train
-(``TorchTrainer``); the model and its losses are ``algorithms/adain.py``.
+"""The Ray Train driver shared by every trained network: ``stylegrid train-adain SPEC`` (the AdaIN
+decoder) and ``stylegrid train-johnson SPEC`` (a multi-style fast network), one driver with a
+``Recipe`` per model (``train_recipes.py``: its spec, model, step and record).
 
 Data-parallel over ``num_workers`` Ray Train workers (GPUs on a cluster, CPU processes here): each
-worker draws its own random (content, style) crops from the two image lists (with replacement,
-seeded by the seed, its rank and the step, so a resumed run does not replay its crops) and the
-gradients are averaged by DDP. Rank 0 logs the losses, sample grids (content | style | output)
-and every checkpoint's decoder to one MLflow run, through a small actor on the driver's node
-(``TrackingRelay``: only the driver's node needs to reach the tracking store), and hands each checkpoint to Ray Train
-(``ray.train.report``), which keeps the last ``keep_checkpoints``. Running the same command again
-resumes from the newest checkpoint and continues the same MLflow run. At the end the decoder is
-written as ``<output>/decoder.pth`` (the pytorch-AdaIN layout) with ``decoder.json`` beside it
-(encoder, steps, final losses, the spec), which ``adain`` reads to pair it with its encoder.
+worker draws its own random content crops (and style crops, for AdaIN) from the image lists (with
+replacement, seeded by the seed, its rank and the step, so a resumed run does not replay its
+crops) and the gradients are averaged by DDP. Rank 0 logs the losses, sample grids (content |
+style | output) and every checkpoint's model to one MLflow run, through a small actor on the
+driver's node (``TrackingRelay``: only the driver's node needs to reach the tracking store), and
+hands each checkpoint to Ray Train (``ray.train.report``), which keeps the last
+``keep_checkpoints``. Running the same command again resumes from the newest checkpoint and
+continues the same MLflow run. At the end the model is written to ``<output>/<model file>``
+(``decoder.pth``, ``network.pth``) with a ``.json`` beside it (steps, final losses, the spec and
+what the algorithm needs to read it back: the encoder, the styles), logged to the run as an MLflow
+model (``mlflow.pytorch``, with the two files inside) and, with ``register_as``, registered under
+that name, so that ``model=models:/<name>/<version>`` finds it.
 
 Content and style are local files, folders and globs or URIs (``s3://bucket/coco/``): Ray Data
-reads them (``read_binary_files``) and streams them to the workers, the content split into one
-shard per worker, the style images (few) given whole to each; a file that cannot be decoded is
-reported once and skipped. Checkpoints go to ``storage`` (a folder, or a URI every node reaches:
-``s3://bucket/prefix`` on a cluster), and ``FailureConfig(max_failures)`` restarts the workers
-from the newest checkpoint there when a worker or a node is lost.
-
-The losses and the learning-rate schedule are in ``algorithms/adain.py`` (``training_losses``,
-``learning_rate``); the spec is ``spec.TrainSpec``.
+reads the content (``read_binary_files``) and streams it to the workers, one shard per worker; the
+styles are read by the driver and sent whole to each worker (AdaIN's as a Ray Data dataset too,
+whose crops vary per step). A file that cannot be decoded is reported once and skipped.
+Checkpoints go to ``storage`` (a folder, or a URI every node reaches: ``s3://bucket/prefix`` on a
+cluster), and ``FailureConfig(max_failures)`` restarts the workers from the newest checkpoint
+there when a worker or a node is lost.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import os
 import random
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
 from PIL import Image
 
-from algorithms.base import NonFiniteLoss, check_finite
+from algorithms.base import check_finite
 
 from . import storage
 from .files import write_atomic
 from .images import png_bytes
 from .pictures import sample_grid
 from .runtime import Console, Summary, print_summary, start_ray
-from .spec import TrainSpec, load_train_spec, output_dir, resolve_image_locations, resolve_path, spec_dir
+from .spec import output_dir, resolve_image_locations, resolve_path, spec_dir
 from .tracking import Tracker, resolve_tracking_uri, ui_command
+from .train_checkpoints import (
+    checkpoint_step,
+    export_model,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
 from .train_data import CropSampler, ImagePool, image_dataset, shard_epochs
-
-# --- checkpoints ---------------------------------------------------------------------------------------
-
-
-def save_checkpoint(folder: Path, decoder: torch.nn.Module, optimizer, step: int, losses: dict) -> None:
-    bad = [name for name, p in decoder.state_dict().items() if not torch.isfinite(p).all()]
-    if bad:
-        raise NonFiniteLoss(f"step {step}: the decoder has NaN or infinite weights ({bad[0]}); not saved")
-    torch.save(decoder.state_dict(), folder / "decoder.pth")
-    torch.save(optimizer.state_dict(), folder / "optimizer.pth")
-    (folder / "state.json").write_text(json.dumps({"step": step, **losses}))
+from .train_recipes import RECIPES, Recipe
+from .train_spec import TrainSpec, load_train_spec
 
 
-def load_checkpoint(folder: Path, decoder: torch.nn.Module, optimizer=None) -> int:
-    decoder.load_state_dict(torch.load(folder / "decoder.pth", map_location="cpu", weights_only=True))
-    if optimizer is not None:
-        optimizer.load_state_dict(torch.load(folder / "optimizer.pth", map_location="cpu", weights_only=True))
-    return int(json.loads((folder / "state.json").read_text())["step"])
-
-
-def latest_checkpoint(root: str | Path) -> str | None:
-    """The checkpoint folder under ``root`` (a folder or a URI) with the highest step
-    (``state.json``), written the way ``root`` is."""
-    best, best_step = None, -1
-    for state in storage.list_files(str(root), recursive=True):
-        if os.path.basename(state) != "state.json":
-            continue
-        folder = state[: -len("state.json")].rstrip("/\\")
-        try:
-            step = int(json.loads(storage.read_bytes(state))["step"])
-        except (ValueError, KeyError, OSError):
-            continue  # a checkpoint being written or damaged: not a candidate
-        if step > best_step and storage.exists(storage.join(folder, "decoder.pth")):
-            best, best_step = folder, step
-    return best
-
-
-def checkpoint_step(checkpoint: str) -> int:
-    return int(json.loads(storage.read_bytes(storage.join(checkpoint, "state.json")))["step"])
+def window_means(window: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    """The mean of each logged value over the steps of a window: ``loss`` and ``<term>_loss``."""
+    keys = window[-1].keys()
+    return {("loss" if k == "total" else f"{k}_loss"): sum(w[k] for w in window) / len(window) for k in keys}
 
 
 # --- the per-worker loop -----------------------------------------------------------------------------
@@ -101,80 +78,80 @@ def train_loop(config: dict) -> None:
 
     logging.getLogger("ray.data").setLevel(logging.WARNING)  # not a plan and a "finished" per shard
 
-    from algorithms.adain import STYLE_LAYERS, get_decoder, learning_rate, new_decoder, training_losses
     from algorithms.device import resolve_precision
-    from algorithms.vgg import get_encoder
 
-    spec = TrainSpec.model_validate(config["spec"])
+    recipe: Recipe = RECIPES[config["kind"]]
+    spec = recipe.spec_type.model_validate(config["spec"])
+    styles = config["styles"]
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     device = ray.train.torch.get_device()
     if device.type == "cpu":
         torch.set_num_threads(max(1, int(spec.cpus_per_worker)))
     precision = resolve_precision(spec.precision, device)
-    encoder = get_encoder(STYLE_LAYERS, source=spec.encoder, device=device)
-    decoder = new_decoder(spec.seed)
-    if spec.init_decoder:
-        decoder.load_state_dict(get_decoder(spec.init_decoder, "cpu").state_dict())
-    optimizer = torch.optim.Adam(decoder.parameters(), lr=spec.lr)
+    task = recipe.setup(spec, styles, device, precision)
+    network = recipe.new_model(spec, styles)
+    optimizer = torch.optim.Adam(network.parameters(), lr=spec.lr)
     step = 0
     checkpoint = ray.train.get_checkpoint()  # set when Ray Train restarts the workers itself
     if checkpoint:
         with checkpoint.as_directory() as folder:
-            step = load_checkpoint(Path(folder), decoder, optimizer)
+            step = load_checkpoint(Path(folder), network, optimizer, recipe.model_file)
     elif config.get("resume"):  # a new run of the command: the newest checkpoint of the last one
         with ray.train.Checkpoint(config["resume"]).as_directory() as folder:
-            step = load_checkpoint(Path(folder), decoder, optimizer)
-    model = ray.train.torch.prepare_model(decoder)  # DDP across the workers; moves it to the device
+            step = load_checkpoint(Path(folder), network, optimizer, recipe.model_file)
+    model = ray.train.torch.prepare_model(network)  # DDP across the workers; moves it to the device
     plain = model.module if hasattr(model, "module") else model
 
     def report_bad(path: str, reason: str) -> None:
-        print(f"train-adain: skipping {reason}", file=sys.stderr, flush=True)
+        print(f"{recipe.command}: skipping {reason}", file=sys.stderr, flush=True)
 
     seed = hash((spec.seed, rank, step)) & 0xFFFFFFFF  # a resumed run does not replay its crops
     rng = random.Random(seed)
+    kinds = ("content", "style") if recipe.style_crops else ("content",)
     pools = {
         kind: ImagePool(
             kind, shard_epochs(ray.train.get_dataset_shard(kind), seed), spec.image_size, rng, report_bad
         )
-        for kind in ("content", "style")
+        for kind in kinds
     }
-    sampler = CropSampler(pools["content"], pools["style"], spec.crop, rng)
+    sampler = CropSampler(pools["content"], pools.get("style"), spec.crop, rng)
     per_worker = max(1, math.ceil(spec.batch_size / world))
     tracker = RankZeroLogger(config["relay"], config["run_id"]) if rank == 0 else None
     if tracker is not None and step > 0:  # restarted (a lost worker or node) or run again
         tracker.resumed(step)
-    recent: list[tuple[float, float, float]] = []
+    recent: list[dict[str, float]] = []
     while step < spec.steps:
-        content, style = (t.to(device) for t in sampler.batch(per_worker))
+        content, style = (None if t is None else t.to(device) for t in sampler.batch(per_worker))
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, spec.lr, spec.lr_decay)
-        losses = training_losses(encoder, model, content, style, spec.style_weight, precision)
+        result = recipe.step(task, model, content, style, rng, spec, precision)
         optimizer.zero_grad(set_to_none=True)
-        check_finite({"total": float(losses.total.detach())}, step + 1)  # no NaN decoder is saved
-        losses.total.backward()
+        total = float(result.total.detach())
+        check_finite({"total": total}, step + 1)  # no NaN model is saved
+        result.total.backward()
         optimizer.step()
         step += 1
-        recent.append((float(losses.total.detach()), float(losses.content), float(losses.style)))
+        recent.append({"total": total, **result.terms})
         if tracker is not None and (step % spec.log_every == 0 or step == spec.steps):
             tracker.metrics(step, recent[-spec.log_every :], learning_rate(step - 1, spec.lr, spec.lr_decay))
         if tracker is not None and (step % spec.sample_every == 0 or step == spec.steps):
-            tracker.grid(step, sample_grid(content.cpu(), style.cpu(), losses.output.cpu()))
+            tracker.grid(step, sample_grid(*(t.cpu() for t in result.grid)))
         if step % spec.checkpoint_every == 0 or step == spec.steps:
-            window = recent[-spec.log_every :]
-            summary = {
-                "loss": sum(r[0] for r in window) / len(window),
-                "content_loss": sum(r[1] for r in window) / len(window),
-                "style_loss": sum(r[2] for r in window) / len(window),
-            }
+            summary = window_means(recent[-spec.log_every :])
             with tempfile.TemporaryDirectory() as folder:
                 ckpt = None
                 if rank == 0:
-                    save_checkpoint(Path(folder), plain, optimizer, step, summary)
-                    tracker.checkpoint(step, Path(folder) / "decoder.pth")
+                    save_checkpoint(Path(folder), plain, optimizer, step, summary, recipe.model_file)
+                    tracker.checkpoint(step, Path(folder) / recipe.model_file)
                     ckpt = ray.train.Checkpoint.from_directory(folder)
                 ray.train.report({"step": step, **summary}, checkpoint=ckpt)
             recent = recent[-spec.log_every :]
+
+
+def learning_rate(step: int, lr: float, decay: float) -> float:
+    """Inverse-time decay (pytorch-AdaIN's): lr / (1 + decay x step); constant when decay is 0."""
+    return lr / (1.0 + decay * step)
 
 
 class TrackingRelay:
@@ -219,15 +196,8 @@ class RankZeroLogger:
 
         ray.get(self.relay.log_bytes.remote(self.run_id, name, data, folder))
 
-    def metrics(self, step: int, window: Sequence[tuple[float, float, float]], lr: float) -> None:
-        n = len(window)
-        values = {
-            "loss": sum(w[0] for w in window) / n,
-            "content_loss": sum(w[1] for w in window) / n,
-            "style_loss": sum(w[2] for w in window) / n,
-            "lr": lr,
-        }
-        self._metrics(values, step)
+    def metrics(self, step: int, window: Sequence[Mapping[str, float]], lr: float) -> None:
+        self._metrics({**window_means(window), "lr": lr}, step)
 
     def resumed(self, step: int) -> None:
         """The step this start of the workers continues from (a checkpoint)."""
@@ -236,69 +206,50 @@ class RankZeroLogger:
     def grid(self, step: int, image: Image.Image) -> None:
         self._bytes(f"samples_step{step:07d}.png", png_bytes(image), "samples")
 
-    def checkpoint(self, step: int, decoder_file: Path) -> None:
-        self._bytes(f"decoder_step{step:07d}.pth", decoder_file.read_bytes(), "checkpoints")
+    def checkpoint(self, step: int, model_file: Path) -> None:
+        name = f"{model_file.stem}_step{step:07d}{model_file.suffix}"
+        self._bytes(name, model_file.read_bytes(), "checkpoints")
 
 
 # --- the driver ------------------------------------------------------------------------------------------
 
 
-def export_decoder(checkpoint: str, dest: Path, spec: TrainSpec, half: bool = False) -> Path:
-    """The decoder of the checkpoint at ``checkpoint`` (a folder or a URI) as a plain state dict
-    at ``dest`` (fp16 if ``half``) and its record at ``dest.with_suffix('.json')``."""
-    decoder = storage.read_bytes(storage.join(checkpoint, "decoder.pth"))
-    state = torch.load(io.BytesIO(decoder), map_location="cpu", weights_only=True)
-    if half:
-        state = {k: v.half() for k, v in state.items()}
-    record = json.loads(storage.read_bytes(storage.join(checkpoint, "state.json")))
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=dest.parent, delete=False, suffix=".tmp") as tmp:
-        torch.save(state, tmp.name)
-    os.replace(tmp.name, dest)
-    meta = {
-        "encoder": spec.encoder,
-        "trained_with": "stylegrid train-adain",
-        "steps": record["step"],
-        "final_loss": record.get("loss"),
-        "final_content_loss": record.get("content_loss"),
-        "final_style_loss": record.get("style_loss"),
-        "dtype": "float16" if half else "float32",
-        "spec": spec.model_dump(),
-    }
-    write_atomic(dest.with_suffix(".json"), (json.dumps(meta, indent=2) + "\n").encode())
-    return dest
-
-
 def train(
     spec_path: str | os.PathLike,
     *,
+    kind: str = "adain",
     output: str | None = None,
     steps: int | None = None,
     num_workers: int | None = None,
     export: str | None = None,
+    register_as: str | None = None,
     quiet: bool = False,
 ) -> Path:
-    """Train (or resume) per the spec; returns the exported decoder's path."""
+    """Train (or resume) per the spec the network of ``kind`` (a ``RECIPES`` key); returns the
+    exported file's path."""
     from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    spec = load_train_spec(spec_path)
-    overrides = {k: v for k, v in {"steps": steps, "num_workers": num_workers}.items() if v is not None}
-    spec = spec.model_copy(update=overrides)
+    recipe = RECIPES[kind]
+    command = recipe.command
+    spec = load_train_spec(spec_path, recipe.spec_type)
+    overrides = {"steps": steps, "num_workers": num_workers, "register_as": register_as}
+    spec = spec.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     base = spec_dir(spec_path)
     content = resolve_image_locations(spec.content, base, "content", spec_path)
     style = resolve_image_locations(spec.style, base, "style", spec_path)
+    styles = recipe.styles(spec, style, str(spec_path))
     out = output_dir(spec, spec_path, output)
     out.mkdir(parents=True, exist_ok=True)
     console = Console(quiet)
 
     tracking_uri, embedded = resolve_tracking_uri(spec.tracking_uri, out)
-    tracker = Tracker(tracking_uri, f"train-adain/{spec.name}", out / "mlartifacts" if embedded else None)
+    tracker = Tracker(tracking_uri, f"{command}/{spec.name}", out / "mlartifacts" if embedded else None)
     state_file = out / "train_state.json"
     state = json.loads(state_file.read_text()) if state_file.is_file() else {}
     run_id = state.get("mlflow_run_id")
     if run_id is None:
-        run_id = tracker.start_run(spec.name, {"stylegrid.kind": "train-adain"})
+        run_id = tracker.start_run(spec.name, {"stylegrid.kind": command})
         values = {**spec.model_dump(), "content_images": len(content), "style_images": len(style)}
         tracker.log_params(run_id, values, limit=500)
         write_atomic(state_file, json.dumps({"mlflow_run_id": run_id}).encode())
@@ -306,18 +257,23 @@ def train(
         tracker.resume_run(run_id)
 
     store = checkpoint_storage(spec, spec_path, out)
-    resume = latest_checkpoint(store)
+    resume = latest_checkpoint(store, recipe.model_file)
     done = 0 if resume is None else checkpoint_step(resume)
     console.say(
-        f"train-adain {spec.name}: {len(content)} content and {len(style)} style images, "
+        f"{command} {spec.name}: {len(content)} content and {len(style)} style images, "
         f"{spec.num_workers} worker(s), step {done} of {spec.steps}"
     )
     if done < spec.steps:
         start_ray(quiet=quiet)
+        datasets = {"content": image_dataset(content)}
+        if recipe.style_crops:
+            datasets["style"] = image_dataset(style)
         trainer = TorchTrainer(
             train_loop,
             train_loop_config={
+                "kind": kind,
                 "spec": spec.model_dump(),
+                "styles": styles,
                 "relay": start_relay(tracking_uri),
                 "run_id": run_id,
                 "resume": str(resume) if resume else None,
@@ -331,7 +287,7 @@ def train(
                     **spec.worker_resources,
                 },
             ),
-            datasets={"content": image_dataset(content), "style": image_dataset(style)},
+            datasets=datasets,
             dataset_config=DataConfig(datasets_to_split=["content"]),  # every worker sees every style
             run_config=RunConfig(
                 name=spec.name,
@@ -345,21 +301,36 @@ def train(
         except BaseException:
             tracker.end_run(run_id, "KILLED" if _interrupted() else "FAILED")
             raise
-    final = latest_checkpoint(store)
+    final = latest_checkpoint(store, recipe.model_file)
     if final is None:
         raise RuntimeError(f"{store}: training produced no checkpoint")
-    dest = export_decoder(final, out / "decoder.pth", spec)
-    if export:
-        shipped = export_decoder(final, Path(export).expanduser().resolve(), spec, half=True)
-    tracker.log_file(run_id, dest.with_suffix(".json"))
+    record = {
+        **recipe.record(spec, styles),
+        "trained_with": f"stylegrid {command}",
+        "model_file": recipe.model_file,
+        "spec": spec.model_dump(),
+    }
+    dest = export_model(final, out / recipe.model_file, record)
+    shipped = export_model(final, Path(export).expanduser().resolve(), record, half=True) if export else None
+    steps_done = checkpoint_step(final)
+    state = json.loads(state_file.read_text())
+    logged = state.get("model", {})
+    if logged.get("step") != steps_done or logged.get("registered_as") != spec.register_as:
+        tracker.log_file(run_id, dest.with_suffix(".json"))
+        network = recipe.architecture(spec, styles)
+        network.load_state_dict(torch.load(dest, map_location="cpu", weights_only=True))
+        uri = tracker.log_model(run_id, network, [dest, dest.with_suffix(".json")], spec.register_as)
+        logged = {"step": steps_done, "registered_as": spec.register_as, "uri": uri}
+        write_atomic(state_file, json.dumps({**state, "model": logged}).encode())
     tracker.end_run(run_id, "FINISHED")
     if not quiet:
-        places = [("decoder", f"{dest} (and {dest.with_suffix('.json').name})")]
-        if export:
+        places = [(recipe.model_file.removesuffix(".pth"), f"{dest} (and {dest.with_suffix('.json').name})")]
+        if shipped:
             places.append(("exported", str(shipped)))
         places.append(("MLflow", f"run {run_id}: {ui_command(tracking_uri)}"))
-        print_summary(Summary(f"train-adain {spec.name}: {spec.steps} steps done", places))
-    return shipped if export else dest
+        places.append(("MLflow model", logged["uri"]))
+        print_summary(Summary(f"{command} {spec.name}: {spec.steps} steps done", places))
+    return shipped or dest
 
 
 def checkpoint_storage(spec: TrainSpec, spec_path: str | os.PathLike, out: Path) -> str:

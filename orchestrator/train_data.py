@@ -1,4 +1,4 @@
-"""The training data of ``stylegrid train-adain`` (``train.py``): image files as a Ray Data
+"""The training data of ``stylegrid train-adain`` and ``train-johnson`` (``train.py``): image files as a Ray Data
 dataset read where the workers run, and each worker's endless random crops from its shard.
 
 ``image_dataset`` turns the spec's locations (local files or URIs) into ``(path, bytes)`` rows;
@@ -105,13 +105,16 @@ def shard_epochs(shard, seed: int):
 
 
 class CropSampler:
-    """Endless random (content, style) crop batches from two ``ImagePool``s."""
+    """Endless random crop batches: (content, style) from two ``ImagePool``s, or (content, None)
+    when there is no style pool (a network whose styles are fixed targets)."""
 
-    def __init__(self, content: ImagePool, style: ImagePool, crop: int, rng: random.Random):
+    def __init__(self, content: ImagePool, style: ImagePool | None, crop: int, rng: random.Random):
         self.content, self.style, self.crop, self.rng = content, style, crop, rng
 
-    def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         c = torch.stack([random_crop(self.content.draw(), self.crop, self.rng) for _ in range(size)])
+        if self.style is None:
+            return c, None
         s = torch.stack([random_crop(self.style.draw(), self.crop, self.rng) for _ in range(size)])
         return c, s
 

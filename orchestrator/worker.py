@@ -26,6 +26,7 @@ from algorithms.metrics import quality
 
 from .images import ImageError, decode_image, load_image, png_bytes, resize_to, to_tensor
 from .jobs import Job
+from .models import localize
 from .params import build_params
 from .pictures import loss_curve_png
 
@@ -60,7 +61,8 @@ def job_device(job: Job) -> torch.device:
 
 
 class JobRunner:
-    def __init__(self, num_threads: int | None = None):
+    def __init__(self, num_threads: int | None = None, model_locations: dict[str, str] | None = None):
+        self.model_locations = model_locations or {}  # MLflow model URI -> its files (models.py)
         if num_threads:
             torch.set_num_threads(max(1, num_threads))
         self.images: OrderedDict[tuple, torch.Tensor] = OrderedDict()
@@ -98,7 +100,7 @@ class JobRunner:
 
     def _run(self, job: Job, content_bytes: bytes, style_bytes: bytes) -> JobOutcome:
         algorithm = get_algorithm(job.algorithm)
-        params = build_params(algorithm.params_type, job.params)
+        params = localize(build_params(algorithm.params_type, job.params), self.model_locations)
         device = job_device(job)
         content = self._image(content_bytes, job.content, job.content_sha256, "content", job.size)
         style = self._image(style_bytes, job.style, job.style_sha256, "style", job.style_size)

@@ -142,7 +142,7 @@ def test_algorithms_lists_every_parameter_with_its_default():
     proc = stylegrid("algorithms")
     assert proc.returncode == 0
     sections = {block.split(" ", 1)[0]: block for block in proc.stdout.strip().split("\n\n")}
-    assert sorted(sections) == ["adain", "adain_optimize", "gatys", "histogram", "mrf"]
+    assert sorted(sections) == ["adain", "adain_optimize", "gatys", "histogram", "johnson", "mrf"]
     gatys = sections["gatys"]
     assert gatys.startswith("gatys (optimization)")
     for f in dataclasses.fields(GatysParams):

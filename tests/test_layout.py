@@ -13,8 +13,28 @@ REPO = Path(__file__).resolve().parents[1]
 # orchestrator/ modules by layer: a module imports only from its own layer or lower ones
 LAYERS = [
     {"files", "lock", "provenance", "params", "storage"},
-    {"images", "spec", "jobs", "results", "tracking", "pictures", "runtime", "mirror"},
-    {"worker", "sink", "report", "catalog_pipeline", "catalog_manifest", "train_data"},
+    {
+        "images",
+        "spec",
+        "jobs",
+        "results",
+        "tracking",
+        "pictures",
+        "runtime",
+        "mirror",
+        "models",
+        "train_spec",
+    },
+    {
+        "worker",
+        "sink",
+        "report",
+        "catalog_pipeline",
+        "catalog_manifest",
+        "train_data",
+        "train_recipes",
+        "train_checkpoints",
+    },
     {"sweep", "catalog", "train"},
     {"cli", "__main__", "__init__"},
 ]

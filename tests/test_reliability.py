@@ -206,13 +206,13 @@ def test_a_loss_that_becomes_nan_fails_the_job_instead_of_returning_the_photo(tu
 def test_a_decoder_with_nan_weights_is_never_checkpointed(tmp_path):
     from algorithms.adain import decoder_layout
     from algorithms.base import NonFiniteLoss
-    from orchestrator.train import save_checkpoint
+    from orchestrator.train_checkpoints import save_checkpoint
 
     decoder = decoder_layout()
     with torch.no_grad():
         next(decoder.parameters()).fill_(float("nan"))
     with pytest.raises(NonFiniteLoss, match="not saved"):
-        save_checkpoint(tmp_path / "ckpt", decoder, None, 10, {})
+        save_checkpoint(tmp_path / "ckpt", decoder, None, 10, {}, "decoder.pth")
     assert not (tmp_path / "ckpt").exists()
 
 

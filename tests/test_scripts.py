@@ -68,6 +68,14 @@ def test_adain_speed_smoke():
     assert "\nstylegrid     32      2" in table and "\nplain         32      1" in table
 
 
+def test_fast_style_smoke():
+    proc = run_script("benchmarks/fast_style.py", "--smoke-test")
+    speed, quality = proc.stdout.split("johnson img/s", 1)[1].split("quality at", 1)
+    assert "\n   32      1 " in speed and "\n   32      2 " in speed
+    for algorithm in ("johnson", "adain", "gatys"):
+        assert f"\n{algorithm:<9} held-out    1 " in quality, quality
+
+
 @pytest.mark.xdist_group("ray_catalog")  # catalogs on the shared head run one at a time (./run test)
 def test_catalog_throughput_smoke():
     proc = run_script("benchmarks/catalog_throughput.py", "--smoke-test")

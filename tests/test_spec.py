@@ -87,6 +87,28 @@ def test_seeds_multiply_only_the_jobs_that_use_them(tmp_path):
     assert "10 jobs (8 seed duplicates folded: the seed only matters with init=noise)" in text
 
 
+def test_an_algorithm_can_take_only_some_of_the_style_images(tmp_path):
+    scream = STARRY.parent / "the_scream.jpg"
+    only = "[{name: gatys}, {name: johnson, styles: [the_scream]}, {name: adain, styles: ['*.jpg']}]"
+    spec_path = write_spec(tmp_path, base_spec(style=f"[{STARRY}, {scream}]", algorithms=only))
+    jobs = plan_jobs(load_spec(spec_path), str(spec_path)).jobs
+    pairs = {(j.algorithm, Path(j.style).stem) for j in jobs}
+    assert {p for p in pairs if p[0] == "johnson"} == {("johnson", "the_scream")}
+    assert (
+        len([j for j in jobs if j.algorithm == "gatys"])
+        == len([j for j in jobs if j.algorithm == "adain"])
+        == 4
+    )
+    bad = write_spec(
+        tmp_path, base_spec(style=f"[{STARRY}]", algorithms="[{name: johnson, styles: [scream]}]")
+    )
+    with pytest.raises(
+        SpecError,
+        match=r"algorithms\[0\] \(johnson\) styles: 'scream' is none of the sweep's style images \(starry_night.jpg\)",
+    ):
+        plan_jobs(load_spec(bad), str(bad))
+
+
 def test_unused_parameters_fold_identical_jobs(tmp_path):
     spec_path = write_spec(
         tmp_path, base_spec(algorithms="[{name: gatys, grid: {learning_rate: [0.01, 0.1]}}]")
@@ -224,11 +246,13 @@ def test_plan_prints_the_count_and_a_sample(tmp_path):
 def test_shipped_experiments_are_valid():
     from conftest import REPO
 
-    from orchestrator.spec import load_train_spec
+    from orchestrator.train_recipes import RECIPES
+    from orchestrator.train_spec import load_train_spec
 
     for path in sorted((REPO / "experiments").glob("*.yaml")):
-        if path.name.startswith("train_adain"):  # training specs (stylegrid train-adain), not sweeps
-            assert load_train_spec(path).num_workers >= 1
+        kind = next((k for k in RECIPES if path.name.startswith(f"train_{k}")), None)
+        if kind:  # training specs (stylegrid train-adain, train-johnson), not sweeps
+            assert load_train_spec(path, RECIPES[kind].spec_type).num_workers >= 1
             continue
         if path.name == "catalog.yaml":  # stylegrid stylize-catalog
             from orchestrator.catalog import check_algorithm

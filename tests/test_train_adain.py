@@ -11,8 +11,10 @@ import pytest
 import torch
 from conftest import REPO, SAMPLES
 
-from algorithms.adain import AdaINParams, learning_rate, stylize_batch
-from orchestrator.spec import SpecError, load_train_spec
+from algorithms.adain import AdaINParams, stylize_batch
+from orchestrator.spec import SpecError
+from orchestrator.train import learning_rate
+from orchestrator.train_spec import load_train_spec
 
 SPEC = """
 name: tiny
@@ -95,6 +97,16 @@ def test_ray_train_lowers_the_loss_resumes_and_exports(tmp_path):
         contents, styles, AdaINParams(decoder=str(ckpt.parent / "decoder.pth"), precision="fp32")
     )
     assert torch.equal(a, b)
+
+    # the decoder is the run's MLflow model too (the same convention as train-johnson), and a
+    # model URI as decoder= gives the exported decoder
+    from orchestrator.models import localize, resolve_locations
+
+    logged = json.loads((out / "train_state.json").read_text())["model"]
+    assert logged["step"] == 20 and logged["uri"].startswith("models:/m-")
+    params = AdaINParams(decoder=logged["uri"], precision="fp32")
+    local = localize(params, resolve_locations([logged["uri"]], f"sqlite:///{out / 'mlflow.db'}"))
+    assert torch.equal(stylize_batch(contents, styles, local), a)
 
 
 def test_the_image_pool_streams_one_pass_then_draws_from_memory_and_reports_bad_files_once():
