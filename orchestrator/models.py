@@ -42,12 +42,14 @@ def mlflow_at(tracking_uri: str):
     """MLflow's global tracking (and so registry) URI set to ``tracking_uri`` for the block."""
     import mlflow
 
-    previous = mlflow.get_tracking_uri()
+    # set_tracking_uri also sets MLFLOW_TRACKING_URI in the environment (for subprocesses): put
+    # back exactly what was there, not get_tracking_uri()'s default, which would then stay set
+    previous = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(tracking_uri)
     try:
         yield mlflow
     finally:
-        mlflow.set_tracking_uri(previous)
+        mlflow.set_tracking_uri(previous)  # None unsets both
 
 
 def resolve_locations(uris: Iterable[str], tracking_uri: str) -> dict[str, str]:

@@ -19,6 +19,7 @@ printed or logged (``redact_uri``).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import tempfile
@@ -125,6 +126,24 @@ def retried(call: Callable[[], T], attempts: int = RETRIES, wait: float = RETRY_
     raise AssertionError("unreachable")
 
 
+@contextlib.contextmanager
+def working_dir(folder: Path):
+    """Work in ``folder`` for the block, and back where we were if that still exists. MLflow reads
+    the working directory when it logs a model (requirement files, a uv project), and a job's can
+    be gone by the end of a long job: a `ray job submit` working directory that Ray cleaned up
+    after a lost node (seen in tests/test_multinode.py), where ``contextlib.chdir`` fails too."""
+    try:
+        previous = os.getcwd()
+    except FileNotFoundError:
+        previous = None
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        if previous is not None and os.path.isdir(previous):
+            os.chdir(previous)
+
+
 class Tracker:
     """One MLflow experiment (``experiment`` None: only runs that already exist are written)."""
 
@@ -208,6 +227,7 @@ class Tracker:
         logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)  # the pickle format's advice
         torch_version = torch.__version__.split("+")[0]
         with (
+            working_dir(files[0].parent),
             mlflow_at(self.tracking_uri) as mlflow,
             mlflow.start_run(run_id=run_id, log_system_metrics=False),
         ):

@@ -284,3 +284,16 @@ def test_train_johnson_logs_a_registered_model_that_run_sweeps_and_catalogs_use(
     done = stylize_catalog(catalog, quiet=True)
     manifest = read_manifest(tmp_path / "cat")
     assert done.ok == 7 and (manifest.status == "ok").all() and len(manifest) == 7
+
+
+def test_resolving_a_model_uri_leaves_the_tracking_environment_as_it_was(tmp_path, monkeypatch):
+    # mlflow.set_tracking_uri also sets MLFLOW_TRACKING_URI: a default left behind would send every
+    # later sweep of this process (and its subprocesses) to that store
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with mlflow_at(f"sqlite:///{tmp_path / 'a.db'}"):
+        assert os.environ["MLFLOW_TRACKING_URI"].endswith("a.db")
+    assert "MLFLOW_TRACKING_URI" not in os.environ
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'b.db'}")
+    with mlflow_at(f"sqlite:///{tmp_path / 'a.db'}"):
+        pass
+    assert os.environ["MLFLOW_TRACKING_URI"].endswith("b.db")

@@ -307,4 +307,6 @@ def test_training_from_s3_survives_a_lost_worker_node(cluster, s3, tmp_path):
     assert resumed and min(resumed) >= 8, resumed
     assert {m.step for m in client.get_metric_history(run_id, "loss")} == set(range(1, 25))
     assert json.loads((out / "decoder.json").read_text())["steps"] == 24
+    logged = json.loads((out / "train_state.json").read_text())["model"]  # the run's MLflow model
+    assert logged["step"] == 24 and logged["uri"].startswith("models:/")
     assert "skipping" in output and "broken.jpg" in output  # the bad file was reported, not fatal
