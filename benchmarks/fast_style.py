@@ -12,7 +12,7 @@ and 8, then the report's quality measures (``algorithms/metrics.py``) on sample 
   are averaged apart.
 
     python benchmarks/fast_style.py                  # about 10 minutes on 2 cores
-    python benchmarks/fast_style.py --smoke-test     # 32 px, 2 images, one pair, 2 Gatys steps
+    python benchmarks/fast_style.py --smoke-test     # 32 px, batch 2, one pair, 2 Gatys steps
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ def main() -> None:
 
     styles = [s["name"] for s in json.loads(DEFAULT_NETWORK.with_suffix(".json").read_text())["styles"]]
     if args.smoke_test:
-        args.sizes, args.batches, args.images = [32], [1, 2], 2
+        args.sizes, args.batches, args.images = [32], [2], 2
         args.contents, styles, args.quality_size, args.gatys_steps = ["tubingen"], styles[:1], 32, 2
 
     rows = speed(args.sizes, args.batches, args.images)

@@ -216,11 +216,12 @@ def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
-def test_train_johnson_logs_a_registered_model_that_run_sweeps_and_catalogs_use(tmp_path):
+def test_train_johnson_logs_a_registered_model_that_run_sweeps_and_catalogs_use(tmp_path, monkeypatch):
     import mlflow.pytorch
     from mlflow.tracking import MlflowClient
 
     from orchestrator.catalog import stylize_catalog
+    from orchestrator.cli import main
     from orchestrator.catalog_manifest import read_manifest
     from orchestrator.results import read_results
     from orchestrator.spec import CatalogSpec
@@ -250,11 +251,12 @@ def test_train_johnson_logs_a_registered_model_that_run_sweeps_and_catalogs_use(
     mine, _ = load_network(str(out / "network.pth"), "cpu")
     assert torch.allclose(module(x, torch.tensor([[0.0, 1.0]])), mine(x, torch.tensor([[0.0, 1.0]])))
 
-    with_store = {"MLFLOW_TRACKING_URI": store}
-    png = tmp_path / "run.png"
-    ran = cli("run", "--algorithm", "johnson", "--content", str(TUBINGEN), "--style", str(SCREAM),
-              "--set", "model=models:/tiny/1", "--size", "40", "--out", str(png), "--quiet", env=with_store)  # fmt: skip
-    assert ran.returncode == 0, ran.stderr[-3000:]
+    png = tmp_path / "run.png"  # `stylegrid run` in this process (its entry point, argv and all)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    ran = main(["run", "--algorithm", "johnson", "--content", str(TUBINGEN), "--style", str(SCREAM),
+                "--set", "model=models:/tiny/1", "--size", "40", "--out", str(png), "--quiet"])  # fmt: skip
+    assert ran == 0
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
     content = to_tensor(resize_to(read_image(TUBINGEN), 40))
     direct = stylize(content, [painting("the_scream", 512)], JohnsonParams(model=str(out / "network.pth")))
     assert torch.allclose(load_image(png), direct.image, atol=1 / 255 + 1e-6)

@@ -71,7 +71,7 @@ def test_adain_speed_smoke():
 def test_fast_style_smoke():
     proc = run_script("benchmarks/fast_style.py", "--smoke-test")
     speed, quality = proc.stdout.split("johnson img/s", 1)[1].split("quality at", 1)
-    assert "\n   32      1 " in speed and "\n   32      2 " in speed
+    assert "\n   32      2 " in speed
     for algorithm in ("johnson", "adain", "gatys"):
         assert f"\n{algorithm:<9} held-out    1 " in quality, quality
 
