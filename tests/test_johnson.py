@@ -221,8 +221,8 @@ def test_train_johnson_logs_a_registered_model_that_run_sweeps_and_catalogs_use(
     from mlflow.tracking import MlflowClient
 
     from orchestrator.catalog import stylize_catalog
-    from orchestrator.cli import main
     from orchestrator.catalog_manifest import read_manifest
+    from orchestrator.cli import main
     from orchestrator.results import read_results
     from orchestrator.spec import CatalogSpec
     from orchestrator.sweep import run_sweep
