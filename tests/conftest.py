@@ -188,6 +188,7 @@ LONGEST_FIRST = (
     "tests/test_multinode.py::",
     "tests/test_faults.py::test_random_worker_kills",
     "tests/test_train_adain.py::test_ray_train",
+    "tests/test_johnson.py::test_train_johnson",
     "tests/test_catalog.py::test_a_killed_run",
 )
 
