@@ -94,8 +94,12 @@ def adain(content_feat: torch.Tensor, style_feat: torch.Tensor, eps: float = 1e-
     return adain_to(content_feat, s_mean, s_std, eps)
 
 
-def adain_to(content_feat: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, eps: float = 1e-5):
-    c_mean, c_std = mean_std(content_feat, eps)
+def adain_to(content_feat: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, eps: float = 1e-5,
+             content_stats: tuple[torch.Tensor, torch.Tensor] | None = None):  # fmt: skip
+    """``content_feat`` re-normalised to ``mean`` and ``std``; its own statistics are those of
+    ``content_feat`` unless ``content_stats`` gives them (a tile of a larger image: the whole
+    image's, so that the tiles agree)."""
+    c_mean, c_std = content_stats if content_stats is not None else mean_std(content_feat, eps)
     return (content_feat - c_mean) / c_std * std + mean
 
 
@@ -104,6 +108,7 @@ def adain_target(
     style_stats: Sequence[tuple[torch.Tensor, torch.Tensor]],
     weights: Sequence[float],
     alpha: float,
+    content_stats: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """The decoder's input: the weighted mix of the content re-normalised to each style's
     statistics (style interpolation, section 7 of the paper), blended with the content's own
@@ -112,7 +117,8 @@ def adain_target(
     if total <= 0 or any(w < 0 for w in weights):
         raise ValueError(f"style weights must be non-negative with a positive sum, got {list(weights)}")
     mixed = sum(
-        (w / total) * adain_to(content_feat, m, s) for (m, s), w in zip(style_stats, weights, strict=True)
+        (w / total) * adain_to(content_feat, m, s, content_stats=content_stats)
+        for (m, s), w in zip(style_stats, weights, strict=True)
     )
     return alpha * mixed + (1 - alpha) * content_feat
 

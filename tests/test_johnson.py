@@ -238,6 +238,13 @@ def test_train_johnson_logs_a_registered_model_that_run_sweeps_and_catalogs_use(
     (run,) = client.search_runs([client.get_experiment_by_name("train-johnson/tiny").experiment_id])
     assert run.info.status == "FINISHED"
     assert {"loss", "content_loss", "style_loss", "tv_loss", "lr"} <= set(run.data.metrics)
+    artifacts = {
+        a.path
+        for folder in ("samples", "checkpoints")
+        for a in client.list_artifacts(run.info.run_id, folder)
+    }
+    assert {"samples/samples_step0000002.png", "samples/samples_step0000004.png",
+            "checkpoints/network_step0000004.pth"} <= artifacts  # fmt: skip
     assert [str(v.version) for v in client.search_model_versions("name='tiny'")] == ["1"]
     record = json.loads((out / "network.json").read_text())
     assert [s["name"] for s in record["styles"]] == ["starry_night", "the_scream"] and record["steps"] == 4

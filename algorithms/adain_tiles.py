@@ -1,0 +1,108 @@
+"""AdaIN at any size in overlapping tiles, with the image's global statistics (the first part of
+high-resolution output; ``tiling.py`` has the layout and the blending).
+
+A tile sees only part of the photo, and AdaIN re-normalises the content's relu4_1 features with
+their mean and standard deviation: taken per tile, each tile would get its own brightness and
+contrast and the seams would show. So the content statistics are gathered over the whole image
+first (``content_statistics``: every tile encoded, the features of its core summed), then each
+tile is encoded again, re-normalised with those statistics, decoded and blended into the result.
+
+Every tile is computed with ``HALO`` px of context on each inner side: relu4_1 depends on about 40
+px around a position and the decoder's output on about 30 px of its input, so with 80 px the core
+of a tile is what the whole image gives there, up to rounding, and the blend over ``overlap`` px
+only hides that rounding. Tile cores start on multiples of 8, the grid of VGG-19's three poolings
+before relu4_1, so every tile pools exactly as the whole image does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping, Sequence
+
+import torch
+
+from .adain import (
+    CONTENT_LAYER,
+    MULTIPLE,
+    AdaINParams,
+    _stats,
+    adain_target,
+    get_adain_encoder,
+    get_decoder,
+    pad_to_multiple,
+    resolve_pair,
+)
+from .device import autocast, resolve_precision
+from .tiling import Canvas, TileLayout, crop, plan_tiles
+from .vgg import encode_targets
+
+HALO = 80  # px of context on each inner side of a tile: encoder (about 40) + decoder (about 30)
+OVERLAP = 32  # px over which neighbouring tiles are blended
+
+
+def feature_core(tile, scale: int = MULTIPLE) -> tuple[int, int, int, int]:
+    """The tile core's positions in the features of its (padded) box, at 1/``scale``."""
+    top, left, bottom, right = tile.core
+    btop, bleft = tile.box[:2]
+    ceil = lambda v: -(-v // scale)  # noqa: E731 - the last core ends at the image's edge
+    return (top - btop) // scale, (left - bleft) // scale, ceil(bottom - btop), ceil(right - bleft)
+
+
+def content_statistics(encoder, content: torch.Tensor, layout: TileLayout, precision: str, eps: float = 1e-5):
+    """(mean, std) [B, C, 1, 1] of the content's relu4_1 over the whole (padded) image, as
+    ``losses.mean_std`` computes them on it, gathered tile by tile."""
+    total = squares = None
+    count = 0
+    for tile in layout.tiles:
+        feats = encode_targets(encoder, pad_to_multiple(crop(content, tile.box)), [CONTENT_LAYER], precision)
+        top, left, bottom, right = feature_core(tile)
+        core = feats[CONTENT_LAYER][..., top:bottom, left:right].double()
+        s, q = core.sum(dim=(2, 3), keepdim=True), core.pow(2).sum(dim=(2, 3), keepdim=True)
+        total, squares = (s, q) if total is None else (total + s, squares + q)
+        count += core.shape[2] * core.shape[3]
+    mean = total / count
+    var = (squares / count - mean.pow(2)).clamp_min(0)
+    return mean.float(), (var + eps).sqrt().float()
+
+
+def stylize_tiled(
+    content: torch.Tensor,
+    styles: Sequence[torch.Tensor],
+    params: AdaINParams,
+    *,
+    core: int,
+    style_weights: Sequence[float] | None = None,
+    overlap: int = OVERLAP,
+    device: str | torch.device = "cpu",
+    cache: MutableMapping | None = None,
+) -> tuple[torch.Tensor, TileLayout]:
+    """AdaIN of ``content`` [B, 3, H, W] in tiles of ``core`` px (a multiple of 8): the image
+    [B, 3, H, W] in [0, 1] on the CPU, and the layout used."""
+    device = torch.device(device)
+    precision = resolve_precision(params.precision, device)
+    decoder_path, encoder_name = resolve_pair(params)
+    encoder = get_adain_encoder(encoder_name, device)
+    decoder = get_decoder(decoder_path, str(device))
+    weights = list(style_weights) if style_weights is not None else [1.0] * len(styles)
+    if len(weights) != len(styles):
+        raise ValueError(f"{len(styles)} style images but {len(weights)} style weights")
+    content = content.float()
+    h, w = content.shape[-2:]
+    layout = plan_tiles(h, w, core, HALO, overlap, align=MULTIPLE)
+    canvas = Canvas(layout, content.shape[0])
+    with torch.no_grad():
+        on_device = content.to(device)
+        stats = [[_stats(encoder, s.to(device).float(), on_device[i : i + 1], params, precision, cache)
+                  for s in styles] for i in range(content.shape[0])]  # fmt: skip
+        global_stats = content_statistics(encoder, on_device, layout, precision)
+        for tile in layout.tiles:
+            part = crop(on_device, tile.box)
+            feats = encode_targets(encoder, pad_to_multiple(part), [CONTENT_LAYER], precision)[CONTENT_LAYER]
+            targets = [
+                adain_target(feats[i : i + 1], [st[CONTENT_LAYER] for st in stats[i]], weights, params.alpha,
+                             content_stats=(global_stats[0][i : i + 1], global_stats[1][i : i + 1]))
+                for i in range(content.shape[0])
+            ]  # fmt: skip
+            with autocast(precision, device):
+                out = decoder(torch.cat(targets).contiguous(memory_format=torch.channels_last))
+            canvas.add(tile, out.float()[..., : part.shape[-2], : part.shape[-1]])
+    return canvas.image().clamp(0, 1), layout
