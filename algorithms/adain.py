@@ -303,15 +303,24 @@ def stylize_batch(
     return _decode(contents, styles, params, style_weights, torch.device(device), cache)[0]
 
 
-def _decode(contents, styles, params: AdaINParams, style_weights, device: torch.device, cache):
-    """(images [B, 3, H, W], AdaIN targets, style statistics per content) for a batch."""
-    precision = resolve_precision(params.precision, device)
+def networks(params: AdaINParams, device: torch.device):
+    """(precision, encoder, decoder) for a call: the pair ``resolve_pair`` chooses, loaded once."""
     decoder_path, encoder_name = resolve_pair(params)
-    encoder = get_adain_encoder(encoder_name, device)
-    decoder = get_decoder(decoder_path, str(device))
+    precision = resolve_precision(params.precision, device)
+    return precision, get_adain_encoder(encoder_name, device), get_decoder(decoder_path, str(device))
+
+
+def weight_list(styles: Sequence, style_weights: Sequence[float] | None) -> list[float]:
     weights = list(style_weights) if style_weights is not None else [1.0] * len(styles)
     if len(weights) != len(styles):
         raise ValueError(f"{len(styles)} style images but {len(weights)} style weights")
+    return weights
+
+
+def _decode(contents, styles, params: AdaINParams, style_weights, device: torch.device, cache):
+    """(images [B, 3, H, W], AdaIN targets, style statistics per content) for a batch."""
+    precision, encoder, decoder = networks(params, device)
+    weights = weight_list(styles, style_weights)
     contents = contents.to(device).float()
     h, w = contents.shape[-2:]
     with torch.no_grad():

@@ -26,12 +26,11 @@ from .adain import (
     AdaINParams,
     _stats,
     adain_target,
-    get_adain_encoder,
-    get_decoder,
+    networks,
     pad_to_multiple,
-    resolve_pair,
+    weight_list,
 )
-from .device import autocast, resolve_precision
+from .device import autocast
 from .tiling import Canvas, TileLayout, crop, plan_tiles
 from .vgg import encode_targets
 
@@ -78,13 +77,8 @@ def stylize_tiled(
     """AdaIN of ``content`` [B, 3, H, W] in tiles of ``core`` px (a multiple of 8): the image
     [B, 3, H, W] in [0, 1] on the CPU, and the layout used."""
     device = torch.device(device)
-    precision = resolve_precision(params.precision, device)
-    decoder_path, encoder_name = resolve_pair(params)
-    encoder = get_adain_encoder(encoder_name, device)
-    decoder = get_decoder(decoder_path, str(device))
-    weights = list(style_weights) if style_weights is not None else [1.0] * len(styles)
-    if len(weights) != len(styles):
-        raise ValueError(f"{len(styles)} style images but {len(weights)} style weights")
+    precision, encoder, decoder = networks(params, device)
+    weights = weight_list(styles, style_weights)
     content = content.float()
     h, w = content.shape[-2:]
     layout = plan_tiles(h, w, core, HALO, overlap, align=MULTIPLE)
