@@ -32,6 +32,7 @@ from .losses import gram_matrix, relative_squared_error, total_variation
 from .vgg import WeightsUnavailable, encode_targets
 
 THUMB = 16  # side of the thumbnails that recognise a style image
+EPS = 1e-5  # instance normalisation's epsilon
 
 
 # --- the network -----------------------------------------------------------------------------------------
@@ -48,10 +49,14 @@ class ConditionalInstanceNorm(nn.Module):
         self.shift = nn.Parameter(torch.zeros(num_styles, channels))
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        return self.affine(F.instance_norm(x, eps=EPS), weights)
+
+    def affine(self, normalised: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """The style's scale and shift applied to features already normalised."""
         w = weights.to(self.scale.dtype)
         gamma = (w @ self.scale)[:, :, None, None]
         beta = (w @ self.shift)[:, :, None, None]
-        return F.instance_norm(x, eps=1e-5) * gamma.to(x.dtype) + beta.to(x.dtype)
+        return normalised * gamma.to(normalised.dtype) + beta.to(normalised.dtype)
 
 
 class ConvNorm(nn.Module):
@@ -66,10 +71,13 @@ class ConvNorm(nn.Module):
         self.conv = nn.Conv2d(cin, cout, kernel, stride)
         self.norm = ConditionalInstanceNorm(cout, num_styles)
 
-    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, weights: torch.Tensor, norm=None) -> torch.Tensor:
+        """``norm(module, features, weights)``, when given, normalises in place of ``self.norm``
+        (a tile of a large image, normalised with the whole image's statistics)."""
         if self.upsample:
             x = F.interpolate(x, scale_factor=2, mode="nearest")
-        x = self.norm(self.conv(self.pad(x)), weights)
+        x = self.conv(self.pad(x))
+        x = norm(self.norm, x, weights) if norm is not None else self.norm(x, weights)
         return F.relu(x) if self.relu else x
 
 
@@ -79,8 +87,8 @@ class Residual(nn.Module):
         self.a = ConvNorm(channels, channels, 3, num_styles)
         self.b = ConvNorm(channels, channels, 3, num_styles, relu=False)
 
-    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        return x + self.b(self.a(x, weights), weights)
+    def forward(self, x: torch.Tensor, weights: torch.Tensor, norm=None) -> torch.Tensor:
+        return x + self.b(self.a(x, weights, norm), weights, norm)
 
 
 class TransformNet(nn.Module):
@@ -108,11 +116,16 @@ class TransformNet(nn.Module):
         self.out_pad = nn.ReflectionPad2d(4)
         self.out = nn.Conv2d(w, 3, 9)
 
-    def forward(self, images: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, weights: torch.Tensor, norm=None) -> torch.Tensor:
+        """``norm``: see ``ConvNorm.forward``; it is called for the normalisations in order."""
         x = images
         for layer in (*self.down, *self.res, *self.up):
-            x = layer(x, weights)
+            x = layer(x, weights, norm)
         return torch.sigmoid(self.out(self.out_pad(x)))
+
+    @property
+    def norm_count(self) -> int:
+        return sum(isinstance(m, ConditionalInstanceNorm) for m in self.modules())
 
 
 def new_network(num_styles: int, seed: int, width: int = 32, blocks: int = 5) -> TransformNet:
