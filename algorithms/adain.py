@@ -34,7 +34,7 @@ import functools
 import json
 import time
 from collections.abc import Mapping, MutableMapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -47,6 +47,7 @@ from .base import Algorithm, Callback, Params, StepLoss, StylizeResult
 from .device import autocast, resolve_precision
 from .losses import mean_std, mean_std_loss, relative_squared_error
 from .memo import memo, style_key
+from .memory import AUTO, BUDGET_HELP, budget_bytes, check_budget, return_freed_memory, tile_core
 from .parameters import param
 from .vgg import VGGEncoder, WeightsUnavailable, encode_targets, get_encoder
 
@@ -59,6 +60,8 @@ MULTIPLE = 8  # the decoder upsamples three times: sizes are padded to a multipl
 
 
 ALPHA_HELP = "content-style trade-off in [0, 1]: 0 = the content's own features"
+BYTES_PER_PIXEL = 800  # one pass's peak above the loaded models, per pixel (measured: about 740)
+LOSS_SIDE = 1024  # a tiled result's losses are measured on a copy at most this long side
 
 
 def check_alpha(p) -> None:
@@ -79,9 +82,11 @@ class AdaINParams(Params):
     precision: Literal["auto", "fp32", "bf16"] = param(
         "auto", "encoder and decoder precision; auto = bf16 where the hardware computes it natively"
     )
+    memory_budget: str = param(AUTO, BUDGET_HELP)
 
     def __post_init__(self) -> None:
         check_alpha(self)
+        check_budget(self.memory_budget)
 
 
 # --- pure functions --------------------------------------------------------------------------------
@@ -298,9 +303,29 @@ def stylize_batch(
     device: str | torch.device = "cpu",
     cache: MutableMapping | None = None,
 ) -> torch.Tensor:
-    """Stylize a batch of same-size contents [B, 3, H, W] (RGB in [0, 1]) in one forward pass."""
+    """Stylize a batch of same-size contents [B, 3, H, W] (RGB in [0, 1]) in one forward pass, or
+    in tiles when one pass would exceed ``params.memory_budget``."""
     params = params or AdaINParams()
-    return _decode(contents, styles, params, style_weights, torch.device(device), cache)[0]
+    device = torch.device(device)
+    tiled = _tiled(contents, styles, params, style_weights, device, cache)
+    if tiled is not None:
+        return tiled[0]
+    return _decode(contents, styles, params, style_weights, device, cache)[0]
+
+
+def _tiled(contents, styles, params: AdaINParams, style_weights, device: torch.device, cache):
+    """(image, layout) in tiles when the budget asks for them, else None."""
+    from .adain_tiles import HALO, stylize_tiled
+
+    h, w = contents.shape[-2:]
+    budget = budget_bytes(params.memory_budget, device)
+    core = tile_core(h, w, contents.shape[0], BYTES_PER_PIXEL, HALO, budget)
+    if core is None:
+        return None
+    return_freed_memory()
+    image, layout = stylize_tiled(contents, styles, params, core=core, style_weights=style_weights,
+                                  device=device, cache=cache)  # fmt: skip
+    return image, f"{layout.describe()} (memory_budget {budget / 2**20:.0f} MB)"
 
 
 def networks(params: AdaINParams, device: torch.device):
@@ -374,9 +399,17 @@ def stylize(
         raise ValueError("at least one style image is needed")
     start = time.perf_counter()
     device = torch.device(device)
-    image, target, stats = _decode(content, styles, params, style_weights, device, cache)
-    weights = list(style_weights) if style_weights is not None else [1.0] * len(styles)
-    losses = _report_losses(image, target, stats[0], weights, params, device)
+    tiled = _tiled(content, styles, params, style_weights, device, cache)
+    if tiled is None:
+        image, target, stats = _decode(content, styles, params, style_weights, device, cache)
+        measured = image
+    else:  # the losses of a copy at LOSS_SIDE px: the encoder at full size is what tiling avoids
+        image, tiles = tiled
+        measured = shrink(image, LOSS_SIDE)
+        small = replace(params, memory_budget="auto")
+        _, target, stats = _decode(shrink(content, LOSS_SIDE), styles, small, style_weights, device, cache)
+    weights = weight_list(styles, style_weights)
+    losses = _report_losses(measured.to(device), target, stats[0], weights, params, device)
     return StylizeResult(
         image=image.cpu(),
         history=[StepLoss(1, 0, losses)],
@@ -384,7 +417,18 @@ def stylize(
         elapsed=time.perf_counter() - start,
         precision=resolve_precision(params.precision, device),
         device=str(device),
+        tiles="" if tiled is None else tiles,
     )
+
+
+def shrink(image: torch.Tensor, side: int) -> torch.Tensor:
+    """``image`` with its long side at most ``side`` (area-averaged)."""
+    h, w = image.shape[-2:]
+    f = side / max(h, w)
+    if f >= 1:
+        return image
+    size = (max(1, round(h * f)), max(1, round(w * f)))
+    return F.interpolate(image.float(), size=size, mode="area")
 
 
 def _report_losses(image, target, stats, weights, params: AdaINParams, device) -> dict[str, float]:

@@ -123,6 +123,7 @@ class StylizeResult:
     precision: str  # "fp32" or "bf16": what the encoder actually ran in
     device: str
     stopped_early: str = ""  # empty when every step ran; else which scale stopped and why
+    tiles: str = ""  # empty for one pass; else the tile layout a memory budget asked for
 
     @property
     def final_losses(self) -> Mapping[str, float]:

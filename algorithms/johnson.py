@@ -22,10 +22,11 @@ from typing import Literal
 
 import torch
 
-from .adain import pad_to_multiple
+from .adain import LOSS_SIDE, pad_to_multiple, shrink
 from .base import Algorithm, Callback, Params, StepLoss, StylizeResult
 from .device import autocast, resolve_precision
 from .losses import gram_matrix, relative_squared_error, total_variation
+from .memory import AUTO, BUDGET_HELP, budget_bytes, check_budget, return_freed_memory, tile_core
 from .parameters import param
 from .style_network import NetworkFile, load_network, style_grams, thumbnail
 from .vgg import WeightsUnavailable, encode_targets, get_encoder
@@ -35,6 +36,7 @@ DEFAULT_NETWORK = WEIGHTS_DIR / "johnson_styles.pth"
 CONTENT_LAYER = "relu2_2"
 STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
 MULTIPLE = 4  # two stride-2 convolutions: sizes are padded to a multiple of 4
+BYTES_PER_PIXEL = 800  # one pass's peak above the loaded network, per pixel (measured: about 720)
 MATCH_TOLERANCE = 0.06  # mean absolute difference (RGB in [0, 1]) of thumbnails of one painting
 
 
@@ -55,6 +57,10 @@ class JohnsonParams(Params):
     precision: Literal["auto", "fp32", "bf16"] = param(
         "auto", "network precision; auto = bf16 where the hardware computes it natively"
     )
+    memory_budget: str = param(AUTO, BUDGET_HELP)
+
+    def __post_init__(self) -> None:
+        check_budget(self.memory_budget)
 
 
 def network_path(model: str) -> str:
@@ -141,17 +147,29 @@ def stylize_batch(
     device: str | torch.device = "cpu",
     cache: MutableMapping | None = None,
 ) -> torch.Tensor:
-    """Same-size contents [B, 3, H, W] in [0, 1] through the network in one pass."""
-    params = params or JohnsonParams()
-    device = torch.device(device)
+    """Same-size contents [B, 3, H, W] in [0, 1] through the network in one pass, or in tiles
+    when one pass would exceed ``params.memory_budget``."""
+    return _run(contents, styles, params or JohnsonParams(), style_weights, torch.device(device))[0]
+
+
+def _run(contents, styles, params: JohnsonParams, style_weights, device: torch.device):
+    """(images on the CPU, the tile layout or "")."""
+    from .johnson_tiles import HALO, stylize_tiled
+
     net, record = load_network(network_path(params.model), str(device))
     mix = torch.tensor(style_mix(params, styles, style_weights, record), device=device)
     precision = resolve_precision(params.precision, device)
     contents = contents.to(device).float()
     h, w = contents.shape[-2:]
+    budget = budget_bytes(params.memory_budget, device)
+    core = tile_core(h, w, contents.shape[0], BYTES_PER_PIXEL, HALO, budget)
+    if core is not None:
+        return_freed_memory()
+        image, layout = stylize_tiled(net, contents, mix, core=core, precision=precision)
+        return image, f"{layout.describe()} (memory_budget {budget / 2**20:.0f} MB)"
     with torch.no_grad(), autocast(precision, device):
         out = net(pad_to_multiple(contents, MULTIPLE), mix.expand(contents.shape[0], -1))
-    return out.float()[..., :h, :w].clamp(0, 1).cpu().contiguous()
+    return out.float()[..., :h, :w].clamp(0, 1).cpu().contiguous(), ""
 
 
 def stylize(
@@ -172,12 +190,16 @@ def stylize(
     params = params or JohnsonParams()
     start = time.perf_counter()
     device = torch.device(device)
-    image = stylize_batch(content, styles, params, style_weights=style_weights, device=device, cache=cache)
+    image, tiles = _run(content, styles, params, style_weights, device)
     precision = resolve_precision(params.precision, device)
-    losses = report_losses(image.to(device), content.to(device).float(), styles, style_weights, precision)
+    # a tiled result's losses on copies at LOSS_SIDE px: the encoder at full size is what tiling avoids
+    measured, photo = (
+        (image, content) if not tiles else (shrink(image, LOSS_SIDE), shrink(content, LOSS_SIDE))
+    )
+    losses = report_losses(measured.to(device), photo.to(device).float(), styles, style_weights, precision)
     return StylizeResult(
         image=image, history=[StepLoss(1, 0, losses)], evaluations=1,
-        elapsed=time.perf_counter() - start, precision=precision, device=str(device),
+        elapsed=time.perf_counter() - start, precision=precision, device=str(device), tiles=tiles,
     )  # fmt: skip
 
 

@@ -313,6 +313,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(
         f"wrote {out} ({result.image.shape[-1]}x{result.image.shape[-2]}) in {time.perf_counter() - start:.1f}s: "
         f"{result.evaluations} evaluations on {result.device} ({result.precision}); {losses}"
+        + (f"; in {result.tiles}" if result.tiles else "")
     )
     return 0
 

@@ -130,8 +130,11 @@ def parameter_sets(spec: SweepSpec, spec_path: str) -> list[ParameterSet]:
         for values in itertools.product(*(algo.grid[k] for k in keys)):
             point = dict(zip(keys, values, strict=True))
             fixed = dict(algo.params)
-            if spec.steps is not None and "steps" in {f.name for f in dataclasses.fields(params_type)}:
+            fields = {f.name for f in dataclasses.fields(params_type)}
+            if spec.steps is not None and "steps" in fields:
                 fixed.setdefault("steps", spec.steps)
+            if spec.memory_budget is not None and "memory_budget" in fields:
+                fixed.setdefault("memory_budget", spec.memory_budget)
             where = f"{spec_path}: algorithms[{i}] ({algo.name}) {point or ''}: "
             try:
                 params = build_params(params_type, {**fixed, **point}, where)

@@ -64,6 +64,7 @@ FIXED_COLUMNS: list[tuple[str, pa.DataType]] = [
     ("host", pa.string()),  # the worker's
     ("device", pa.string()),
     ("precision", pa.string()),
+    ("tiles", pa.string()),  # the tile layout a memory budget asked for; empty for one pass
     ("output_image", pa.string()),  # relative to the output folder
     ("mlflow_run_id", pa.string()),
     ("attempts", pa.int64()),

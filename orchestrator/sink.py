@@ -77,6 +77,7 @@ def result_row(
         "host": outcome.host,
         "device": outcome.device,
         "precision": outcome.precision,
+        "tiles": outcome.tiles,
         "output_image": image,
         "mlflow_run_id": run_id,
         "attempts": attempts,
@@ -179,6 +180,7 @@ class SweepRuns:
             "status": outcome.status,
             "stylegrid.host": outcome.host,
             "stylegrid.device": outcome.device,
+            **({"stylegrid.tiles": outcome.tiles} if outcome.tiles else {}),
         }
         run_id = self.tracker.start_run(job.label, tags, parent=self.parent_run_id, start_time=started)
         params = {

@@ -81,6 +81,11 @@ class SweepSpec(BaseModel):
     size: int = Field(DEFAULT_SIZE, description="output long side in pixels (16..8192)")
     style_size: int = Field(DEFAULT_STYLE_SIZE, description="maximum long side of style images (16..8192)")
     steps: int | None = Field(None, gt=0, description="overrides every algorithm's steps")
+    memory_budget: str | None = Field(
+        None,
+        description="the memory_budget of every algorithm that has one (auto, or a size such as 2GB): "
+        "larger images are done in tiles",
+    )
     resources: Resources = Field(default_factory=Resources)
     output: str | None = Field(
         None,

@@ -51,6 +51,7 @@ class JobOutcome:
     host: str = ""
     device: str = ""
     precision: str = ""
+    tiles: str = ""  # the tile layout a memory budget asked for (algorithms' StylizeResult.tiles)
     note: str = ""  # e.g. why the optimiser stopped early
     pid: int = 0
 
@@ -130,5 +131,6 @@ class JobRunner:
             quality=measures.as_dict(),
             device=result.device,
             precision=result.precision,
+            tiles=result.tiles,
             note=result.stopped_early,
         )

@@ -187,7 +187,7 @@ def test_adain_optimize_needs_no_decoder_and_lowers_its_style_loss(tubingen_64, 
 
 def test_the_two_adain_algorithms_take_only_their_own_parameters():
     decoder_fields = {f.name for f in dataclasses.fields(AdaINParams)}
-    assert decoder_fields == {"alpha", "decoder", "encoder", "preserve_color", "precision"}
+    assert decoder_fields == {"alpha", "decoder", "encoder", "preserve_color", "precision", "memory_budget"}
     assert {"steps", "style_weight", "optimizer"} <= {f.name for f in dataclasses.fields(AdaINOptimParams)}
     assert not AdaINParams().uses_seed() and not AdaINParams().inactive()
     # the shared loop's content layers do nothing here: the term's content loss replaces them

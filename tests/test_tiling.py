@@ -114,3 +114,80 @@ def test_a_fast_network_in_tiles_is_the_one_pass_image_without_seams():
             alone.add(t, out[..., : part.shape[-2], : part.shape[-1]])
     assert psnr(alone.image(), whole) < psnr(tiled, whole) - 10
     assert seam_ratio(alone.image(), layout) > 1.2 * seam_ratio(whole, layout)
+
+
+def test_memory_budgets_and_the_tile_they_allow():
+    from algorithms.memory import MIN_CORE, budget_bytes, check_budget, tile_core
+
+    cpu = torch.device("cpu")
+    assert budget_bytes("512MB", cpu) == 512 * 2**20 and budget_bytes("1.5g", cpu) == int(1.5 * 2**30)
+    assert budget_bytes("300", cpu) == 300 * 2**20  # a bare number is MB
+    assert 0 < budget_bytes("auto", cpu) < 2**50
+    with pytest.raises(ValueError, match="'auto' or a size such as 2GB"):
+        check_budget("lots")
+    with pytest.raises(ValueError, match="memory_budget"):
+        AdaINParams(memory_budget="2 TB please")
+    assert tile_core(512, 512, 1, 1000, 80, 2**30) is None  # one pass fits
+    core = tile_core(4096, 4096, 1, 1600, 80, 512 * 2**20)
+    assert core % 8 == 0 and (core + 160) ** 2 * 1600 <= 512 * 2**20 < (core + 168) ** 2 * 1600
+    with pytest.raises(ValueError, match=r"too small for tiles of 64 px .* give at least \d+ MB"):
+        tile_core(4096, 4096, 1, 1600, 80, 20 * 2**20)
+    assert MIN_CORE == 64
+
+
+def test_a_small_budget_tiles_the_same_picture_and_says_so():
+    from algorithms import get_algorithm
+
+    content = to_tensor(resize_to(read_image(SAMPLES / "content" / "tubingen.jpg"), 384))  # 384 x 288
+    style = load_image(SAMPLES / "style" / "starry_night.jpg", max_side=256)
+    # one pass would take about 88 MB (BYTES_PER_PIXEL): these budgets give 2 x 3 tiles each
+    for name, budget in (("adain", "75MB"), ("johnson", "64MB")):
+        algo = get_algorithm(name)
+        whole = algo.stylize(content, [style], algo.params_type(precision="fp32"))
+        tiled = algo.stylize(content, [style], algo.params_type(precision="fp32", memory_budget=budget))
+        assert whole.tiles == "" and tiled.tiles.endswith(f"(memory_budget {budget[:-2]} MB)"), tiled.tiles
+        assert tiled.tiles.startswith("2x3 tiles of ") and psnr(tiled.image, whole.image) > 60, name
+        assert all(math.isfinite(v) for v in tiled.final_losses.values())
+        assert tiled.final_losses.keys() == whole.final_losses.keys()
+
+
+def test_the_budget_bounds_the_memory_a_large_image_takes():
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    # in a process of its own: the models warmed up on a small image, then 768 px through AdaIN
+    # in tiles at 250 MB and in one pass, each pass's peak resident memory above the resident
+    # memory before it (Linux resets the peak, VmHWM, when "5" is written to clear_refs)
+    script = """
+import json, torch
+from algorithms.adain import AdaINParams, stylize_batch
+from orchestrator.images import load_image, read_image, resize_to, to_tensor
+torch.set_num_threads(1)
+def status(key):
+    line = next(l for l in open("/proc/self/status") if l.startswith(key + ":"))
+    return int(line.split()[1]) / 1024
+def measure(run):
+    open("/proc/self/clear_refs", "w").write("5")
+    before = status("VmRSS")
+    run()
+    return status("VmHWM") - before
+photo = read_image("samples/content/tubingen.jpg")
+style = load_image("samples/style/starry_night.jpg", max_side=256)
+stylize_batch(to_tensor(resize_to(photo, 64)), [style], AdaINParams())
+big = to_tensor(resize_to(photo, 768))
+tiled = measure(lambda: stylize_batch(big, [style], AdaINParams(memory_budget="250MB")))
+one_pass = measure(lambda: stylize_batch(big, [style], AdaINParams()))
+print(json.dumps({"tiled": tiled, "one_pass": one_pass}))
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    mb = json.loads(proc.stdout.strip().splitlines()[-1])
+    # The budget bounds the passes; the image, its output and the blending canvas come on top
+    # (about 20 MB at 768 x 576). One pass would take about twice the budget.
+    assert mb["tiled"] < 250 + 40, mb
+    assert mb["one_pass"] > 250 + 40 and mb["one_pass"] > 1.5 * mb["tiled"], mb  # what it saved

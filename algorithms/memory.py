@@ -1,0 +1,82 @@
+"""Memory budgets: how much memory one pass of a network may take, and the tile size that keeps a
+large image within it (pure, apart from reading the device's size).
+
+A budget is given as ``auto`` or a size (``2GB``, ``512MB``, ``1.5G``). ``auto`` is a share of the
+device: 60 % of a GPU's memory, half of the machine's RAM. A feed-forward pass costs about a fixed
+number of bytes per pixel (its activations; measured with ``benchmarks/fast_style.py``); when
+``batch x H x W`` of them would exceed the budget, the image is done in tiles whose box (core plus
+the halo on both sides) fits (``tile_core``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+import re
+
+import torch
+
+AUTO = "auto"
+BUDGET_HELP = (
+    "memory one pass may take: auto (60% of a GPU, half the RAM) or a size such as 2GB; a larger "
+    "image is done in overlapping tiles with the whole image's statistics (the same picture)"
+)
+GPU_SHARE = 0.6
+RAM_SHARE = 0.5
+MIN_CORE = 64  # px: below this the halo's recomputation dominates; a budget that small is refused
+_UNITS = {"": 2**20, "k": 2**10, "kb": 2**10, "m": 2**20, "mb": 2**20, "g": 2**30, "gb": 2**30}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]b?|)\s*$", re.IGNORECASE)
+
+
+def check_budget(text: str) -> str:
+    """``text`` if it is ``auto`` or a size; ``ValueError`` saying what is accepted otherwise."""
+    if text != AUTO and not _SIZE.match(str(text)):
+        raise ValueError(f"memory_budget must be 'auto' or a size such as 2GB or 512MB, got {text!r}")
+    return text
+
+
+def budget_bytes(text: str, device: torch.device) -> int:
+    """The budget in bytes (a bare number is MB)."""
+    if check_budget(text) == AUTO:
+        return device_budget(device)
+    number, unit = _SIZE.match(str(text)).groups()
+    return int(float(number) * _UNITS[unit.lower()])
+
+
+def device_budget(device: torch.device) -> int:
+    """60 % of a GPU's memory, or half of the machine's physical RAM."""
+    if device.type == "cuda":
+        return int(GPU_SHARE * torch.cuda.get_device_properties(device).total_memory)
+    return int(RAM_SHARE * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
+@functools.cache
+def return_freed_memory() -> bool:
+    """Make glibc serve allocations of 128 KB and more with mmap, and give them back when freed.
+    By default glibc raises that threshold as large blocks are freed and then serves them from
+    its heap, which it keeps: tile after tile of tensors of different sizes, the process's memory
+    grew to 2-4 times the budget (johnson at 1024 px in tiles for 100 MB: 376 MB; 191 MB with
+    this). Process-wide and once; False where there is no glibc."""
+    try:
+        return bool(ctypes.CDLL("libc.so.6").mallopt(-3, 128 * 1024))  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        return False
+
+
+def tile_core(height: int, width: int, batch: int, bytes_per_pixel: float, halo: int, budget: int,
+              align: int = 8) -> int | None:  # fmt: skip
+    """None when one pass of the whole image fits the budget; else the largest tile core (a
+    multiple of ``align``) whose box, core + 2 x halo on a side, fits. ``ValueError`` when not
+    even a ``MIN_CORE`` px core fits: it names the budget the image would need at the least."""
+    if batch * height * width * bytes_per_pixel <= budget:
+        return None
+    side = int((budget / (batch * bytes_per_pixel)) ** 0.5)  # the largest box side that fits
+    core = (side - 2 * halo) // align * align
+    if core < MIN_CORE:
+        need = batch * (MIN_CORE + 2 * halo) ** 2 * bytes_per_pixel
+        raise ValueError(
+            f"memory_budget {budget / 2**20:.0f} MB is too small for tiles of {MIN_CORE} px with "
+            f"{halo} px of context; give at least {need / 2**20:.0f} MB"
+        )
+    return core
