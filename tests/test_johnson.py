@@ -272,15 +272,26 @@ def test_train_johnson_logs_a_registered_model_that_run_sweeps_and_catalogs_use(
     algorithms = [{"name": "johnson", "params": {"model": "models:/tiny/1"}}]
     if DEFAULT_NETWORK.is_file():
         algorithms.append({"name": "johnson"})  # the shipped network, beside the fresh one
+    # at 384 px and a 64 MB budget (the spec's field, given to every algorithm that has the
+    # parameter) each network runs in 2 x 3 tiles with the whole image's statistics
     sweep.write_text(json.dumps({
         "name": "fast", "content": [str(TUBINGEN)], "style": [str(SCREAM)], "algorithms": algorithms,
-        "size": 40, "style_size": 64, "tracking_uri": store, "resources": {"num_cpus": 1},
+        "size": 384, "style_size": 64, "memory_budget": "64MB", "tracking_uri": store,
+        "resources": {"num_cpus": 1},
     }))  # fmt: skip
     summary = run_sweep(str(sweep), output=str(tmp_path / "sweep"), quiet=True)
     assert (summary.ok, summary.failed) == (len(algorithms), 0), summary
     rows = read_results(tmp_path / "sweep").to_pandas()
     assert "models:/tiny/1" in set(rows["param.model"])  # the row keeps the URI the user wrote
     assert rows["loss_style"].notna().all() and (rows["loss_style"] > 0).all()
+    assert set(rows["param.memory_budget"]) == {"64MB"}
+    assert set(rows["tiles"]) == {"2x3 tiles of 160 px, halo 64, overlap 32 (memory_budget 64 MB)"}
+    tagged = MlflowClient(store).search_runs(
+        [MlflowClient(store).get_experiment_by_name("fast").experiment_id]
+    )
+    assert {
+        r.data.tags.get("stylegrid.tiles") for r in tagged if r.data.tags.get("stylegrid.kind") != "sweep"
+    } == set(rows["tiles"])
 
     bad = sweep.read_text().replace("models:/tiny/1", "models:/tiny/7")
     sweep.write_text(bad)

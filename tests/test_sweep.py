@@ -249,23 +249,6 @@ def test_ctrl_c_stops_cleanly_and_keeps_finished_jobs(tmp_path):
     assert rerun.skipped == len(statuses) and rerun.ok == 4 - len(statuses)
 
 
-def test_a_sweep_memory_budget_tiles_large_outputs_and_the_row_says_how(tmp_path):
-    spec = tmp_path / "big.yaml"
-    spec.write_text(json.dumps({
-        "name": "big", "content": [str(SAMPLES / "content" / "tubingen.jpg")],
-        "style": [str(SAMPLES / "style" / "starry_night.jpg")], "algorithms": [{"name": "johnson"}],
-        "size": 384, "memory_budget": "64MB", "resources": {"num_cpus": 1},
-    }))  # fmt: skip
-    summary = run_sweep(str(spec), output=str(tmp_path / "out"), quiet=True)
-    assert (summary.ok, summary.failed) == (1, 0), summary
-    row = read_results(tmp_path / "out").to_pylist()[0]
-    assert row["param.memory_budget"] == "64MB"  # the spec's field, given to every algorithm that has one
-    assert row["tiles"] == "2x3 tiles of 160 px, halo 64, overlap 32 (memory_budget 64 MB)"
-    _, runs = mlflow_runs(tmp_path / "out", "big")
-    child = next(r for r in runs if r.data.tags.get("stylegrid.kind") != "sweep")
-    assert child.data.tags["stylegrid.tiles"] == row["tiles"]
-
-
 def test_every_registered_algorithm_runs_in_a_sweep(every_algorithm_sweep):
     from algorithms import ALGORITHMS
     from algorithms.metrics import MEASURES
