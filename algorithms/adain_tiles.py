@@ -31,36 +31,22 @@ from .adain import (
     weight_list,
 )
 from .device import autocast
-from .tiling import Canvas, TileLayout, crop, plan_tiles
+from .tiling import Canvas, ChannelStats, TileLayout, core_features, crop, plan_tiles
 from .vgg import encode_targets
 
 HALO = 80  # px of context on each inner side of a tile: encoder (about 40) + decoder (about 30)
 OVERLAP = 32  # px over which neighbouring tiles are blended
 
 
-def feature_core(tile, scale: int = MULTIPLE) -> tuple[int, int, int, int]:
-    """The tile core's positions in the features of its (padded) box, at 1/``scale``."""
-    top, left, bottom, right = tile.core
-    btop, bleft = tile.box[:2]
-    ceil = lambda v: -(-v // scale)  # noqa: E731 - the last core ends at the image's edge
-    return (top - btop) // scale, (left - bleft) // scale, ceil(bottom - btop), ceil(right - bleft)
-
-
 def content_statistics(encoder, content: torch.Tensor, layout: TileLayout, precision: str, eps: float = 1e-5):
     """(mean, std) [B, C, 1, 1] of the content's relu4_1 over the whole (padded) image, as
     ``losses.mean_std`` computes them on it, gathered tile by tile."""
-    total = squares = None
-    count = 0
+    stats = ChannelStats()
     for tile in layout.tiles:
-        feats = encode_targets(encoder, pad_to_multiple(crop(content, tile.box)), [CONTENT_LAYER], precision)
-        top, left, bottom, right = feature_core(tile)
-        core = feats[CONTENT_LAYER][..., top:bottom, left:right].double()
-        s, q = core.sum(dim=(2, 3), keepdim=True), core.pow(2).sum(dim=(2, 3), keepdim=True)
-        total, squares = (s, q) if total is None else (total + s, squares + q)
-        count += core.shape[2] * core.shape[3]
-    mean = total / count
-    var = (squares / count - mean.pow(2)).clamp_min(0)
-    return mean.float(), (var + eps).sqrt().float()
+        part = pad_to_multiple(crop(content, tile.box))
+        feats = encode_targets(encoder, part, [CONTENT_LAYER], precision)[CONTENT_LAYER]
+        stats.add(core_features(tile, layout, feats, part.shape[-2], part.shape[-1]))
+    return stats.mean_std(eps)
 
 
 def stylize_tiled(

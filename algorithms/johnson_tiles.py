@@ -21,7 +21,7 @@ import torch
 from .adain import pad_to_multiple
 from .device import autocast
 from .style_network import EPS, TransformNet
-from .tiling import Canvas, TileLayout, crop, plan_tiles
+from .tiling import Canvas, ChannelStats, TileLayout, core_features, crop, plan_tiles
 
 HALO = 64  # px of context on each inner side of a tile: the receptive field's radius is about 54
 OVERLAP = 32
@@ -50,38 +50,21 @@ class _GlobalNorm:
         return module.affine((x - mean.to(x.dtype)) / std.to(x.dtype), weights)
 
 
-def _core_of(tile, layout: TileLayout, features: torch.Tensor, box_h: int, box_w: int) -> torch.Tensor:
-    """The part of a tile's features [B, C, h, w] (of its padded box) over its core; a core at the
-    image's bottom or right edge takes the padding rows too, as the whole padded image has them."""
-    sy, sx = box_h // features.shape[-2], box_w // features.shape[-1]
-    top, left, bottom, right = tile.core
-    btop, bleft = tile.box[:2]
-    y1 = None if bottom == layout.height else (bottom - btop) // sy
-    x1 = None if right == layout.width else (right - bleft) // sx
-    return features[..., (top - btop) // sy : y1, (left - bleft) // sx : x1]
-
-
 def network_statistics(net: TransformNet, image: torch.Tensor, weights: torch.Tensor, layout: TileLayout,
                        precision: str) -> list[tuple[torch.Tensor, torch.Tensor]]:  # fmt: skip
     """(mean, std) [B, C, 1, 1] of each normalisation's input over the whole (padded) image, in
     order, as ``F.instance_norm`` would compute them on it, gathered tile by tile."""
     known: list[tuple[torch.Tensor, torch.Tensor]] = []
     for k in range(net.norm_count):
-        total = squares = None
-        count = 0
+        stats = ChannelStats()
         for tile in layout.tiles:
             part = pad_to_multiple(crop(image, tile.box), MULTIPLE)
             try:
                 with autocast(precision, image.device):
                     net(part, weights, _GlobalNorm(known, stop=k))
             except _Reached as reached:
-                core = _core_of(tile, layout, reached.features, part.shape[-2], part.shape[-1]).double()
-            s, q = core.sum(dim=(2, 3), keepdim=True), core.pow(2).sum(dim=(2, 3), keepdim=True)
-            total, squares = (s, q) if total is None else (total + s, squares + q)
-            count += core.shape[2] * core.shape[3]
-        mean = total / count
-        var = (squares / count - mean.pow(2)).clamp_min(0)
-        known.append((mean.float(), (var + EPS).sqrt().float()))
+                stats.add(core_features(tile, layout, reached.features, part.shape[-2], part.shape[-1]))
+        known.append(stats.mean_std(EPS))
     return known
 
 

@@ -134,6 +134,41 @@ class Canvas:
         return self.total / self.weight.clamp_min(1e-8)
 
 
+def core_features(
+    tile: Tile, layout: TileLayout, features: torch.Tensor, box_h: int, box_w: int
+) -> torch.Tensor:
+    """The part of a tile's features [B, C, h, w] (computed on its box padded to ``box_h`` x
+    ``box_w``) over its core; a core at the image's bottom or right edge takes the padding rows
+    too, as the whole padded image has them."""
+    sy, sx = box_h // features.shape[-2], box_w // features.shape[-1]
+    top, left, bottom, right = tile.core
+    btop, bleft = tile.box[:2]
+    y1 = None if bottom == layout.height else (bottom - btop) // sy
+    x1 = None if right == layout.width else (right - bleft) // sx
+    return features[..., (top - btop) // sy : y1, (left - bleft) // sx : x1]
+
+
+class ChannelStats:
+    """Per-channel mean and deviation of features over a whole image, summed tile core by tile
+    core (in float64): what ``losses.mean_std`` and ``F.instance_norm`` compute on the whole."""
+
+    def __init__(self):
+        self.total = self.squares = None
+        self.count = 0
+
+    def add(self, core: torch.Tensor) -> None:
+        core = core.double()
+        s, q = core.sum(dim=(2, 3), keepdim=True), core.pow(2).sum(dim=(2, 3), keepdim=True)
+        self.total, self.squares = (s, q) if self.total is None else (self.total + s, self.squares + q)
+        self.count += core.shape[2] * core.shape[3]
+
+    def mean_std(self, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean, sqrt(population variance + eps)) [B, C, 1, 1], in float32."""
+        mean = self.total / self.count
+        var = (self.squares / self.count - mean.pow(2)).clamp_min(0)
+        return mean.float(), (var + eps).sqrt().float()
+
+
 def seam_ratio(image: torch.Tensor, layout: TileLayout) -> float:
     """Mean absolute image gradient across the layout's inner core edges over the mean elsewhere:
     about 1 without seams, above 1 where tiles meet at a visible line."""
