@@ -47,7 +47,7 @@ from .base import Algorithm, Callback, Params, StepLoss, StylizeResult
 from .device import autocast, resolve_precision
 from .losses import mean_std, mean_std_loss, relative_squared_error
 from .memo import memo, style_key
-from .memory import AUTO, BUDGET_HELP, budget_bytes, check_budget, return_freed_memory, tile_core
+from .memory import AUTO, BUDGET_HELP, budget_layout, budget_note, check_budget, return_freed_memory
 from .parameters import param
 from .vgg import VGGEncoder, WeightsUnavailable, encode_targets, get_encoder
 
@@ -315,17 +315,24 @@ def stylize_batch(
 
 def _tiled(contents, styles, params: AdaINParams, style_weights, device: torch.device, cache):
     """(image, layout) in tiles when the budget asks for them, else None."""
-    from .adain_tiles import HALO, stylize_tiled
+    from .adain_tiles import HALO, OVERLAP, stylize_tiled
 
-    h, w = contents.shape[-2:]
-    budget = budget_bytes(params.memory_budget, device)
-    core = tile_core(h, w, contents.shape[0], BYTES_PER_PIXEL, HALO, budget)
+    core, budget, _ = budget_layout(
+        contents.shape, BYTES_PER_PIXEL, HALO, OVERLAP, params.memory_budget, device
+    )
     if core is None:
         return None
     return_freed_memory()
     image, layout = stylize_tiled(contents, styles, params, core=core, style_weights=style_weights,
                                   device=device, cache=cache)  # fmt: skip
-    return image, f"{layout.describe()} (memory_budget {budget / 2**20:.0f} MB)"
+    return image, budget_note(layout.describe(), budget)
+
+
+def tile_layout(params: AdaINParams, shape, device) -> str:
+    """The tile layout ``stylize_batch`` uses for a batch of ``shape``; "" for one pass."""
+    from .adain_tiles import HALO, OVERLAP
+
+    return budget_layout(shape, BYTES_PER_PIXEL, HALO, OVERLAP, params.memory_budget, device)[2]
 
 
 def networks(params: AdaINParams, device: torch.device):
@@ -501,4 +508,5 @@ ALGORITHM = Algorithm(
     citation=CITATION,
     kind="feedforward",
     stylize_batch=stylize_batch,
+    tile_layout=tile_layout,
 )

@@ -124,9 +124,14 @@ class StylizeResult:
     device: str
     stopped_early: str = ""  # empty when every step ran; else which scale stopped and why
     tiles: str = ""  # empty for one pass; else the tile layout a memory budget asked for
+    # the whole result's losses measured after the run, where the last step's are a tile's (an
+    # optimisation in tiles); None: the last step's losses are the result's
+    measured: Mapping[str, float] | None = None
 
     @property
     def final_losses(self) -> Mapping[str, float]:
+        if self.measured is not None:
+            return self.measured
         return self.history[-1].losses if self.history else {}
 
 
@@ -175,6 +180,9 @@ class Algorithm:
     citation: str
     kind: str = "optimization"  # or "feedforward"
     stylize_batch: BatchStylizeFn | None = None  # feed-forward algorithms only: the batched call
+    # feed-forward algorithms with a memory budget: (params, batch shape, device) -> the tile
+    # layout ``stylize_batch`` uses for such a batch, "" for one pass (the catalog's manifest)
+    tile_layout: Callable[[Any, Sequence[int], Any], str] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ("optimization", "feedforward"):

@@ -26,7 +26,7 @@ from .adain import LOSS_SIDE, pad_to_multiple, shrink
 from .base import Algorithm, Callback, Params, StepLoss, StylizeResult
 from .device import autocast, resolve_precision
 from .losses import gram_matrix, relative_squared_error, total_variation
-from .memory import AUTO, BUDGET_HELP, budget_bytes, check_budget, return_freed_memory, tile_core
+from .memory import AUTO, BUDGET_HELP, budget_layout, budget_note, check_budget, return_freed_memory
 from .parameters import param
 from .style_network import NetworkFile, load_network, style_grams, thumbnail
 from .vgg import WeightsUnavailable, encode_targets, get_encoder
@@ -154,22 +154,30 @@ def stylize_batch(
 
 def _run(contents, styles, params: JohnsonParams, style_weights, device: torch.device):
     """(images on the CPU, the tile layout or "")."""
-    from .johnson_tiles import HALO, stylize_tiled
+    from .johnson_tiles import HALO, OVERLAP, stylize_tiled
 
     net, record = load_network(network_path(params.model), str(device))
     mix = torch.tensor(style_mix(params, styles, style_weights, record), device=device)
     precision = resolve_precision(params.precision, device)
     contents = contents.to(device).float()
     h, w = contents.shape[-2:]
-    budget = budget_bytes(params.memory_budget, device)
-    core = tile_core(h, w, contents.shape[0], BYTES_PER_PIXEL, HALO, budget)
+    core, budget, _ = budget_layout(
+        contents.shape, BYTES_PER_PIXEL, HALO, OVERLAP, params.memory_budget, device
+    )
     if core is not None:
         return_freed_memory()
         image, layout = stylize_tiled(net, contents, mix, core=core, precision=precision)
-        return image, f"{layout.describe()} (memory_budget {budget / 2**20:.0f} MB)"
+        return image, budget_note(layout.describe(), budget)
     with torch.no_grad(), autocast(precision, device):
         out = net(pad_to_multiple(contents, MULTIPLE), mix.expand(contents.shape[0], -1))
     return out.float()[..., :h, :w].clamp(0, 1).cpu().contiguous(), ""
+
+
+def tile_layout(params: JohnsonParams, shape, device) -> str:
+    """The tile layout ``stylize_batch`` uses for a batch of ``shape``; "" for one pass."""
+    from .johnson_tiles import HALO, OVERLAP
+
+    return budget_layout(shape, BYTES_PER_PIXEL, HALO, OVERLAP, params.memory_budget, device)[2]
 
 
 def stylize(
@@ -233,4 +241,5 @@ ALGORITHM = Algorithm(
     citation=CITATION,
     kind="feedforward",
     stylize_batch=stylize_batch,
+    tile_layout=tile_layout,
 )

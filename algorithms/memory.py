@@ -2,7 +2,8 @@
 large image within it (pure, apart from reading the device's size).
 
 A budget is given as ``auto`` or a size (``2GB``, ``512MB``, ``1.5G``). ``auto`` is a share of the
-device: 60 % of a GPU's memory, half of the machine's RAM. A feed-forward pass costs about a fixed
+device: 60 % of a GPU's memory, half of the machine's RAM, divided between the workers that share
+the machine by the CPUs (GPUs) each holds (``share_device``). A feed-forward pass costs about a fixed
 number of bytes per pixel (its activations; measured with ``benchmarks/fast_style.py``); when
 ``batch x H x W`` of them would exceed the budget, the image is done in tiles whose box (core plus
 the halo on both sides) fits (``tile_core``).
@@ -44,11 +45,24 @@ def budget_bytes(text: str, device: torch.device) -> int:
     return int(float(number) * _UNITS[unit.lower()])
 
 
+_SHARE = {"cpu": 1.0, "cuda": 1.0}  # the part of the machine this process's jobs have
+
+
+def share_device(cpus: float, gpus: float) -> None:
+    """Say which part of the machine this process's jobs have (a Ray worker holding 1 of a node's
+    8 CPUs: 1/8; half a GPU: 1/2), so that ``auto`` budgets of workers side by side on one
+    machine share its memory instead of each taking the whole share. Process-wide."""
+    _SHARE["cpu"] = min(1.0, max(cpus, 1e-3))
+    _SHARE["cuda"] = min(1.0, gpus) if gpus > 0 else 1.0
+
+
 def device_budget(device: torch.device) -> int:
-    """60 % of a GPU's memory, or half of the machine's physical RAM."""
+    """60 % of a GPU's memory, or half of the machine's physical RAM; times this process's part
+    of the machine (``share_device``)."""
     if device.type == "cuda":
-        return int(GPU_SHARE * torch.cuda.get_device_properties(device).total_memory)
-    return int(RAM_SHARE * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+        total = torch.cuda.get_device_properties(device).total_memory
+        return int(GPU_SHARE * total * _SHARE["cuda"])
+    return int(RAM_SHARE * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * _SHARE["cpu"])
 
 
 @functools.cache
@@ -62,6 +76,25 @@ def return_freed_memory() -> bool:
         return bool(ctypes.CDLL("libc.so.6").mallopt(-3, 128 * 1024))  # M_MMAP_THRESHOLD
     except (OSError, AttributeError):
         return False
+
+
+def budget_note(layout: str, budget: int) -> str:
+    """What result rows record: ``2x3 tiles of 160 px, halo 64, overlap 32 (memory_budget 64 MB)``."""
+    return f"{layout} (memory_budget {budget / 2**20:.0f} MB)"
+
+
+def budget_layout(shape, bytes_per_pixel: float, halo: int, overlap: int, budget_text: str,
+                  device) -> tuple[int | None, int, str]:  # fmt: skip
+    """For a feed-forward batch of ``shape`` [B, C, H, W] under the budget ``budget_text``: the
+    tile core (None for one pass), the budget in bytes, and what the result records ("" for one
+    pass, else ``budget_note`` of the layout)."""
+    from .tiling import plan_tiles
+
+    budget = budget_bytes(budget_text, torch.device(device))
+    core = tile_core(shape[-2], shape[-1], shape[0], bytes_per_pixel, halo, budget)
+    if core is None:
+        return None, budget, ""
+    return core, budget, budget_note(plan_tiles(shape[-2], shape[-1], core, halo, overlap).describe(), budget)
 
 
 def tile_core(height: int, width: int, batch: int, bytes_per_pixel: float, halo: int, budget: int,

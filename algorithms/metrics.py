@@ -1,6 +1,8 @@
 """Quality measures, the same for every algorithm: every sweep job is scored by all of them.
 
-Five measures, computed on the output as written (RGB in [0, 1], its own size), against the
+Five measures, computed on the output as written (RGB in [0, 1], its own size; an output larger
+than ``MAX_SIDE`` px, from a memory budget's tiles, on a copy resized to it: the measures of a
+4096 px print would otherwise be a VGG pass of several GB themselves), against the
 content image resized to the output's size and the style image at most ``STYLE_MAX_SIDE`` px on
 its long side. Features come from the caffe VGG-19 in fp32, whatever the algorithm used.
 
@@ -55,6 +57,7 @@ from .vgg import get_encoder
 
 CONTENT_LAYER = "relu4_2"
 STYLE_MAX_SIDE = DEFAULT_STYLE_SIZE
+MAX_SIDE = 1024  # px: a larger output is measured on a copy of this long side
 SWD_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 SWD_PROJECTIONS = 64
 SWD_MAX_SAMPLES = 1 << 16
@@ -175,6 +178,8 @@ def quality(
     kept between calls, in which the style's features are memoised (a sweep worker keeps one)."""
     enc = get_encoder((CONTENT_LAYER, *STYLE_LAYERS), source="caffe", device=device)
     output = output.to(device).float().clamp(0, 1)
+    if max(output.shape[-2:]) > MAX_SIDE:
+        output = resize_long_side(output, MAX_SIDE).clamp(0, 1)
     content = resize(content.to(device).float(), tuple(output.shape[-2:]))  # type: ignore[arg-type]
     style = style.to(device).float()
     if max(style.shape[-2:]) > STYLE_MAX_SIDE:

@@ -3,11 +3,17 @@
 An algorithm supplies a *style term* (which layers it needs and how to turn their activations
 into named losses); this module supplies everything else: content loss, total variation,
 initialisation, the coarse-to-fine pyramid, colour preservation, mixed precision and a stable
-L-BFGS / Adam loop that reports every step to the callback.
+L-BFGS / Adam loop that reports every step to the callback. A pyramid level too large for the
+memory budget is optimised in tiles (``optimize_tiles.py`` has the layout and the stitching).
+
+Why this module is long: it is the one loop four algorithms share, and its parts (the objective,
+the step tracker, a level whole or in tiles, the rounds of a term whose targets follow the image)
+each read the others' state; split, they would pass that state around instead.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
@@ -20,8 +26,13 @@ from . import color, lbfgs
 from .base import Callback, StepInfo, StepLoss, StylizeResult, check_finite
 from .device import autocast, resolve_precision
 from .losses import content_loss, laplacian, laplacian_loss, range_penalty, total_variation
+from .memory import budget_bytes, budget_note
+from .optimize_tiles import level_core, level_steps, optimize_level_in_tiles
 from .parameters import ImageOptimParams, layer_weights
 from .vgg import MIN_SIDE, VGGEncoder, encode_targets, get_encoder
+
+LOSS_SIDE = 1024  # a result optimised in tiles has its losses measured on a copy this long at most
+FORWARD_BYTES_PER_PIXEL = 1000  # one forward pass without gradients (relu1_1 and its neighbour)
 
 # --- pure helpers for the pyramid ----------------------------------------------------------------
 
@@ -291,51 +302,29 @@ def run_image_optimization(
     scales = params.scales or params.default_scales(max(content.shape[-2:]))
     sizes = pyramid_sizes(*content.shape[-2:], scales)
     steps = split_steps(params.steps, len(sizes))
-    tracker = _Tracker(sum(steps), len(sizes), start, callback)
+    budget = budget_bytes(params.memory_budget, device)
+    cores = [level_core(h, w, budget) for h, w in sizes]
+    total = sum(level_steps(*size, core, n) for size, core, n in zip(sizes, cores, steps, strict=True))
+    tracker = _Tracker(total, len(sizes), start, callback)
+    cache = {} if cache is None else cache  # tiles share the style targets of their level
+    level = _LevelObjectives(encoder, params, style_term_factory, weights, precision, device, cache)
     x = start_image
-    cw = layer_weights(params.content_layers, params.content_layer_weights)
-    for scale, (size, n) in enumerate(zip(sizes, steps, strict=True)):
+    tiled: list[str] = []
+    for scale, (size, n, core) in enumerate(zip(sizes, steps, cores, strict=True)):
         factor = size[0] / content.shape[-2]
         scaled_styles = [
             _style_at_scale(s, params.style_scale, max(content.shape[-2:]), factor) for s in styles
         ]
-        content_s = resize(opt_content, size)
-        objective = Objective(
-            encoder=encoder,
-            content_targets=(
-                encode_targets(encoder, content_s, params.content_layers, precision)
-                if params.content_weight
-                else {}
-            ),
-            content_weights=cw,
-            content_weight=params.content_weight,
-            style=style_term_factory(encoder, content_s, scaled_styles, weights, precision, cache),
-            tv_weight=params.tv_weight,
-            range_weight=params.content_weight + params.style_weight,
-            precision=precision,
-            device=device,
-            laplacian_weight=params.laplacian_weight,
-            content_laplacian=laplacian(content_s) if params.laplacian_weight else None,
+        x, layout = _optimize_level(
+            resize(x, size), resize(opt_content, size), scaled_styles, n, core, scale, tracker, level
         )
-        x = resize(x, size)
-
-        def on_step(img: torch.Tensor, losses: dict[str, float], evals: int, scale: int = scale) -> None:
-            tracker.record(scale, img, losses, evals)
-
-        rounds = split_rounds(n, getattr(objective.style, "refresh_every", 0))
-        for i, k in enumerate(rounds):
-            if len(rounds) > 1:  # a term with targets that follow the image: fix them for a round
-                objective.style.refresh(encode_targets(encoder, x, objective.style.layers, precision))
-            x, evaluations, stopped = optimize_scale(
-                x, objective, k, params.optimizer, params.learning_rate, precision, on_step
-            )
-            tracker.evaluations += evaluations
-            if stopped and i == len(rounds) - 1:
-                tracker.stopped.append(
-                    f"scale {scale + 1}/{len(sizes)} after {evaluations} evaluations: {stopped}"
-                )
+        if layout:
+            tiled.append(f"scale {scale + 1}/{len(sizes)}: {layout}")
 
     out = x.detach().clamp(0, 1)
+    measured = None
+    if tiled:  # the whole result's losses, on a copy small enough for one pass
+        measured = level.measure(out, opt_content, styles, params.style_scale, budget)
     if params.preserve_color:
         out = color.recombine_luminance(out, content)
     return StylizeResult(
@@ -346,7 +335,114 @@ def run_image_optimization(
         elapsed=time.perf_counter() - start,
         precision=precision,
         device=str(device),
+        tiles=budget_note("; ".join(tiled), budget) if tiled else "",
+        measured=measured,
     )
+
+
+def _optimize_level(x: torch.Tensor, content: torch.Tensor, scaled_styles: Sequence[torch.Tensor],
+                    steps: int, core: int | None, scale: int, tracker: _Tracker,
+                    level: _LevelObjectives) -> tuple[torch.Tensor, str]:  # fmt: skip
+    """One pyramid level: whole when ``core`` is None, else in tiles of that core (the layout's
+    description is returned then; "" for a whole level)."""
+    where = f"scale {scale + 1}/{tracker.num_scales}"
+    if core is not None:
+        x = x.clone()  # the tiles are written into it: the level's own copy
+    whole = x
+
+    def on_step(img: torch.Tensor, losses: dict[str, float], evals: int) -> None:
+        # a tile reports its own losses, and the whole image as it stands
+        tracker.record(scale, img if core is None else whole, losses, evals)
+
+    def optimize(part: torch.Tensor, content_part: torch.Tensor, k: int) -> torch.Tensor:
+        objective = level.build(content_part, scaled_styles)
+        return _optimize_rounds(part, objective, k, level.params, level.precision, on_step, tracker, where)
+
+    if core is None:
+        return optimize(x, content, steps), ""
+    return x, optimize_level_in_tiles(x, content, core, steps, optimize)
+
+
+def _optimize_rounds(
+    x: torch.Tensor,
+    objective: Objective,
+    steps: int,
+    params: ImageOptimParams,
+    precision: str,
+    on_step: Callable[[torch.Tensor, dict[str, float], int], None],
+    tracker: _Tracker,
+    where: str,
+) -> torch.Tensor:
+    """``steps`` steps on ``objective``, in rounds when its style term's targets follow the image
+    (MRF's matches, fixed for a round from the image as it stands)."""
+    encoder = objective.encoder
+    rounds = split_rounds(steps, getattr(objective.style, "refresh_every", 0))
+    for i, k in enumerate(rounds):
+        if len(rounds) > 1:
+            objective.style.refresh(encode_targets(encoder, x, objective.style.layers, precision))
+        x, evaluations, stopped = optimize_scale(
+            x, objective, k, params.optimizer, params.learning_rate, precision, on_step
+        )
+        tracker.evaluations += evaluations
+        if stopped and i == len(rounds) - 1 and where not in " ".join(tracker.stopped):
+            tracker.stopped.append(f"{where} after {evaluations} evaluations: {stopped}")
+    return x
+
+
+@dataclass
+class _LevelObjectives:
+    """Builds the objective of a pyramid level (or of a tile of one) from its content."""
+
+    encoder: VGGEncoder
+    params: ImageOptimParams
+    style_term_factory: StyleTermFactory
+    weights: Sequence[float]
+    precision: str
+    device: torch.device
+    cache: MutableMapping
+
+    def build(self, content: torch.Tensor, scaled_styles: Sequence[torch.Tensor]) -> Objective:
+        p = self.params
+        return Objective(
+            encoder=self.encoder,
+            content_targets=(
+                encode_targets(self.encoder, content, p.content_layers, self.precision)
+                if p.content_weight
+                else {}
+            ),
+            content_weights=layer_weights(p.content_layers, p.content_layer_weights),
+            content_weight=p.content_weight,
+            style=self.style_term_factory(
+                self.encoder, content, scaled_styles, self.weights, self.precision, self.cache
+            ),
+            tv_weight=p.tv_weight,
+            range_weight=p.content_weight + p.style_weight,
+            precision=self.precision,
+            device=self.device,
+            laplacian_weight=p.laplacian_weight,
+            content_laplacian=laplacian(content) if p.laplacian_weight else None,
+        )
+
+    def measure(self, image: torch.Tensor, content: torch.Tensor, styles: Sequence[torch.Tensor],
+                style_scale: float | None, budget: int) -> dict[str, float]:  # fmt: skip
+        """The objective's terms for the whole ``image`` at ``LOSS_SIDE`` px or, when one forward
+        pass at that size does not fit ``budget``, the largest halving that does."""
+        side = min(LOSS_SIDE, max(image.shape[-2:]))
+        while side > MIN_SIDE and FORWARD_BYTES_PER_PIXEL * math.prod(_fit(image, side)) > budget:
+            side //= 2
+        size = _fit(image, side)
+        factor = size[0] / content.shape[-2]
+        scaled = [_style_at_scale(s, style_scale, max(content.shape[-2:]), factor) for s in styles]
+        objective = self.build(resize(content, size), scaled)
+        with torch.no_grad():
+            return {k: float(v) for k, v in objective(resize(image, size)).items()}
+
+
+def _fit(image: torch.Tensor, side: int) -> tuple[int, int]:
+    """``image``'s size with its long side at ``side`` (never larger than it is)."""
+    h, w = image.shape[-2:]
+    f = min(1.0, side / max(h, w))
+    return max(MIN_SIDE, round(h * f)), max(MIN_SIDE, round(w * f))
 
 
 def image_optimization_stylize(

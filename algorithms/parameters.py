@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from .base import Params
+from .memory import AUTO, check_budget
 from .vgg import LAYER_INDEX
 
 
@@ -23,6 +24,10 @@ def param(default, help: str):  # noqa: A002 - mirrors argparse's name
     return field(default=default, metadata={"help": help})
 
 
+OPTIM_BUDGET_HELP = (
+    "memory one evaluation may take: auto (60% of a GPU, half the RAM) or a size such as 2GB; a "
+    "pyramid level too large for it is optimised in overlapping tiles on a shifting grid"
+)
 STYLE_LAYERS_GATYS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 
 
@@ -54,9 +59,11 @@ class ImageOptimParams(Params):
     precision: Literal["auto", "fp32", "bf16"] = param(
         "auto", "encoder precision; auto = bf16 where the hardware computes it natively"
     )
+    memory_budget: str = param(AUTO, OPTIM_BUDGET_HELP)
 
     def __post_init__(self) -> None:
         check_positive(self, "steps")
+        check_budget(self.memory_budget)
         if self.scales is not None and self.scales <= 0:
             raise ValueError(f"scales must be positive, got {self.scales}")
         check_non_negative(

@@ -98,6 +98,10 @@ def check_algorithm(spec: CatalogSpec):
         if "alpha" not in {f for f, *_ in algo.parameter_table()}:
             raise CatalogError(f"--alpha: algorithm {algo.name} has no alpha parameter")
         values["alpha"] = spec.alpha
+    if spec.memory_budget is not None:
+        if "memory_budget" not in {f for f, *_ in algo.parameter_table()}:
+            raise CatalogError(f"--memory-budget: algorithm {algo.name} has no memory_budget parameter")
+        values["memory_budget"] = spec.memory_budget
     try:
         params = build_params(algo.params_type, values, "")
     except ParameterError as exc:

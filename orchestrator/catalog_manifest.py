@@ -139,12 +139,12 @@ def read_manifest(out: str, columns: Sequence[str] | None = None, history: bool 
     parts = manifest_parts(out)
     if not parts:
         return pd.DataFrame(columns=list(columns or MANIFEST_COLUMNS))
-    wanted = None if columns is None else list(dict.fromkeys([*columns, "source", "style"]))
-    tables = [pq.read_table(pa.BufferReader(storage.read_bytes(p)), columns=wanted) for p in parts]
-    df = pa.concat_tables(tables).to_pandas()
+    # whole parts: those written before a column existed (tiles) lack it, and get nulls
+    tables = [pq.read_table(pa.BufferReader(storage.read_bytes(p))) for p in parts]
+    df = pa.concat_tables(tables, promote_options="default").to_pandas()
     if not history:
         df = df.drop_duplicates(["source", "style"], keep="last").reset_index(drop=True)
-    return df if columns is None else df[list(columns)]
+    return df[list(MANIFEST_COLUMNS)] if columns is None else df[list(columns)]
 
 
 def done_pairs(out: str) -> set[tuple[str, str]]:

@@ -37,10 +37,11 @@ from .files import safe_name
 from .images import ImageError, decode_image, read_bytes, resize_to, to_pil, to_tensor
 from .models import localize
 from .params import build_params
+from .runtime import share_memory_with_other_workers
 
 MANIFEST_COLUMNS = (
     "source", "style", "output", "status", "error", "in_width", "in_height", "out_width",
-    "out_height", "seconds", "run_id", "finished_at",
+    "out_height", "seconds", "tiles", "run_id", "finished_at",
 )  # fmt: skip
 
 
@@ -79,7 +80,7 @@ def manifest_schema():
             ("status", pa.string()), ("error", pa.string()),
             ("in_width", pa.int32()), ("in_height", pa.int32()),
             ("out_width", pa.int32()), ("out_height", pa.int32()),
-            ("seconds", pa.float64()), ("run_id", pa.string()),
+            ("seconds", pa.float64()), ("tiles", pa.string()), ("run_id", pa.string()),
             ("finished_at", pa.timestamp("us", tz="UTC")),
         ]
     )  # fmt: skip
@@ -210,6 +211,7 @@ class CatalogStylizer:
         from algorithms import get_algorithm
 
         torch.set_num_threads(threads)
+        share_memory_with_other_workers()
         self.device = pick_device(use_gpu)
         self.algo = get_algorithm(algorithm)
         self.params = localize(build_params(self.algo.params_type, params), model_locations)
@@ -263,6 +265,9 @@ class CatalogStylizer:
             reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
             return [self._row(batch, k, s, "error", reason, None, 0.0) for k in chunk]
         model_seconds = (time.perf_counter() - start) / len(chunk)
+        tiles = (
+            self.algo.tile_layout(self.params, contents.shape, self.device) if self.algo.tile_layout else ""
+        )
         for k, image in zip(chunk, images, strict=True):
             t = time.perf_counter()
             dest = output_path(self.out, str(batch["source"][k]), style_path, self.fmt)
@@ -273,10 +278,11 @@ class CatalogStylizer:
                 rows.append(self._row(batch, k, s, "error", f"cannot write {dest}: {exc}", None, 0.0))
                 continue
             seconds = float(batch["load_seconds"][k]) + model_seconds + time.perf_counter() - t
-            rows.append(self._row(batch, k, s, "ok", "", (dest, pil.size), seconds))
+            rows.append(self._row(batch, k, s, "ok", "", (dest, pil.size), seconds, tiles))
         return rows
 
-    def _row(self, batch, k: int, s: int, status: str, error: str, written, seconds: float) -> dict:
+    def _row(self, batch, k: int, s: int, status: str, error: str, written, seconds: float,
+             tiles: str = "") -> dict:  # fmt: skip
         """A manifest row (``finished_at`` is added by the driver); sizes unknown for bad files."""
         dest, (w, h) = written if written else (None, (None, None))
         known = bool(batch["in_width"][k])
@@ -291,6 +297,7 @@ class CatalogStylizer:
             "out_width": w,
             "out_height": h,
             "seconds": float(seconds or batch["load_seconds"][k]),
+            "tiles": tiles or None,  # the layout a memory budget asked for; null for one pass
             "run_id": self.run_id,
         }
 

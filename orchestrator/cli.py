@@ -29,6 +29,7 @@ import torch
 from algorithms import ALGORITHMS, StepInfo, get_algorithm
 from algorithms.base import DEFAULT_SIZE, DEFAULT_STYLE_SIZE, group_sums
 from algorithms.device import pick_device
+from algorithms.memory import BUDGET_HELP
 from algorithms.vgg import WeightsUnavailable
 
 from .files import check_writable
@@ -203,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--size", type=_size, help=f"long side of the outputs, 16..8192 (default {DEFAULT_SIZE})"
     )
     cat.add_argument("--alpha", type=_finite, help="style strength, 0..1")
+    cat.add_argument("--memory-budget", help=f"{BUDGET_HELP} (default auto)")
     cat.add_argument("--format", choices=["png", "jpeg"], help="output format (default png)")
     cat.add_argument("--quality", type=_positive_int, help="JPEG quality (default 92)")
     cat.add_argument(
@@ -387,8 +389,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-CATALOG_FLAGS = ("input", "out", "algorithm", "size", "alpha", "format", "quality", "batch_size",
-                 "num_gpus", "actors", "path_column", "tracking_uri")  # fmt: skip
+CATALOG_FLAGS = ("input", "out", "algorithm", "size", "alpha", "memory_budget", "format", "quality",
+                 "batch_size", "num_gpus", "actors", "path_column", "tracking_uri")  # fmt: skip
 
 
 def catalog_spec_from_args(args: argparse.Namespace):

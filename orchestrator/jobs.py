@@ -7,6 +7,10 @@ ones. Two files with the same bytes are two images (each name gets its rows): th
 path order, adds its name to its ids. Re-running a spec therefore skips exactly the jobs whose results exist. Jobs that could not
 differ (seeds the parameters do not use, grid points equal once unused parameters are left out)
 are folded into one.
+
+A parameter added after results existed is left out of the id at the value that does what was
+done before it existed (``ID_NEUTRAL``: ``memory_budget: auto``), so adding it does not make every
+existing job new; any other value of it is part of the id.
 """
 
 from __future__ import annotations
@@ -88,6 +92,9 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+ID_NEUTRAL = {"memory_budget": "auto"}
+
+
 def make_job_id(
     content_sha: str,
     style_sha: str,
@@ -102,7 +109,7 @@ def make_job_id(
             "content": content_sha,
             "style": style_sha,
             "algorithm": algorithm,
-            "params": params,
+            "params": {k: v for k, v in params.items() if k not in ID_NEUTRAL or ID_NEUTRAL[k] != v},
             "seed": seed,
             "size": size,
             "style_size": style_size,

@@ -5,6 +5,7 @@ the summary printed at the end. MLflow is ``tracking.py``; pictures are ``pictur
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +38,23 @@ def start_ray(init_kwargs: Mapping[str, Any] | None = None, *, quiet: bool = Fal
         }
     )
     arm_sigterm()
+
+
+def share_memory_with_other_workers() -> None:
+    """In a Ray worker: give the ``auto`` memory budgets of its jobs this worker's part of its
+    node (the CPUs it holds of the node's CPUs; the part of a GPU it holds), so that workers side
+    by side on one machine divide its memory between them. Nothing outside Ray."""
+    import ray
+
+    from algorithms.memory import share_device
+
+    if not ray.is_initialized():
+        return
+    context = ray.get_runtime_context()
+    held = context.get_assigned_resources()
+    node = next((n for n in ray.nodes() if n["NodeID"] == context.get_node_id()), None)
+    node_cpus = (node or {}).get("Resources", {}).get("CPU") or os.cpu_count() or 1
+    share_device(held.get("CPU", node_cpus) / node_cpus, held.get("GPU", 0.0))
 
 
 class Console:

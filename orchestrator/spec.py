@@ -286,6 +286,11 @@ class CatalogSpec(BaseModel):
         DEFAULT_STYLE_SIZE, description="maximum long side of the style images (16..8192)"
     )
     alpha: float | None = Field(None, ge=0, le=1, description="style strength (the algorithm's default)")
+    memory_budget: str | None = Field(
+        None,
+        description="memory one model pass may take (auto, or a size such as 2GB): larger images "
+        "are done in overlapping tiles, recorded in the manifest's tiles column",
+    )
     params: dict[str, Any] = Field(default_factory=dict, description="other algorithm parameters")
     format: Literal["png", "jpeg"] = "png"
     quality: int = Field(92, ge=1, le=100, description="JPEG quality")

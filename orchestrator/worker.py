@@ -29,6 +29,7 @@ from .jobs import Job
 from .models import localize
 from .params import build_params
 from .pictures import loss_curve_png
+from .runtime import share_memory_with_other_workers
 
 IMAGE_CACHE = 32  # decoded images kept per worker
 
@@ -64,6 +65,7 @@ def job_device(job: Job) -> torch.device:
 class JobRunner:
     def __init__(self, num_threads: int | None = None, model_locations: dict[str, str] | None = None):
         self.model_locations = model_locations or {}  # MLflow model URI -> its files (models.py)
+        share_memory_with_other_workers()
         if num_threads:
             torch.set_num_threads(max(1, num_threads))
         self.images: OrderedDict[tuple, torch.Tensor] = OrderedDict()

@@ -265,3 +265,15 @@ def test_shipped_experiments_are_valid():
             continue
         jobs = expand(load_spec(path), str(path))
         assert jobs, path
+
+
+def test_a_memory_budget_of_auto_leaves_the_job_ids_as_they_were():
+    # memory_budget came after results existed: at auto (what was done before) it is left out
+    # of the id, so existing sweeps do not run again; any other value makes new jobs
+    from orchestrator.jobs import make_job_id
+
+    def job_id(**params):
+        return make_job_id("c" * 64, "s" * 64, "gatys", {"steps": 10, **params}, None, 64, 64)
+
+    assert job_id(memory_budget="auto") == job_id()
+    assert job_id(memory_budget="2GB") != job_id()

@@ -1,4 +1,4 @@
-"""`stylegrid train-adain`: a real Ray Train run (2 CPU workers) on tiny crops, resumed, exported."""
+"""`stylegrid train-adain`: a real Ray Train run (2 CPU workers) on tiny crops, exported."""
 
 from __future__ import annotations
 
@@ -59,22 +59,21 @@ def test_spec_errors_name_the_file_and_field(tmp_path):
 
 
 @pytest.mark.slow
-def test_ray_train_lowers_the_loss_resumes_and_exports(tmp_path):
+def test_ray_train_lowers_the_loss_and_exports(tmp_path):
     from mlflow.tracking import MlflowClient
 
     spec = tmp_path / "tiny.yaml"
     spec.write_text(SPEC.format(content=SAMPLES / "content", style=SAMPLES / "style"))
     out = tmp_path / "out"
-    first = train_cli(str(spec), "--output", str(out), "--steps", "10")
-    assert first.returncode == 0, first.stderr[-3000:]
-    second = train_cli(str(spec), "--output", str(out), "--export", str(tmp_path / "shipped.pth"))
-    assert second.returncode == 0, second.stderr[-3000:]
+    # (a training resumed by running its command again: tests/test_johnson.py, the same driver)
+    trained = train_cli(str(spec), "--output", str(out), "--export", str(tmp_path / "shipped.pth"))
+    assert trained.returncode == 0, trained.stderr[-3000:]
 
     client = MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("train-adain/tiny").experiment_id])
-    assert len(runs) == 1 and runs[0].info.status == "FINISHED"  # the resumed run continued it
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED"
     history = client.get_metric_history(runs[0].info.run_id, "loss")
-    assert sorted(m.step for m in history) == list(range(1, 21))  # steps 11..20 only, once each
+    assert sorted(m.step for m in history) == list(range(1, 21))
     losses = [m.value for m in sorted(history, key=lambda m: m.step)]
     # the median of the last 5: one step's loss can spike on an odd crop (a nearly flat patch)
     assert sorted(losses[-5:])[2] < 0.5 * losses[0], losses
