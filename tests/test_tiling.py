@@ -152,7 +152,24 @@ def test_a_small_budget_tiles_the_same_picture_and_says_so():
         assert tiled.final_losses.keys() == whole.final_losses.keys()
 
 
-def test_the_budget_bounds_the_memory_a_large_image_takes():
+MEASURED = """
+import json, torch
+from orchestrator.images import load_image, read_image, resize_to, to_tensor
+def status(key):
+    line = next(l for l in open("/proc/self/status") if l.startswith(key + ":"))
+    return int(line.split()[1]) / 1024
+def measure(run):
+    open("/proc/self/clear_refs", "w").write("5")
+    before = status("VmRSS")
+    out = run()
+    return status("VmHWM") - before, out
+"""
+
+
+def run_measured(script: str) -> dict:
+    """Run ``script`` after ``MEASURED`` in a fresh process; the JSON of its last line.
+    ``measure(run)`` gives the peak resident memory a call took above the resident memory
+    before it (Linux resets the peak, VmHWM, when "5" is written to clear_refs), in MB."""
     import json
     import os
     import subprocess
@@ -160,34 +177,26 @@ def test_the_budget_bounds_the_memory_a_large_image_takes():
 
     from conftest import REPO
 
+    proc = subprocess.run([sys.executable, "-c", MEASURED + script], capture_output=True, text=True,
+                          cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_the_budget_bounds_the_memory_a_large_image_takes():
     # in a process of its own: the models warmed up on a small image, then 768 px through AdaIN
-    # in tiles at 250 MB and in one pass, each pass's peak resident memory above the resident
-    # memory before it (Linux resets the peak, VmHWM, when "5" is written to clear_refs)
-    script = """
-import json, torch
+    # in tiles at 250 MB and in one pass
+    mb = run_measured("""
 from algorithms.adain import AdaINParams, stylize_batch
-from orchestrator.images import load_image, read_image, resize_to, to_tensor
 torch.set_num_threads(1)
-def status(key):
-    line = next(l for l in open("/proc/self/status") if l.startswith(key + ":"))
-    return int(line.split()[1]) / 1024
-def measure(run):
-    open("/proc/self/clear_refs", "w").write("5")
-    before = status("VmRSS")
-    run()
-    return status("VmHWM") - before
 photo = read_image("samples/content/tubingen.jpg")
 style = load_image("samples/style/starry_night.jpg", max_side=256)
 stylize_batch(to_tensor(resize_to(photo, 64)), [style], AdaINParams())
 big = to_tensor(resize_to(photo, 768))
-tiled = measure(lambda: stylize_batch(big, [style], AdaINParams(memory_budget="250MB")))
-one_pass = measure(lambda: stylize_batch(big, [style], AdaINParams()))
+tiled, _ = measure(lambda: stylize_batch(big, [style], AdaINParams(memory_budget="250MB")))
+one_pass, _ = measure(lambda: stylize_batch(big, [style], AdaINParams()))
 print(json.dumps({"tiled": tiled, "one_pass": one_pass}))
-"""
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO,
-                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=600)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    mb = json.loads(proc.stdout.strip().splitlines()[-1])
+""")
     # The budget bounds the passes; the image, its output and the blending canvas come on top
     # (about 20 MB at 768 x 576). One pass would take about twice the budget.
     assert mb["tiled"] < 250 + 40, mb
@@ -209,36 +218,21 @@ def test_a_tiled_pyramid_level_shifts_its_grid_between_passes():
 
 
 def test_image_optimisation_in_tiles_keeps_the_picture_without_seams_within_the_budget():
-    import json
-    import os
-    import subprocess
-    import sys
-
-    from conftest import REPO
-
     # Gatys at 384 x 288, 40 steps (20 at 192 px, 20 at 384 px): whole, and with a budget of
-    # 350 MB that puts the 384 px level in 2 x 2 tiles (2 x 3 on the shifted grid); the tiled
-    # run's peak resident memory above the memory before it, as in the test above
-    script = """
-import json, torch
+    # 350 MB that puts the 384 px level in 2 x 2 tiles (2 x 3 on the shifted grid), with the
+    # tiled run's peak memory
+    got = run_measured("""
 from algorithms.gatys import GatysParams, stylize
 from algorithms.memory import budget_bytes
 from algorithms.metrics import quality
 from algorithms.optimize_tiles import level_core, pass_layouts
 from algorithms.tiling import seam_ratio
-from orchestrator.images import load_image, read_image, resize_to, to_tensor
 torch.set_num_threads(2)
-def status(key):
-    line = next(l for l in open("/proc/self/status") if l.startswith(key + ":"))
-    return int(line.split()[1]) / 1024
 photo = read_image("samples/content/tubingen.jpg")
 style = load_image("samples/style/starry_night.jpg", max_side=256)
 stylize(to_tensor(resize_to(photo, 64)), [style], GatysParams(steps=2))
 content = to_tensor(resize_to(photo, 384))
-open("/proc/self/clear_refs", "w").write("5")
-before = status("VmRSS")
-tiled = stylize(content, [style], GatysParams(steps=40, memory_budget="350MB"))
-peak = status("VmHWM") - before
+peak, tiled = measure(lambda: stylize(content, [style], GatysParams(steps=40, memory_budget="350MB")))
 whole = stylize(content, [style], GatysParams(steps=40))
 core = level_core(288, 384, budget_bytes("350MB", torch.device("cpu")))
 out = {"peak": peak, "tiles": tiled.tiles, "losses": sorted(tiled.final_losses),
@@ -247,11 +241,7 @@ for name, r in (("tiled", tiled), ("whole", whole)):
     out[name] = quality(r.image, content, style).as_dict()
     out[name]["seams"] = [seam_ratio(r.image, layout) for layout, _ in pass_layouts(288, 384, core, 20)]
 print(json.dumps(out))
-"""
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO,
-                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=600)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    got = json.loads(proc.stdout.strip().splitlines()[-1])
+""")
     assert got["tiles"] == (
         "scale 2/2: 2x2 tiles of 192 px, halo 64, overlap 32, 2 passes on shifted grids (memory_budget 350 MB)"
     )
