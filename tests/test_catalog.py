@@ -171,6 +171,22 @@ def test_the_manifest_takes_batches_of_only_bad_files_beside_good_ones(tmp_path)
     assert list(rows.status) == ["error", "ok"] and list(rows.columns) == list(MANIFEST_COLUMNS)
     assert rows.out_width.iloc[1] == 64 and pd.isna(rows.output.iloc[0])
 
+    # a part written before the manifest had its tiles column reads beside the new ones, with nulls
+    import pyarrow.parquet as pq
+
+    old = pq.read_table(next((tmp_path / "manifest").glob("part-*.parquet"))).drop_columns(["tiles"])
+    pq.write_table(old, tmp_path / "manifest" / "part-0-000001.parquet")  # sorts first: written first
+    writer = ManifestWriter(tmp_path, "u")
+    writer.add(
+        batch("ok", "/o.png", 64).set_column(
+            MANIFEST_COLUMNS.index("tiles"), "tiles", pa.array(["2x3 tiles"])
+        )
+    )
+    writer.flush()
+    rows = read_manifest(tmp_path, history=True)
+    assert list(rows.columns) == list(MANIFEST_COLUMNS) and len(rows) == 5
+    assert rows.tiles.isna().sum() == 4 and rows.tiles.iloc[-1] == "2x3 tiles"
+
 
 def test_output_names_are_stable_and_distinct_for_equal_base_names(tmp_path):
     a, b, c = (
