@@ -204,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--size", type=_size, help=f"long side of the outputs, 16..8192 (default {DEFAULT_SIZE})"
     )
     cat.add_argument("--alpha", type=_finite, help="style strength, 0..1")
-    cat.add_argument("--memory-budget", help=f"{BUDGET_HELP} (default auto)")
+    cat.add_argument("--memory-budget", help=f"{BUDGET_HELP} (default auto)".replace("%", "%%"))
     cat.add_argument("--format", choices=["png", "jpeg"], help="output format (default png)")
     cat.add_argument("--quality", type=_positive_int, help="JPEG quality (default 92)")
     cat.add_argument(

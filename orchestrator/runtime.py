@@ -43,7 +43,7 @@ def start_ray(init_kwargs: Mapping[str, Any] | None = None, *, quiet: bool = Fal
 def share_memory_with_other_workers() -> None:
     """In a Ray worker: give the ``auto`` memory budgets of its jobs this worker's part of its
     node (the CPUs it holds of the node's CPUs; the part of a GPU it holds), so that workers side
-    by side on one machine divide its memory between them. Nothing outside Ray."""
+    by side on one machine divide its memory between them. Nothing outside a Ray worker."""
     import ray
 
     from algorithms.memory import share_device
@@ -51,6 +51,8 @@ def share_memory_with_other_workers() -> None:
     if not ray.is_initialized():
         return
     context = ray.get_runtime_context()
+    if context.worker.mode != ray.WORKER_MODE:  # a driver (a sweep's own process) holds nothing
+        return
     held = context.get_assigned_resources()
     node = next((n for n in ray.nodes() if n["NodeID"] == context.get_node_id()), None)
     node_cpus = (node or {}).get("Resources", {}).get("CPU") or os.cpu_count() or 1
