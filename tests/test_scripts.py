@@ -104,7 +104,7 @@ def test_tiled_smoke():
     proc = run_script("benchmarks/tiled.py", "--smoke-test")
     table = proc.stdout.split("layout", 1)[1]
     assert "\nadain       384 budget 45MB " in table and "4x5 tiles of 80 px" in table
-    assert "\ngatys       384 one pass " in table and "2x3 tiles of 144 px" in table
+    assert "\ngatys       384 budget 250MB " in table and "2x3 tiles of 144 px" in table
 
 
 def test_print_crops_script(tmp_path):

@@ -65,7 +65,7 @@ def test_ray_train_lowers_the_loss_and_exports(tmp_path):
     spec = tmp_path / "tiny.yaml"
     spec.write_text(SPEC.format(content=SAMPLES / "content", style=SAMPLES / "style"))
     out = tmp_path / "out"
-    # (a training resumed by running its command again: tests/test_johnson.py, the same driver)
+    # (a training resumed from its checkpoints: tests/test_multinode.py, after a lost node)
     trained = train_cli(str(spec), "--output", str(out), "--export", str(tmp_path / "shipped.pth"))
     assert trained.returncode == 0, trained.stderr[-3000:]
 
