@@ -188,7 +188,6 @@ LONGEST_FIRST = (
     "tests/test_multinode.py::",
     "tests/test_faults.py::test_random_worker_kills",
     "tests/test_johnson.py::test_train_johnson",
-    "tests/test_train_adain.py::test_ray_train",
     "tests/test_catalog.py::test_a_killed_run",
     "tests/test_tiling.py::test_image_optimisation_in_tiles",
 )

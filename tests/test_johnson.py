@@ -231,8 +231,11 @@ def test_train_johnson_logs_a_registered_model_that_run_sweeps_and_catalogs_use(
     spec = tmp_path / "tiny.yaml"
     spec.write_text(TINY.format(samples=SAMPLES))
     out = tmp_path / "out"
-    trained = cli("train-johnson", str(spec), "--output", str(out), "--quiet")
+    shipped = tmp_path / "shipped.pth"
+    trained = cli("train-johnson", str(spec), "--output", str(out), "--export", str(shipped), "--quiet")
     assert trained.returncode == 0, trained.stderr[-3000:]
+    assert json.loads(shipped.with_suffix(".json").read_text())["dtype"] == "float16"
+    assert all(v.dtype == torch.float16 for v in torch.load(shipped).values() if v.is_floating_point())
     store = f"sqlite:///{out / 'mlflow.db'}"
     client = MlflowClient(store)
     (run,) = client.search_runs([client.get_experiment_by_name("train-johnson/tiny").experiment_id])

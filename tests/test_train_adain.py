@@ -1,17 +1,12 @@
-"""`stylegrid train-adain`: a real Ray Train run (2 CPU workers) on tiny crops, exported."""
+"""`stylegrid train-adain`: its spec, learning rate and image pool. A real AdaIN training on Ray Train
+(2 workers, a lost node, checkpoints in S3, the MLflow model) is `tests/test_multinode.py`'s; the
+same driver trains, exports and registers the fast network in `tests/test_johnson.py`."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
 import pytest
-import torch
-from conftest import REPO, SAMPLES
+from conftest import SAMPLES
 
-from algorithms.adain import AdaINParams, stylize_batch
 from orchestrator.spec import SpecError
 from orchestrator.train import learning_rate
 from orchestrator.train_spec import load_train_spec
@@ -33,14 +28,6 @@ checkpoint_every: 10
 """
 
 
-def train_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "orchestrator", "train-adain", *args, "--quiet"],
-        capture_output=True, text=True, cwd=REPO, timeout=900,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )  # fmt: skip
-
-
 def test_learning_rate_is_the_inverse_time_decay():
     assert learning_rate(0, 1e-4, 5e-5) == 1e-4
     assert learning_rate(20000, 1e-4, 5e-5) == pytest.approx(5e-5)
@@ -56,56 +43,6 @@ def test_spec_errors_name_the_file_and_field(tmp_path):
     )
     with pytest.raises(SpecError, match="crop"):
         load_train_spec(bad)
-
-
-@pytest.mark.slow
-def test_ray_train_lowers_the_loss_and_exports(tmp_path):
-    from mlflow.tracking import MlflowClient
-
-    spec = tmp_path / "tiny.yaml"
-    spec.write_text(SPEC.format(content=SAMPLES / "content", style=SAMPLES / "style"))
-    out = tmp_path / "out"
-    # (a training resumed from its checkpoints: tests/test_multinode.py, after a lost node)
-    trained = train_cli(str(spec), "--output", str(out), "--export", str(tmp_path / "shipped.pth"))
-    assert trained.returncode == 0, trained.stderr[-3000:]
-
-    client = MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
-    runs = client.search_runs([client.get_experiment_by_name("train-adain/tiny").experiment_id])
-    assert len(runs) == 1 and runs[0].info.status == "FINISHED"
-    history = client.get_metric_history(runs[0].info.run_id, "loss")
-    assert sorted(m.step for m in history) == list(range(1, 21))
-    losses = [m.value for m in sorted(history, key=lambda m: m.step)]
-    # the median of the last 5: one step's loss can spike on an odd crop (a nearly flat patch)
-    assert sorted(losses[-5:])[2] < 0.5 * losses[0], losses
-    samples = [a.path for a in client.list_artifacts(runs[0].info.run_id, "samples")]
-    assert samples == ["samples/samples_step0000010.png", "samples/samples_step0000020.png"]
-
-    record = json.loads((out / "decoder.json").read_text())
-    assert record["encoder"] == "caffe" and record["steps"] == 20
-    shipped = json.loads((tmp_path / "shipped.json").read_text())
-    assert shipped["dtype"] == "float16"
-    assert all(v.dtype == torch.float16 for v in torch.load(tmp_path / "shipped.pth").values())
-
-    # checkpoint round trip: the exported file and the newest checkpoint decode identically
-    ckpt = max((out / "ray_train").glob("**/state.json"), key=lambda p: json.loads(p.read_text())["step"])
-    (ckpt.parent / "decoder.json").write_text(json.dumps({"encoder": "caffe"}))
-    contents = torch.rand(2, 3, 32, 40)
-    styles = [torch.rand(1, 3, 32, 32)]
-    a = stylize_batch(contents, styles, AdaINParams(decoder=str(out / "decoder.pth"), precision="fp32"))
-    b = stylize_batch(
-        contents, styles, AdaINParams(decoder=str(ckpt.parent / "decoder.pth"), precision="fp32")
-    )
-    assert torch.equal(a, b)
-
-    # the decoder is the run's MLflow model too (the same convention as train-johnson), and a
-    # model URI as decoder= gives the exported decoder
-    from orchestrator.models import localize, resolve_locations
-
-    logged = json.loads((out / "train_state.json").read_text())["model"]
-    assert logged["step"] == 20 and logged["uri"].startswith("models:/m-")
-    params = AdaINParams(decoder=logged["uri"], precision="fp32")
-    local = localize(params, resolve_locations([logged["uri"]], f"sqlite:///{out / 'mlflow.db'}"))
-    assert torch.equal(stylize_batch(contents, styles, local), a)
 
 
 def test_the_image_pool_streams_one_pass_then_draws_from_memory_and_reports_bad_files_once():
