@@ -25,7 +25,7 @@ from .adain import (
 )
 from .base import Algorithm
 from .losses import mean_std_loss, relative_squared_error
-from .optimize import image_optimization_stylize
+from .optimize import TermInputs, image_optimization_stylize
 from .parameters import ImageOptimParams, layer_weights, param
 from .vgg import encode_targets
 
@@ -76,11 +76,11 @@ class AdaINOptimTerm:
 def adain_term_factory(params: AdaINOptimParams):
     lw = layer_weights(STYLE_LAYERS, None)
 
-    def factory(encoder, content, scaled_styles, weights, precision, memo_cache):
-        stats = [cached_style_statistics(encoder, s, precision, memo_cache) for s in scaled_styles]
-        fc = encode_targets(encoder, content, [CONTENT_LAYER], precision)[CONTENT_LAYER]
-        target = adain_target(fc, [st[CONTENT_LAYER] for st in stats], weights, params.alpha)
-        blended = {name: blend_stats([st[name] for st in stats], weights) for name in STYLE_LAYERS}
+    def factory(t: TermInputs):
+        stats = [cached_style_statistics(t.encoder, s, t.precision, t.memo) for s in t.styles]
+        fc = encode_targets(t.encoder, t.content, [CONTENT_LAYER], t.precision)[CONTENT_LAYER]
+        target = adain_target(fc, [st[CONTENT_LAYER] for st in stats], t.weights, params.alpha)
+        blended = {name: blend_stats([st[name] for st in stats], t.weights) for name in STYLE_LAYERS}
         return AdaINOptimTerm(target, blended, params.content_weight, params.style_weight, lw)
 
     return factory

@@ -18,7 +18,7 @@ import torch
 from .base import Algorithm
 from .losses import blend_grams, gram_matrix, style_loss
 from .memo import memo, style_key
-from .optimize import image_optimization_stylize
+from .optimize import TermInputs, image_optimization_stylize
 from .parameters import (
     STYLE_LAYERS_GATYS,
     ImageOptimParams,
@@ -75,14 +75,14 @@ def gram_term_factory(params: GatysParams):
     """The Gram style term for ``params``, its targets memoised by the style images' values."""
     lw = layer_weights(params.style_layers, params.style_layer_weights)
 
-    def factory(encoder: VGGEncoder, content, scaled_styles, weights, precision: str, memo_cache):
+    def factory(t: TermInputs):
         key = style_key(
-            "gram", encoder, scaled_styles, precision, params.pooling, tuple(weights), params.style_layers
+            "gram", t.encoder, t.styles, t.precision, params.pooling, tuple(t.weights), params.style_layers
         )
         targets = memo(
-            memo_cache,
+            t.memo,
             key,
-            lambda: gram_targets(encoder, scaled_styles, weights, params.style_layers, precision),
+            lambda: gram_targets(t.encoder, t.styles, t.weights, params.style_layers, t.precision),
         )
         return GramStyleTerm(params.style_layers, targets, lw, params.style_weight)
 

@@ -24,7 +24,7 @@ import torch
 from .base import Algorithm
 from .gatys import GatysParams, GramStyleTerm, gram_term_factory
 from .memo import memo, style_key
-from .optimize import image_optimization_stylize
+from .optimize import TermInputs, image_optimization_stylize
 from .parameters import check_layers, check_non_negative, param
 from .vgg import VGGEncoder, encode_targets
 
@@ -247,24 +247,19 @@ def histogram_term_factory(params: HistogramParams):
     gram_factory = gram_term_factory(params)
     hist_weight = params.style_weight * params.histogram_weight / len(params.histogram_layers)
 
-    def factory(encoder: VGGEncoder, content, scaled_styles, weights, precision: str, memo_cache):
+    def factory(t: TermInputs):
         key = style_key(
-            "histogram",
-            encoder,
-            scaled_styles,
-            precision,
-            params.pooling,
-            tuple(weights),
+            "histogram", t.encoder, t.styles, t.precision, params.pooling, tuple(t.weights),
             params.histogram_layers,
-        )
+        )  # fmt: skip
         sorted_acts = memo(
-            memo_cache,
+            t.memo,
             key,
             lambda: sorted_style_activations(
-                encoder, scaled_styles, weights, params.histogram_layers, precision
+                t.encoder, t.styles, t.weights, params.histogram_layers, t.precision
             ),
         )
-        gram = gram_factory(encoder, content, scaled_styles, weights, precision, memo_cache)
+        gram = gram_factory(t)
         return HistogramStyleTerm(gram, sorted_acts, hist_weight)
 
     return factory

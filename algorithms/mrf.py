@@ -6,18 +6,35 @@ the patch of the style's feature map (taken with the *sample stride*, 2) with th
 normalised cross-correlation, and the loss is the squared distance to that match; the match is
 a target, not differentiated. Matching is a convolution of the output's features with the
 normalised style patches as filters, run over the patch bank in chunks so that its memory stays
-bounded whatever the bank's size. Defaults as CNNMRF: relu3_1 and relu4_1, content relu4_2,
-three resolutions, optional rotated (pi/24 apart) and scaled (x1.05 apart) copies of the style
+bounded whatever the bank's size. As CNNMRF: relu3_1 and relu4_1, content relu4_2, start from the
+content, three resolutions, the style image scaled to the output's size at every level
+(``style_scale`` 1), optional rotated (pi/24 apart) and scaled (x1.05 apart) copies of the style
 for a richer bank ("2n + 1" copies each, as CNNMRF's ``num_rotation`` / ``num_scale``).
 
+The balance between the levels, as CNNMRF has it. CNNMRF's MRF gradient is a fixed weight (1e-4)
+times each feature's distance to its matched patches, summed over the positions, while its content
+loss is a mean: the MRF term weighs four times less, relative to the content, at each coarser
+level. The coarse levels therefore set the layout from the photo and the fine levels bring in the
+style's local structure. A loss that is a mean at every level (stylegrid's convention, and this
+module's until it was measured) gives the 64 px level the full style weight; there a 3x3 patch of
+relu4_1 spans most of the picture, so whole objects of the painting were pasted into the layout (a
+painted eye across a face, stars over a torso) and the finer levels only refined them. Here each
+level's MRF term is multiplied by its pixels relative to the output's (``TermInputs.level``): the
+finest level has ``style_weight``, the one below a quarter of it. Where this departs from CNNMRF:
+the finest level has the same balance at any output size (CNNMRF's grows with the pixels, so its
+weights hold at its 384 px only).
+
+The balance between the layers: CNNMRF weighs every feature equally (1e-4 for relu3_1 and relu4_1
+alike); in relative units that gives relu4_1 about 5.5 times relu3_1's weight (its activations
+are about ten times larger in mean square on half as many positions: 1.02 : 5.59 on CNNMRF's
+own portrait x Picasso pair at 384 px, ``docs/mrf.md``), hence the default layer weights.
+
 Matching, where this departs from CNNMRF: the nearest patches are found once every
-``match_every`` steps (10) and held fixed in between, as in the alternating (EM-like) texture
+``match_every`` steps and held fixed in between, as in the alternating (EM-like) texture
 optimisation of Kwatra et al. (2005), instead of at every evaluation of the loss. With matches
-that change inside a line search the loss is not smooth: L-BFGS spent 3.6 to 8 evaluations per
-step backtracking and stalled for tens of steps on the held-out photos (README); with held
-matches each round minimises a smooth quadratic, at 1.1 evaluations per step, and re-matching
-between rounds lets the patches move on. ``match_every=0`` matches at every evaluation, as
-CNNMRF does.
+that change inside a line search the loss is not smooth and L-BFGS backtracks; with held matches
+each round minimises a smooth quadratic, and re-matching between rounds lets the patches move on.
+``match_every=0`` matches at every evaluation, as CNNMRF does.
 
 Normalisation, as for every term here (``losses.py``): each layer's loss is the mean squared
 distance of a patch to its match divided by the mean squared norm of the bank's patches, so a
@@ -36,7 +53,7 @@ import torch.nn.functional as F
 
 from .base import Algorithm
 from .memo import memo, style_key
-from .optimize import image_optimization_stylize
+from .optimize import TermInputs, image_optimization_stylize
 from .parameters import (
     ImageOptimParams,
     check_layer_weights,
@@ -56,13 +73,20 @@ MATCH_CHUNK_ELEMENTS = 1 << 24  # scores held at once while matching: 64 MB in f
 
 @dataclass(frozen=True, kw_only=True)
 class MRFParams(ImageOptimParams):
-    style_weight: float = param(2.0, "weight of the MRF (patch) style loss")
+    style_weight: float = param(
+        2.0, "weight of the MRF (patch) style loss at the finest level (a quarter of it one level coarser)"
+    )
+    style_scale: float | None = param(
+        1.0, "style long side relative to the output's (CNNMRF: 1, the output's size); None: as loaded"
+    )
     scales: int | None = param(
         None, "coarse-to-fine levels; default 3 as CNNMRF, fewer to keep the coarsest >= 64 px"
     )
     steps: int = param(200, "optimisation steps in total, split equally over the scales")
     mrf_layers: tuple[str, ...] = param(("relu3_1", "relu4_1"), "VGG-19 layers whose patches are matched")
-    mrf_layer_weights: tuple[float, ...] | None = param(None, "one per MRF layer; default equal")
+    mrf_layer_weights: tuple[float, ...] | None = param(
+        (0.15, 0.85), "one per MRF layer (CNNMRF's equal weight per feature is about 1 : 5.5); None: equal"
+    )
     patch_size: int = param(3, "side of the square feature patches")
     sample_stride: int = param(2, "stride between the style's patches (the bank)")
     synthesis_stride: int = param(2, "stride between the output's patches")
@@ -221,6 +245,7 @@ class MRFStyleTerm:
     patch_size: int
     stride: int
     refresh_every: int = 0  # steps between matchings; 0: match at every evaluation
+    level: float = 1.0  # the level's pixels / the output's: the weight's factor (module docstring)
     matches: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
 
     @property
@@ -258,7 +283,7 @@ class MRFStyleTerm:
                 self.stride,
                 self.matches.get(name),
             )
-            terms[f"style.mrf.{name}"] = self.style_weight * self.weights[name] * loss
+            terms[f"style.mrf.{name}"] = self.style_weight * self.level * self.weights[name] * loss
         return terms
 
 
@@ -266,16 +291,17 @@ def mrf_term_factory(params: MRFParams):
     """The MRF style term for ``params``; its patch banks memoised by the style images."""
     lw = layer_weights(params.mrf_layers, params.mrf_layer_weights)
 
-    def factory(encoder: VGGEncoder, content, scaled_styles, weights, precision: str, memo_cache):
+    def factory(t: TermInputs):
         key = style_key(
-            "mrf", encoder, scaled_styles, precision, params.pooling,
-            tuple(w > 0 for w in weights), params.mrf_layers, params.patch_size, params.sample_stride,
+            "mrf", t.encoder, t.styles, t.precision, params.pooling,
+            tuple(w > 0 for w in t.weights), params.mrf_layers, params.patch_size, params.sample_stride,
             params.style_rotations, params.style_rescales,
         )  # fmt: skip
-        banks = memo(memo_cache, key, lambda: build_banks(encoder, scaled_styles, weights, params, precision))
+        banks = memo(t.memo, key, lambda: build_banks(t.encoder, t.styles, t.weights, params, t.precision))
         return MRFStyleTerm(
-            banks, lw, params.style_weight, params.patch_size, params.synthesis_stride, params.match_every
-        )
+            banks, lw, params.style_weight, params.patch_size, params.synthesis_stride, params.match_every,
+            t.level,
+        )  # fmt: skip
 
     return factory
 

@@ -95,14 +95,23 @@ class StyleTerm(Protocol):
     def __call__(self, features: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]: ...
 
 
-# Builds the style term for one scale from the encoder, the content image and the style images
-# resized for that scale (the content as optimised: grey when preserving colour), the styles'
-# blend weights, the precision the encoder runs in ("fp32" or "bf16") and the caller's memo (a
-# dict, or None) in which expensive style targets may be kept between runs (see ``memo``).
-StyleTermFactory = Callable[
-    [VGGEncoder, torch.Tensor, Sequence[torch.Tensor], Sequence[float], str, MutableMapping | None],
-    StyleTerm,
-]
+@dataclass(frozen=True)
+class TermInputs:
+    """What an algorithm builds its style term of one pyramid level (or of one tile of it) from."""
+
+    encoder: VGGEncoder
+    content: torch.Tensor  # the level's content as optimised (grey when preserving colour), or a tile
+    styles: Sequence[torch.Tensor]  # the style images resized for this level
+    weights: Sequence[float]  # the styles' blend weights
+    precision: str  # what the encoder runs in: "fp32" or "bf16"
+    memo: MutableMapping | None  # the caller's memo for expensive style targets (see ``memo``), or None
+    # This level's pixels / the output's (1 at the finest level, 1/4 one level coarser). A term
+    # that sums over positions, as CNNMRF's MRF term does, weighs a level by it.
+    level: float = 1.0
+
+
+# Builds the style term of one level from its ``TermInputs``.
+StyleTermFactory = Callable[[TermInputs], StyleTerm]
 
 
 @dataclass
@@ -315,8 +324,9 @@ def run_image_optimization(
         scaled_styles = [
             _style_at_scale(s, params.style_scale, max(content.shape[-2:]), factor) for s in styles
         ]
+        area = size[0] * size[1] / (content.shape[-2] * content.shape[-1])
         x, layout = _optimize_level(
-            resize(x, size), resize(opt_content, size), scaled_styles, n, core, scale, tracker, level
+            resize(x, size), resize(opt_content, size), scaled_styles, area, n, core, scale, tracker, level
         )
         if layout:
             tiled.append(f"scale {scale + 1}/{len(sizes)}: {layout}")
@@ -341,10 +351,10 @@ def run_image_optimization(
 
 
 def _optimize_level(x: torch.Tensor, content: torch.Tensor, scaled_styles: Sequence[torch.Tensor],
-                    steps: int, core: int | None, scale: int, tracker: _Tracker,
+                    area: float, steps: int, core: int | None, scale: int, tracker: _Tracker,
                     level: _LevelObjectives) -> tuple[torch.Tensor, str]:  # fmt: skip
-    """One pyramid level: whole when ``core`` is None, else in tiles of that core (the layout's
-    description is returned then; "" for a whole level)."""
+    """One pyramid level (``area``: its pixels / the output's): whole when ``core`` is None, else
+    in tiles of that core (the layout's description is returned then; "" for a whole level)."""
     where = f"scale {scale + 1}/{tracker.num_scales}"
     if core is not None:
         x = x.clone()  # the tiles are written into it: the level's own copy
@@ -355,7 +365,7 @@ def _optimize_level(x: torch.Tensor, content: torch.Tensor, scaled_styles: Seque
         tracker.record(scale, img if core is None else whole, losses, evals)
 
     def optimize(part: torch.Tensor, content_part: torch.Tensor, k: int) -> torch.Tensor:
-        objective = level.build(content_part, scaled_styles)
+        objective = level.build(content_part, scaled_styles, area)
         return _optimize_rounds(part, objective, k, level.params, level.precision, on_step, tracker, where)
 
     if core is None:
@@ -401,7 +411,8 @@ class _LevelObjectives:
     device: torch.device
     cache: MutableMapping
 
-    def build(self, content: torch.Tensor, scaled_styles: Sequence[torch.Tensor]) -> Objective:
+    def build(self, content: torch.Tensor, scaled_styles: Sequence[torch.Tensor], level: float) -> Objective:
+        """The objective of a level whose pixels are ``level`` times the output's (or a tile of it)."""
         p = self.params
         return Objective(
             encoder=self.encoder,
@@ -413,7 +424,9 @@ class _LevelObjectives:
             content_weights=layer_weights(p.content_layers, p.content_layer_weights),
             content_weight=p.content_weight,
             style=self.style_term_factory(
-                self.encoder, content, scaled_styles, self.weights, self.precision, self.cache
+                TermInputs(
+                    self.encoder, content, scaled_styles, self.weights, self.precision, self.cache, level
+                )
             ),
             tv_weight=p.tv_weight,
             range_weight=p.content_weight + p.style_weight,
@@ -433,7 +446,7 @@ class _LevelObjectives:
         size = _fit(image, side)
         factor = size[0] / content.shape[-2]
         scaled = [_style_at_scale(s, style_scale, max(content.shape[-2:]), factor) for s in styles]
-        objective = self.build(resize(content, size), scaled)
+        objective = self.build(resize(content, size), scaled, 1.0)  # the losses of the output's own level
         with torch.no_grad():
             return {k: float(v) for k, v in objective(resize(image, size)).items()}
 

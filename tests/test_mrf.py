@@ -89,6 +89,11 @@ def test_default_pyramid_is_three_levels_as_cnnmrf_but_never_below_64_px():
 
 def test_output_too_small_for_the_patches_is_a_clear_error(tubingen_64, starry_128):
     with pytest.raises(ValueError, match="smaller than the 3x3 patches"):
+        stylize(tubingen_64, [starry_128], MRFParams(scales=4, steps=4, style_scale=None))
+    # the style at the output's size (CNNMRF's) is too small first
+    with pytest.raises(
+        ValueError, match=r"style images are too small for 3x3 patches at relu4_1.*fewer scales"
+    ):
         stylize(tubingen_64, [starry_128], MRFParams(scales=4, steps=4))
 
 
@@ -149,3 +154,49 @@ def test_the_loop_rematches_once_per_round(tubingen_64, starry_128, monkeypatch)
     calls.clear()
     stylize(square, [starry_128], MRFParams(steps=7, scales=1, match_every=0))
     assert not calls  # matched inside every evaluation instead
+
+
+def test_a_coarser_level_weighs_its_mrf_term_by_its_share_of_the_pixels():
+    """CNNMRF sums its MRF term over the positions: a level of a quarter of the pixels has a
+    quarter of the weight against the content (the layout comes from the photo's coarse levels)."""
+    from algorithms.mrf import MRFStyleTerm, PatchBank
+
+    g = torch.Generator().manual_seed(0)
+    patches, filters, norm = _bank(torch.rand(1, 4, 12, 12, generator=g))
+    feats = {"relu3_1": torch.rand(1, 4, 9, 9, generator=g)}
+    banks = {"relu3_1": PatchBank(patches, filters, norm)}
+    whole = MRFStyleTerm(banks, {"relu3_1": 1.0}, 2.0, 3, 2, 0)(feats)["style.mrf.relu3_1"]
+    quarter = MRFStyleTerm(banks, {"relu3_1": 1.0}, 2.0, 3, 2, 0, level=0.25)(feats)["style.mrf.relu3_1"]
+    assert float(quarter) == pytest.approx(0.25 * float(whole))
+    assert float(whole) == pytest.approx(
+        2.0 * float(mrf_loss(feats["relu3_1"], patches, filters, norm, 3, 2))
+    )
+
+
+@pytest.mark.slow
+def test_the_loop_tells_each_level_its_share_of_the_output_pixels(tubingen_64, starry_128):
+    from algorithms.mrf import mrf_term_factory
+
+    seen = []
+    params = MRFParams(steps=4, scales=2, style_scale=None)  # the style as loaded: big enough at 32 px
+    factory = mrf_term_factory(params)
+
+    def recording(inputs):
+        seen.append((tuple(inputs.content.shape[-2:]), inputs.level))
+        return factory(inputs)
+
+    from algorithms.optimize import run_image_optimization
+
+    run_image_optimization(tubingen_64, [starry_128], params, recording, params.mrf_layers)
+    (h, w), (h0, w0) = tubingen_64.shape[-2:], seen[0][0]
+    assert [level for _, level in seen] == pytest.approx([h0 * w0 / (h * w), 1.0])
+    assert seen[0][1] == pytest.approx(0.25, rel=0.1)
+
+
+def test_mrf_defaults_follow_cnnmrf():
+    p = MRFParams()
+    assert (
+        p.style_scale == 1.0 and p.mrf_layers == ("relu3_1", "relu4_1") and p.content_layers == ("relu4_2",)
+    )
+    assert p.mrf_layer_weights[1] / p.mrf_layer_weights[0] == pytest.approx(5.6, rel=0.05)
+    assert p.init == "content" and p.patch_size == 3 and p.sample_stride == p.synthesis_stride == 2
