@@ -74,9 +74,11 @@ class AdaINParams(Params):
     """Feed-forward AdaIN: one pass of the encoder, AdaIN and the decoder (``adain``)."""
 
     alpha: float = param(1.0, ALPHA_HELP)
-    decoder: str = param("default", "decoder state dict: default (shipped) or a path (pytorch-AdaIN layout)")
+    decoder: str = param(
+        "default", "decoder state dict: default (shipped) or a path (pytorch-AdaIN layout)", file=True
+    )
     encoder: str = param(
-        "caffe", "caffe (stylegrid's VGG-19) or a path to pytorch-AdaIN's vgg_normalised.pth"
+        "caffe", "caffe (stylegrid's VGG-19) or a path to pytorch-AdaIN's vgg_normalised.pth", file=True
     )
     preserve_color: bool = param(False, "recolour the style to the content first (CORAL): keeps its colours")
     precision: Literal["auto", "fp32", "bf16"] = param(

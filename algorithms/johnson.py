@@ -48,6 +48,7 @@ class JohnsonParams(Params):
         "default",
         "the network: default (shipped, 4 paintings), a .pth file with its .json, or an MLflow "
         "model URI (models:/<name>/<version>)",
+        file=True,
     )
     style: str = param(
         "auto",

@@ -17,11 +17,19 @@ from .memory import AUTO, check_budget
 from .vgg import LAYER_INDEX
 
 
-def param(default, help: str):  # noqa: A002 - mirrors argparse's name
-    """A dataclass field with its help text (read by `stylegrid algorithms` and the docs)."""
+def param(default, help: str, *, file: bool = False):  # noqa: A002 - mirrors argparse's name
+    """A dataclass field with its help text (read by `stylegrid algorithms` and the docs).
+    ``file``: the value may name a file, which a spec gives relative to its own folder."""
     if isinstance(default, (list, dict, set)):
         raise TypeError("use tuples for sequence defaults: parameters are immutable")
-    return field(default=default, metadata={"help": help})
+    return field(default=default, metadata={"help": help, "file": file})
+
+
+def file_fields(params_type: type) -> frozenset[str]:
+    """The parameters whose values may name files (``param(..., file=True)``)."""
+    import dataclasses
+
+    return frozenset(f.name for f in dataclasses.fields(params_type) if f.metadata.get("file"))
 
 
 OPTIM_BUDGET_HELP = (
@@ -41,7 +49,7 @@ class ImageOptimParams(Params):
     )
     optimizer: Literal["lbfgs", "adam"] = param("lbfgs", "lbfgs (one evaluation per step) or adam")
     learning_rate: float = param(0.02, "Adam step size in [0, 1] pixel units (L-BFGS ignores it)")
-    init: str = param("content", "initial image: content, noise, or an image file path")
+    init: str = param("content", "initial image: content, noise, or an image file path", file=True)
     content_layers: tuple[str, ...] = param(("relu4_2",), "VGG-19 layers for the content loss")
     content_layer_weights: tuple[float, ...] | None = param(None, "one per content layer; default equal")
     content_weight: float = param(1.0, "weight of the content loss")
@@ -54,7 +62,7 @@ class ImageOptimParams(Params):
         None, "style long side relative to the output's; default: the style image as loaded"
     )
     preserve_color: bool = param(False, "transfer on luminance only and keep the content's colours")
-    vgg_weights: str = param("caffe", "VGG-19 weights: caffe, torchvision, or a state-dict path")
+    vgg_weights: str = param("caffe", "VGG-19 weights: caffe, torchvision, or a state-dict path", file=True)
     pooling: Literal["max", "avg"] = param("max", "VGG-19 pooling")
     precision: Literal["auto", "fp32", "bf16"] = param(
         "auto", "encoder precision; auto = bf16 where the hardware computes it natively"

@@ -21,11 +21,13 @@ import hashlib
 import itertools
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from algorithms import get_algorithm
+from algorithms.parameters import file_fields
 
 from .params import ParameterError, build_params, params_to_dict
 from .spec import SpecError, SweepSpec, resolve_images, spec_dir
@@ -143,8 +145,9 @@ def parameter_sets(spec: SweepSpec, spec_path: str) -> list[ParameterSet]:
             if spec.memory_budget is not None and "memory_budget" in fields:
                 fixed.setdefault("memory_budget", spec.memory_budget)
             where = f"{spec_path}: algorithms[{i}] ({algo.name}) {point or ''}: "
+            values = relative_to_spec({**fixed, **point}, file_fields(params_type), spec_dir(spec_path))
             try:
-                params = build_params(params_type, {**fixed, **point}, where)
+                params = build_params(params_type, values, where)
             except ParameterError as exc:
                 raise SpecError(str(exc)) from None
             out.append(
@@ -153,6 +156,20 @@ def parameter_sets(spec: SweepSpec, spec_path: str) -> list[ParameterSet]:
                     tuple(algo.styles) if algo.styles is not None else None,
                 )
             )  # fmt: skip
+    return out
+
+
+def relative_to_spec(values: dict[str, Any], files: frozenset[str], base: Path) -> dict[str, Any]:
+    """File parameters (a decoder, a network, an init image) given relative to the spec's folder,
+    as the images are: a relative value that names a file there becomes that file's path (other
+    values, ``default``, ``caffe`` or a models:/ URI, are left as written)."""
+    out = dict(values)
+    for k in files & out.keys():
+        v = out[k]
+        if isinstance(v, str) and v and not os.path.isabs(v) and "://" not in v and ":/" not in v:
+            candidate = base / v
+            if candidate.is_file():
+                out[k] = str(candidate.resolve())
     return out
 
 

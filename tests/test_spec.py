@@ -149,6 +149,19 @@ def test_folders_and_globs_relative_to_the_spec(tmp_path):
     assert {j.style.rsplit("/", 1)[1] for j in jobs} == {"a.jpg"}
 
 
+def test_file_parameters_are_relative_to_the_spec_like_the_images(tmp_path):
+    (tmp_path / "nets").mkdir()
+    (tmp_path / "nets" / "old.pth").write_bytes(b"not read by the plan")
+    algorithms = "[{name: adain, params: {decoder: nets/old.pth}}, {name: adain}, {name: johnson, params: {model: 'models:/x/1'}}]"
+    spec_path = write_spec(tmp_path, base_spec(algorithms=algorithms))
+    jobs = expand(load_spec(spec_path), str(spec_path))
+    assert {j.params.get("decoder") for j in jobs if j.algorithm == "adain"} == {
+        str(tmp_path / "nets" / "old.pth"),
+        "default",
+    }
+    assert {j.params["model"] for j in jobs if j.algorithm == "johnson"} == {"models:/x/1"}
+
+
 @pytest.mark.parametrize(
     "body, fragments",
     [
