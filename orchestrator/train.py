@@ -33,6 +33,7 @@ import os
 import random
 import sys
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -46,7 +47,7 @@ from .files import write_atomic
 from .images import png_bytes
 from .pictures import sample_grid
 from .runtime import Console, Summary, print_summary, start_ray
-from .spec import output_dir, resolve_image_locations, resolve_path, spec_dir
+from .spec import SpecError, output_dir, resolve_image_locations, resolve_path, spec_dir
 from .tracking import Tracker, resolve_tracking_uri, ui_command
 from .train_checkpoints import (
     checkpoint_step,
@@ -56,6 +57,7 @@ from .train_checkpoints import (
     save_checkpoint,
 )
 from .train_data import CropSampler, ImagePool, image_dataset, shard_epochs
+from .train_held_out import Validation, data_record, first_images, split_held_out
 from .train_recipes import RECIPES, Recipe
 from .train_spec import TrainSpec, load_train_spec
 
@@ -120,6 +122,7 @@ def train_loop(config: dict) -> None:
     tracker = RankZeroLogger(config["relay"], config["run_id"]) if rank == 0 else None
     if tracker is not None and step > 0:  # restarted (a lost worker or node) or run again
         tracker.resumed(step)
+    validation = Validation.of(config["validation"], spec, device) if rank == 0 else None
     recent: list[dict[str, float]] = []
     while step < spec.steps:
         content, style = (None if t is None else t.to(device) for t in sampler.batch(per_worker))
@@ -137,6 +140,8 @@ def train_loop(config: dict) -> None:
             tracker.metrics(step, recent[-spec.log_every :], learning_rate(step - 1, spec.lr, spec.lr_decay))
         if tracker is not None and (step % spec.sample_every == 0 or step == spec.steps):
             tracker.grid(step, sample_grid(*(t.cpu() for t in result.grid)))
+        if validation is not None and (step % spec.validate_every == 0 or step == spec.steps):
+            tracker.validation(step, validation.losses(recipe, task, plain, spec, precision))
         if step % spec.checkpoint_every == 0 or step == spec.steps:
             summary = window_means(recent[-spec.log_every :])
             with tempfile.TemporaryDirectory() as folder:
@@ -203,6 +208,9 @@ class RankZeroLogger:
         """The step this start of the workers continues from (a checkpoint)."""
         self._metrics({"resumed_from_step": float(step)}, step)
 
+    def validation(self, step: int, values: dict[str, float]) -> None:
+        self._metrics(values, step)
+
     def grid(self, step: int, image: Image.Image) -> None:
         self._bytes(f"samples_step{step:07d}.png", png_bytes(image), "samples")
 
@@ -238,7 +246,19 @@ def train(
     base = spec_dir(spec_path)
     content = resolve_image_locations(spec.content, base, "content", spec_path)
     style = resolve_image_locations(spec.style, base, "style", spec_path)
+    content, held_content = split_held_out(content, spec.held_out_sha256)
+    held_style: list[str] = []
+    if recipe.style_crops:  # styles that are data, not the network's own paintings
+        style, held_style = split_held_out(style, spec.held_out_sha256)
+    for what, left in (("content", content), ("style", style)):
+        if not left:
+            raise SpecError(
+                f"{spec_path}: held_out_sha256 {spec.held_out_sha256} leaves no {what} image to train on"
+            )
     styles = recipe.styles(spec, style, str(spec_path))
+    data = data_record(
+        spec, spec_path, content, style, held_content, held_style
+    )  # a bad provenance fails now
     out = output_dir(spec, spec_path, output)
     out.mkdir(parents=True, exist_ok=True)
     console = Console(quiet)
@@ -250,7 +270,13 @@ def train(
     run_id = state.get("mlflow_run_id")
     if run_id is None:
         run_id = tracker.start_run(spec.name, {"stylegrid.kind": command})
-        values = {**spec.model_dump(), "content_images": len(content), "style_images": len(style)}
+        values = {
+            **spec.model_dump(),
+            "content_images": len(content),
+            "style_images": len(style),
+            "held_out_content_images": len(held_content),
+            "held_out_style_images": len(held_style),
+        }
         tracker.log_params(run_id, values, limit=500)
         write_atomic(state_file, json.dumps({"mlflow_run_id": run_id}).encode())
     else:
@@ -259,8 +285,9 @@ def train(
     store = checkpoint_storage(spec, spec_path, out)
     resume = latest_checkpoint(store, recipe.model_file)
     done = 0 if resume is None else checkpoint_step(resume)
+    held = f" ({len(held_content)} and {len(held_style)} held out)" if spec.held_out_sha256 else ""
     console.say(
-        f"{command} {spec.name}: {len(content)} content and {len(style)} style images, "
+        f"{command} {spec.name}: {len(content)} content and {len(style)} style images{held}, "
         f"{spec.num_workers} worker(s), step {done} of {spec.steps}"
     )
     if done < spec.steps:
@@ -277,6 +304,10 @@ def train(
                 "relay": start_relay(tracking_uri),
                 "run_id": run_id,
                 "resume": str(resume) if resume else None,
+                "validation": {
+                    "content": first_images(held_content, spec.validation_images),
+                    "style": first_images(held_style, spec.validation_images),
+                },
             },
             scaling_config=ScalingConfig(
                 num_workers=spec.num_workers,
@@ -296,18 +327,26 @@ def train(
                 failure_config=FailureConfig(max_failures=spec.max_failures),
             ),
         )
+        started = time.monotonic()
         try:
             trainer.fit()
         except BaseException:
             tracker.end_run(run_id, "KILLED" if _interrupted() else "FAILED")
             raise
+        finally:  # the minutes of every run of the command add up, a resumed one's included
+            state = json.loads(state_file.read_text())
+            state["train_seconds"] = state.get("train_seconds", 0.0) + time.monotonic() - started
+            write_atomic(state_file, json.dumps(state).encode())
     final = latest_checkpoint(store, recipe.model_file)
     if final is None:
         raise RuntimeError(f"{store}: training produced no checkpoint")
+    state = json.loads(state_file.read_text())
     record = {
         **recipe.record(spec, styles),
         "trained_with": f"stylegrid {command}",
         "model_file": recipe.model_file,
+        "train_minutes": round(state.get("train_seconds", 0.0) / 60, 1),
+        "data": data,
         "spec": spec.model_dump(),
     }
     dest = export_model(final, out / recipe.model_file, record)

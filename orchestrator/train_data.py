@@ -30,7 +30,16 @@ def load_training_image(data: bytes, name: str, short_side: int) -> Image.Image:
 def random_crop(img: Image.Image, size: int, rng: random.Random) -> torch.Tensor:
     """A random ``size`` x ``size`` crop, [3, size, size] in [0, 1]."""
     w, h = img.size
-    x, y = rng.randint(0, w - size), rng.randint(0, h - size)
+    return _crop(img, rng.randint(0, w - size), rng.randint(0, h - size), size)
+
+
+def centre_crop(img: Image.Image, size: int) -> torch.Tensor:
+    """The central ``size`` x ``size`` crop, [3, size, size] in [0, 1]."""
+    w, h = img.size
+    return _crop(img, (w - size) // 2, (h - size) // 2, size)
+
+
+def _crop(img: Image.Image, x: int, y: int, size: int) -> torch.Tensor:
     crop = img.crop((x, y, x + size, y + size))
     t = torch.frombuffer(bytearray(crop.tobytes()), dtype=torch.uint8).reshape(size, size, 3)
     return t.permute(2, 0, 1).float() / 255.0

@@ -62,6 +62,31 @@ class TrainSpec(BaseModel):
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$",
         description="also register the logged MLflow model under this name (models:/<name>/<version>)",
     )
+    held_out_sha256: list[str] = Field(
+        default_factory=list,
+        description="hold out of training every image whose file's SHA-256 begins with one of these "
+        "hex prefixes (['0', '1']: about 1/8); they give the validation loss",
+    )
+    validate_every: int = Field(250, gt=0, description="steps between validation losses on held-out images")
+    validation_images: int = Field(
+        16,
+        gt=0,
+        le=256,
+        description="held-out images of each kind in the validation batch (the first by name)",
+    )
+    provenance: str | None = Field(
+        None,
+        description="the corpus's provenance.csv: its SHA-256 is recorded as the corpus version in the "
+        "model's .json",
+    )
+
+    @field_validator("held_out_sha256")
+    @classmethod
+    def _hex_prefixes(cls, v: list[str]) -> list[str]:
+        bad = [p for p in v if not p or len(p) > 64 or any(c not in "0123456789abcdef" for c in p.lower())]
+        if bad:
+            raise ValueError(f"{bad}: SHA-256 prefixes are 1 to 64 hex digits")
+        return [p.lower() for p in v]
 
 
 class AdaINTrainSpec(TrainSpec):

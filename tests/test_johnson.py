@@ -204,6 +204,8 @@ cpus_per_worker: 0.5
 log_every: 1
 sample_every: 2
 checkpoint_every: 2
+held_out_sha256: ["07c5a8"]       # chelsea.jpg: the validation loss's photo, out of training
+validate_every: 2
 register_as: tiny
 """
 
@@ -243,6 +245,9 @@ def test_train_johnson_logs_a_registered_model_that_run_sweeps_and_catalogs_use(
     assert {"loss", "content_loss", "style_loss", "tv_loss", "lr"} <= set(run.data.metrics)
     history = client.get_metric_history(run.info.run_id, "loss")
     assert sorted(m.step for m in history) == [1, 2, 3, 4]
+    held_out = client.get_metric_history(run.info.run_id, "val_loss")  # on the held-out chelsea
+    assert sorted(m.step for m in held_out) == [2, 4] and all(m.value > 0 for m in held_out)
+    assert {"val_content_loss", "val_style_loss", "val_tv_loss"} <= set(run.data.metrics)
     artifacts = {
         a.path
         for folder in ("samples", "checkpoints")
@@ -253,6 +258,8 @@ def test_train_johnson_logs_a_registered_model_that_run_sweeps_and_catalogs_use(
     assert [str(v.version) for v in client.search_model_versions("name='tiny'")] == ["1"]
     record = json.loads((out / "network.json").read_text())
     assert [s["name"] for s in record["styles"]] == ["starry_night", "the_scream"] and record["steps"] == 4
+    assert record["data"]["content_images"] == 6 and record["data"]["held_out_content_images"] == 1
+    assert record["data"]["held_out_sha256"] == ["07c5a8"] and record["train_minutes"] > 0
 
     assert train(str(spec), kind="johnson", output=str(out), quiet=True) == out / "network.pth"
     assert len(client.search_model_versions("name='tiny'")) == 1  # run again when done: nothing new

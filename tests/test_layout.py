@@ -34,6 +34,7 @@ LAYERS = [
         "train_data",
         "train_recipes",
         "train_checkpoints",
+        "train_held_out",
     },
     {"sweep", "catalog", "train"},
     {"cli", "__main__", "__init__"},
