@@ -114,3 +114,30 @@ def test_print_crops_script(tmp_path):
                "--small", "100", "--out", str(tmp_path / "p"))  # fmt: skip
     assert Image.open(tmp_path / "p_small.jpg").size == (100, 75)
     assert Image.open(tmp_path / "p_crop.jpg").size == (120, 80)  # moved inside the image
+
+
+def test_held_out_benchmark_smoke():
+    proc = run_script("benchmarks/held_out.py", "--smoke-test", timeout=900)
+    for name in ("adain (previous)", "johnson (previous)", "mrf", "gatys"):
+        assert name in proc.stdout
+
+
+def test_the_rule_that_chose_the_defaults():
+    import pandas as pd
+
+    sys.path.insert(0, str(REPO))
+    from benchmarks.choose_defaults import choose
+
+    table = pd.DataFrame(
+        {
+            "content_distance": [0.2, 0.3, 0.5, 0.35],
+            "style_distance": [0.7, 0.4, 0.3, 0.45],  # the last is dominated by the second
+            "pairs": 12,
+        },
+        index=pd.MultiIndex.from_tuples(
+            [("mrf", f"style_weight={w}") for w in (1, 2, 4, 3)], names=["algorithm", "variant"]
+        ),
+    )
+    chosen = choose(table)
+    assert list(chosen["front"]) == [True, True, True, False]
+    assert chosen.index[chosen["chosen"]].tolist() == [("mrf", "style_weight=2")]
