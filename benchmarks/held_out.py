@@ -32,12 +32,13 @@ MEASURES = ("content_distance", "content_ssim", "style_distance", "style_swd", "
 
 
 def label(row) -> str:
-    """The algorithm with what tells its variants apart: `adain (previous)` for a network of the
-    previous release, else the variant as the results have it."""
-    model = row.get("param.decoder") or row.get("param.model") or ""
-    if PREVIOUS in str(model):
+    """The algorithm, `adain (previous)` for a network of the previous release; any other variant
+    (parameters other than the network's file) after the name."""
+    files = [row.get(k) for k in ("param.decoder", "param.model")]
+    if any(isinstance(f, str) and PREVIOUS in f for f in files):
         return f"{row['algorithm']} (previous)"
-    return row["algorithm"] if not row["variant"] else f"{row['algorithm']} {row['variant']}"
+    rest = [p for p in str(row["variant"] or "").split() if not p.startswith(("decoder=", "model="))]
+    return " ".join([row["algorithm"], *rest])
 
 
 def summary(df):

@@ -228,7 +228,8 @@ def test_jobs_go_to_started_workers_and_a_finished_sweep_gives_its_cpus_back(tmp
 
 def test_ctrl_c_stops_cleanly_and_keeps_finished_jobs(tmp_path):
     contents = [SAMPLES / "content" / n for n in ("tubingen.jpg", "chelsea.jpg", "coffee.jpg", "rocket.jpg")]
-    spec = write_spec(tmp_path / "intr.yaml", contents, steps=25, size=64)
+    # jobs of a few seconds each, so that the sweep is still running when its first row appears
+    spec = write_spec(tmp_path / "intr.yaml", contents, steps=60, size=64)
     out = tmp_path / "out"
     proc = sweep_process(spec, out, "--max-concurrent", "1", embedded=True)  # Ctrl-C on a laptop
     deadline = time.time() + 300
