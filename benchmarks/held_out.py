@@ -7,6 +7,11 @@ the defaults and networks are held to:
   style_distance;
 * MRF is not dominated by Gatys: better on content_distance or on style_swd.
 
+Beside the measures, ``levels``: the share of the grey levels between an output's darkest and
+lightest pixel that it uses, the lowest of an algorithm's outputs. Banding (posterised colours,
+which networks trained on the corpus's 256-colour museum scans could learn) leaves levels unused;
+a photograph uses nearly all of them.
+
 The sweep is an ordinary stylegrid sweep (resumable: run the command again and only what is
 missing runs), so its report, MLflow runs and Parquet table are there to look at afterwards.
 
@@ -41,12 +46,27 @@ def label(row) -> str:
     return " ".join([row["algorithm"], *rest])
 
 
-def summary(df):
-    """Mean measures and seconds per image, a row per algorithm and network, in the spec's order."""
+def level_coverage(path: Path) -> float:
+    """The share of the 8-bit grey levels between the image's darkest and lightest that it uses."""
+    import numpy as np
+    from PIL import Image
+
+    grey = np.asarray(Image.open(path).convert("L"))
+    lo, hi = int(grey.min()), int(grey.max())
+    return len(np.unique(grey)) / (hi - lo + 1)
+
+
+def summary(df, output: Path):
+    """Mean measures, level coverage and seconds per image, a row per algorithm and network, in
+    the spec's order."""
     ok = df[df["status"] == "ok"].copy()
     ok["label"] = ok.apply(label, axis=1)
+    ok["levels"] = [level_coverage(output / p) for p in ok["output_image"]]
     table = ok.groupby("label", sort=False).agg(
-        jobs=("job_id", "count"), **{m: (m, "mean") for m in MEASURES}, seconds=("wall_seconds", "mean")
+        jobs=("job_id", "count"),
+        **{m: (m, "mean") for m in MEASURES},
+        levels=("levels", "min"),
+        seconds=("wall_seconds", "mean"),
     )
     return table
 
@@ -119,7 +139,7 @@ def main() -> int:
         summary_ = run_sweep(spec, output=output, quiet=True)
         df = read_results(Path(output)).to_pandas()
         print(f"{spec}: {summary_.ok} ok, {summary_.failed} failed -> {output}")
-        table = summary(df)
+        table = summary(df, Path(output))
     import pandas as pd
 
     with pd.option_context("display.width", 200, "display.max_columns", 20):
