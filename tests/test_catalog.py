@@ -279,17 +279,42 @@ def test_unknown_algorithms_and_parameters_are_refused():
 @pytest.mark.xdist_group("ray_catalog")  # catalogs on the shared head run one at a time (./run test)
 @pytest.mark.slow
 def test_a_catalog_with_bad_files_gives_one_row_per_image_and_resumes_to_nothing(tmp_path):
+    """Three runs of one command: first with a file where the images folder should be (every
+    image fails, exit 3, one line each), then with the folder writable (the good images written,
+    the bad files failed, each with its reason), then again (only the bad files tried)."""
     made = make_catalog(tmp_path / "cat", 14)
+    thin = tmp_path / "cat" / "bad" / "thin.png"
+    Image.new("RGB", (2000, 16), (200, 100, 50)).save(thin)
     assert len(made) == 20
     out = tmp_path / "out"
-    proc = stylegrid("stylize-catalog", "--input", tmp_path / "cat", "--style", STARRY, "--out", out,
-                     "--size", 48, "--quiet", embedded=True)  # fmt: skip
+    out.mkdir()
+    (out / "images").write_text("a file where the images folder should be")
+    args = (
+        "stylize-catalog",
+        "--input",
+        tmp_path / "cat",
+        "--style",
+        STARRY,
+        "--out",
+        out,
+        "--size",
+        48,
+        "--quiet",
+    )
+    blocked = stylegrid(*args, embedded=True)
+    assert blocked.returncode == 3, blocked.stderr[-3000:]
+    assert "0 ok, 21 failed, 0 skipped" in blocked.stdout and "Traceback" not in blocked.stderr
+    errors = dict(zip(read_manifest(out).source, read_manifest(out).error, strict=True))
+    assert "needs a size of at least" in errors[str(thin)] and all("\n" not in e for e in errors.values())
+    (out / "images").unlink()
+
+    proc = stylegrid(*args)
     assert proc.returncode == 3, proc.stderr[-3000:]  # some images failed
-    assert "16 ok, 4 failed, 0 skipped" in proc.stdout, proc.stdout
+    assert "16 ok, 5 failed, 0 skipped" in proc.stdout, proc.stdout
     assert "Traceback" not in proc.stderr
 
     rows = read_manifest(out)
-    assert len(rows) == 20 and sorted(rows.source) == sorted(made)
+    assert len(rows) == 21 and sorted(rows.source) == sorted([*made, str(thin)])
     assert set(rows["style"]) == {str(STARRY)}
     by_name = {Path(s).name: r for s, r in zip(rows.source, rows.itertuples(), strict=True)}
     for name, reason in BAD_FILES.items():
@@ -308,18 +333,17 @@ def test_a_catalog_with_bad_files_gives_one_row_per_image_and_resumes_to_nothing
     assert rows[rows.status == "ok"].output.nunique() == 16  # two same_name.* sources, two outputs
     assert len(list((out / "images").rglob("*.png"))) == 16
 
-    again = stylegrid("stylize-catalog", "--input", tmp_path / "cat", "--style", STARRY, "--out", out,
-                      "--size", 48, "--quiet")  # fmt: skip
+    again = stylegrid(*args)
     assert again.returncode == 3, again.stderr[-3000:]
-    assert "0 ok, 4 failed, 16 skipped" in again.stdout  # the failed ones are tried again
-    assert len(read_manifest(out)) == 20 and len(read_manifest(out, history=True)) == 24
+    assert "0 ok, 5 failed, 16 skipped" in again.stdout  # the failed ones are tried again
+    assert len(read_manifest(out)) == 21 and len(read_manifest(out, history=True)) == 21 + 21 + 5
 
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
     exp = client.get_experiment_by_name("stylize-catalog")
-    first, second = sorted(client.search_runs([exp.experiment_id]), key=lambda r: r.info.start_time)
-    assert first.data.metrics["images_ok"] == 16 and first.data.metrics["images_failed"] == 4
+    _, first, second = sorted(client.search_runs([exp.experiment_id]), key=lambda r: r.info.start_time)
+    assert first.data.metrics["images_ok"] == 16 and first.data.metrics["images_failed"] == 5
     assert first.data.metrics["images_per_second"] > 0 and first.data.params["size"] == "48"
     assert first.info.status == "FINISHED" and second.data.params["skipped"] == "16"
     artifacts = [a.path for a in client.list_artifacts(first.info.run_id)]

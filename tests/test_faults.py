@@ -20,7 +20,6 @@ from pathlib import Path
 import psutil
 import pytest
 from conftest import EMBEDDED_ENV, REPO, SAMPLES, ray_workers
-from PIL import Image
 
 from orchestrator.jobs import expand
 from orchestrator.results import finished_status, read_results
@@ -192,38 +191,6 @@ def test_two_content_files_with_the_same_bytes_each_get_a_row(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = read_results(out).to_pandas()
     assert sorted(rows.content_name) == ["a.jpg", "b.jpg"] and set(rows.status) == {"ok"}
-
-
-@pytest.mark.xdist_group("ray_catalog")  # catalogs on the shared head run one at a time (./run test)
-def test_a_catalog_where_every_image_fails_exits_3_and_the_next_run_writes_what_it_could_not(tmp_path):
-    """Three photos that cannot be written (a file where the images folder should be), a thin
-    image and a file that is not an image: every image fails, exit 3, each error one line; once
-    the folder can be written, the next run writes the three and fails the two bad files again."""
-    from orchestrator.catalog_manifest import read_manifest
-
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for p in PHOTOS[:3]:
-        shutil.copy(p, photos / p.name)
-    Image.new("RGB", (2000, 16), (200, 100, 50)).save(photos / "thin.png")
-    (photos / "broken.jpg").write_bytes(b"not a jpeg")
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "images").write_text("a file where the images folder should be")
-    args = ("stylize-catalog", "--input", photos, "--style", STARRY, "--out", out, "--size", "48", "--quiet")
-    first = stylegrid(*args)
-    assert first.returncode == 3, first.stderr[-3000:]
-    assert "0 ok, 5 failed" in first.stdout and "Traceback" not in first.stderr
-    errors = dict(zip(read_manifest(out).source, read_manifest(out).error, strict=True))
-    assert "needs a size of at least" in errors[str(photos / "thin.png")]
-    assert all("\n" not in e for e in errors.values())
-    (out / "images").unlink()
-    second = stylegrid(*args)
-    assert second.returncode == 3, second.stderr[-3000:]
-    assert "3 ok, 2 failed, 0 skipped" in second.stdout
-    manifest = read_manifest(out).set_index("source")
-    assert {manifest.loc[str(photos / p.name), "status"] for p in PHOTOS[:3]} == {"ok"}
-    assert len(list((out / "images").rglob("*.png"))) == 3
 
 
 RAY_AGENTS = ("ray::DashboardAgent", "ray::RuntimeEnvAgent")
