@@ -433,8 +433,8 @@ def cmd_stylize_catalog(args: argparse.Namespace) -> int:
 
 
 SUMMARY_COLUMNS = [
-    "job_id", "status", "algorithm", "content_name", "style_name", "seed", "loss_total",
-    "content_distance", "style_distance", "wall_seconds", "error",
+    "job_id", "status", "algorithm", "variant", "content_name", "style_name", "seed", "loss_total",
+    "content_distance", "content_ssim", "style_distance", "style_swd", "color_swd", "wall_seconds", "error",
 ]  # fmt: skip
 
 

@@ -124,10 +124,26 @@ def _format_validation_error(path: Path, exc: pydantic.ValidationError) -> str:
 M = TypeVar("M", bound=BaseModel)
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """The safe loader, refusing a key given twice in one mapping: YAML's own rule, which PyYAML
+    does not enforce (it keeps the last value, so a repeated `steps:` would silently win)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise yaml.YAMLError(
+                    f"the key {key!r} is given twice (lines {seen[key]} and {key_node.start_mark.line + 1})"
+                )
+            seen.setdefault(key, key_node.start_mark.line + 1)
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_model(path: Path, model: type[M], fields_hint: str) -> M:
     """A YAML file (safe loader) validated into a pydantic model; errors name the file and field."""
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
     except FileNotFoundError:
         raise SpecError(f"{path}: no such spec file") from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:

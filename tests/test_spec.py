@@ -187,6 +187,8 @@ def test_file_parameters_are_relative_to_the_spec_like_the_images(tmp_path):
         (base_spec(extra="colour: red"), ["colour", "unknown field"]),
         (base_spec(extra="resources: {num_gpus: -1}"), ["resources.num_gpus", "greater than or equal to 0"]),
         ("name: t\ncontent: [\n", ["not valid YAML"]),
+        (base_spec(extra="size: 32\n    size: 64"), ["not valid YAML", "the key 'size' is given twice"]),
+        (base_spec(algorithms="[{name: gatys, params: {steps: 2, steps: 3}}]"), ["'steps' is given twice"]),
         ("- a\n- b\n", ["expected a mapping"]),
     ],
 )

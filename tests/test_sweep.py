@@ -106,6 +106,10 @@ def test_sweep_records_failures_and_resumes_incrementally(tmp_path, local_ray):
         [sys.executable, "-m", "orchestrator", "results", str(out)], capture_output=True, text=True, env=env
     )
     assert shown.returncode == 0 and "tubingen.jpg" in shown.stdout and "truncated or corrupt" in shown.stdout
+    header = shown.stdout.splitlines()[0].split()
+    assert {"variant", "content_distance", "content_ssim", "style_distance", "style_swd", "color_swd"} <= set(
+        header
+    )
     csv = tmp_path / "all.csv"
     exported = subprocess.run(
         [sys.executable, "-m", "orchestrator", "results", str(out), "--csv", str(csv)],
