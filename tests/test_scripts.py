@@ -138,6 +138,9 @@ def test_the_rule_that_chose_the_defaults():
             [("mrf", f"style_weight={w}") for w in (1, 2, 4, 3)], names=["algorithm", "variant"]
         ),
     )
-    chosen = choose(table)
+    chosen = choose(table, photo_style=0.9)
     assert list(chosen["front"]) == [True, True, True, False]
     assert chosen.index[chosen["chosen"]].tolist() == [("mrf", "style_weight=2")]
+    # the lowest sum that stylizes: at most 2/3 of the photos' own style_distance
+    floor = choose(table, photo_style=0.45)  # only style_distance <= 0.3 qualifies
+    assert floor.index[floor["chosen"]].tolist() == [("mrf", "style_weight=4")]
