@@ -144,3 +144,11 @@ def test_the_rule_that_chose_the_defaults():
     # the lowest sum that stylizes: at most 2/3 of the photos' own style_distance
     floor = choose(table, photo_style=0.45)  # only style_distance <= 0.3 qualifies
     assert floor.index[floor["chosen"]].tolist() == [("mrf", "style_weight=4")]
+
+
+def test_a_report_published_to_docs_links_its_thumbnails():
+    sys.path.insert(0, str(REPO))
+    from docs.publish_report import relink
+
+    page = '<td><a href="../images/gatys/a__b__id.png"><img src="thumbs/abc.jpg" alt="x"></a></td>'
+    assert relink(page) == '<td><a href="thumbs/abc.jpg"><img src="thumbs/abc.jpg" alt="x"></a></td>'
