@@ -1,26 +1,27 @@
-"""Style-transfer algorithms: pure PyTorch, no Ray, MLflow or file I/O (see base.py)."""
+"""Style-transfer algorithms: pure PyTorch, no Ray, MLflow or file I/O (see base.py).
+
+The registry (``ALGORITHMS``, ``get_algorithm``) and the interface types load on first use, so
+that importing a light submodule (``algorithms.names``) does not load PyTorch.
+"""
 
 from __future__ import annotations
 
-from .adain import ALGORITHM as _ADAIN
-from .adain_optimize import ALGORITHM as _ADAIN_OPTIMIZE
-from .base import Algorithm, StepInfo, StepLoss, StylizeResult
-from .gatys import ALGORITHM as _GATYS
-from .histogram import ALGORITHM as _HISTOGRAM
-from .johnson import ALGORITHM as _JOHNSON
-from .mrf import ALGORITHM as _MRF
+import importlib
 
-ALGORITHMS: dict[str, Algorithm] = {
-    a.name: a for a in (_GATYS, _MRF, _HISTOGRAM, _ADAIN, _ADAIN_OPTIMIZE, _JOHNSON)
+_LAZY = {
+    "ALGORITHMS": "registry",
+    "get_algorithm": "registry",
+    "Algorithm": "base",
+    "StepInfo": "base",
+    "StepLoss": "base",
+    "StylizeResult": "base",
 }
 
 
-def get_algorithm(name: str) -> Algorithm:
-    """The algorithm registered under ``name``; ``ValueError`` lists the valid names."""
-    try:
-        return ALGORITHMS[name]
-    except KeyError:
-        raise ValueError(f"unknown algorithm {name!r}; available: {', '.join(sorted(ALGORITHMS))}") from None
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["ALGORITHMS", "Algorithm", "StepInfo", "StepLoss", "StylizeResult", "get_algorithm"]

@@ -29,10 +29,7 @@ from typing import Any, Protocol
 
 import torch
 
-# The sizes every entry point starts from unless told otherwise (`stylegrid run`, sweep specs,
-# catalogs, the quality measures, the benchmarks): the scale at which the defaults were chosen.
-DEFAULT_SIZE = 512  # output long side, px
-DEFAULT_STYLE_SIZE = 512  # style images are used (and measured) with at most this long side, px
+from .names import DEFAULT_SIZE, DEFAULT_STYLE_SIZE  # noqa: F401  (re-exported: the sizes every entry point starts from)
 
 STYLE_KINDS = ("gram", "mrf", "hist", "adain")
 OTHER_TERMS = ("tv", "laplacian", "range", "total")

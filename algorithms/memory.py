@@ -18,11 +18,9 @@ import re
 
 import torch
 
+from .names import BUDGET_HELP  # noqa: F401  (re-exported)
+
 AUTO = "auto"
-BUDGET_HELP = (
-    "memory one pass may take: auto (60% of a GPU, half the RAM) or a size such as 2GB; a larger "
-    "image is done in overlapping tiles with the whole image's statistics (the same picture)"
-)
 GPU_SHARE = 0.6
 RAM_SHARE = 0.5
 MIN_CORE = 64  # px: below this the halo's recomputation dominates; a budget that small is refused

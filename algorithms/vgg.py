@@ -39,10 +39,10 @@ import torch
 from torch import nn
 
 from .device import autocast
+from .names import MIN_SIDE  # noqa: F401  (re-exported)
 
 # conv layers per block of VGG-19
 _BLOCKS = (2, 2, 4, 4, 4)
-MIN_SIDE = 16  # the smallest image side: VGG-19 pools four times before relu5_1, 16 px leaves one position
 
 CONV_LAYERS: tuple[str, ...] = tuple(
     f"conv{b}_{i}" for b, n in enumerate(_BLOCKS, start=1) for i in range(1, n + 1)

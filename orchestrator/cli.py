@@ -17,32 +17,41 @@ one-line error policy; the work itself is in the modules each subcommand calls.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+# Only light modules at the top: `stylegrid --help` and a usage error answer without loading
+# PyTorch, Ray, MLflow or pandas (tests/test_cli_grammar.py checks; benchmarks/cli_startup.py
+# times it). Each subcommand imports what it needs.
+from algorithms.names import (
+    ALGORITHM_NAMES,
+    BUDGET_HELP,
+    DEFAULT_SIZE,
+    DEFAULT_STYLE_SIZE,
+    check_algorithm_name,
+)
 
-from algorithms import ALGORITHMS, StepInfo, get_algorithm
-from algorithms.base import DEFAULT_SIZE, DEFAULT_STYLE_SIZE, group_sums
-from algorithms.device import pick_device
-from algorithms.memory import BUDGET_HELP
-from algorithms.vgg import WeightsUnavailable
+from .errors import ParameterError, UsageError
+from .limits import check_size
 
-from .files import check_writable
-from .images import ImageError, check_size, load_image, read_image, resize_to, save_png, to_tensor
-from .models import localize_here
-from .params import ParameterError, params_from_cli
+if TYPE_CHECKING:
+    import torch
 
+    from algorithms import StepInfo
 
-class UsageError(ValueError):
-    """A command-line mistake: reported on one line, exit status 2."""
+# Output formats of `stylegrid run`, by the extension of --output (orchestrator.images.FORMATS)
+RUN_FORMATS = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff")
 
 
 def resolve_device(name: str) -> torch.device:
+    from algorithms.device import pick_device
+
     try:
         return pick_device(name)
     except ValueError as exc:
@@ -83,12 +92,50 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def _output(p: argparse.ArgumentParser, help: str, required: bool = False) -> None:
+    """``-o/--output``, every subcommand's one spelling (``--out`` is still accepted)."""
+    p.add_argument("-o", "--output", "--out", dest="output", metavar="PATH", required=required, help=help)
+
+
+def _settings(p: argparse.ArgumentParser, help: str) -> None:
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help=f"{help} (repeatable)")
+
+
+def _tracking(p: argparse.ArgumentParser, default: str) -> None:
+    p.add_argument("--tracking-uri", metavar="URI", help=f"MLflow tracking URI (default {default})")
+
+
+def _quiet(p: argparse.ArgumentParser, what: str = "no progress bar") -> None:
+    p.add_argument("-q", "--quiet", action="store_true", help=what)
+
+
+def _folder(p: argparse.ArgumentParser, what: str) -> None:
+    """A sweep's results folder, as a positional or as -o/--output (the same folder a sweep wrote)."""
+    p.add_argument("folder", nargs="?", metavar="OUTPUT", help=what)
+    _output(p, f"the same, as an option: {what}")
+
+
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("stylegrid")
+    except PackageNotFoundError:  # run from a source tree that is not installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="stylegrid", description="Neural style transfer experiments.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = Parser(
+        prog="stylegrid",
+        description="Neural style transfer experiments. Every subcommand spells its options alike: "
+        "-o/--output, --set NAME=VALUE, --tracking-uri, -q/--quiet.",
+    )
+    parser.add_argument("--version", action="version", version=f"stylegrid {version()}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     run = sub.add_parser("run", help="stylize a content image", description="Stylize one content image.")
-    run.add_argument("--algorithm", default="gatys", help=f"one of: {', '.join(sorted(ALGORITHMS))}")
+    run.add_argument("--algorithm", default="gatys", help=f"one of: {', '.join(sorted(ALGORITHM_NAMES))}")
     run.add_argument("--content", required=True, help="content image file")
     run.add_argument("--style", action="append", required=True, help="style image file (repeat to blend)")
     run.add_argument(
@@ -97,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_finite,
         help="blend weight per --style, in order (default equal)",
     )
-    run.add_argument("--out", required=True, help="output PNG path")
+    _output(run, f"output image; its extension names the format ({', '.join(RUN_FORMATS)})", required=True)
     run.add_argument(
         "--size",
         type=_size,
@@ -111,19 +158,14 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"maximum long side of style images (default {DEFAULT_STYLE_SIZE})",
     )
     run.add_argument("--steps", type=_positive_int, help="optimisation steps (default: the algorithm's)")
-    run.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="any algorithm parameter (repeatable)",
-    )
+    _settings(run, "any algorithm parameter (`stylegrid algorithms` lists them)")
     run.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default auto)")
     run.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     run.add_argument(
         "--save-every", type=_positive_int, metavar="N", help="also save the image every N steps"
     )
-    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    _tracking(run, "$MLFLOW_TRACKING_URI; the store of a model=models:/... parameter")
+    _quiet(run)
     run.set_defaults(func=cmd_run)
 
     algos = sub.add_parser("algorithms", help="list algorithms and their parameters")
@@ -131,19 +173,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     plan = sub.add_parser("plan", help="show the jobs of an experiment spec without running them")
     plan.add_argument("spec", help="experiment YAML file")
-    plan.add_argument("--output", help="results folder (default: the spec's)")
+    _output(plan, "results folder (default: the spec's)")
+    _settings(plan, "a field of the spec (size, steps, seeds, ...) or a parameter of its algorithms")
     plan.add_argument("--sample", type=_positive_int, default=10, help="jobs to list (default 10)")
     plan.set_defaults(func=cmd_plan)
 
     sweep = sub.add_parser("sweep", help="run an experiment spec on Ray")
     sweep.add_argument("spec", help="experiment YAML file")
-    sweep.add_argument("--output", help="results folder (default: the spec's output, else runs/<name>)")
+    _output(sweep, "results folder (default: the spec's output, else runs/<name>)")
+    _settings(
+        sweep,
+        "a field of the spec (size, steps, seeds, ...), else a parameter of every algorithm that has "
+        "it, fixed for all their jobs",
+    )
     sweep.add_argument("--max-concurrent", type=_positive_int, help="jobs at once (default: the spec's)")
-    sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+    _tracking(sweep, "the spec's tracking_uri, else $MLFLOW_TRACKING_URI, else a SQLite store in the output")
+    _quiet(sweep)
     sweep.set_defaults(func=cmd_sweep)
 
     results = sub.add_parser("results", help="print or export a sweep's results table")
-    results.add_argument("output", help="a sweep's results folder")
+    _folder(results, "a sweep's results folder")
     results.add_argument("--csv", metavar="FILE", help="write every column to FILE as CSV")
     results.add_argument("--all-columns", action="store_true", help="print every column")
     results.set_defaults(func=cmd_results)
@@ -151,13 +200,14 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser(
         "report",
         help="write a sweep's HTML report",
-        description="Write OUT/report/index.html from a sweep's results: the outputs side by side, "
+        description="Write OUTPUT/report/index.html from a sweep's results: the outputs side by side, "
         "the measures' trade-offs, parameter effects, time per job, a summary and the failures.",
     )
-    report.add_argument("output", help="a sweep's results folder")
+    _folder(report, "a sweep's results folder")
     report.add_argument(
         "--spec", help="show only this spec's jobs as it stands (default: every row of the folder)"
     )
+    _quiet(report, "no summary line")
     report.set_defaults(func=cmd_report)
 
     for kind, what, example in (
@@ -172,9 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
             "also logged as an MLflow model.",
         )
         train.add_argument("spec", help="training YAML file")
-        train.add_argument(
-            "--output", help="folder for checkpoints, MLflow and the model (default: the spec's)"
-        )
+        _output(train, "folder for checkpoints, MLflow and the model (default: the spec's)")
+        _settings(train, "a field of the training spec (lr=1e-4, batch_size=2, ...)")
         train.add_argument("--steps", type=_positive_int, help="total steps (default: the spec's)")
         train.add_argument(
             "--num-workers", type=_positive_int, help="Ray Train workers (default: the spec's)"
@@ -186,7 +235,10 @@ def build_parser() -> argparse.ArgumentParser:
             "--register-as", metavar="NAME",
             help="register the MLflow model under NAME (models:/NAME/<version>); default: the spec's register_as",
         )  # fmt: skip
-        train.add_argument("--quiet", action="store_true")
+        _tracking(
+            train, "the spec's tracking_uri, else $MLFLOW_TRACKING_URI, else a SQLite store in the output"
+        )
+        _quiet(train)
         train.set_defaults(func=cmd_train, kind=kind)
 
     cat = sub.add_parser(
@@ -198,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     cat.add_argument("spec", nargs="?", help="catalog YAML file (experiments/catalog.yaml)")
     cat.add_argument("--input", help="folder (recursive), glob, or .csv / .parquet manifest")
     cat.add_argument("--style", action="append", help="style image (repeat: each image gets every style)")
-    cat.add_argument("--out", help="output folder")
+    _output(cat, "output folder or URI")
     cat.add_argument("--algorithm", help="a feed-forward algorithm (default adain)")
     cat.add_argument(
         "--size", type=_size, help=f"long side of the outputs, 16..8192 (default {DEFAULT_SIZE})"
@@ -215,14 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--actors", type=_positive_int, help="model replicas (default: from the cluster's resources)"
     )
     cat.add_argument("--path-column", help="the manifest's path column (default path)")
-    cat.add_argument(
-        "--tracking-uri",
-        help="MLflow store (default $MLFLOW_TRACKING_URI, else sqlite:///OUT/mlflow.db; needed for a URI --out)",
-    )
-    cat.add_argument(
-        "--set", action="append", default=[], metavar="NAME=VALUE", help="an algorithm parameter"
-    )
-    cat.add_argument("--quiet", action="store_true", help="no progress bar")
+    _settings(cat, "a field of the catalog spec (memory_budget, quality, ...) or an algorithm parameter")
+    _tracking(cat, "$MLFLOW_TRACKING_URI, else sqlite:///OUTPUT/mlflow.db; needed for a URI --output")
+    _quiet(cat)
     cat.set_defaults(func=cmd_stylize_catalog)
     return parser
 
@@ -239,6 +286,10 @@ class ProgressPrinter:
         self.latest: torch.Tensor | None = None
 
     def __call__(self, info: StepInfo) -> None:
+        from algorithms.base import group_sums
+
+        from .images import save_image
+
         if self.bar is None:
             from tqdm import tqdm
 
@@ -257,27 +308,52 @@ class ProgressPrinter:
         self.bar.update(1)
         self.latest = info.image
         if self.save_every and info.step % self.save_every == 0:
-            save_png(info.image, self.out.with_name(f"{self.out.stem}_step{info.step:05d}.png"))
+            save_image(
+                info.image, self.out.with_name(f"{self.out.stem}_step{info.step:05d}{self.out.suffix}")
+            )
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
 
 
+def check_output_format(out: Path) -> None:
+    """``stylegrid run`` writes the format its output's extension names."""
+    if out.suffix.lower() not in RUN_FORMATS:
+        raise UsageError(
+            f"--output {out}: the extension names the format; give one of {', '.join(RUN_FORMATS)}"
+        )
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    algorithm = get_algorithm(args.algorithm)
-    out = Path(args.out)
-    if out.suffix.lower() != ".png":
-        raise UsageError(f"--out {out}: the output is written as PNG, give a path ending in .png")
+    out = Path(args.output)
+    check_output_format(out)
+    try:
+        check_algorithm_name(args.algorithm)
+    except ValueError as exc:
+        raise UsageError(f"--algorithm: {exc}") from None
     if args.style_weight is not None and len(args.style_weight) != len(args.style):
         raise UsageError(
             f"{len(args.style)} --style images but {len(args.style_weight)} --style-weight values"
         )
+
+    import torch
+
+    from algorithms import get_algorithm
+
+    from .files import check_writable
+    from .images import load_image, read_image, resize_to, save_image, to_tensor
+    from .models import localize_here
+    from .params import params_from_cli
+
+    algorithm = get_algorithm(args.algorithm)
     fixed = {"steps": args.steps} if args.steps is not None else {}
     if fixed and "steps" not in {f for f, *_ in algorithm.parameter_table()}:
         raise UsageError(f"--steps: {algorithm.name} has no steps ({algorithm.kind}: one pass per image)")
     params = params_from_cli(algorithm.params_type, args.set, fixed)
-    params = localize_here(params, None)  # model=models:/<name>/<version>: MLFLOW_TRACKING_URI's store
+    params = localize_here(
+        params, args.tracking_uri
+    )  # model=models:/...: that store's, else MLFLOW_TRACKING_URI's
     device = resolve_device(args.device)
 
     content = to_tensor(resize_to(read_image(args.content), args.size, args.content))
@@ -303,12 +379,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         progress.close()
         if progress.latest is not None:
-            partial = save_png(progress.latest.clamp(0, 1), out.with_name(f"{out.stem}_interrupted.png"))
+            partial = save_image(
+                progress.latest.clamp(0, 1), out.with_name(f"{out.stem}_interrupted{out.suffix}")
+            )
             print(f"interrupted; the last image is in {partial}", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     finally:
         progress.close()
-    save_png(result.image, out)
+    save_image(result.image, out)
     if result.stopped_early:
         print(f"note: the optimiser stopped early ({result.stopped_early})", file=sys.stderr)
     losses = ", ".join(f"{k}={v:.4g}" for k, v in result.final_losses.items())
@@ -324,6 +402,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def format_algorithms() -> str:
+    from algorithms import ALGORITHMS
+
     lines = []
     for name in sorted(ALGORITHMS):
         algo = ALGORITHMS[name]
@@ -346,10 +426,16 @@ def cmd_algorithms(args: argparse.Namespace) -> int:
 # --- sweeps --------------------------------------------------------------------------------------
 
 
+def spec_settings(args: argparse.Namespace) -> list[str]:
+    """``--set`` assignments, with ``--tracking-uri`` as one more (a JSON string is YAML)."""
+    tracking = getattr(args, "tracking_uri", None)
+    return [*args.set, *([f"tracking_uri={json.dumps(tracking)}"] if tracking else [])]
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     from .sweep import plan
 
-    print(plan(args.spec, args.output, args.sample))
+    print(plan(args.spec, args.output, args.sample, settings=spec_settings(args)))
     return 0
 
 
@@ -357,7 +443,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from .runtime import print_summary
     from .sweep import run_sweep
 
-    summary = run_sweep(args.spec, output=args.output, max_concurrent=args.max_concurrent, quiet=args.quiet)
+    summary = run_sweep(
+        args.spec,
+        output=args.output,
+        max_concurrent=args.max_concurrent,
+        quiet=args.quiet,
+        settings=spec_settings(args),
+    )
     print_summary(summary.summary())
     return exit_status(summary.interrupted, summary.failed)
 
@@ -385,32 +477,43 @@ def cmd_train(args: argparse.Namespace) -> int:
         num_workers=args.num_workers,
         export=args.export,
         quiet=args.quiet,
+        settings=spec_settings(args),
     )
     return 0
 
 
-CATALOG_FLAGS = ("input", "out", "algorithm", "size", "alpha", "memory_budget", "format", "quality",
+CATALOG_FLAGS = ("input", "algorithm", "size", "alpha", "memory_budget", "format", "quality",
                  "batch_size", "num_gpus", "actors", "path_column", "tracking_uri")  # fmt: skip
 
 
 def catalog_spec_from_args(args: argparse.Namespace):
     """The YAML file's spec (if any) with the command-line options on top."""
-    from .params import parse_assignment, parse_cli_value
+    from algorithms import get_algorithm
+
+    from .params import check_names, parse_assignment, parse_cli_value, parse_setting
     from .spec import CatalogSpec, load_catalog_spec
 
     overrides = {k: getattr(args, k) for k in CATALOG_FLAGS if getattr(args, k) is not None}
+    if args.output is not None:
+        overrides["out"] = args.output
     if args.style:
         overrides["style"] = args.style
     spec = load_catalog_spec(args.spec) if args.spec else None
-    if args.set:
+    pairs = [parse_assignment(text) for text in args.set]
+    fields = {k: parse_setting(v) for k, v in pairs if k in CatalogSpec.model_fields and k != "params"}
+    overrides.update(fields)
+    algorithm_params = [(k, v) for k, v in pairs if k not in fields]
+    if algorithm_params:
         algorithm = get_algorithm(overrides.get("algorithm") or (spec.algorithm if spec else "adain"))
-        pairs = [parse_assignment(text) for text in args.set]
-        overrides["params"] = {k: parse_cli_value(algorithm.params_type, k, v) for k, v in pairs}
+        check_names(algorithm.params_type, [k for k, _ in algorithm_params], "--set: ")
+        overrides["params"] = {k: parse_cli_value(algorithm.params_type, k, v) for k, v in algorithm_params}
     if spec is not None:
         if "params" in overrides:
             overrides["params"] = {**spec.params, **overrides["params"]}
         return CatalogSpec.model_validate({**spec.model_dump(), **overrides})
-    missing = [f"--{k}" for k in ("input", "style", "out") if k not in overrides]
+    missing = [
+        f"--{k}" for k in ("input", "style", "output") if ("out" if k == "output" else k) not in overrides
+    ]
     if missing:
         raise UsageError(f"give a catalog YAML file or {', '.join(missing)}")
     return CatalogSpec.model_validate(overrides)
@@ -488,17 +591,29 @@ def cmd_report(args: argparse.Namespace) -> int:
     except ReportError as exc:
         raise UsageError(str(exc)) from None
     older = f"; {report.not_shown} rows of jobs the spec no longer has not shown" if report.not_shown else ""
-    print(f"{report.jobs} jobs ({report.ok} ok, {report.failed} failed{older}): {report.path}")
+    if not args.quiet:
+        print(f"{report.jobs} jobs ({report.ok} ok, {report.failed} failed{older}): {report.path}")
     return 0
 
 
 # --- entry point ---------------------------------------------------------------------------------
 
 
+def results_folder(args: argparse.Namespace) -> None:
+    """``results`` and ``report`` take the folder as a positional or as -o/--output; one of them."""
+    if args.folder and args.output and args.folder != args.output:
+        raise UsageError(f"two folders given ({args.folder} and -o {args.output}): give one")
+    args.output = args.output or args.folder
+    if not args.output:
+        raise UsageError(f"give a sweep's results folder (stylegrid {args.command} runs/demo)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if hasattr(args, "folder"):
+            results_folder(args)
         return args.func(args)
     except (UsageError, ParameterError) as exc:
         print(f"stylegrid {args.command}: error: {one_line(exc)}", file=sys.stderr)
@@ -513,7 +628,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
 
 
-KNOWN_ERRORS = (ImageError, WeightsUnavailable, ValueError, OSError)  # their message says it all
+def known_errors() -> tuple[type[BaseException], ...]:
+    """The errors whose message says it all: stylegrid's own (ValueErrors: a bad image, spec or
+    parameter), the system's (OSError) and missing VGG weights (if that module was loaded at all)."""
+    vgg = sys.modules.get("algorithms.vgg")
+    return (ValueError, OSError, *([vgg.WeightsUnavailable] if vgg else []))
 
 
 def one_line(exc: BaseException, limit: int = 400) -> str:
@@ -526,7 +645,7 @@ def describe_error(exc: BaseException) -> str:
     message for the rest (out of memory, a torch or database error)."""
     if isinstance(exc, MemoryError):
         return f"out of memory{f' ({one_line(exc)})' if str(exc) else ''}; try a smaller size"
-    if isinstance(exc, KNOWN_ERRORS) and str(exc):
+    if isinstance(exc, known_errors()) and str(exc):
         return one_line(exc)
     text = one_line(exc)
     if "out of memory" in text.lower():

@@ -36,10 +36,9 @@ from algorithms.vgg import MIN_SIDE
 
 from . import storage
 from .files import write_atomic
+from .limits import DEFAULT_MAX_SIZE, MAX_SIZE_ENV, check_size, size_limit  # noqa: F401  (re-exported)
 
 MAX_PIXELS = 64_000_000  # 8000 x 8000; a PNG header can declare far more than memory holds
-DEFAULT_MAX_SIZE = 8192  # output and style sizes: MIN_SIDE..8192 px unless $STYLEGRID_MAX_SIZE says more
-MAX_SIZE_ENV = "STYLEGRID_MAX_SIZE"
 
 
 class ImageError(ValueError):
@@ -125,26 +124,6 @@ def decode_image(data: bytes, name: str | os.PathLike, max_side: int | None = No
     return rgb
 
 
-def size_limit() -> int:
-    """The largest output or style size allowed: 8192 px, or ``$STYLEGRID_MAX_SIZE``."""
-    text = os.environ.get(MAX_SIZE_ENV, "")
-    try:
-        return max(MIN_SIDE, int(text)) if text.strip() else DEFAULT_MAX_SIZE
-    except ValueError:
-        raise ValueError(f"${MAX_SIZE_ENV}={text!r}: expected a whole number of pixels") from None
-
-
-def check_size(value: int, what: str) -> int:
-    """``value`` if it lies in MIN_SIDE..size_limit(); else a ValueError saying so."""
-    limit = size_limit()
-    if not MIN_SIDE <= value <= limit:
-        raise ValueError(
-            f"{what}: {value} px is outside {MIN_SIDE}..{limit} "
-            f"(VGG-19 needs {MIN_SIDE} px; set ${MAX_SIZE_ENV} to allow more than {limit})"
-        )
-    return value
-
-
 def fitted_size(width: int, height: int, long_side: int) -> tuple[int, int]:
     """(width, height) scaled so that the long side is ``long_side``."""
     f = long_side / max(width, height)
@@ -189,9 +168,32 @@ def load_image(path: str | os.PathLike, max_side: int | None = None) -> torch.Te
 
 
 def png_bytes(image: torch.Tensor | Image.Image) -> bytes:
+    return encode_image(image, "PNG")
+
+
+# The formats an output path's extension names (PIL's names) and how each is written: full
+# quality where the format has a knob.
+FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}
+_SAVE_OPTIONS = {
+    "JPEG": {"quality": 95, "subsampling": 0},
+    "WEBP": {"quality": 95},
+    "TIFF": {"compression": "tiff_deflate"},
+}
+
+
+def encode_image(image: torch.Tensor | Image.Image, fmt: str) -> bytes:
     buf = io.BytesIO()
-    (image if isinstance(image, Image.Image) else to_pil(image)).save(buf, format="PNG")
+    pil = image if isinstance(image, Image.Image) else to_pil(image)
+    pil.save(buf, format=fmt, **_SAVE_OPTIONS.get(fmt, {}))
     return buf.getvalue()
+
+
+def save_image(image: torch.Tensor | Image.Image, path: str | os.PathLike) -> Path:
+    """Write an image atomically in the format its extension names (``FORMATS``)."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in FORMATS:
+        raise ValueError(f"{path}: the extension names the format; give one of {', '.join(FORMATS)}")
+    return write_atomic(path, encode_image(image, FORMATS[suffix]))
 
 
 def save_png(image: torch.Tensor | Image.Image, path: str | os.PathLike) -> Path:

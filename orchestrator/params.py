@@ -7,19 +7,20 @@ so the CLI and the experiment files accept exactly the same things.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import functools
 import math
 import typing
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import pydantic
 import yaml
 
+from algorithms.names import did_you_mean
 
-class ParameterError(ValueError):
-    """Bad parameter name or value; the message names it and says what is allowed."""
+from .errors import ParameterError
+
+M = TypeVar("M", bound=pydantic.BaseModel)
 
 
 def field_names(params_type: type) -> list[str]:
@@ -42,10 +43,7 @@ def parse_cli_value(params_type: type, name: str, text: str) -> Any:
     """A ``--set`` value as YAML (``3``, ``0.5``, ``true``, ``[a, b]``, ``null``); a comma-separated
     list is accepted for sequence parameters (``style_layers=relu1_1,relu2_1``)."""
     hints = typing.get_type_hints(params_type)
-    try:
-        value = yaml.safe_load(text) if text else ""
-    except yaml.YAMLError:
-        value = text
+    value = parse_setting(text)
     if name in hints and _is_sequence(hints[name]) and isinstance(value, str | int | float) and value != "":
         value = [yaml.safe_load(v.strip()) for v in str(text).split(",") if v.strip()]
     return value
@@ -55,10 +53,8 @@ def check_names(params_type: type, names: typing.Iterable[str], where: str = "")
     valid = field_names(params_type)
     for name in names:
         if name not in valid:
-            close = difflib.get_close_matches(name, valid, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ParameterError(
-                f"{where}unknown parameter {name!r}{hint}; valid parameters: {', '.join(valid)}"
+                f"{where}unknown parameter {name!r}{did_you_mean(name, valid)}; valid parameters: {', '.join(valid)}"
             )
 
 
@@ -86,6 +82,38 @@ def build_params(params_type: type, values: Mapping[str, Any], where: str = "") 
         if any(isinstance(v, float) and not math.isfinite(v) for v in numbers):
             raise ParameterError(f"{where}parameter {f.name!r}: must be a finite number (got {value!r})")
     return params
+
+
+def parse_setting(text: str) -> Any:
+    """A ``--set`` value of a spec field, read as YAML (``3``, ``1e-4``, ``true``, ``[a, b]``)."""
+    try:
+        return yaml.safe_load(text) if text else ""
+    except yaml.YAMLError:
+        return text
+
+
+def apply_model_settings(model: M, assignments: typing.Iterable[str], where: str = "--set: ") -> M:
+    """``model`` (a pydantic spec) with ``name=value`` assignments applied to its fields and
+    validated again; ``ParameterError`` names an unknown field (and the nearest one) or a bad value."""
+    updates = {}
+    fields = list(type(model).model_fields)
+    for text in assignments:
+        name, raw = parse_assignment(text)
+        if name not in fields:
+            raise ParameterError(
+                f"{where}unknown setting {name!r}{did_you_mean(name, fields)}; settings: {', '.join(fields)}"
+            )
+        updates[name] = parse_setting(raw)
+    if not updates:
+        return model
+    try:
+        return type(model).model_validate({**model.model_dump(), **updates})
+    except pydantic.ValidationError as exc:
+        problems = [
+            f"{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')} (got {e['input']!r})"
+            for e in exc.errors()
+        ]
+        raise ParameterError(where + "; ".join(problems)) from None
 
 
 def params_from_cli(params_type: type, assignments: typing.Sequence[str], fixed: Mapping[str, Any]) -> Any:

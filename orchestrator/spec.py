@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -40,10 +40,17 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from algorithms import ALGORITHMS, get_algorithm
-from algorithms.base import DEFAULT_SIZE, DEFAULT_STYLE_SIZE
+from algorithms.names import DEFAULT_SIZE, DEFAULT_STYLE_SIZE, did_you_mean, unknown_algorithm
 
-from .images import check_size
-from .params import ParameterError, check_names
+from .limits import check_size
+from .params import (
+    ParameterError,
+    apply_model_settings,
+    check_names,
+    field_names,
+    parse_assignment,
+    parse_cli_value,
+)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 
@@ -156,16 +163,16 @@ def read_model(path: Path, model: type[M], fields_hint: str) -> M:
         raise SpecError(_format_validation_error(path, exc)) from None
 
 
-def load_spec(path: str | os.PathLike) -> SweepSpec:
-    """Read and validate a spec (YAML read with the safe loader)."""
+def load_spec(path: str | os.PathLike, settings: Sequence[str] = ()) -> SweepSpec:
+    """Read and validate a spec (YAML read with the safe loader), with the command line's
+    ``--set NAME=VALUE`` settings on top (``apply_sweep_settings``)."""
     p = Path(path)
     spec = read_model(p, SweepSpec, "name, content, style, algorithms, ...")
+    spec = apply_sweep_settings(spec, settings)
     for i, algo in enumerate(spec.algorithms):
         where = f"{p}: algorithms[{i}]"
         if algo.name not in ALGORITHMS:
-            raise SpecError(
-                f"{where}.name: unknown algorithm {algo.name!r}; available: {', '.join(sorted(ALGORITHMS))}"
-            )
+            raise SpecError(f"{where}.name: {unknown_algorithm(algo.name)}")
         params_type = get_algorithm(algo.name).params_type
         both = set(algo.params) & set(algo.grid)
         if both:
@@ -179,6 +186,45 @@ def load_spec(path: str | os.PathLike) -> SweepSpec:
             if not values:
                 raise SpecError(f"{where}.grid.{key}: an empty list expands to no jobs")
     return spec
+
+
+SWEEP_FIELDS_NOT_SET = ("name", "content", "style", "algorithms", "resources")  # edit the file for these
+
+
+def _parameters(entry: AlgorithmSpec) -> tuple[type | None, list[str]]:
+    """An algorithm entry's parameter dataclass and its field names (none for an unknown name)."""
+    if entry.name not in ALGORITHMS:
+        return None, []
+    params_type = get_algorithm(entry.name).params_type
+    return params_type, field_names(params_type)
+
+
+def apply_sweep_settings(spec: SweepSpec, assignments: Sequence[str]) -> SweepSpec:
+    """``--set NAME=VALUE`` on a sweep: a field of the spec (``size``, ``steps``, ``seeds``,
+    ``tracking_uri``, ...), else a parameter of every algorithm of the spec that has it (fixed for
+    all its jobs: out of the grid). A name that is neither is refused with the nearest one."""
+    settable = [f for f in SweepSpec.model_fields if f not in SWEEP_FIELDS_NOT_SET]
+    known = {f for entry in spec.algorithms for f in _parameters(entry)[1]}
+    pairs = [parse_assignment(text) for text in assignments]
+    for name, _ in pairs:
+        if name not in settable and name not in known:
+            raise ParameterError(
+                f"--set: {name!r} is neither a setting of the spec nor a parameter of its algorithms"
+                f"{did_you_mean(name, [*settable, *known])}; settings: {', '.join(settable)}"
+            )
+    spec = apply_model_settings(
+        spec, [t for t, (n, _) in zip(assignments, pairs, strict=True) if n in settable]
+    )
+    per_algorithm = {n: v for n, v in pairs if n not in settable}
+    if not per_algorithm:
+        return spec
+    entries = []
+    for entry in spec.algorithms:
+        params_type, names = _parameters(entry)
+        mine = {k: parse_cli_value(params_type, k, v) for k, v in per_algorithm.items() if k in names}
+        grid = {k: v for k, v in entry.grid.items() if k not in mine}
+        entries.append(entry.model_copy(update={"params": {**entry.params, **mine}, "grid": grid}))
+    return spec.model_copy(update={"algorithms": entries})
 
 
 def spec_dir(path: str | os.PathLike) -> Path:

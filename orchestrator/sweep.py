@@ -22,6 +22,7 @@ import math
 import time
 import uuid
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,8 +117,10 @@ def run_sweep(
     max_concurrent: int | None = None,
     quiet: bool = False,
     ray_init_kwargs: dict[str, Any] | None = None,
+    settings: Sequence[str] = (),
 ) -> SweepSummary:
-    spec = load_spec(spec_path)
+    """Run the spec's jobs not yet done (``settings``: the command line's ``--set NAME=VALUE``)."""
+    spec = load_spec(spec_path, settings)
     expansion = plan_jobs(spec, spec_path)
     target = output_location(spec, spec_path, output)
     mirror = None
@@ -366,9 +369,9 @@ def _release(actors) -> None:
         ray.kill(actor)
 
 
-def plan(spec_path: str, output: str | None = None, sample: int = 10) -> str:
+def plan(spec_path: str, output: str | None = None, sample: int = 10, settings: Sequence[str] = ()) -> str:
     """The number of jobs and a sample of them, without running anything."""
-    spec = load_spec(spec_path)
+    spec = load_spec(spec_path, settings)
     expansion = plan_jobs(spec, spec_path)
     jobs = expansion.jobs
     out = output_location(spec, spec_path, output)

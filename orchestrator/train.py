@@ -45,6 +45,7 @@ from algorithms.base import check_finite
 from . import storage
 from .files import write_atomic
 from .images import png_bytes
+from .params import apply_model_settings
 from .pictures import sample_grid
 from .runtime import Console, Summary, print_summary, start_ray
 from .spec import SpecError, output_dir, resolve_image_locations, resolve_path, spec_dir
@@ -232,15 +233,17 @@ def train(
     export: str | None = None,
     register_as: str | None = None,
     quiet: bool = False,
+    settings: Sequence[str] = (),
 ) -> Path:
     """Train (or resume) per the spec the network of ``kind`` (a ``RECIPES`` key); returns the
-    exported file's path."""
+    exported file's path. ``settings`` are the command line's ``--set NAME=VALUE`` on the spec's
+    fields (``lr=1e-4``), under the dedicated flags (``--steps``)."""
     from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     recipe = RECIPES[kind]
     command = recipe.command
-    spec = load_train_spec(spec_path, recipe.spec_type)
+    spec = apply_model_settings(load_train_spec(spec_path, recipe.spec_type), settings)
     overrides = {"steps": steps, "num_workers": num_workers, "register_as": register_as}
     spec = spec.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     base = spec_dir(spec_path)

@@ -152,3 +152,8 @@ def test_a_report_published_to_docs_links_its_thumbnails():
 
     page = '<td><a href="../images/gatys/a__b__id.png"><img src="thumbs/abc.jpg" alt="x"></a></td>'
     assert relink(page) == '<td><a href="thumbs/abc.jpg"><img src="thumbs/abc.jpg" alt="x"></a></td>'
+
+
+def test_cli_startup_smoke():
+    proc = run_script("benchmarks/cli_startup.py", "--smoke-test")
+    assert "stylegrid --help" in proc.stdout and "mlflow --help" in proc.stdout

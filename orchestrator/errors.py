@@ -1,0 +1,13 @@
+"""The errors a user can cause, and what the command line makes of them: light (no PyTorch, Ray,
+MLflow or pandas), so that every subcommand can name them before it loads anything."""
+
+from __future__ import annotations
+
+
+class UsageError(ValueError):
+    """A command-line mistake: reported on one line, exit status 2."""
+
+
+class ParameterError(ValueError):
+    """Bad parameter name or value; the message names it and says what is allowed (exit status 2
+    on the command line)."""
