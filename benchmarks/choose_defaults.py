@@ -39,7 +39,7 @@ STYLIZED = 2 / 3  # a default's mean style_distance is at most this share of the
 def grid_means(df: pd.DataFrame) -> pd.DataFrame:
     """Mean measures and seconds of each (algorithm, variant) over its ok jobs."""
     ok = df[df["status"] == "ok"]
-    return ok.groupby(["algorithm", "variant"], sort=True).agg(
+    return ok.groupby(["algorithm", "variant"], sort=True, dropna=False).agg(
         pairs=("job_id", "count"), **{m: (m, "mean") for m in MEASURES}, seconds=("wall_seconds", "mean")
     )
 

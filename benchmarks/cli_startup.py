@@ -53,7 +53,9 @@ def main() -> None:
     parser.add_argument("--smoke-test", action="store_true", help="one repetition")
     args = parser.parse_args()
     repeat = 1 if args.smoke_test else args.repeat
-    rows = {name: statistics.median(seconds(argv) for _ in range(repeat)) for name, argv in commands().items()}
+    rows = {
+        name: statistics.median(seconds(argv) for _ in range(repeat)) for name, argv in commands().items()
+    }
     peer = rows.get("mlflow --help")
     print(f"median of {repeat} fresh processes; ratio to mlflow --help")
     print(f"{'command':32s} {'seconds':>8s} {'ratio':>6s}")

@@ -545,7 +545,7 @@ def cmd_results(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from . import storage
-    from .results import read_results, rows_dir
+    from .results import read_results, rows_dir, to_pandas
 
     if storage.is_remote(args.output):  # a sweep's output in an object store: its rows, read here
         from .mirror import store_results
@@ -553,12 +553,12 @@ def cmd_results(args: argparse.Namespace) -> int:
         table = store_results(args.output)
         if table is None:
             raise UsageError(f"{args.output}: not a sweep's output (no rows/ inside)")
-        df = table.to_pandas()
+        df = to_pandas(table)
     else:
         out = Path(args.output)
         if not rows_dir(out).is_dir():
             raise UsageError(f"{out}: not a sweep results folder (no {rows_dir(out).name}/ inside)")
-        df = read_results(out).to_pandas()
+        df = to_pandas(read_results(out))
     if args.csv:
         df.to_csv(args.csv, index=False)
         print(f"wrote {len(df)} rows to {args.csv}")

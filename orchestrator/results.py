@@ -10,9 +10,12 @@ row is newer than a part's); at the end of every sweep they are also collected i
 ``<output>/results.parquet`` (atomically too), the file users read.
 
 Columns: the fixed ones below, then ``param.<name>`` for every parameter of every registered
-algorithm, typed from the parameter dataclasses (sequences as JSON text), null where the
-parameter does not apply to the job (another algorithm's, or unused by its values), plus
-``params_json`` with all of a job's parameters that apply.
+algorithm, typed from the parameter dataclasses (sequences of one type as lists, anything else
+as JSON text), null where the parameter does not apply to the job (another algorithm's, or
+unused by its values), plus ``params_json`` with all of a job's parameters that apply. Every
+field carries its ``description`` in the schema; "none" is null, never "" (rows of older versions
+are read into this schema: ``conform``). ``results.parquet`` carries pandas' metadata too, so
+``pd.read_parquet`` gives nullable integers (``Int64``).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import functools
 import json
 import types
 import typing
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -35,68 +39,93 @@ from algorithms.metrics import MEASURES
 
 from .files import write_atomic
 
-FIXED_COLUMNS: list[tuple[str, pa.DataType]] = [
-    ("job_id", pa.string()),
-    ("sweep_id", pa.string()),
-    ("spec_name", pa.string()),
-    ("status", pa.string()),  # "ok" or "failed"
-    ("error", pa.string()),
-    ("algorithm", pa.string()),
-    ("variant", pa.string()),  # the parameters (and seed) told apart within the algorithm, "" if none
-    ("content", pa.string()),  # the image file as the spec resolved it
-    ("style", pa.string()),
-    ("content_name", pa.string()),
-    ("style_name", pa.string()),
-    ("content_sha256", pa.string()),
-    ("style_sha256", pa.string()),
-    ("seed", pa.int64()),  # null where the parameters do not use the seed
-    ("size", pa.int64()),
-    ("steps", pa.int64()),
-    ("evaluations", pa.int64()),
-    ("loss_total", pa.float64()),
-    ("loss_content", pa.float64()),  # sum of the content.* terms; null if the algorithm has none
-    ("loss_style", pa.float64()),  # sum of the style.* terms; likewise
-    ("losses_json", pa.string()),  # every final loss term by name
-    # the quality measures of algorithms/metrics.py, one column each
-    *[(m.name, pa.float64()) for m in MEASURES],
-    ("wall_seconds", pa.float64()),
-    ("started_at", pa.timestamp("ms", tz="UTC")),  # in the worker
-    ("host", pa.string()),  # the worker's
-    ("device", pa.string()),
-    ("precision", pa.string()),
-    ("tiles", pa.string()),  # the tile layout a memory budget asked for; empty for one pass
-    ("output_image", pa.string()),  # relative to the output folder
-    ("mlflow_run_id", pa.string()),
-    ("attempts", pa.int64()),
-    ("finished_at", pa.timestamp("ms", tz="UTC")),
-    ("code_version", pa.string()),  # stylegrid's version and git commit (orchestrator/provenance.py)
-    ("params_json", pa.string()),  # the parameters that apply
+# (name, type, description): the descriptions are stored in the schema (each field's
+# ``description`` metadata), so a reader of the Parquet file sees what a column means.
+FIXED_COLUMNS: list[tuple[str, pa.DataType, str]] = [
+    (
+        "job_id",
+        pa.string(),
+        "the job's id: a hash of its images' contents, algorithm, parameters, seed and sizes",
+    ),
+    ("sweep_id", pa.string(), "the invocation of `stylegrid sweep` that ran the job"),
+    ("spec_name", pa.string(), "the spec's name"),
+    ("status", pa.string(), "ok or failed"),
+    (
+        "error",
+        pa.string(),
+        "why the job failed, or a note on an ok job (an optimiser that stopped early); null if none",
+    ),
+    ("algorithm", pa.string(), "the algorithm's name"),
+    (
+        "variant",
+        pa.string(),
+        "the parameters (and seed) that tell the job apart within its algorithm in the spec; null if none",
+    ),
+    ("content", pa.string(), "the content image file as the spec resolved it"),
+    ("style", pa.string(), "the style image file as the spec resolved it"),
+    ("content_name", pa.string(), "the content image's file name"),
+    ("style_name", pa.string(), "the style image's file name"),
+    ("content_sha256", pa.string(), "SHA-256 of the content image file"),
+    ("style_sha256", pa.string(), "SHA-256 of the style image file"),
+    ("seed", pa.int64(), "the random seed; null where the parameters do not use it"),
+    ("size", pa.int64(), "the output's long side, px"),
+    ("steps", pa.int64(), "optimisation steps; null for a feed-forward algorithm"),
+    ("evaluations", pa.int64(), "evaluations of the objective (L-BFGS line searches take several per step)"),
+    ("loss_total", pa.float64(), "the final total loss"),
+    ("loss_content", pa.float64(), "sum of the final content.* terms; null if the algorithm has none"),
+    ("loss_style", pa.float64(), "sum of the final style.* terms; null if the algorithm has none"),
+    ("losses_json", pa.string(), "every final loss term by name (JSON)"),
+    *[(m.name, pa.float64(), m.summary) for m in MEASURES],
+    ("wall_seconds", pa.float64(), "seconds the job took in its worker"),
+    ("started_at", pa.timestamp("ms", tz="UTC"), "when the job started, in the worker"),
+    ("host", pa.string(), "the worker's host"),
+    ("device", pa.string(), "the device the job ran on (cpu, cuda:0)"),
+    ("precision", pa.string(), "the arithmetic the networks ran in (fp32, bf16, fp16)"),
+    ("tiles", pa.string(), "the tile layout a memory budget asked for; null for one pass"),
+    ("output_image", pa.string(), "the output image, relative to the output folder; null if the job failed"),
+    ("mlflow_run_id", pa.string(), "the job's MLflow run; null if it was not logged"),
+    ("attempts", pa.int64(), "how many times the job was started (retries after a lost worker or a timeout)"),
+    ("finished_at", pa.timestamp("ms", tz="UTC"), "when the row was written"),
+    ("code_version", pa.string(), "stylegrid's version and git commit"),
+    ("params_json", pa.string(), "every parameter that applies to the job (JSON)"),
 ]
+# String columns where an empty value means "none": stored as null (older rows' "" read as null)
+NULL_WHEN_EMPTY = ("error", "variant", "tiles", "output_image", "mlflow_run_id")
+
+
+SCALARS = {bool: pa.bool_(), int: pa.int64(), float: pa.float64(), str: pa.string()}
 
 
 def _arrow_type(annotation: Any) -> pa.DataType:
-    """Arrow type of a parameter: scalars typed, Optional unwrapped, anything else JSON text."""
+    """Arrow type of a parameter: scalars typed, Optional unwrapped, a tuple of one scalar type a
+    list, anything else JSON text."""
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
         return _arrow_type(args[0]) if len(args) == 1 else pa.string()
+    if origin in (tuple, list):
+        items = [a for a in typing.get_args(annotation) if a is not Ellipsis]
+        if len(set(items)) == 1 and items[0] in SCALARS:
+            return pa.list_(SCALARS[items[0]])
+        return pa.string()
     if origin is Literal:
         kinds = {type(a) for a in typing.get_args(annotation)}
         return _arrow_type(kinds.pop()) if len(kinds) == 1 else pa.string()
-    return {bool: pa.bool_(), int: pa.int64(), float: pa.float64(), str: pa.string()}.get(
-        annotation, pa.string()
-    )
+    return SCALARS.get(annotation, pa.string())
 
 
-def param_columns() -> list[tuple[str, pa.DataType]]:
-    """``param.<name>`` for every parameter of every registered algorithm (string on a clash)."""
+def param_columns() -> list[tuple[str, pa.DataType, str]]:
+    """``param.<name>`` for every parameter of every registered algorithm (string on a clash),
+    described by the parameter's help text (the first algorithm's that has it)."""
     cols: dict[str, pa.DataType] = {}
+    helps: dict[str, str] = {}
     for algo in ALGORITHMS.values():
         hints = typing.get_type_hints(algo.params_type)
         for f in dataclasses.fields(algo.params_type):
             t = _arrow_type(hints[f.name])
             cols[f.name] = t if cols.get(f.name, t) == t else pa.string()
-    return [(f"param.{k}", v) for k, v in sorted(cols.items())]
+            helps.setdefault(f.name, f"parameter: {f.metadata.get('help', '')}; null where it does not apply")
+    return [(f"param.{k}", v, helps[k]) for k, v in sorted(cols.items())]
 
 
 def result_schema() -> pa.Schema:
@@ -107,7 +136,12 @@ def result_schema() -> pa.Schema:
 
 @functools.lru_cache(maxsize=8)
 def _schema_of(registered: tuple) -> pa.Schema:
-    return pa.schema(FIXED_COLUMNS + param_columns())
+    return pa.schema(
+        [
+            pa.field(name, kind, metadata={"description": text})
+            for name, kind, text in FIXED_COLUMNS + param_columns()
+        ]
+    )
 
 
 def param_cells(params: dict[str, Any], schema: pa.Schema) -> dict[str, Any]:
@@ -119,6 +153,43 @@ def param_cells(params: dict[str, Any], schema: pa.Schema) -> dict[str, Any]:
         is_text = schema.field(col).type == pa.string()
         cells[col] = json.dumps(value) if is_text and not isinstance(value, str | None) else value
     return cells
+
+
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """A table read from a row file, in the current ``schema``: columns a newer version made lists
+    parsed from the JSON text older rows hold, other changed types cast, "" made null where it
+    means none (``NULL_WHEN_EMPTY``); columns the schema lacks are kept as they are."""
+    for i, name in enumerate(table.column_names):
+        if name not in schema.names:
+            continue
+        column, want = table.column(i), schema.field(name).type
+        blank = (
+            name in NULL_WHEN_EMPTY
+            and pa.types.is_string(column.type)
+            and pc.any(pc.equal(column, "")).as_py()
+        )
+        if not blank and column.type == want:
+            continue  # the common case: a row of this version
+        if blank:
+            column = pc.if_else(pc.equal(column, ""), pa.scalar(None, column.type), column)
+        if pa.types.is_list(want) and pa.types.is_string(column.type):
+            column = pa.array([None if v is None else json.loads(v) for v in column.to_pylist()], want)
+        table = table.set_column(i, schema.field(name), column.cast(want))
+    return table
+
+
+def described(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` with the descriptions of ``schema``'s fields (where the types agree)."""
+    fields = [
+        schema.field(f.name) if f.name in schema.names and schema.field(f.name).type == f.type else f
+        for f in table.schema
+    ]
+    return table.cast(pa.schema(fields))
+
+
+def nulls_for_blanks(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` with "" made None in the columns where an empty value means none."""
+    return {k: (None if k in NULL_WHEN_EMPTY and v == "" else v) for k, v in row.items()}
 
 
 def _atomic_write_table(table: pa.Table, path: Path) -> None:
@@ -137,7 +208,7 @@ def write_row(output: Path, row: dict[str, Any]) -> Path:
     unknown = set(row) - set(schema.names)
     if unknown:
         raise KeyError(f"columns not in the result schema: {sorted(unknown)}")
-    table = pa.Table.from_pylist([row], schema=schema)
+    table = pa.Table.from_pylist([nulls_for_blanks(row)], schema=schema)
     path = rows_dir(output) / f"{row['job_id']}.parquet"
     _atomic_write_table(table, path)
     return path
@@ -172,7 +243,7 @@ def _read_rows(files: list[Path], chunk: int = 1000) -> tuple[pa.Table, list[Pat
     merged, pending, read, unreadable = [], [], [], []
     for f in files:
         try:
-            pending.append(pq.read_table(f))
+            pending.append(conform(pq.read_table(f), result_schema()))
             read.append(f)
         except (OSError, pa.ArrowException) as exc:
             size = f.stat().st_size if f.exists() else 0
@@ -206,7 +277,8 @@ def load_rows(output: Path) -> Rows:
     again writes their rows anew."""
     parts, _, bad_parts = _read_rows(part_files(output))
     loose, _, bad_loose = _read_rows(loose_row_files(output))
-    return Rows(last_row_per_job(_concat([parts, loose])), bad_parts + bad_loose)
+    table = last_row_per_job(_concat([parts, loose]))
+    return Rows(described(table, result_schema()), bad_parts + bad_loose)
 
 
 def compact(output: Path) -> int:
@@ -262,10 +334,28 @@ def finished_status(output: Path) -> dict[str, str]:
     return status_by_job(read_results(output))
 
 
+def to_pandas(table: pa.Table):
+    """The table as a DataFrame with nullable integers and booleans (``Int64``, ``boolean``: a
+    null seed stays a missing integer, not a float NaN) and lists as lists."""
+    import pandas as pd
+
+    mapping = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
+    return table.to_pandas(types_mapper=mapping.get)
+
+
+def for_pandas(table: pa.Table) -> pa.Table:
+    """``table`` with pandas' metadata, so that ``pd.read_parquet`` with default arguments gives
+    nullable integers and booleans (``to_pandas``); the fields keep their descriptions."""
+    with warnings.catch_warnings():  # pandas 3.1 deprecates what pyarrow reads of tz-aware columns
+        warnings.simplefilter("ignore")
+        return pa.Table.from_pandas(to_pandas(table), schema=table.schema, preserve_index=False)
+
+
 def collect(output: Path) -> Path:
     """Gather the loose rows into a part, then write every row into ``<output>/results.parquet``
-    (atomically). Call it holding the folder's lock."""
+    (atomically, readable by ``pd.read_parquet`` as ``to_pandas`` gives it). Call it holding the
+    folder's lock."""
     compact(output)
     path = output / "results.parquet"
-    _atomic_write_table(read_results(output), path)
+    _atomic_write_table(for_pandas(read_results(output)), path)
     return path

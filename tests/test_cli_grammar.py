@@ -98,7 +98,9 @@ def test_plan_and_train_take_set(tmp_path):
     assert spec.lr == 1e-4 and spec.batch_size == 2
     with pytest.raises(ParameterError, match="did you mean 'steps'"):
         apply_model_settings(spec, ["stepz=3"])
-    assert_clean_error(stylegrid("train-johnson", spec_path, "--set", "lr=fast", "-o", tmp_path / "t"), 2, "lr")
+    assert_clean_error(
+        stylegrid("train-johnson", spec_path, "--set", "lr=fast", "-o", tmp_path / "t"), 2, "lr"
+    )
 
 
 def test_catalog_set_reaches_spec_fields_and_algorithm_parameters(tmp_path):

@@ -43,13 +43,16 @@ def _row(job_id: str, status: str = "ok", **params) -> dict:
 
 def test_schema_has_fixed_and_typed_parameter_columns():
     schema = result_schema()
-    assert schema.names[: len(FIXED_COLUMNS)] == [n for n, _ in FIXED_COLUMNS]
+    assert schema.names[: len(FIXED_COLUMNS)] == [n for n, *_ in FIXED_COLUMNS]
     assert schema.field("param.style_weight").type == pa.float64()
     assert schema.field("param.steps").type == pa.int64()
     assert schema.field("param.scales").type == pa.int64()  # int | None -> nullable int
     assert schema.field("param.preserve_color").type == pa.bool_()
     assert schema.field("param.optimizer").type == pa.string()  # Literal of strings
-    assert schema.field("param.style_layers").type == pa.string()  # tuples as JSON text
+    assert schema.field("param.style_layers").type == pa.list_(pa.string())  # tuples as lists
+    assert schema.field("param.content_layer_weights").type == pa.list_(pa.float64())
+    for field in schema:  # every column says what it means
+        assert field.metadata and field.metadata[b"description"].strip(), field.name
     for name in ("content_distance", "style_distance", "mlflow_run_id", "wall_seconds", "error", "device"):
         assert name in schema.names
 
@@ -61,12 +64,35 @@ def test_rows_round_trip_and_collect(tmp_path):
     assert table.schema.equals(result_schema(), check_metadata=False)
     df = table.to_pandas().set_index("job_id")
     assert df.loc["a", "param.style_weight"] == 5.0
-    assert json.loads(df.loc["a", "param.style_layers"])[0] == "relu1_1"
+    assert list(df.loc["a", "param.style_layers"])[0] == "relu1_1"
     assert finished_status(tmp_path) == {"a": "ok", "b": "failed"}
     assert sorted(p.name for p in rows_dir(tmp_path).iterdir()) == ["a.parquet", "b.parquet"]  # no temp files
     path = collect(tmp_path)
     assert pa.parquet.read_table(path).num_rows == 2
     assert [p.name for p in rows_dir(tmp_path).iterdir()] == ["part-000001.parquet"]  # gathered
+
+
+def test_results_parquet_reads_as_users_expect(tmp_path):
+    """pd.read_parquet with default arguments: nullable integers, lists, nulls for "none", the
+    descriptions in the schema; a row of an older version (lists as JSON, "" for none) reads the same."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    write_row(tmp_path, {**_row("a"), "variant": "", "error": "", "tiles": ""})
+    write_row(tmp_path, {**_row("b"), "seed": None})
+    old = {**_row("c"), "variant": "", "param.style_layers": '["relu1_1", "relu2_1"]'}
+    old_schema = pa.schema(
+        [f if f.name != "param.style_layers" else pa.field(f.name, pa.string()) for f in result_schema()]
+    )
+    pq.write_table(pa.Table.from_pylist([old], schema=old_schema), rows_dir(tmp_path) / "c.parquet")
+    df = pd.read_parquet(collect(tmp_path)).set_index("job_id")
+    assert str(df["seed"].dtype) == "Int64" and df.loc["a", "seed"] == 0 and df.loc["b", "seed"] is pd.NA
+    assert str(df["steps"].dtype) == "Int64"
+    assert df[["variant", "error", "tiles"]].isna().all().all()
+    assert list(df.loc["c", "param.style_layers"]) == ["relu1_1", "relu2_1"]
+    assert list(df.loc["a", "param.style_layers"])[:2] == ["relu1_1", "relu2_1"]
+    described = pq.read_schema(tmp_path / "results.parquet").field("content_distance").metadata
+    assert b"description" in described
 
 
 def test_rewriting_a_row_replaces_it(tmp_path):
