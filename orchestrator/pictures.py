@@ -144,6 +144,28 @@ def colours(algorithms: Sequence[str]) -> dict[str, str]:
     return {name: palette[i % 10] for i, name in enumerate(sorted(algorithms))}
 
 
+def series_label(algorithm: str, variant: str | None) -> str:
+    """What a chart calls one algorithm-and-variant series: ``gatys style_weight=5``."""
+    return f"{algorithm} {variant}" if isinstance(variant, str) and variant else str(algorithm)
+
+
+def series_colours(pairs: Sequence[tuple[str, str | None]]) -> dict[str, tuple[float, float, float]]:
+    """A colour per (algorithm, variant) series: the algorithm's tab10 hue, its variants from the
+    full colour to a lighter shade of it (so two variants never look like one series, and an
+    algorithm's variants still read as a family)."""
+    from matplotlib.colors import to_rgb
+
+    base = colours(sorted({a for a, _ in pairs}))
+    out = {}
+    for algorithm in sorted(base):
+        variants = sorted({v if isinstance(v, str) else "" for a, v in pairs if a == algorithm})
+        for i, variant in enumerate(variants):
+            mix = 0.6 * i / (len(variants) - 1) if len(variants) > 1 else 0.0
+            r, g, b = to_rgb(base[algorithm])
+            out[series_label(algorithm, variant)] = (r + (1 - r) * mix, g + (1 - g) * mix, b + (1 - b) * mix)
+    return out
+
+
 def pareto_front(x: np.ndarray, y: np.ndarray, x_higher: bool, y_higher: bool) -> np.ndarray:
     """Indices of the points no other point beats on both axes (ties kept), sorted by x: the
     trade-offs worth having. ``x_higher`` / ``y_higher``: whether larger is better on each axis."""
@@ -169,12 +191,15 @@ def _axis_label(m: Measure) -> str:
     return f"{m.name} ({m.better} is better)"
 
 
-def trade_off(df: pd.DataFrame, content: Measure, style: Measure, palette: dict[str, str]) -> bytes:
-    """Every ok job as a point (content measure across, style measure up), coloured by
-    algorithm, with each algorithm's Pareto front as a line."""
+def trade_off(
+    df: pd.DataFrame, content: Measure, style: Measure, palette: dict, by: str = "algorithm"
+) -> bytes:
+    """Every ok job as a point (content measure across, style measure up), coloured by its
+    series (the ``by`` column: the algorithm, or the algorithm and variant), with each series'
+    Pareto front as a line."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.2, 4.0))
-    for algorithm, group in df.groupby("algorithm", sort=True):
+    for algorithm, group in df.groupby(by, sort=True):
         g = group.dropna(subset=[content.name, style.name])
         if g.empty:
             continue
@@ -187,7 +212,7 @@ def trade_off(df: pd.DataFrame, content: Measure, style: Measure, palette: dict[
     ax.set_ylabel(_axis_label(style))
     ax.set_title(f"{style.name} against {content.name}", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return _png(fig)
 
 
@@ -215,11 +240,11 @@ def parameter_effect(
     return _png(fig)
 
 
-def seconds_by_algorithm(df: pd.DataFrame, palette: dict[str, str]) -> bytes:
-    """Seconds per job, one box per algorithm (every job a dot over it)."""
+def seconds_by_algorithm(df: pd.DataFrame, palette: dict, by: str = "algorithm") -> bytes:
+    """Seconds per job, one box per series (the ``by`` column; every job a dot over it)."""
     plt = _pyplot()
-    names = sorted(df["algorithm"].unique())
-    data = [df.loc[df["algorithm"] == n, "wall_seconds"].dropna().to_numpy(float) for n in names]
+    names = sorted(df[by].unique())
+    data = [df.loc[df[by] == n, "wall_seconds"].dropna().to_numpy(float) for n in names]
     fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(names), 3.2))
     ax.boxplot(data, showfliers=False, widths=0.5)
     ax.set_xticks(range(1, len(names) + 1), names, rotation=20, ha="right")

@@ -198,12 +198,15 @@ def _plots_html(df: pd.DataFrame, report: Path) -> list[str]:
     if ok.empty:
         return ["<p>No finished job yet.</p>"]
     palette = pictures.colours(ok["algorithm"].unique())
-    parts = ["<h2>Trade-offs</h2>", "<p>Each point a job; lines join each algorithm's Pareto front "
-             "(the jobs no other job of that algorithm beats on both measures).</p>", '<div class="plots">']  # fmt: skip
+    pairs = list(zip(ok["algorithm"], ok["variant"], strict=True))
+    ok = ok.assign(series=[pictures.series_label(a, v) for a, v in pairs])
+    shades = pictures.series_colours(pairs)  # each variant its own series, an algorithm's in one hue
+    parts = ["<h2>Trade-offs</h2>", "<p>Each point a job; lines join each algorithm's and variant's Pareto "
+             "front (the jobs no other job of that series beats on both measures).</p>", '<div class="plots">']  # fmt: skip
     for c in CONTENT_MEASURES:
         for s in STYLE_MEASURES:
             name = f"plots/tradeoff_{c.name}_{s.name}.png"
-            write_atomic(report / name, pictures.trade_off(ok, c, s, palette))
+            write_atomic(report / name, pictures.trade_off(ok, c, s, shades, by="series"))
             parts.append(f'<img src="{name}" alt="{_e(s.name)} against {_e(c.name)}">')
     parts.append("</div>")
     varied = varied_parameters(df)
@@ -217,8 +220,8 @@ def _plots_html(df: pd.DataFrame, report: Path) -> list[str]:
             )
             parts.append(f'<img src="{name}" alt="{_e(algorithm)}: {_e(parameter)}">')
         parts.append("</div>")
-    write_atomic(report / "plots/seconds.png", pictures.seconds_by_algorithm(ok, palette))
-    parts += ["<h2>Time</h2>", '<img src="plots/seconds.png" alt="seconds per job by algorithm">']
+    write_atomic(report / "plots/seconds.png", pictures.seconds_by_algorithm(ok, shades, by="series"))
+    parts += ["<h2>Time</h2>", '<img src="plots/seconds.png" alt="seconds per job by algorithm and variant">']
     return parts
 
 

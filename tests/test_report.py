@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from conftest import REPO
 
-from orchestrator.pictures import pareto_front
+from orchestrator.pictures import pareto_front, series_colours, series_label
 from orchestrator.report import measures_line, summary_table, varied_parameters
 
 
@@ -49,6 +49,23 @@ def _rows() -> pd.DataFrame:
             "wall_seconds": [2.0, 2.5, 1.0, 0.1],
         }
     )
+
+
+def test_every_variant_is_its_own_series_in_its_algorithms_hue():
+    pairs = [
+        ("gatys", "style_weight=2.5"),
+        ("gatys", "style_weight=5"),
+        ("mrf", None),
+        ("gatys", "style_weight=5"),
+    ]
+    shades = series_colours(pairs)
+    assert sorted(shades) == ["gatys style_weight=2.5", "gatys style_weight=5", "mrf"]
+    assert series_label("mrf", None) == "mrf" and series_label("mrf", "") == "mrf"
+    light, dark = np.array(shades["gatys style_weight=5"]), np.array(shades["gatys style_weight=2.5"])
+    assert np.abs(light - dark).max() > 0.2  # told apart
+    assert np.argmax(dark) == np.argmax(light) or np.allclose(
+        dark, dark[0]
+    )  # one hue: the same channel leads
 
 
 def test_summary_table_averages_ok_jobs_per_algorithm_and_variant():
