@@ -65,6 +65,7 @@ class CatalogSummary:
     tracking_uri: str
     run_id: str
     plan: PoolPlan | None
+    experiment_id: str | None = None
 
     @property
     def images_per_second(self) -> float:
@@ -79,7 +80,7 @@ class CatalogSummary:
         places = [
             ("manifest", f"{manifest_dir(self.out)} (pandas.read_parquet)"),
             ("images", storage.join(self.out, "images")),
-            ("MLflow", f"run {self.run_id}: {ui_command(self.tracking_uri)}"),
+            ("MLflow", f"run {self.run_id}: {ui_command(self.tracking_uri, self.experiment_id)}"),
         ]
         return Summary(headline, places, [], self.interrupted)
 
@@ -245,5 +246,5 @@ def _stylize(
     end("KILLED" if interrupted else "FINISHED")
     return CatalogSummary(
         out, len(sources), pairs, pairs - remaining, counts["ok"], counts["error"],
-        time.perf_counter() - start, interrupted, tracking_uri, run_id, plan,
+        time.perf_counter() - start, interrupted, tracking_uri, run_id, plan, tracker.experiment_id,
     )  # fmt: skip

@@ -24,7 +24,7 @@ from .jobs import Job
 from .mirror import Mirror
 from .provenance import provenance
 from .results import COMPACT_EVERY, compact, param_cells, result_schema, write_row
-from .tracking import Tracker, ms, redact_uri
+from .tracking import RunsView, Tracker, ms, redact_uri
 from .worker import JobOutcome
 
 IMAGE_KEY = "stylized"  # the MLflow image key of a job's output and snapshots
@@ -87,6 +87,21 @@ def result_row(
     }
     row.update(param_cells(job.params, result_schema()))
     return row
+
+
+# The runs table a sweep's experiment opens on (the summary prints its URL): the jobs grouped by
+# algorithm and variant (the "series" tag: "gatys style_weight=5"), each group a row of mean
+# measures, the measures and seconds in view.
+SWEEP_VIEW = RunsView(
+    key="stylegrid-jobs",
+    name="stylegrid: jobs by algorithm and variant",
+    columns=(
+        "tags.`content`", "tags.`style`", "tags.`status`",
+        *(f"metrics.`{m.name}`" for m in MEASURES), "metrics.`wall_seconds`", "metrics.`evaluations`",
+    ),
+    group_by=(("tag", "series"),),
+    search="tags.`stylegrid.kind` = 'job'",
+)  # fmt: skip
 
 
 class SweepRuns:
@@ -175,6 +190,7 @@ class SweepRuns:
             "stylegrid.kind": "job",
             "algorithm": job.algorithm,
             "variant": job.variant,
+            "series": f"{job.algorithm} {job.variant}".rstrip(),  # what the saved view groups by
             "content": Path(job.content).name,
             "style": Path(job.style).name,
             "status": outcome.status,
@@ -184,7 +200,11 @@ class SweepRuns:
         }
         run_id = self.tracker.start_run(job.label, tags, parent=self.parent_run_id, start_time=started)
         params = {
-            **{k: json.dumps(v) if not isinstance(v, str) else v for k, v in job.params.items()},
+            **{
+                k: json.dumps(v) if not isinstance(v, str) else v
+                for k, v in job.params.items()
+                if v is not None
+            },
             "algorithm": job.algorithm,
             "size": job.size,
             "style_size": job.style_size,

@@ -46,7 +46,7 @@ from .results import (
     status_by_job,
 )  # fmt: skip
 from .runtime import Console, Summary, start_ray
-from .sink import Sink, SweepRuns
+from .sink import SWEEP_VIEW, Sink, SweepRuns
 from .spec import SpecError, SweepSpec, load_spec, output_location
 from .tracking import Tracker, resolve_tracking_uri, ui_command
 from .worker import JobOutcome, JobRunner
@@ -65,6 +65,7 @@ class SweepSummary:
     report: Path | None = None
     folded_seeds: int = 0
     published: str | None = None  # the object-store URI the local output folder is kept in
+    experiment_id: str | None = None  # the MLflow experiment
 
     def summary(self) -> Summary:
         if self.published:
@@ -72,14 +73,14 @@ class SweepSummary:
             places = [
                 ("results", f"{storage.join(where, 'results.parquet')} (pandas.read_parquet)"),
                 ("images", storage.join(where, "images")),
-                ("MLflow", ui_command(self.tracking_uri)),
+                ("MLflow", ui_command(self.tracking_uri, self.experiment_id, SWEEP_VIEW.key)),
                 ("local copy", str(self.output)),
             ]
         else:
             places = [
                 ("results", f"{self.output / 'results.parquet'} (stylegrid results {self.output})"),
                 ("images", str(self.output / "images")),
-                ("MLflow", ui_command(self.tracking_uri)),
+                ("MLflow", ui_command(self.tracking_uri, self.experiment_id, SWEEP_VIEW.key)),
             ]
         if self.report is not None:
             report = (
@@ -171,7 +172,7 @@ def _run_locked(
     except ValueError as exc:
         raise SpecError(f"{spec_path}: {exc}") from None
     mlflow = SweepRuns(
-        Tracker(tracking_uri, spec.name, out / "mlartifacts" if embedded else None),
+        Tracker(tracking_uri, spec.name, out / "mlartifacts" if embedded else None, view=SWEEP_VIEW),
         mirror.uri if mirror else out,
     )
     closed = mlflow.close_stale_runs({j for j, st in done.items() if st == "ok"})
@@ -232,6 +233,7 @@ def _run_locked(
     return SweepSummary(
         out, len(jobs), len(jobs) - len(todo), sink.counts["ok"], sink.counts["failed"], interrupted,
         tracking_uri, sink.warnings, report, expansion.folded_seeds, mirror.uri if mirror else None,
+        mlflow.tracker.experiment_id,
     )  # fmt: skip
 
 

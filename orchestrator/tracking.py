@@ -19,12 +19,16 @@ printed or logged (``redact_uri``).
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import logging
 import os
 import tempfile
 import time
+import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -68,11 +72,70 @@ def redact_uri(uri: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
-def ui_command(tracking_uri: str) -> str:
+UI_LOCAL = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
+
+
+def runs_page(base: str, experiment: str | None, view: str | None = None) -> str:
+    """The MLflow 3 UI's runs table of ``experiment`` in its model-training view (the UI ignores
+    the experiment's kind tag and opens the GenAI view unless the URL names the workflow), with
+    the saved view ``view`` applied."""
+    if experiment is None:
+        return f"{base.rstrip('/')}/#/experiments?workflowType=machine_learning"
+    query = (
+        f"viewStateShareKey={view}&workflowType=machine_learning" if view else "workflowType=machine_learning"
+    )
+    return f"{base.rstrip('/')}/#/experiments/{experiment}/runs?{query}"
+
+
+def ui_command(tracking_uri: str, experiment: str | None = None, view: str | None = None) -> str:
+    """How to open the runs: the command that serves a database store and the page to open, or
+    the server's page."""
     shown = redact_uri(tracking_uri)
     if tracking_uri.startswith(("sqlite:", "postgresql:", "mysql:", "file:")) or "://" not in tracking_uri:
-        return f"mlflow ui --backend-store-uri {shown}"
+        return f"mlflow ui --backend-store-uri {shown}, then open {runs_page(UI_LOCAL, experiment, view)}"
+    if tracking_uri.startswith(("http:", "https:")):
+        return f"open {runs_page(shown, experiment, view)}"
     return f"open {shown} (the MLflow server)"
+
+
+@dataclass(frozen=True)
+class RunsView:
+    """A saved view of an experiment's runs table (MLflow 3 "Views"): the columns in view, the
+    runs grouped (each group a row of averages, its runs under it) and the order."""
+
+    key: str  # the share key in the URL (viewStateShareKey)
+    name: str  # as the Views menu lists it
+    columns: tuple[str, ...]  # "metrics.`style_distance`", "tags.`variant`", "params.`lr`"
+    group_by: tuple[tuple[str, str], ...] = ()  # (mode: param | tag, name)
+    search: str = ""  # the runs filter
+
+
+SHARED_VIEW_PREFIX = "mlflow.sharedViewState."
+
+
+def view_tag(view: RunsView, now_ms: int) -> tuple[str, str]:
+    """The experiment tag that holds ``view``, in the MLflow UI's own format (what its "Save as
+    new view" writes: the table state as deflated, base64 JSON)."""
+    state = {
+        "searchFilter": view.search, "orderByKey": "attributes.start_time", "orderByAsc": False,
+        "startTime": "ALL", "lifecycleFilter": "Active", "datasetsFilter": [], "modelVersionFilter": "All Runs",
+        "selectedColumns": list(view.columns), "columnOrder": [], "columnWidths": {}, "runsHiddenMode": "SHOW_ALL",
+        "viewMaximized": False, "runListHidden": False, "isAccordionReordered": False,
+        "useGroupedValuesInCharts": True, "hideEmptyCharts": True,
+        "groupBy": {"aggregateFunction": "average",
+                    "groupByKeys": [{"mode": mode, "groupByData": name} for mode, name in view.group_by]}
+        if view.group_by else None,
+        "groupsExpanded": {}, "globalLineChartConfig": {"xAxisKey": "step", "lineSmoothness": 0, "selectedXAxisMetricKey": ""},
+    }  # fmt: skip
+    packed = base64.b64encode(zlib.compress(json.dumps(state, separators=(",", ":")).encode())).decode()
+    value = {"name": view.name, "createdAt": now_ms, "updatedAt": now_ms, "state": f"deflate;{packed}"}
+    return SHARED_VIEW_PREFIX + view.key, json.dumps(value, separators=(",", ":"))
+
+
+def view_state(tag_value: str) -> dict:
+    """The table state a view's tag holds (the inverse of ``view_tag``'s packing)."""
+    packed = json.loads(tag_value)["state"].removeprefix("deflate;")
+    return json.loads(zlib.decompress(base64.b64decode(packed)))
 
 
 def quiet_mlflow() -> None:
@@ -88,19 +151,27 @@ def quiet_mlflow() -> None:
 EXPERIMENT_KIND = "custom_model_development"  # the MLflow UI's model-training view, not GenAI's
 
 
-def experiment_id(client, name: str, artifact_root: Path | None) -> str:
-    """The id of experiment ``name``, created (artifacts under ``artifact_root``) if missing, and
-    tagged so that the MLflow 3 UI opens it as model development (an untagged experiment is
-    shown as a GenAI one)."""
+def experiment_id(client, name: str, artifact_root: Path | None, view: RunsView | None = None) -> str:
+    """The id of experiment ``name``, created (artifacts under ``artifact_root``) if missing,
+    tagged as model development (what the experiments list shows) and holding ``view`` as a saved
+    view of its runs (rewritten when stylegrid's view changed, never a user's own views)."""
     found = client.get_experiment_by_name(name)
     if found is None:
         location = artifact_root.as_uri() if artifact_root is not None else None
-        return client.create_experiment(
+        ident = client.create_experiment(
             name, artifact_location=location, tags={"mlflow.experimentKind": EXPERIMENT_KIND}
         )
-    if found.tags.get("mlflow.experimentKind") != EXPERIMENT_KIND:
-        client.set_experiment_tag(found.experiment_id, "mlflow.experimentKind", EXPERIMENT_KIND)
-    return found.experiment_id
+        tags: dict[str, str] = {}
+    else:
+        ident, tags = found.experiment_id, found.tags
+        if tags.get("mlflow.experimentKind") != EXPERIMENT_KIND:
+            client.set_experiment_tag(ident, "mlflow.experimentKind", EXPERIMENT_KIND)
+    if view is not None:
+        key, value = view_tag(view, ms(time.time()))
+        old = tags.get(key)
+        if old is None or view_state(old) != view_state(value) or json.loads(old)["name"] != view.name:
+            client.set_experiment_tag(ident, key, value)
+    return ident
 
 
 def ms(seconds: float) -> int:
@@ -147,14 +218,22 @@ def working_dir(folder: Path):
 class Tracker:
     """One MLflow experiment (``experiment`` None: only runs that already exist are written)."""
 
-    def __init__(self, tracking_uri: str, experiment: str | None = None, artifact_root: Path | None = None):
+    def __init__(
+        self,
+        tracking_uri: str,
+        experiment: str | None = None,
+        artifact_root: Path | None = None,
+        view: RunsView | None = None,
+    ):
         from mlflow.tracking import MlflowClient
 
         quiet_mlflow()
         self.tracking_uri = tracking_uri
         self.client = MlflowClient(tracking_uri=tracking_uri)
         self.experiment_id = (
-            retried(lambda: experiment_id(self.client, experiment, artifact_root)) if experiment else None
+            retried(lambda: experiment_id(self.client, experiment, artifact_root, view))
+            if experiment
+            else None
         )
         self.base_tags = provenance().tags()
 

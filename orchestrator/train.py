@@ -49,7 +49,7 @@ from .params import apply_model_settings
 from .pictures import sample_grid
 from .runtime import Console, Summary, print_summary, start_ray
 from .spec import SpecError, output_dir, resolve_image_locations, resolve_path, spec_dir
-from .tracking import Tracker, resolve_tracking_uri, ui_command
+from .tracking import RunsView, Tracker, resolve_tracking_uri, ui_command
 from .train_checkpoints import (
     checkpoint_step,
     export_model,
@@ -61,6 +61,14 @@ from .train_data import CropSampler, ImagePool, image_dataset, shard_epochs
 from .train_held_out import Validation, data_record, first_images, split_held_out
 from .train_recipes import RECIPES, Recipe
 from .train_spec import TrainSpec, load_train_spec
+
+# The runs table a training experiment opens on: the losses and the held-out validation loss
+TRAIN_VIEW = RunsView(
+    key="stylegrid-training",
+    name="stylegrid: training losses",
+    columns=tuple(f"metrics.`{m}`" for m in ("loss", "val_loss", "content_loss", "val_content_loss",
+                                              "style_loss", "val_style_loss", "lr", "resumed_from_step")),
+)  # fmt: skip
 
 
 def window_means(window: Sequence[Mapping[str, float]]) -> dict[str, float]:
@@ -267,7 +275,9 @@ def train(
     console = Console(quiet)
 
     tracking_uri, embedded = resolve_tracking_uri(spec.tracking_uri, out)
-    tracker = Tracker(tracking_uri, f"{command}/{spec.name}", out / "mlartifacts" if embedded else None)
+    tracker = Tracker(
+        tracking_uri, f"{command}/{spec.name}", out / "mlartifacts" if embedded else None, view=TRAIN_VIEW
+    )
     state_file = out / "train_state.json"
     state = json.loads(state_file.read_text()) if state_file.is_file() else {}
     run_id = state.get("mlflow_run_id")
@@ -369,7 +379,9 @@ def train(
         places = [(recipe.model_file.removesuffix(".pth"), f"{dest} (and {dest.with_suffix('.json').name})")]
         if shipped:
             places.append(("exported", str(shipped)))
-        places.append(("MLflow", f"run {run_id}: {ui_command(tracking_uri)}"))
+        places.append(
+            ("MLflow", f"run {run_id}: {ui_command(tracking_uri, tracker.experiment_id, TRAIN_VIEW.key)}")
+        )
         places.append(("MLflow model", logged["uri"]))
         print_summary(Summary(f"{command} {spec.name}: {spec.steps} steps done", places))
     return shipped or dest

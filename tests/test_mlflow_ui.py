@@ -1,0 +1,82 @@
+"""The MLflow UI as a researcher opens it after a sweep: the real server on the sweep's store, the
+page the summary prints, in a real headless Chromium."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+from test_report import chromium
+
+from orchestrator.sink import SWEEP_VIEW
+from orchestrator.tracking import runs_page, view_state, view_tag
+
+pytestmark = pytest.mark.slow
+
+
+def test_a_view_tag_holds_the_state_in_the_uis_format():
+    key, value = view_tag(SWEEP_VIEW, 1_000)
+    assert key == "mlflow.sharedViewState.stylegrid-jobs"
+    state = view_state(value)
+    assert "metrics.`style_distance`" in state["selectedColumns"]
+    assert [k["groupByData"] for k in state["groupBy"]["groupByKeys"]] == ["series"]
+    assert runs_page("http://h:5000", "3", SWEEP_VIEW.key).endswith(
+        "/#/experiments/3/runs?viewStateShareKey=stylegrid-jobs&workflowType=machine_learning"
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_the_printed_page_opens_on_the_runs_with_the_measures(every_algorithm_sweep, tmp_path):
+    out, summary = every_algorithm_sweep
+    mlflow_line = dict(summary.summary().places)["MLflow"]
+    assert mlflow_line.startswith(f"mlflow ui --backend-store-uri sqlite:///{out}/mlflow.db, then open ")
+    page = mlflow_line.rsplit("then open ", 1)[1]
+    port = _free_port()
+    page = page.replace("127.0.0.1:5000", f"127.0.0.1:{port}")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{out}/mlflow.db",
+         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    browser = None
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+                break
+            except OSError:
+                assert time.monotonic() < deadline and server.poll() is None, "mlflow server did not start"
+                time.sleep(0.5)
+        browser = chromium()
+        browser.set_window_size(2600, 1000)  # the table renders only the columns in sight
+        browser.get(page)
+        text = ""
+        for _ in range(60):  # the page renders as the runs arrive
+            text = browser.find_element("tag name", "body").text
+            if "Group: gatys style_weight=5" in text and "style_distance" in text:
+                break
+            time.sleep(0.5)
+        browser.save_screenshot(str(tmp_path / "mlflow.png"))
+    finally:
+        if browser is not None:
+            browser.quit()
+        server.terminate()
+        server.wait(timeout=30)
+    assert "Model training" in text and "Runs" in text  # the model-training view, not GenAI's traces
+    assert "No data available" not in text
+    assert SWEEP_VIEW.name in text  # the saved view is applied
+    for column in ("content_distance", "style_distance", "style_swd", "wall_seconds"):
+        assert column in text, column
+    # every algorithm and each Gatys variant is a group of its own
+    assert "Group: gatys style_weight=2.5" in text and "Group: gatys style_weight=5" in text
+    assert "Group: mrf" in text
