@@ -9,11 +9,11 @@ import sys
 import pytest
 from conftest import REPO, SAMPLES
 from PIL import Image
-from test_cli import assert_clean_error, run_args, stylegrid
+from test_cli import run_args
 
 from algorithms import ALGORITHMS
 from algorithms.names import ALGORITHM_NAMES
-from orchestrator.cli import build_parser, catalog_spec_from_args
+from orchestrator.cli import build_parser, catalog_spec_from_args, main
 from orchestrator.errors import ParameterError
 from orchestrator.spec import apply_sweep_settings, load_spec
 from orchestrator.train_spec import JohnsonTrainSpec, load_train_spec
@@ -64,10 +64,22 @@ def test_the_shared_flags_are_where_they_mean_something():
     assert "--quiet" in flags["report"]
 
 
-def test_results_and_report_take_the_folder_either_way(tmp_path):
-    assert_clean_error(stylegrid("results", "-o", tmp_path / "none"), 2, "not a sweep results folder")
-    assert_clean_error(stylegrid("results", tmp_path / "a", "-o", tmp_path / "b"), 2, "two folders given")
-    assert_clean_error(stylegrid("report"), 2, "give a sweep's results folder")
+def cli(capsys, *argv) -> tuple[int, str, str]:
+    """``stylegrid ARGV`` in this process (the subprocess path is test_cli.py's): status, out, err."""
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line(result: tuple[int, str, str], code: int, fragment: str) -> None:
+    status, _, err = result
+    assert status == code and len(err.strip().splitlines()) == 1 and fragment in err, (status, err)
+
+
+def test_results_and_report_take_the_folder_either_way(tmp_path, capsys):
+    assert_one_line(cli(capsys, "results", "-o", tmp_path / "none"), 2, "not a sweep results folder")
+    assert_one_line(cli(capsys, "results", tmp_path / "a", "-o", tmp_path / "b"), 2, "two folders given")
+    assert_one_line(cli(capsys, "report"), 2, "give a sweep's results folder")
 
 
 def test_sweep_settings_set_spec_fields_and_algorithm_parameters():
@@ -85,11 +97,11 @@ def test_sweep_settings_set_spec_fields_and_algorithm_parameters():
         apply_sweep_settings(spec, ["size=big"])
 
 
-def test_plan_and_train_take_set(tmp_path):
-    proc = stylegrid("plan", DEMO, "--set", "style_weight=3", "-o", tmp_path / "demo")
-    assert proc.returncode == 0, proc.stderr
-    full = stylegrid("plan", DEMO, "-o", tmp_path / "demo").stdout
-    fewer, more = (int(text.split(": ", 1)[1].split(" jobs")[0]) for text in (proc.stdout, full))
+def test_plan_and_train_take_set(tmp_path, capsys):
+    code, changed, err = cli(capsys, "plan", DEMO, "--set", "style_weight=3", "-o", tmp_path / "demo")
+    assert code == 0, err
+    full = cli(capsys, "plan", DEMO, "-o", tmp_path / "demo")[1]
+    fewer, more = (int(text.split(": ", 1)[1].split(" jobs")[0]) for text in (changed, full))
     assert fewer < more  # the two Gatys style weights became one
     spec_path = REPO / "experiments" / "train_johnson.yaml"
     from orchestrator.params import apply_model_settings
@@ -98,8 +110,8 @@ def test_plan_and_train_take_set(tmp_path):
     assert spec.lr == 1e-4 and spec.batch_size == 2
     with pytest.raises(ParameterError, match="did you mean 'steps'"):
         apply_model_settings(spec, ["stepz=3"])
-    assert_clean_error(
-        stylegrid("train-johnson", spec_path, "--set", "lr=fast", "-o", tmp_path / "t"), 2, "lr"
+    assert_one_line(
+        cli(capsys, "train-johnson", spec_path, "--set", "lr=fast", "-o", tmp_path / "t"), 2, "lr"
     )
 
 
@@ -116,16 +128,20 @@ def test_catalog_set_reaches_spec_fields_and_algorithm_parameters(tmp_path):
         catalog_spec_from_args(args)
 
 
-def test_run_writes_the_format_its_extension_names(tmp_path):
+def test_run_writes_the_format_its_extension_names(tmp_path, capsys):
     out = tmp_path / "o.jpg"
-    proc = stylegrid(*run_args(out), "--quiet")
-    assert proc.returncode == 0, proc.stderr
+    code, _, err = cli(capsys, *run_args(out), "--quiet")
+    assert code == 0, err
     with Image.open(out) as img:
         assert img.format == "JPEG" and max(img.size) == 48
 
 
-def test_exit_statuses():
+def test_exit_statuses(capsys):
     """README's table: 0 done, 1 bad input, 2 bad usage (the rest: the sweep and catalog tests)."""
-    assert stylegrid("--version").returncode == 0
-    assert_clean_error(stylegrid("sweep", DEMO, "--frobnicate"), 2, "unrecognized arguments")
-    assert_clean_error(stylegrid("sweep", REPO / "no_such.yaml"), 1, "no_such.yaml")
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    with pytest.raises(SystemExit) as usage:
+        main(["sweep", str(DEMO), "--frobnicate"])
+    assert usage.value.code == 2 and "unrecognized arguments" in capsys.readouterr().err
+    assert_one_line(cli(capsys, "sweep", REPO / "no_such.yaml"), 1, "no_such.yaml")
