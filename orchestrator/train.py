@@ -255,6 +255,11 @@ def train(
     overrides = {"steps": steps, "num_workers": num_workers, "register_as": register_as}
     spec = spec.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     base = spec_dir(spec_path)
+    as_written = spec  # what the model's .json records (paths as the spec gives them)
+    for field in ("init_decoder", "init_network"):  # a file to start from: relative to the spec's folder
+        start = getattr(spec, field, None)
+        if start and "://" not in start:
+            spec = spec.model_copy(update={field: str(resolve_path(start, base))})
     content = resolve_image_locations(spec.content, base, "content", spec_path)
     style = resolve_image_locations(spec.style, base, "style", spec_path)
     content, held_content = split_held_out(content, spec.held_out_sha256)
@@ -360,7 +365,7 @@ def train(
         "model_file": recipe.model_file,
         "train_minutes": round(state.get("train_seconds", 0.0) / 60, 1),
         "data": data,
-        "spec": spec.model_dump(),
+        "spec": as_written.model_dump(),
     }
     dest = export_model(final, out / recipe.model_file, record)
     shipped = export_model(final, Path(export).expanduser().resolve(), record, half=True) if export else None
