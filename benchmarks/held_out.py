@@ -42,7 +42,8 @@ def label(row) -> str:
     files = [row.get(k) for k in ("param.decoder", "param.model")]
     if any(isinstance(f, str) and PREVIOUS in f for f in files):
         return f"{row['algorithm']} (previous)"
-    rest = [p for p in str(row["variant"] or "").split() if not p.startswith(("decoder=", "model="))]
+    variant = row["variant"] if isinstance(row["variant"], str) else ""  # null where nothing varies
+    rest = [p for p in variant.split() if not p.startswith(("decoder=", "model="))]
     return " ".join([row["algorithm"], *rest])
 
 
