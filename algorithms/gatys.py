@@ -32,6 +32,7 @@ from .vgg import VGGEncoder, encode_targets
 
 @dataclass(frozen=True, kw_only=True)
 class GatysParams(ImageOptimParams):
+    style_weight: float = param(1.0, "weight of the style loss (chosen by experiments/tune_gatys.yaml)")
     style_layers: tuple[str, ...] = param(STYLE_LAYERS_GATYS, "VGG-19 layers whose Gram matrices are matched")
     style_layer_weights: tuple[float, ...] | None = param(None, "one per style layer; default equal")
 

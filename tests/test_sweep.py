@@ -91,7 +91,7 @@ def test_sweep_records_failures_and_resumes_incrementally(tmp_path, local_ray):
     ok_run = children[good.mlflow_run_id]
     assert ok_run.info.status == "FINISHED" and ok_run.data.tags["algorithm"] == "gatys"
     assert ok_run.data.tags["content"] == "tubingen.jpg" and ok_run.data.tags["style"] == "starry_night.jpg"
-    assert ok_run.data.params["style_weight"] == "2.5" and ok_run.data.params["steps"] == "3"
+    assert ok_run.data.params["style_weight"] == "1.0" and ok_run.data.params["steps"] == "3"
     assert (out / "report" / "index.html").is_file()
     assert len(client.get_metric_history(ok_run.info.run_id, "total")) == 3
     assert "style.gram.relu3_1" in ok_run.data.metrics and "content_distance" in ok_run.data.metrics
