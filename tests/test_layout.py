@@ -85,3 +85,27 @@ def test_long_modules_say_why(path):
     lines = path.read_text().count("\n")
     doc = ast.get_docstring(ast.parse(path.read_text())) or ""
     assert lines <= MAX_LINES or "Why this module is long" in doc, f"{path.name}: {lines} lines"
+
+
+def test_the_readme_quotes_the_job_counts_of_its_experiment_files():
+    """The experiment table's "N jobs" are what the specs expand to (files in the row's order)."""
+    import re
+
+    from orchestrator.jobs import plan_jobs
+    from orchestrator.spec import load_spec
+
+    checked = 0
+    for row in (REPO / "README.md").read_text().splitlines():
+        if not row.startswith("| `experiments/"):
+            continue
+        cells = row.split(" | ")
+        files = re.findall(r"`(?:experiments/)?([a-z_]+\.yaml)`", cells[0])
+        counts = [int(n) for n in re.findall(r"(\d+)(?=(?:, \d+)*(?:,)? jobs)", cells[-1])]
+        if not counts:
+            continue  # trainings and catalogs quote steps or images
+        assert len(files) == len(counts), row
+        for name, count in zip(files, counts, strict=True):
+            path = REPO / "experiments" / name
+            assert len(plan_jobs(load_spec(path), str(path)).jobs) == count, name
+            checked += 1
+    assert checked >= 7
