@@ -236,20 +236,64 @@ def _table_html(table: pd.DataFrame, float_format: str = "{:.3g}") -> str:
             else:
                 cells.append(f"<td>{_e(value)}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    return f'<div class="scroll"><table class="data"><tr>{head}</tr>{"".join(rows)}</table></div>'
+    return (
+        '<input class="filter" type="search" placeholder="filter rows" aria-label="filter rows">'
+        f'<div class="scroll"><table class="data sortable"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
+    )
 
 
 STYLE = """
 body { font-family: sans-serif; margin: 1.5em; color: #222; }
 table { border-collapse: collapse; }
 th, td { border: 1px solid #ccc; padding: 4px; vertical-align: top; text-align: center; }
-table.data td { text-align: right; font-size: 0.85em; }
-table.grid img { max-width: 160px; max-height: 160px; }
-img.source { max-width: 120px; max-height: 120px; }
+table.data { font-size: 0.8em; width: 100%; }
+table.data td { text-align: right; overflow-wrap: anywhere; }
+table.data th { cursor: pointer; overflow-wrap: anywhere; }
+table.data th.asc::after { content: " \\25B2"; } table.data th.desc::after { content: " \\25BC"; }
+table.grid { table-layout: fixed; width: 100%; }
+table.grid th, table.grid td { overflow-wrap: anywhere; }
+table.grid img { width: 100%; max-width: 160px; height: auto; }
+img.source { width: 100%; max-width: 120px; height: auto; }
 small { font-size: 0.72em; color: #444; }
-.plots img { margin: 4px; border: 1px solid #eee; }
+.plots img { margin: 4px; border: 1px solid #eee; max-width: 100%; height: auto; }
 .scroll { overflow-x: auto; }
+input.filter { margin: 0.4em 0; width: 20em; }
 td.empty { color: #aaa; }
+"""
+
+# Sorting (click a column's header; again to reverse) and filtering (rows holding the typed
+# text) of the report's tables, in the page itself: it works offline and from MLflow's viewer.
+SCRIPT = """
+document.querySelectorAll('table.sortable').forEach(function (table) {
+  var body = table.tBodies[0];
+  table.querySelectorAll('thead th').forEach(function (th, col) {
+    th.addEventListener('click', function () {
+      var asc = !th.classList.contains('asc');
+      table.querySelectorAll('thead th').forEach(function (h) { h.classList.remove('asc', 'desc'); });
+      th.classList.add(asc ? 'asc' : 'desc');
+      var rows = Array.prototype.slice.call(body.rows);
+      rows.sort(function (a, b) {
+        var x = a.cells[col].textContent.trim(), y = b.cells[col].textContent.trim();
+        var nx = parseFloat(x), ny = parseFloat(y);
+        var cmp = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : x.localeCompare(y);
+        if (x === '' && y !== '') return 1;
+        if (y === '' && x !== '') return -1;
+        return asc ? cmp : -cmp;
+      });
+      rows.forEach(function (r) { body.appendChild(r); });
+    });
+  });
+  var filter = table.parentNode.previousElementSibling;
+  if (filter && filter.classList.contains('filter')) {
+    filter.addEventListener('input', function () {
+      var text = filter.value.toLowerCase();
+      Array.prototype.forEach.call(body.rows, function (r) {
+        r.style.display = r.textContent.toLowerCase().indexOf(text) >= 0 ? '' : 'none';
+      });
+    });
+  }
+});
 """
 
 
@@ -259,7 +303,7 @@ def _page(title: str, body: list[str]) -> str:
         '<link rel="icon" href="data:,">'  # no favicon request
         f"<title>{_e(title)}</title><style>{STYLE}</style></head><body>\n"
         + "\n".join(body)
-        + "\n</body></html>\n"
+        + f"\n<script>{SCRIPT}</script>\n</body></html>\n"
     )
 
 

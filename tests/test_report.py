@@ -138,8 +138,27 @@ def test_the_report_opens_in_chromium_with_every_picture(every_algorithm_sweep, 
         heading = browser.find_element("tag name", "h1").text
         errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
         browser.save_screenshot(str(tmp_path / "report.png"))
+        # at 1280 px nothing runs off the page's side
+        browser.set_window_size(1280, 1000)
+        widths = browser.execute_script(
+            "return [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+        )
+        # the summary table sorts on a click on a column's header (again: the other way) and filters
+        column = "return Array.from(document.querySelectorAll('table.sortable')[0].tBodies[0].rows)"
+        column += ".filter(r => r.style.display !== 'none').map(r => r.cells[IDX].textContent)"
+        heads = browser.find_elements("css selector", "table.sortable thead th")
+        idx = [h.text for h in heads].index("style_distance mean")
+        heads[idx].click()
+        ascending = [float(v) for v in browser.execute_script(column.replace("IDX", str(idx)))]
+        heads[idx].click()
+        descending = [float(v) for v in browser.execute_script(column.replace("IDX", str(idx)))]
+        browser.find_elements("css selector", "input.filter")[0].send_keys("mrf")
+        filtered = browser.execute_script(column.replace("IDX", "0"))
     finally:
         browser.quit()
+    assert widths[0] <= widths[1], widths
+    assert ascending == sorted(ascending) and descending == sorted(ascending, reverse=True)
+    assert len(ascending) == summary.ok and filtered == ["mrf"]  # a row per algorithm and variant
     assert heading == "stylegrid report: every"
     assert not errors, errors
     broken = [src for src, complete, width in images if not (complete and width > 0)]
