@@ -162,7 +162,7 @@ def _grid_html(df: pd.DataFrame, out: Path, report: Path) -> list[str]:
             parts.append(f"<tr><th>{head}{_e(row0.content_name)}</th>")
             for algorithm, variant in shown_labels:
                 match = cells[(cells["algorithm"] == algorithm) & (cells["variant"] == variant)]
-                parts.append(_cell_html(match, out, report))
+                parts.append(_cell_html(match, out, report, (thumb, style_thumb)))
             parts.append("</tr>")
         parts.append("</table></div>")
         hidden_rows, hidden_cols = len(contents) - MAX_GRID_ROWS, len(labels) - MAX_GRID_COLUMNS
@@ -174,7 +174,9 @@ def _grid_html(df: pd.DataFrame, out: Path, report: Path) -> list[str]:
     return parts
 
 
-def _cell_html(match: pd.DataFrame, out: Path, report: Path) -> str:
+def _cell_html(match: pd.DataFrame, out: Path, report: Path, sources: tuple = (None, None)) -> str:
+    """A grid cell: the output's thumbnail, a link to the full image (opened by the page beside
+    its content and style, ``sources``' thumbnails), the measures under it."""
     if match.empty:
         return '<td class="empty">-</td>'
     pieces = []
@@ -186,8 +188,11 @@ def _cell_html(match: pd.DataFrame, out: Path, report: Path) -> str:
             continue
         link = Path("..") / row.output_image
         title = f"{row.algorithm} {row.variant} | {row.content_name} x {row.style_name} | job {row.job_id}"
+        content_thumb, style_thumb = sources
         pieces.append(
-            f'<td><a href="{_e(link.as_posix())}"><img src="{thumb}" alt="{_e(title)}" title="{_e(title)}">'
+            f'<td><a class="full" href="{_e(link.as_posix())}" data-content="{_e(content_thumb or "")}" '
+            f'data-style="{_e(style_thumb or "")}" data-title="{_e(title)}">'
+            f'<img src="{thumb}" alt="{_e(title)}" title="{_e(title)}">'
             f"</a><br><small>{_e(measures_line(row)).replace(chr(10), '<br>')}</small></td>"
         )
     return "".join(pieces)
@@ -259,12 +264,37 @@ small { font-size: 0.72em; color: #444; }
 .plots img { margin: 4px; border: 1px solid #eee; max-width: 100%; height: auto; }
 .scroll { overflow-x: auto; }
 input.filter { margin: 0.4em 0; width: 20em; }
+#viewer { display: none; position: fixed; inset: 0; background: rgba(0,0,0,0.85); color: #eee;
+  z-index: 10; padding: 1em; overflow: auto; cursor: zoom-out; }
+#viewer.open { display: flex; gap: 1em; align-items: flex-start; justify-content: center; flex-wrap: wrap; }
+#viewer figure { margin: 0; text-align: center; }
+#viewer img.side { width: 220px; height: auto; }
+#viewer img.output { width: min(60vw, 1024px); height: auto; image-rendering: pixelated; }
 td.empty { color: #aaa; }
 """
 
 # Sorting (click a column's header; again to reverse) and filtering (rows holding the typed
 # text) of the report's tables, in the page itself: it works offline and from MLflow's viewer.
 SCRIPT = """
+// a picture of the grid opens full size (scaled up to the window when small) beside its content
+// and style; a click or Escape closes it. Without the script the link opens the image file.
+var viewer = document.createElement('div');
+viewer.id = 'viewer';
+document.body.appendChild(viewer);
+function figure(src, cls, caption) {
+  return src ? '<figure><img class="' + cls + '" src="' + src + '"><figcaption>' + caption
+    + '</figcaption></figure>' : '';
+}
+document.querySelectorAll('a.full').forEach(function (a) {
+  a.addEventListener('click', function (event) {
+    event.preventDefault();
+    viewer.innerHTML = figure(a.dataset.content, 'side', 'content') + figure(a.getAttribute('href'), 'output',
+      a.dataset.title.replace(/&/g, '&amp;').replace(/</g, '&lt;')) + figure(a.dataset.style, 'side', 'style');
+    viewer.classList.add('open');
+  });
+});
+viewer.addEventListener('click', function () { viewer.classList.remove('open'); });
+document.addEventListener('keydown', function (e) { if (e.key === 'Escape') viewer.classList.remove('open'); });
 document.querySelectorAll('table.sortable').forEach(function (table) {
   var body = table.tBodies[0];
   table.querySelectorAll('thead th').forEach(function (th, col) {

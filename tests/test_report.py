@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -154,11 +155,25 @@ def test_the_report_opens_in_chromium_with_every_picture(every_algorithm_sweep, 
         descending = [float(v) for v in browser.execute_script(column.replace("IDX", str(idx)))]
         browser.find_elements("css selector", "input.filter")[0].send_keys("mrf")
         filtered = browser.execute_script(column.replace("IDX", "0"))
+        # a picture opens full size, scaled up to the window, beside its content and style
+        browser.execute_script("window.scrollTo(0, 0)")
+        browser.find_elements("css selector", "a.full")[0].click()
+        time.sleep(0.5)
+        viewer = browser.execute_script(
+            "var v = document.getElementById('viewer'); return [getComputedStyle(v).display,"
+            " Array.from(v.querySelectorAll('img')).map(i => [i.className, i.complete && i.naturalWidth > 0,"
+            " i.naturalWidth, i.getBoundingClientRect().width])]"
+        )
     finally:
         browser.quit()
     assert widths[0] <= widths[1], widths
     assert ascending == sorted(ascending) and descending == sorted(ascending, reverse=True)
     assert len(ascending) == summary.ok and filtered == ["mrf"]  # a row per algorithm and variant
+    display, shown = viewer
+    assert display == "flex" and [c for c, *_ in shown] == ["side", "output", "side"]
+    assert all(loaded for _, loaded, *_ in shown)
+    _, _, natural, width = shown[1]
+    assert width >= 3 * natural  # a 64 px result is shown large, not smaller than its thumbnail
     assert heading == "stylegrid report: every"
     assert not errors, errors
     broken = [src for src, complete, width in images if not (complete and width > 0)]
