@@ -11,6 +11,7 @@ import json
 import queue
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -96,7 +97,7 @@ SWEEP_VIEW = RunsView(
     key="stylegrid-jobs",
     name="stylegrid: jobs by algorithm and variant",
     columns=(
-        "tags.`content`", "tags.`style`", "tags.`status`",
+        "attributes.`Dataset`", "tags.`status`",
         *(f"metrics.`{m.name}`" for m in MEASURES), "metrics.`wall_seconds`", "metrics.`evaluations`",
     ),
     group_by=(("tag", "series"),),
@@ -144,7 +145,14 @@ class SweepRuns:
                 changed += 1
         return changed
 
-    def start_sweep(self, sweep_id: str, spec_path: str, spec: dict[str, Any], counts: dict[str, int]) -> str:
+    def start_sweep(
+        self,
+        sweep_id: str,
+        spec_path: str,
+        spec: dict[str, Any],
+        counts: dict[str, int],
+        jobs: Sequence[Job] = (),
+    ) -> str:
         tags = {
             **self.tags,
             "stylegrid.sweep_id": sweep_id,
@@ -160,6 +168,10 @@ class SweepRuns:
         self.tracker.log_params(
             self.parent_run_id, {"spec_path": spec_path, "spec": json.dumps(shown), **counts}
         )
+        for context in ("content", "style"):  # the sweep's image sets, with their digests
+            images = {Path(getattr(j, context)).name: getattr(j, f"{context}_sha256") for j in jobs}
+            if images:
+                self.tracker.log_images_as_datasets(self.parent_run_id, context, images)
         return self.parent_run_id
 
     def end_sweep(
@@ -214,6 +226,8 @@ class SweepRuns:
         if job.seed is not None:
             params["seed"] = job.seed
         self.tracker.log_params(run_id, params)
+        self.tracker.log_images_as_datasets(run_id, "content", {Path(job.content).name: job.content_sha256})
+        self.tracker.log_images_as_datasets(run_id, "style", {Path(job.style).name: job.style_sha256})
         last = max((h.step for h in outcome.history), default=1)
 
         def at(step: int) -> float:  # steps spread over the job's duration

@@ -184,7 +184,7 @@ def _run_locked(
         "jobs_to_run": len(todo),
         "seed_duplicates_folded": expansion.folded_seeds,
     }
-    mlflow.start_sweep(sweep_id, str(spec_path), spec.model_dump(), counts)
+    mlflow.start_sweep(sweep_id, str(spec_path), spec.model_dump(), counts, jobs)
     sink = Sink(out, sweep_id, spec.name, mlflow, warnings=warnings, mirror=mirror)
     console.say(f"sweep {spec.name} ({sweep_id}): {describe_counts(expansion, len(jobs) - len(todo))}")
     interrupted = False

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -264,6 +265,22 @@ class Tracker:
         for i in range(0, len(params), MAX_BATCH_PARAMS):
             batch = params[i : i + MAX_BATCH_PARAMS]
             retried(lambda b=batch: self.client.log_batch(run_id, params=b))
+
+    def log_images_as_datasets(self, run_id: str, context: str, images: Mapping[str, str]) -> None:
+        """``images`` (name -> SHA-256) as one MLflow dataset input of the run, named for the image
+        (or for how many there are), its digest the images' content hash, tagged with ``context``
+        (content or style): what the runs table's Dataset column shows."""
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        names = sorted(images)
+        digest = hashlib.sha256("".join(images[n] for n in names).encode()).hexdigest()[:8]
+        name = names[0] if len(names) == 1 else f"{len(names)} {context} images"
+        source = json.dumps({"images": {n: images[n] for n in names[:200]}, "count": len(names)})
+        dataset = Dataset(
+            name, digest, "local", source[:6000], profile=json.dumps({"num_images": len(names)})
+        )
+        tags = [InputTag("mlflow.data.context", context)]
+        retried(lambda: self.client.log_inputs(run_id, datasets=[DatasetInput(dataset, tags)]))
 
     def log_metrics(
         self, run_id: str, values: Mapping[str, float], step: int = 0, timestamp: float | None = None

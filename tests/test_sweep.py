@@ -320,16 +320,24 @@ def test_the_mlflow_store_holds_what_a_researcher_compares(every_algorithm_sweep
         if code.commit:
             assert tags["mlflow.source.git.commit"] == code.commit
         assert tags["stylegrid.host"] == socket.gethostname()
+    # the images as MLflow datasets with their digests: the sweep's sets, each job's pair
+    sets = {d.dataset.name: d for d in parent.inputs.dataset_inputs}
+    assert sets.keys() == {"chelsea.jpg", "starry_night.jpg"}  # one image each here
     for run in children:
         row = rows.loc[run.info.run_id]
         info, data = run.info, run.data
+        inputs = {d.tags[0].value: d.dataset for d in run.inputs.dataset_inputs}
+        assert inputs["content"].name == row.content_name and inputs["style"].name == row.style_name
+        assert inputs["content"].digest == sets["chelsea.jpg"].dataset.digest
         assert info.status == "FINISHED" and data.tags["stylegrid.device"] == "cpu"
         # real start and end: the run lasts as long as the job did in its worker
         assert (info.end_time - info.start_time) / 1000 == pytest.approx(row.wall_seconds, abs=0.1)
         assert info.start_time == pytest.approx(row.started_at.timestamp() * 1000, abs=2)
         # every measure and every parameter that applies, for the compare view
         assert {m.name for m in MEASURES} <= set(data.metrics)
-        assert set(json.loads(row.params_json)) <= set(data.params)
+        given = {k for k, v in json.loads(row.params_json).items() if v is not None}
+        assert given <= set(data.params)  # a parameter left at None is not logged as 'null'
+        assert not any(v == "null" for v in data.params.values())
         assert "seed" not in data.params  # it does not apply
         if row.algorithm == "adain":
             assert "steps" not in data.params and "style_weight" not in data.params
@@ -410,7 +418,7 @@ def test_mlflow_tracking_uri_from_the_environment_and_credentials_never_shown(tm
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert secret not in proc.stdout + proc.stderr
-    assert f"open http://alice:***@127.0.0.1:{port} (the MLflow server)" in proc.stdout
+    assert f"open http://alice:***@127.0.0.1:{port}/#/experiments/" in proc.stdout  # the runs page
     assert not (out / "mlflow.db").exists()  # the environment's store was used, not the embedded one
 
     from mlflow.tracking import MlflowClient
