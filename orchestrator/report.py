@@ -20,10 +20,12 @@ with ``--spec``, from the rows of that spec's jobs.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import html
 import io
 import json
+import re
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -288,7 +290,8 @@ function figure(src, cls, caption) {
 document.querySelectorAll('a.full').forEach(function (a) {
   a.addEventListener('click', function (event) {
     event.preventDefault();
-    viewer.innerHTML = figure(a.dataset.content, 'side', 'content') + figure(a.getAttribute('href'), 'output',
+    var full = a.getAttribute('href') === '#' ? a.querySelector('img').src : a.getAttribute('href');
+    viewer.innerHTML = figure(a.dataset.content, 'side', 'content') + figure(full, 'output',
       a.dataset.title.replace(/&/g, '&amp;').replace(/</g, '&lt;')) + figure(a.dataset.style, 'side', 'style');
     viewer.classList.add('open');
   });
@@ -337,6 +340,26 @@ def _page(title: str, body: list[str]) -> str:
     )
 
 
+STANDALONE = "standalone.html"  # the report in one file: what the sweep's MLflow run shows
+_RELATIVE_IMAGE = re.compile(r'src="((?:thumbs|plots)/[^"]+)"')
+
+
+def standalone(page: str, report: Path) -> str:
+    """``page`` with its thumbnails and charts inlined (data: URIs), so that it renders alone:
+    in MLflow's artifact viewer, which shows one file, or mailed. The links to the full images
+    (files of the results folder) open the thumbnail there instead."""
+
+    def inline(match: re.Match) -> str:
+        path = report / match.group(1)
+        if not path.is_file():
+            return match.group(0)
+        kind = "image/png" if path.suffix == ".png" else "image/jpeg"
+        return f'src="data:{kind};base64,{base64.b64encode(path.read_bytes()).decode()}"'
+
+    page = _RELATIVE_IMAGE.sub(inline, page)
+    return re.sub(r'<a class="full" href="[^"]*"', '<a class="full" href="#"', page)
+
+
 def write_report(out: Path, job_ids: Collection[str] | None = None) -> Report:
     """Write ``out/report/index.html`` (and its thumbnails and charts) from ``out``'s rows;
     with ``job_ids`` (a spec's jobs as it stands), only their rows: rows of jobs an edited spec
@@ -376,7 +399,9 @@ def write_report(out: Path, job_ids: Collection[str] | None = None) -> Report:
         body.append(_table_html(table.sort_values(["algorithm", "content_name"])))
     else:
         body.append("<p>None.</p>")
-    index = write_atomic(report / "index.html", _page(f"stylegrid report: {names}", body).encode())
+    page = _page(f"stylegrid report: {names}", body)
+    index = write_atomic(report / "index.html", page.encode())
+    write_atomic(report / STANDALONE, standalone(page, report).encode())
     summary = {"jobs": len(df), "ok": ok, "failed": failed, "not_shown": hidden}
     write_atomic(report / "summary.json", json.dumps(summary).encode())
     return Report(index, len(df), ok, failed, hidden)

@@ -24,6 +24,7 @@ from .files import safe_name, write_atomic
 from .jobs import Job
 from .mirror import Mirror
 from .provenance import provenance
+from .report import STANDALONE
 from .results import COMPACT_EVERY, compact, param_cells, result_schema, write_row
 from .tracking import RunsView, Tracker, ms, redact_uri
 from .worker import JobOutcome
@@ -178,7 +179,8 @@ class SweepRuns:
         self, status: str, counts: dict[str, int], table: Any = None, report: Path | None = None
     ) -> None:
         """Closes the parent run with the job counts, the results table (shown as a table by the
-        MLflow UI) and the report folder."""
+        MLflow UI), the report folder and, at the top of the run's artifacts, the report in one
+        self-contained file (``standalone.html``: the viewer shows a single file)."""
         run_id = self.parent_run_id
         if run_id is None:
             return
@@ -187,6 +189,8 @@ class SweepRuns:
             self.tracker.log_table(run_id, table, "results_table.json")
         if report is not None and report.is_dir():
             self.tracker.log_folder(run_id, report, "report")
+            if (report / STANDALONE).is_file():  # MLflow's artifact viewer shows one file: this one
+                self.tracker.log_file(run_id, report / STANDALONE)
         self.tracker.end_run(run_id, status)
 
     def log_job(self, job: Job, outcome: JobOutcome, image: Path | None, attempts: int) -> str:

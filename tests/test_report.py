@@ -167,6 +167,20 @@ def test_the_report_opens_in_chromium_with_every_picture(every_algorithm_sweep, 
     finally:
         browser.quit()
     assert widths[0] <= widths[1], widths
+    # the one-file copy (what the sweep's MLflow run shows) renders alone, every picture inline
+    alone = tmp_path / "alone" / "report.html"
+    alone.parent.mkdir()
+    shutil.copy(copy / "report" / "standalone.html", alone)
+    assert 'src="thumbs/' not in alone.read_text() and 'src="plots/' not in alone.read_text()
+    browser = chromium()
+    try:
+        browser.get(alone.as_uri())
+        inline = browser.execute_script(
+            "return Array.from(document.images).map(i => i.complete && i.naturalWidth > 0)"
+        )
+    finally:
+        browser.quit()
+    assert len(inline) == len(images) and all(inline)
     assert ascending == sorted(ascending) and descending == sorted(ascending, reverse=True)
     assert len(ascending) == summary.ok and filtered == ["mrf"]  # a row per algorithm and variant
     display, shown = viewer

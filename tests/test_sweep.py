@@ -350,7 +350,7 @@ def test_the_mlflow_store_holds_what_a_researcher_compares(every_algorithm_sweep
         assert [a.path for a in client.list_artifacts(info.run_id, "plots")] == ["plots/loss_curve.png"]
     # the parent run: the results table (as MLflow's table artifact) and the report
     parent_files = {a.path for a in client.list_artifacts(parent.info.run_id)}
-    assert {"results_table.json", "report"} <= parent_files
+    assert {"results_table.json", "report", "standalone.html"} <= parent_files
     table = json.loads(Path(client.download_artifacts(parent.info.run_id, "results_table.json")).read_text())
     assert len(table["data"]) == len(rows) and "style_swd" in table["columns"]
     report = [a.path for a in client.list_artifacts(parent.info.run_id, "report")]
