@@ -179,8 +179,12 @@ class _HistogramLoss(torch.autograd.Function):
 
 @dataclass(frozen=True, kw_only=True)
 class HistogramParams(GatysParams):
+    style_weight: float = param(1.0, "weight of the style loss (chosen by experiments/tune_histogram.yaml)")
     histogram_layers: tuple[str, ...] = param(("relu1_1", "relu4_1"), "layers whose histograms are matched")
-    histogram_weight: float = param(1.0, "weight of the histogram loss, relative to style_weight")
+    histogram_weight: float = param(
+        1.0,
+        "weight of the histogram loss, relative to style_weight (chosen by experiments/tune_histogram.yaml)",
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
