@@ -3,13 +3,16 @@ pictures, nothing recomputed): a row per held-out pair, content | style | one co
 algorithm or network, with content_distance / style_distance under each picture.
 
     python benchmarks/held_out.py                                    # the sweep: runs/held_out
-    python docs/held_out_gallery.py runs/held_out --out docs/held_out_networks.jpg \
-        --columns "adain (previous)" adain "johnson (previous)" johnson
+    python docs/held_out_gallery.py runs/held_out --out docs/held_out_adain.jpg \
+        --columns "adain (previous)" adain
+    python docs/held_out_gallery.py runs/held_out --out docs/held_out_johnson.jpg \
+        --columns "johnson (previous)" johnson
     python docs/held_out_gallery.py runs/held_out --out docs/held_out_optimisers.jpg \
         --columns gatys mrf histogram adain_optimize
 
-A row is a (content, style) pair that every column has; ``--pairs content:style ...`` (stems)
-chooses some.
+A row is a (content, style) pair that every column has (the AdaIN decoders and the fast networks
+paint different paintings, so they go in two galleries); ``--pairs content:style ...`` (file
+stems) chooses some.
 """
 
 from __future__ import annotations
@@ -61,8 +64,8 @@ def main() -> int:
     keys = df.groupby(["content_name", "style_name"])["label"].nunique()
     pairs = [k for k, n in keys.items() if n == len(args.columns)]
     if args.pairs:
-        wanted = [tuple(p.split(":")) for p in args.pairs]
-        pairs = [p for p in wanted if p in pairs]
+        by_stem = {(Path(c).stem, Path(s).stem): (c, s) for c, s in pairs}
+        pairs = [by_stem[w] for w in (tuple(p.split(":")) for p in args.pairs) if w in by_stem]
     if not pairs:
         print(f"{folder}: no pair has every column {args.columns}", file=sys.stderr)
         return 1
