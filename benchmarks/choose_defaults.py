@@ -91,7 +91,11 @@ def markdown(table: pd.DataFrame) -> str:
     head = ["algorithm", "variant", "pairs", *MEASURES, "s/job", "front", "default"]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for (algo, variant), r in table.iterrows():
-        cells = [algo, variant if isinstance(variant, str) and variant else "(defaults)", str(int(r["pairs"]))]
+        cells = [
+            algo,
+            variant if isinstance(variant, str) and variant else "(defaults)",
+            str(int(r["pairs"])),
+        ]
         cells += [f"{r[m]:.3f}" if m != "color_swd" else f"{r[m]:.1f}" for m in MEASURES]
         cells += [f"{r['seconds']:.1f}", "yes" if r["front"] else "", "**chosen**" if r["chosen"] else ""]
         lines.append("| " + " | ".join(cells) + " |")
