@@ -16,6 +16,10 @@ folder can be opened from disk, copied, or logged to MLflow as it is. The page h
 The sweep writes it at its end from the rows of the spec's jobs as it stands (and logs it to the
 parent MLflow run); the command regenerates it at any time, from every row of the folder or,
 with ``--spec``, from the rows of that spec's jobs.
+
+Why this module is long (about 410 lines): the page is one self-contained file, so its style
+sheet and its script (sorting, filtering, the full-size viewer: about 60 lines) live here beside
+the HTML they serve; the charts are ``pictures.py``'s.
 """
 
 from __future__ import annotations

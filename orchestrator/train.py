@@ -23,6 +23,11 @@ whose crops vary per step). A file that cannot be decoded is reported once and s
 Checkpoints go to ``storage`` (a folder, or a URI every node reaches: ``s3://bucket/prefix`` on a
 cluster), and ``FailureConfig(max_failures)`` restarts the workers from the newest checkpoint
 there when a worker or a node is lost.
+
+Why this module is long (about 410 lines): it is the one driver of every trained network, the
+Ray Train loop on the workers, the MLflow relay they log through and the driver's resume, export
+and model registration; the per-network parts are ``train_recipes.py``'s, checkpoints
+``train_checkpoints.py``'s, data ``train_data.py``'s.
 """
 
 from __future__ import annotations

@@ -174,6 +174,9 @@ def sweep_process(spec: Path, out: Path, *extra: str, embedded: bool = False) ->
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # as from a terminal: a suite started in the background (`bash .ci/run &`) has SIGINT
+        # ignored, which its children would inherit, and Ctrl-C could not be tested
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 

@@ -232,8 +232,8 @@ photo = read_image("samples/content/tubingen.jpg")
 style = load_image("samples/style/starry_night.jpg", max_side=256)
 stylize(to_tensor(resize_to(photo, 64)), [style], GatysParams(steps=2))
 content = to_tensor(resize_to(photo, 384))
-peak, tiled = measure(lambda: stylize(content, [style], GatysParams(steps=24, memory_budget="350MB")))
-whole = stylize(content, [style], GatysParams(steps=24))
+peak, tiled = measure(lambda: stylize(content, [style], GatysParams(steps=24, style_weight=2.5, memory_budget="350MB")))
+whole = stylize(content, [style], GatysParams(steps=24, style_weight=2.5))  # the margins' weight
 core = level_core(288, 384, budget_bytes("350MB", torch.device("cpu")))
 out = {"peak": peak, "tiles": tiled.tiles, "losses": sorted(tiled.final_losses),
        "whole_losses": sorted(whole.final_losses), "steps": len(tiled.history)}
