@@ -27,6 +27,9 @@ def folder_mb(folder: Path) -> float:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20
 
 
+STANDALONE = "standalone.html"  # orchestrator.report.STANDALONE
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("sweep", help="the sweep's output folder (its report/ is copied)")
@@ -39,7 +42,8 @@ def main() -> int:
         return 1
     if dest.exists():
         shutil.rmtree(dest)
-    shutil.copytree(source, dest)
+    # the folder is the report: its one-file copy for MLflow (every picture inline) would double it
+    shutil.copytree(source, dest, ignore=shutil.ignore_patterns(STANDALONE))
     page = dest / "index.html"
     page.write_text(relink(page.read_text(encoding="utf-8")), encoding="utf-8")
     size = folder_mb(dest)
