@@ -260,7 +260,7 @@ def test_one_process_per_output_folder(tmp_path):
     assert not (tmp_path / ".stylegrid.lock").exists()
 
 
-def test_a_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
+def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path):
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
     )
@@ -271,9 +271,7 @@ def test_a_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
     path = acquire(tmp_path, "new")
     assert json.loads(path.read_text())["pid"] == os.getpid()
     release(path)
-    lock.write_text(json.dumps({"host": "another-host", "pid": 1, "what": "stylegrid sweep x"}))
-    with pytest.raises(LockError, match="another-host"):
-        acquire(tmp_path, "new")
+    assert not lock.exists()
 
 
 # --- errors ---------------------------------------------------------------------------------------
@@ -299,11 +297,11 @@ def test_run_checks_the_output_before_computing(tmp_path):
     assert f"cannot write {blocker / 'o.png'}" in line
 
 
-def test_the_readme_documents_the_exit_statuses():
+def test_the_docs_document_the_exit_statuses():
     from orchestrator import cli
 
-    readme = (REPO / "README.md").read_text()
-    section = readme.split("### Exit statuses", 1)[1].split("\n#", 1)[0]
+    readme = (REPO / "docs" / "cli.md").read_text()
+    section = readme.split("## Exit statuses", 1)[1].split("\n#", 1)[0]
     for code in (cli.EXIT_OK, cli.EXIT_ERROR, cli.EXIT_USAGE, cli.EXIT_SOME_FAILED, cli.EXIT_INTERRUPTED):
         assert f"`{code}`" in section
     assert "stylize-catalog" in section and "sweep" in section
