@@ -14,6 +14,7 @@ ALGORITHM_NAMES = ("gatys", "mrf", "histogram", "adain", "adain_optimize", "john
 DEFAULT_SIZE = 512  # output long side, px
 DEFAULT_STYLE_SIZE = 512  # style images are used (and measured) with at most this long side, px
 MIN_SIDE = 16  # the smallest image side: VGG-19 pools four times before relu5_1, 16 px leaves one position
+MAX_STEPS = 100_000  # optimisation steps a job may ask for (a typo guard: 100,000 L-BFGS steps take days)
 
 BUDGET_HELP = (
     "memory one pass may take: auto (60% of a GPU, half the RAM) or a size such as 2GB; a larger "

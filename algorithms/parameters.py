@@ -14,6 +14,7 @@ from typing import Literal
 
 from .base import Params
 from .memory import AUTO, check_budget
+from .names import MAX_STEPS
 from .vgg import LAYER_INDEX
 
 
@@ -71,6 +72,8 @@ class ImageOptimParams(Params):
 
     def __post_init__(self) -> None:
         check_positive(self, "steps")
+        if self.steps > MAX_STEPS:
+            raise ValueError(f"steps must be at most {MAX_STEPS:,}, got {self.steps:,}")
         check_budget(self.memory_budget)
         if self.scales is not None and self.scales <= 0:
             raise ValueError(f"scales must be positive, got {self.scales}")

@@ -34,7 +34,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from . import storage
-from .catalog_manifest import ManifestWriter, done_pairs, list_sources, manifest_dir, out_location
+from .catalog_manifest import (
+    ManifestWriter,
+    done_pairs,
+    list_sources,
+    manifest_dir,
+    out_location,
+    own_outputs,
+)
 from .catalog_pipeline import CatalogError, PoolPlan, build_pipeline
 from .files import WriteError, remove_partial_files
 from .images import decode_image, read_bytes
@@ -142,7 +149,7 @@ def stylize_catalog(
                 f"--out {out}: the MLflow store cannot live in an object store; give --tracking-uri "
                 "(or set MLFLOW_TRACKING_URI), e.g. the tracking server on the cluster's head"
             )
-        sources = list_sources(spec.input, spec.path_column)
+        sources = list_sources(spec.input, spec.path_column, exclude=own_outputs(out))
         with sigterm_as_interrupt():  # uploads are whole: nothing partial to clear, and no lock
             return _stylize(
                 spec, algo, param_values, styles, sources, out, tracking_uri, None, quiet, ray_init_kwargs
@@ -150,7 +157,7 @@ def stylize_catalog(
     local = Path(out)
     if local.exists() and not local.is_dir():
         raise CatalogError(f"--out {out}: exists and is not a folder")
-    sources = list_sources(spec.input, spec.path_column)
+    sources = list_sources(spec.input, spec.path_column, exclude=own_outputs(out))
     try:
         local.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -27,15 +27,16 @@ from .spec import IMAGE_SUFFIXES, glob_literal_dirs
 FLUSH_SECONDS = 2.0  # the manifest is appended at least this often while rows arrive
 
 
-def list_sources(spec_input: str, path_column: str = "path") -> list[str]:
-    """Absolute source paths or URIs, in a stable order, without duplicates. A manifest's paths
-    are kept even when the file is missing (each becomes an error row); relative ones are taken
-    from the manifest's folder."""
+def list_sources(spec_input: str, path_column: str = "path", exclude: Sequence[str] = ()) -> list[str]:
+    """Absolute source paths or URIs, in a stable order, without duplicates, and none inside the
+    locations ``exclude`` (a catalog's own output folders: it never stylizes its own outputs,
+    even when its input folder is its output folder). A manifest's paths are kept even when the file is missing
+    (each becomes an error row); relative ones are taken from the manifest's folder."""
     if storage.is_uri(spec_input):
         paths = _list_uri(
             spec_input.rstrip("/") if not storage.has_magic(spec_input) else spec_input, path_column
         )
-        return list(dict.fromkeys(_normal(p) for p in paths))
+        return _outside(list(dict.fromkeys(_normal(p) for p in paths)), exclude, spec_input)
     raw = Path(os.path.expanduser(spec_input))
     if raw.suffix.lower() in (".csv", ".parquet") and raw.is_file():
         paths = _manifest_paths(str(raw), path_column)
@@ -51,7 +52,24 @@ def list_sources(spec_input: str, path_column: str = "path") -> list[str]:
         raise CatalogError(f"--input {raw}: expected a folder, a glob or a .csv / .parquet manifest")
     else:
         raise CatalogError(f"--input {raw}: no such file or folder")
-    return list(dict.fromkeys(_normal(p) for p in paths))
+    return _outside(list(dict.fromkeys(_normal(p) for p in paths)), exclude, spec_input)
+
+
+def _outside(sources: list[str], exclude: Sequence[str], spec_input: str) -> list[str]:
+    """``sources`` without those inside the locations ``exclude``; an error if none is left."""
+    roots = tuple(_normal(e).rstrip("/") + "/" for e in exclude)
+    kept = [s for s in sources if not s.startswith(roots)] if roots else sources
+    if sources and not kept:
+        raise CatalogError(
+            f"--input {spec_input}: every image found is one of the catalog's own outputs "
+            f"({', '.join(exclude)}), which are never inputs"
+        )
+    return kept
+
+
+def own_outputs(out: str) -> list[str]:
+    """The folders of a catalog's output location that hold its own pictures."""
+    return [storage.join(out, "images"), storage.join(out, "mlartifacts")]
 
 
 def _normal(location: str) -> str:

@@ -37,7 +37,7 @@ from algorithms.names import (
     check_algorithm_name,
 )
 
-from .errors import ParameterError, UsageError
+from .errors import ParameterError, UsageError, UserError
 from .limits import check_size
 
 if TYPE_CHECKING:
@@ -558,7 +558,7 @@ def cmd_results(args: argparse.Namespace) -> int:
         out = Path(args.output)
         if not rows_dir(out).is_dir():
             raise UsageError(f"{out}: not a sweep results folder (no {rows_dir(out).name}/ inside)")
-        df = to_pandas(read_results(out))
+        df = to_pandas(read_results(out, strict=True))
     if args.csv:
         df.to_csv(args.csv, index=False)
         print(f"wrote {len(df)} rows to {args.csv}")
@@ -587,7 +587,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
         job_ids = {j.job_id for j in expand(load_spec(args.spec), args.spec)}
     try:
-        report = write_report(Path(args.output), job_ids)
+        report = write_report(Path(args.output), job_ids, strict=True)
     except ReportError as exc:
         raise UsageError(str(exc)) from None
     older = f"; {report.not_shown} rows of jobs the spec no longer has not shown" if report.not_shown else ""
@@ -614,7 +614,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if hasattr(args, "folder"):
             results_folder(args)
-        return args.func(args)
+        status = args.func(args)
+        sys.stdout.flush()  # here, where a closed pipe is caught, not at the interpreter's exit
+        return status
+    except BrokenPipeError:  # the reader went away (`stylegrid plan ... | head -1`): nothing to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except (UsageError, ParameterError) as exc:
         print(f"stylegrid {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
@@ -632,7 +637,7 @@ def known_errors() -> tuple[type[BaseException], ...]:
     """The errors whose message says it all: stylegrid's own (ValueErrors: a bad image, spec or
     parameter), the system's (OSError) and missing VGG weights (if that module was loaded at all)."""
     vgg = sys.modules.get("algorithms.vgg")
-    return (ValueError, OSError, *([vgg.WeightsUnavailable] if vgg else []))
+    return (ValueError, OSError, UserError, *([vgg.WeightsUnavailable] if vgg else []))
 
 
 def one_line(exc: BaseException, limit: int = 400) -> str:

@@ -4,6 +4,11 @@ MLflow or pandas), so that every subcommand can name them before it loads anythi
 from __future__ import annotations
 
 
+class UserError(Exception):
+    """An error the user can put right whose message says it all (the folder in use, a server
+    that does not answer): one line on the command line, exit status 1, no traceback hint."""
+
+
 class UsageError(ValueError):
     """A command-line mistake: reported on one line, exit status 2."""
 

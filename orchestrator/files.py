@@ -61,6 +61,11 @@ def write_atomic(path: str | os.PathLike, data: bytes, mode: int | None = None) 
 def check_writable(path: str | os.PathLike) -> Path:
     """Fail now, naming ``path``, if a file cannot be written there (before hours of work)."""
     p = Path(path)
+    if p.is_dir():
+        raise WriteError(p, IsADirectoryError(errno.EISDIR, "it is a folder; name a file"))
+    blocker = next((a for a in p.parents if a.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise WriteError(p, NotADirectoryError(errno.ENOTDIR, f"{blocker} is a file, not a folder"))
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)

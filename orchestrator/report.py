@@ -364,14 +364,15 @@ def standalone(page: str, report: Path) -> str:
     return re.sub(r'<a class="full" href="[^"]*"', '<a class="full" href="#"', page)
 
 
-def write_report(out: Path, job_ids: Collection[str] | None = None) -> Report:
+def write_report(out: Path, job_ids: Collection[str] | None = None, strict: bool = False) -> Report:
     """Write ``out/report/index.html`` (and its thumbnails and charts) from ``out``'s rows;
     with ``job_ids`` (a spec's jobs as it stands), only their rows: rows of jobs an edited spec
-    no longer has are counted, not shown."""
+    no longer has are counted, not shown. ``strict`` (``stylegrid report``): an unreadable row
+    file is an error (``results.UnreadableRows``) and the report on disk is left as it was."""
     out = Path(out)
     if not rows_dir(out).is_dir():
         raise ReportError(f"{out}: not a sweep results folder (no {rows_dir(out).name}/ inside)")
-    df = read_results(out).to_pandas()
+    df = read_results(out, strict=strict).to_pandas()
     hidden = 0
     if job_ids is not None:
         keep = df["job_id"].isin(set(job_ids))

@@ -23,9 +23,11 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import time
 import types
 import typing
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -37,6 +39,7 @@ import pyarrow.parquet as pq
 from algorithms import ALGORITHMS
 from algorithms.metrics import MEASURES
 
+from .errors import UserError
 from .files import write_atomic
 
 # (name, type, description): the descriptions are stored in the schema (each field's
@@ -233,14 +236,22 @@ def loose_row_files(output: Path) -> list[Path]:
 class Rows:
     table: pa.Table
     unreadable: list[str]  # "<file>: <reason>" for row files that cannot be read (their jobs re-run)
+    unreadable_files: tuple[Path, ...] = ()
 
 
-def _read_rows(files: list[Path], chunk: int = 1000) -> tuple[pa.Table, list[Path], list[str]]:
+class UnreadableRows(UserError):
+    """``results`` and ``report`` refuse to show a table that a row file is missing from."""
+
+
+UNREADABLE_DIR = "rows.unreadable"  # where a sweep moves row files it cannot read (kept, not read)
+
+
+def _read_rows(files: list[Path], chunk: int = 1000) -> tuple[pa.Table, list[Path], list[str], list[Path]]:
     """The rows of every readable file as one table, the files read, and the unreadable ones,
     each named with its reason (0 bytes or cut short by a crash of an older version, a disk
     error). Tables are merged ``chunk`` files at a time into contiguous ones: 100,000 one-row
     tables held side by side took 9 GB."""
-    merged, pending, read, unreadable = [], [], [], []
+    merged, pending, read, unreadable, bad = [], [], [], [], []
     for f in files:
         try:
             pending.append(conform(pq.read_table(f), result_schema()))
@@ -249,12 +260,13 @@ def _read_rows(files: list[Path], chunk: int = 1000) -> tuple[pa.Table, list[Pat
             size = f.stat().st_size if f.exists() else 0
             why = "0 bytes" if size == 0 else " ".join(str(exc).split())[:120]
             unreadable.append(f"{f}: unreadable row ({why})")
+            bad.append(f)
         if len(pending) >= chunk:
             merged.append(_concat(pending).combine_chunks())
             pending = []
     if pending:
         merged.append(_concat(pending))
-    return _concat(merged), read, unreadable
+    return _concat(merged), read, unreadable, bad
 
 
 def _concat(tables: list[pa.Table]) -> pa.Table:
@@ -275,10 +287,26 @@ def load_rows(output: Path) -> Rows:
     schema, when none): the parts, then the loose rows, which are newer. A file that cannot be
     read is skipped and named in ``unreadable``: its jobs count as not done, and running them
     again writes their rows anew."""
-    parts, _, bad_parts = _read_rows(part_files(output))
-    loose, _, bad_loose = _read_rows(loose_row_files(output))
+    parts, _, bad_parts, bad_part_files = _read_rows(part_files(output))
+    loose, _, bad_loose, bad_loose_files = _read_rows(loose_row_files(output))
     table = last_row_per_job(_concat([parts, loose]))
-    return Rows(described(table, result_schema()), bad_parts + bad_loose)
+    return Rows(
+        described(table, result_schema()), bad_parts + bad_loose, tuple(bad_part_files + bad_loose_files)
+    )
+
+
+def set_aside(output: Path, files: Iterable[Path]) -> list[Path]:
+    """Move unreadable row files into ``<output>/rows.unreadable/`` (kept for a look, never read
+    again): their jobs count as not done and the sweep runs them anew. Call it holding the lock."""
+    moved = []
+    for f in files:
+        target = output / UNREADABLE_DIR / f.name
+        target.parent.mkdir(exist_ok=True)
+        if target.exists():
+            target = target.with_name(f"{f.stem}-{time.time_ns()}{f.suffix}")
+        f.replace(target)
+        moved.append(target)
+    return moved
 
 
 def compact(output: Path) -> int:
@@ -288,7 +316,7 @@ def compact(output: Path) -> int:
     them), the new part is written atomically, then the loose files are deleted (a crash before
     that leaves a job in both, and ``load_rows`` takes the loose row; the next ``compact`` puts
     it right). Unreadable loose files are left for ``load_rows`` to report."""
-    loose, read, _ = _read_rows(loose_row_files(output))
+    loose, read, _, _ = _read_rows(loose_row_files(output))
     if not read:
         return 0
     new = last_row_per_job(loose)
@@ -319,9 +347,18 @@ def compact(output: Path) -> int:
     return new.num_rows
 
 
-def read_results(output: Path) -> pa.Table:
-    """The table of ``load_rows`` (unreadable row files left out)."""
-    return load_rows(output).table
+def read_results(output: Path, strict: bool = False) -> pa.Table:
+    """The table of ``load_rows``. Unreadable row files are left out, or, ``strict`` (what the
+    ``results`` and ``report`` commands read), an UnreadableRows naming them: a table missing
+    rows would be shown as if it were complete."""
+    rows = load_rows(output)
+    if strict and rows.unreadable:
+        more = f" (and {len(rows.unreadable) - 1} more)" if len(rows.unreadable) > 1 else ""
+        raise UnreadableRows(
+            f"{rows.unreadable[0]}{more}: the table would miss its rows; run the sweep again, which sets "
+            f"unreadable files aside in {output / UNREADABLE_DIR} and runs their jobs anew"
+        )
+    return rows.table
 
 
 def status_by_job(table: pa.Table) -> dict[str, str]:

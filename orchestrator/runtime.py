@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .lock import arm_sigterm
+from .services import check_ray_address
 
 
 def start_ray(init_kwargs: Mapping[str, Any] | None = None, *, quiet: bool = False) -> None:
@@ -29,6 +30,7 @@ def start_ray(init_kwargs: Mapping[str, Any] | None = None, *, quiet: bool = Fal
 
     if ray.is_initialized():
         return
+    check_ray_address(init_kwargs)
     ray.init(
         **{
             "logging_level": "ERROR",

@@ -124,27 +124,28 @@ class SweepRuns:
         self.tags = {OUTPUT_TAG: str(output)}
         self.parent_run_id: str | None = None
 
-    def close_stale_runs(self, recorded_jobs: set[str]) -> int:
+    def close_stale_runs(self, recorded_jobs: set[str]) -> tuple[int, int]:
         """Tidy what a killed sweep of this output folder left (call it holding the folder's
         lock, so no live sweep writes there): its RUNNING runs are closed as KILLED, and a job's
         finished child run whose row was never written is deleted (its job runs again and logs a
-        new one), so each recorded job has exactly one finished run. Returns the runs changed."""
-        changed = 0
+        new one), so each recorded job has exactly one finished run. Returns (runs closed, runs
+        deleted)."""
+        closed = deleted = 0
         for run in list(self.tracker.runs()):
             tags = run.data.tags
             if tags.get(OUTPUT_TAG) != str(self.output):
                 continue
             if run.info.status == "RUNNING":
                 self.tracker.end_run(run.info.run_id, "KILLED")
-                changed += 1
+                closed += 1
             elif (
                 tags.get("stylegrid.kind") == "job"
                 and run.info.status == "FINISHED"
                 and tags.get("stylegrid.job_id") not in recorded_jobs
             ):
                 self.tracker.delete_run(run.info.run_id)
-                changed += 1
-        return changed
+                deleted += 1
+        return closed, deleted
 
     def start_sweep(
         self,

@@ -40,7 +40,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from algorithms import ALGORITHMS, get_algorithm
-from algorithms.names import DEFAULT_SIZE, DEFAULT_STYLE_SIZE, did_you_mean, unknown_algorithm
+from algorithms.names import DEFAULT_SIZE, DEFAULT_STYLE_SIZE, MAX_STEPS, did_you_mean, unknown_algorithm
 
 from .limits import check_size
 from .params import (
@@ -87,7 +87,7 @@ class SweepSpec(BaseModel):
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     size: int = Field(DEFAULT_SIZE, description="output long side in pixels (16..8192)")
     style_size: int = Field(DEFAULT_STYLE_SIZE, description="maximum long side of style images (16..8192)")
-    steps: int | None = Field(None, gt=0, description="overrides every algorithm's steps")
+    steps: int | None = Field(None, gt=0, le=MAX_STEPS, description="overrides every algorithm's steps")
     memory_budget: str | None = Field(
         None,
         description="the memory_budget of every algorithm that has one (auto, or a size such as 2GB): "

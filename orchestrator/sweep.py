@@ -43,6 +43,7 @@ from .results import (
     load_rows,
     read_results,
     rows_dir,
+    set_aside,
     status_by_job,
 )  # fmt: skip
 from .runtime import Console, Summary, start_ray
@@ -163,7 +164,8 @@ def _run_locked(
     except OSError as exc:
         warnings.append(f"{rows_dir(out)}: rows not gathered into a part ({exc})")
     rows = load_rows(out)
-    warnings += [f"{u}; its job runs again" for u in rows.unreadable]
+    moved = set_aside(out, rows.unreadable_files)  # kept for a look, never read again
+    warnings += [f"{u}; set aside as {m}; it runs again" for u, m in zip(rows.unreadable, moved, strict=True)]
     done = status_by_job(rows.table)
     todo = [j for j in jobs if done.get(j.job_id) != "ok"]
     tracking_uri, embedded = resolve_tracking_uri(spec.tracking_uri, out)
@@ -175,9 +177,11 @@ def _run_locked(
         Tracker(tracking_uri, spec.name, out / "mlartifacts" if embedded else None, view=SWEEP_VIEW),
         mirror.uri if mirror else out,
     )
-    closed = mlflow.close_stale_runs({j for j, st in done.items() if st == "ok"})
+    closed, deleted = mlflow.close_stale_runs({j for j, st in done.items() if st == "ok"})
     if closed:
-        warnings.append(f"{closed} MLflow run(s) of an earlier, killed sweep of {out} closed as KILLED")
+        warnings.append(f"{closed} MLflow run(s) left RUNNING by a stopped sweep of {out} closed as KILLED")
+    if deleted:
+        warnings.append(f"{deleted} MLflow job run(s) of {out} with no recorded row deleted; they run again")
     sweep_id = uuid.uuid4().hex[:12]
     counts = {
         "jobs_total": len(jobs),

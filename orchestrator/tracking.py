@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from .provenance import provenance
+from .services import check_tracking_store
 
 MAX_BATCH_METRICS = 1000  # MLflow's log_batch limits
 MAX_BATCH_PARAMS = 100
@@ -46,6 +47,15 @@ T = TypeVar("T")
 
 def default_tracking_uri(output: Path) -> str:
     return f"sqlite:///{output / 'mlflow.db'}"
+
+
+def tracking_setting(uri: str) -> str:
+    """Where a tracking URI comes from, named as the setting that changes it."""
+    if uri == os.environ.get("MLFLOW_TRACKING_URI", "").strip():
+        return "MLFLOW_TRACKING_URI"
+    if uri.startswith("sqlite:///") and uri.endswith("/mlflow.db"):
+        return "the default store in the output folder"
+    return "the spec's tracking_uri or --tracking-uri"
 
 
 def resolve_tracking_uri(spec_uri: str | None, output: Path) -> tuple[str, bool]:
@@ -229,6 +239,7 @@ class Tracker:
         from mlflow.tracking import MlflowClient
 
         quiet_mlflow()
+        check_tracking_store(tracking_uri, tracking_setting(tracking_uri))
         self.tracking_uri = tracking_uri
         self.client = MlflowClient(tracking_uri=tracking_uri)
         self.experiment_id = (

@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 # orchestrator/ modules by layer: a module imports only from its own layer or lower ones
 LAYERS = [
-    {"errors", "files", "limits", "lock", "provenance", "params", "storage"},
+    {"errors", "files", "limits", "lock", "provenance", "params", "services", "storage"},
     {
         "images",
         "spec",

@@ -1,0 +1,161 @@
+"""Is the MLflow store or the Ray cluster a command is about to use there at all? One check per
+service, with a short named timeout, before any job starts: an unreachable server otherwise costs
+minutes of silent retries (MLflow's HTTP client backs off for about four minutes; ``ray.init`` waits
+for a GCS that never answers) before one line says what was wrong.
+
+Every driver (sweep, catalog, training) goes through ``tracking.Tracker`` and
+``runtime.start_ray``, which call these. A failure is a ``ServiceUnavailable``: one line naming the
+URI or address, where it came from (the setting to change) and the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from .errors import UserError
+
+TIMEOUT_ENV = "STYLEGRID_CONNECT_TIMEOUT"
+DEFAULT_TIMEOUT_S = 5.0
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+class ServiceUnavailable(UserError):
+    """The MLflow store or the Ray cluster cannot be used; the message says which and why."""
+
+
+def connect_timeout() -> float:
+    """Seconds a connection check waits (``STYLEGRID_CONNECT_TIMEOUT``, default 5)."""
+    try:
+        return max(0.1, float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT_S)))
+    except ValueError:
+        return DEFAULT_TIMEOUT_S
+
+
+def redact(uri: str) -> str:
+    """``uri`` without a password (``http://alice:***@host``)."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return parts._replace(netloc=netloc).geturl()
+
+
+def tcp_problem(host: str, port: int, timeout: float) -> str | None:
+    """Why nothing accepts a TCP connection at ``host:port`` within ``timeout`` s, or None."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return None
+    except TimeoutError:
+        return f"no answer within {timeout:g} s"
+    except ConnectionRefusedError:
+        return "connection refused"
+    except socket.gaierror as exc:
+        return f"unknown host ({exc.strerror})"
+    except OSError as exc:
+        return exc.strerror or str(exc)
+
+
+def sqlite_problem(path: Path) -> str | None:
+    """Why the SQLite store at ``path`` cannot be used, or None (a missing file is created later,
+    so its folder must be writable)."""
+    if path.is_dir():
+        return "is a directory, not an SQLite database file"
+    if not path.exists():
+        parent = next((p for p in path.parents if p.exists()), None)
+        if parent is not None and not os.access(parent, os.W_OK | os.X_OK):
+            return f"cannot be created: {parent} is not writable"
+        return None
+    if not os.access(path, os.R_OK | os.W_OK):
+        return "is read-only (MLflow writes to its store)"
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        return f"its folder {path.parent} is read-only (SQLite writes its journal there)"
+    if path.stat().st_size:
+        with open(path, "rb") as fh:
+            if fh.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
+                return "is not an SQLite database (its first bytes are not SQLite's header)"
+        try:
+            with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=connect_timeout()) as db:
+                db.execute("PRAGMA schema_version").fetchone()
+        except sqlite3.DatabaseError as exc:
+            return f"is not a usable SQLite database ({exc})"
+    return None
+
+
+def http_problem(uri: str, timeout: float) -> str | None:
+    """Why nothing answers HTTP at ``uri`` within ``timeout`` s, or None (any HTTP answer, even
+    401 or 404, means a server is there: MLflow's own errors then say more)."""
+    import urllib.error
+    import urllib.request
+
+    parts = urlsplit(uri)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    problem = tcp_problem(parts.hostname or "localhost", port, timeout)
+    if problem:
+        return problem
+    clean = parts._replace(netloc=f"{parts.hostname}:{port}").geturl().rstrip("/")
+    try:
+        urllib.request.urlopen(f"{clean}/health", timeout=timeout).close()  # noqa: S310 - http(s) only
+    except urllib.error.HTTPError:
+        return None
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return f"no HTTP answer within {timeout:g} s ({reason})"
+    return None
+
+
+def check_tracking_store(uri: str, setting: str) -> None:
+    """Raise ServiceUnavailable if the MLflow store ``uri`` cannot be used. ``setting`` names
+    where the URI came from, e.g. "MLFLOW_TRACKING_URI" or "the spec's tracking_uri"."""
+    scheme = urlsplit(uri).scheme
+    timeout = connect_timeout()
+    if scheme in ("http", "https"):
+        problem = http_problem(uri, timeout)
+        if problem:
+            raise ServiceUnavailable(
+                f"cannot reach the MLflow tracking server {redact(uri)} (from {setting}): {problem}; "
+                f"start it, or change {setting} (timeout {timeout:g} s, {TIMEOUT_ENV})"
+            )
+    elif scheme == "sqlite":
+        path = uri.split("sqlite:///", 1)[1] if uri.startswith("sqlite:///") else ""
+        problem = sqlite_problem(Path(path)) if path and path != ":memory:" else None
+        if problem:
+            raise ServiceUnavailable(f"the MLflow store {path} (from {setting}) {problem}")
+
+
+def ray_address(
+    init_kwargs: Mapping[str, object] | None = None, env: Mapping[str, str] = os.environ
+) -> tuple[str, str] | None:
+    """(address, where it came from) of the cluster ``ray.init`` would join, or None for an
+    embedded Ray (or ``auto``, which Ray resolves itself)."""
+    address = (init_kwargs or {}).get("address")
+    if address:
+        return str(address), "address"
+    address = env.get("RAY_ADDRESS", "").strip()
+    return (address, "RAY_ADDRESS") if address and address not in ("auto", "local") else None
+
+
+def check_ray_address(
+    init_kwargs: Mapping[str, object] | None = None, env: Mapping[str, str] = os.environ
+) -> None:
+    """Raise ServiceUnavailable if the cluster ``ray.init`` would join does not answer."""
+    found = ray_address(init_kwargs, env)
+    if found is None:
+        return
+    address, setting = found
+    if address in ("auto", "local"):
+        return
+    parts = urlsplit(address if "://" in address else f"gcs://{address}")
+    if parts.hostname is None or parts.port is None:
+        return  # not host:port: left to Ray, which says what it wants
+    timeout = connect_timeout()
+    problem = tcp_problem(parts.hostname, parts.port, timeout)
+    if problem:
+        raise ServiceUnavailable(
+            f"no Ray cluster at {address} (from {setting}): {problem}; start one (ray start --head) "
+            f"or unset {setting} to run on an embedded Ray (timeout {timeout:g} s, {TIMEOUT_ENV})"
+        )

@@ -1,0 +1,221 @@
+"""Faults a careful user meets (reliability, third pass): a tracking server or Ray cluster that is
+not there, a broken MLflow store, a catalog whose input holds its output, a truncated row file,
+outputs that cannot be written, absurd step counts, a closed pipe. Each ends in one line within
+seconds, with the exit status of the README's table, and nothing already written is lost."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from orchestrator.services import ServiceUnavailable, check_ray_address, check_tracking_store
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO / "samples"
+CHELSEA = SAMPLES / "content" / "chelsea.jpg"
+STARRY = SAMPLES / "style" / "starry_night.jpg"
+
+
+def stylegrid(*args, env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
+    full = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator", *map(str, args)],
+        capture_output=True, text=True, cwd=REPO, env=full, timeout=300, **kwargs,
+    )  # fmt: skip
+
+
+def one_line(proc: subprocess.CompletedProcess, code: int) -> str:
+    assert proc.returncode == code, proc.stdout + proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr and "STYLEGRID_DEBUG" not in proc.stderr, (
+        proc.stderr
+    )
+    return lines[0]
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tiny_spec(folder: Path) -> Path:
+    spec = folder / "tiny.yaml"
+    spec.write_text(
+        f"name: tiny\ncontent: [{CHELSEA}]\nstyle: [{STARRY}]\nalgorithms: [{{name: gatys}}]\nsize: 32\nsteps: 2\n"
+    )
+    return spec
+
+
+def test_an_unreachable_tracking_server_is_one_line_within_seconds(tmp_path):
+    uri = f"http://127.0.0.1:{closed_port()}"
+    env = {"MLFLOW_TRACKING_URI": uri}
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "a.jpg").write_bytes(CHELSEA.read_bytes())
+    began = time.monotonic()
+    sweep = one_line(stylegrid("sweep", tiny_spec(tmp_path), "-o", tmp_path / "out", "-q", env=env), 1)
+    catalog = one_line(
+        stylegrid(
+            "stylize-catalog",
+            "--input",
+            photos,
+            "--style",
+            STARRY,
+            "-o",
+            tmp_path / "cat",
+            "--size",
+            32,
+            "-q",
+            env=env,
+        ),  # fmt: skip
+        1,
+    )
+    assert time.monotonic() - began < 60  # two processes importing torch; minutes before
+    for line in (sweep, catalog):
+        assert f"cannot reach the MLflow tracking server {uri} (from MLFLOW_TRACKING_URI)" in line
+        assert "connection refused" in line
+    assert not (tmp_path / "out" / "rows").exists() or not list((tmp_path / "out" / "rows").iterdir())
+
+
+def test_a_server_that_accepts_but_never_answers_times_out_as_named(tmp_path, monkeypatch):
+    with socket.socket() as silent:  # listens (the kernel accepts), never reads or answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        monkeypatch.setenv("STYLEGRID_CONNECT_TIMEOUT", "1")
+        began = time.monotonic()
+        with pytest.raises(ServiceUnavailable, match=r"no HTTP answer within 1 s.*STYLEGRID_CONNECT_TIMEOUT"):
+            check_tracking_store(f"http://alice:secret@127.0.0.1:{port}", "the spec's tracking_uri")
+        assert time.monotonic() - began < 5
+    with pytest.raises(ServiceUnavailable) as err:
+        check_tracking_store(f"http://alice:secret@127.0.0.1:{closed_port()}", "x")
+    assert "secret" not in str(err.value) and "alice:***@" in str(err.value)
+
+
+def test_a_ray_address_where_no_cluster_listens_is_one_line(tmp_path):
+    address = f"127.0.0.1:{closed_port()}"
+    line = one_line(
+        stylegrid("sweep", tiny_spec(tmp_path), "-o", tmp_path / "out", "-q", env={"RAY_ADDRESS": address}), 1
+    )
+    assert f"no Ray cluster at {address} (from RAY_ADDRESS): connection refused" in line
+    assert "unset RAY_ADDRESS" in line
+    with pytest.raises(ServiceUnavailable, match="ray://127.0.0.1"):
+        check_ray_address({"address": f"ray://127.0.0.1:{closed_port()}"}, env={})
+    check_ray_address(None, env={})  # no address: an embedded Ray, nothing to check
+    check_ray_address(None, env={"RAY_ADDRESS": "auto"})
+
+
+def test_a_broken_mlflow_store_names_the_file_and_the_reason(tmp_path):
+    folder = tmp_path / "out"
+    (folder / "mlflow.db").mkdir(parents=True)
+    line = one_line(stylegrid("sweep", tiny_spec(tmp_path), "-o", folder, "-q"), 1)
+    assert f"the MLflow store {folder / 'mlflow.db'}" in line and "is a directory" in line
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(os.urandom(4096))
+    with pytest.raises(ServiceUnavailable, match="garbage.db.*not an SQLite database"):
+        check_tracking_store(f"sqlite:///{garbage}", "MLFLOW_TRACKING_URI")
+    check_tracking_store(f"sqlite:///{tmp_path / 'new' / 'mlflow.db'}", "x")  # created later: fine
+    if os.geteuid() != 0:  # root writes anyway
+        ro = tmp_path / "ro.db"
+        ro.write_bytes(b"")
+        ro.chmod(0o444)
+        with pytest.raises(ServiceUnavailable, match="read-only"):
+            check_tracking_store(f"sqlite:///{ro}", "x")
+
+
+def test_a_catalog_never_reads_its_own_outputs(tmp_path):
+    from orchestrator.catalog_manifest import CatalogError, list_sources, own_outputs
+
+    folder = tmp_path / "photos"
+    (folder / "images" / "starry-1").mkdir(parents=True)
+    (folder / "mlartifacts").mkdir()
+    (folder / "a.jpg").write_bytes(CHELSEA.read_bytes())
+    (folder / "images" / "starry-1" / "a-1.png").write_bytes(b"x")
+    (folder / "mlartifacts" / "contact_sheet.jpg").write_bytes(b"x")
+    own = own_outputs(str(folder))
+    assert list_sources(str(folder), exclude=own) == [str(folder / "a.jpg")]  # run twice: same sources
+    (folder / "a.jpg").unlink()
+    with pytest.raises(CatalogError, match="one of the catalog's own outputs"):
+        list_sources(str(folder), exclude=own)
+    # through the command line: the input folder is the output folder and holds only outputs
+    line = one_line(stylegrid("stylize-catalog", "--input", folder, "--style", STARRY, "-o", folder, "-q"), 1)
+    assert "every image found is one of the catalog's own outputs" in line
+
+
+def test_a_truncated_row_file_is_named_and_set_aside_not_shown_as_a_table(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from orchestrator.results import UNREADABLE_DIR, load_rows, result_schema, rows_dir, set_aside
+
+    out = tmp_path / "out"
+    rows_dir(out).mkdir(parents=True)
+    row = {n: None for n in result_schema().names}
+    row.update(job_id="j1", status="ok", algorithm="gatys", content="a.jpg", style="s.jpg")
+    good = rows_dir(out) / "part-000001.parquet"
+    pq.write_table(pa.Table.from_pylist([row], schema=result_schema()), good)
+    bad = rows_dir(out) / "part-000002.parquet"
+    bad.write_bytes(good.read_bytes()[:40])  # cut short
+    (out / "report").mkdir()
+    (out / "report" / "index.html").write_text("the report so far")
+    for command in ("results", "report"):
+        line = one_line(stylegrid(command, out), 1)
+        assert f"{bad}: unreadable row" in line and "run the sweep again" in line
+    assert (out / "report" / "index.html").read_text() == "the report so far"  # not overwritten
+    rows = load_rows(out)
+    assert rows.table.num_rows == 1 and rows.unreadable_files == (bad,)
+    moved = set_aside(out, rows.unreadable_files)
+    assert moved == [out / UNREADABLE_DIR / bad.name] and moved[0].exists() and not bad.exists()
+    assert not load_rows(out).unreadable
+
+
+def test_outputs_that_cannot_be_written_are_refused_before_the_work(tmp_path):
+    folder = tmp_path / "d.png"
+    folder.mkdir()
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    args = ("run", "--content", CHELSEA, "--style", STARRY, "--size", 32, "--steps", 100000)
+    began = time.monotonic()
+    assert "it is a folder; name a file" in one_line(stylegrid(*args, "-o", folder), 1)
+    line = one_line(stylegrid(*args, "-o", afile / "x.png"), 1)
+    assert f"{afile} is a file, not a folder" in line and "File exists" not in line
+    assert time.monotonic() - began < 60  # 100,000 steps were never started
+
+
+def test_step_counts_have_an_upper_bound(tmp_path):
+    from algorithms.names import MAX_STEPS
+
+    line = one_line(stylegrid("run", "--content", CHELSEA, "--style", STARRY, "-o", tmp_path / "o.png",
+                              "--steps", MAX_STEPS + 1), 2)  # fmt: skip
+    assert f"at most {MAX_STEPS:,}" in line
+    spec = tiny_spec(tmp_path)
+    spec.write_text(spec.read_text().replace("steps: 2", f"steps: {MAX_STEPS * 10}"))
+    line = one_line(stylegrid("plan", spec), 1)
+    assert "steps" in line and str(MAX_STEPS) in line.replace(",", "").replace("_", "")
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", "algorithms"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    proc.stdout.close()  # the reader is gone before anything is written (`| head -0`)
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(60) == 0 and "Broken pipe" not in stderr and "Traceback" not in stderr, stderr
+
+
+def test_a_folder_in_use_is_one_line_without_a_debug_hint():
+    from orchestrator.cli import describe_error
+    from orchestrator.lock import LockError
+
+    assert (
+        describe_error(LockError("runs/x: in use by stylegrid sweep")) == "runs/x: in use by stylegrid sweep"
+    )
