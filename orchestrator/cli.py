@@ -207,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--spec", help="show only this spec's jobs as it stands (default: every row of the folder)"
     )
+    _tracking(report, "$MLFLOW_TRACKING_URI, else the folder's own mlflow.db: where the links to the runs go")
     _quiet(report, "no summary line")
     report.set_defaults(func=cmd_report)
 
@@ -569,6 +570,18 @@ def cmd_results(args: argparse.Namespace) -> int:
     return 0
 
 
+def report_ui(args: argparse.Namespace) -> str | None:
+    """The MLflow UI the report's run links open: that of --tracking-uri, else of
+    MLFLOW_TRACKING_URI, else ``mlflow ui``'s own when the folder holds its store."""
+    from .tracking import default_tracking_uri, ui_base
+
+    folder = Path(args.output)
+    uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "").strip()
+    if not uri and (folder / "mlflow.db").is_file():
+        uri = default_tracking_uri(folder)
+    return ui_base(uri or None)
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from . import storage
     from .report import ReportError, write_report
@@ -587,7 +600,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
         job_ids = {j.job_id for j in expand(load_spec(args.spec), args.spec)}
     try:
-        report = write_report(Path(args.output), job_ids, strict=True)
+        report = write_report(Path(args.output), job_ids, strict=True, ui=report_ui(args))
     except ReportError as exc:
         raise UsageError(str(exc)) from None
     older = f"; {report.not_shown} rows of jobs the spec no longer has not shown" if report.not_shown else ""

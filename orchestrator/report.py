@@ -41,7 +41,8 @@ from algorithms.metrics import MEASURES, Measure
 from . import pictures
 from .files import safe_name, write_atomic
 from .images import ImageError, read_image, resize_to
-from .results import read_results, rows_dir
+from .results import curve_path, read_results, rows_dir
+from .tracking import run_page
 
 THUMB_SIDE = 200  # px, long side of the grid's thumbnails (shown at up to 160 px)
 MAX_GRID_ROWS = 60  # content images per style grid; the rest are counted, not shown
@@ -145,7 +146,7 @@ def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _grid_html(df: pd.DataFrame, out: Path, report: Path) -> list[str]:
+def _grid_html(df: pd.DataFrame, out: Path, report: Path, ui: str | None = None) -> list[str]:
     parts: list[str] = []
     ok = df[df["status"] == "ok"]
     for style, by_style in ok.groupby("style", sort=True):
@@ -168,7 +169,7 @@ def _grid_html(df: pd.DataFrame, out: Path, report: Path) -> list[str]:
             parts.append(f"<tr><th>{head}{_e(row0.content_name)}</th>")
             for algorithm, variant in shown_labels:
                 match = cells[(cells["algorithm"] == algorithm) & (cells["variant"] == variant)]
-                parts.append(_cell_html(match, out, report, (thumb, style_thumb)))
+                parts.append(_cell_html(match, out, report, (thumb, style_thumb), ui))
             parts.append("</tr>")
         parts.append("</table></div>")
         hidden_rows, hidden_cols = len(contents) - MAX_GRID_ROWS, len(labels) - MAX_GRID_COLUMNS
@@ -180,9 +181,12 @@ def _grid_html(df: pd.DataFrame, out: Path, report: Path) -> list[str]:
     return parts
 
 
-def _cell_html(match: pd.DataFrame, out: Path, report: Path, sources: tuple = (None, None)) -> str:
+def _cell_html(
+    match: pd.DataFrame, out: Path, report: Path, sources: tuple = (None, None), ui: str | None = None
+) -> str:
     """A grid cell: the output's thumbnail, a link to the full image (opened by the page beside
-    its content and style, ``sources``' thumbnails), the measures under it."""
+    its content and style, ``sources``' thumbnails, and its loss curve), the measures under it
+    and a link to the job's MLflow run (in the UI at ``ui``)."""
     if match.empty:
         return '<td class="empty">-</td>'
     pieces = []
@@ -195,11 +199,21 @@ def _cell_html(match: pd.DataFrame, out: Path, report: Path, sources: tuple = (N
         link = Path("..") / row.output_image
         title = f"{row.algorithm} {row.variant} | {row.content_name} x {row.style_name} | job {row.job_id}"
         content_thumb, style_thumb = sources
+        curve = curve_path(out, row.job_id)
+        curve_link = (Path("..") / curve.relative_to(out)).as_posix() if curve.is_file() else ""
+        run = (
+            run_page(ui, row.mlflow_run_id)
+            if ui and isinstance(row.mlflow_run_id, str) and row.mlflow_run_id
+            else ""
+        )
+        run_link = (
+            f' <a class="run" href="{_e(run)}" target="_blank" rel="noopener">MLflow run</a>' if run else ""
+        )
         pieces.append(
             f'<td><a class="full" href="{_e(link.as_posix())}" data-content="{_e(content_thumb or "")}" '
-            f'data-style="{_e(style_thumb or "")}" data-title="{_e(title)}">'
-            f'<img src="{thumb}" alt="{_e(title)}" title="{_e(title)}">'
-            f"</a><br><small>{_e(measures_line(row)).replace(chr(10), '<br>')}</small></td>"
+            f'data-style="{_e(style_thumb or "")}" data-curve="{_e(curve_link)}" data-run="{_e(run)}" '
+            f'data-title="{_e(title)}"><img src="{thumb}" alt="{_e(title)}" title="{_e(title)}">'
+            f"</a><br><small>{_e(measures_line(row)).replace(chr(10), '<br>')}{run_link}</small></td>"
         )
     return "".join(pieces)
 
@@ -276,6 +290,8 @@ input.filter { margin: 0.4em 0; width: 20em; }
 #viewer figure { margin: 0; text-align: center; }
 #viewer img.side { width: 220px; height: auto; }
 #viewer img.output { width: min(60vw, 1024px); height: auto; image-rendering: pixelated; }
+#viewer img.curve { width: 360px; height: auto; background: #fff; }
+#viewer a, a.run { color: #4af; }
 td.empty { color: #aaa; }
 """
 
@@ -295,8 +311,10 @@ document.querySelectorAll('a.full').forEach(function (a) {
   a.addEventListener('click', function (event) {
     event.preventDefault();
     var full = a.getAttribute('href') === '#' ? a.querySelector('img').src : a.getAttribute('href');
-    viewer.innerHTML = figure(a.dataset.content, 'side', 'content') + figure(full, 'output',
-      a.dataset.title.replace(/&/g, '&amp;').replace(/</g, '&lt;')) + figure(a.dataset.style, 'side', 'style');
+    var title = a.dataset.title.replace(/&/g, '&amp;').replace(/</g, '&lt;');
+    if (a.dataset.run) title += ' | <a href="' + a.dataset.run + '" target="_blank" rel="noopener">MLflow run</a>';
+    viewer.innerHTML = figure(a.dataset.content, 'side', 'content') + figure(full, 'output', title)
+      + figure(a.dataset.style, 'side', 'style') + figure(a.dataset.curve, 'curve', 'losses by step');
     viewer.classList.add('open');
   });
 });
@@ -361,14 +379,18 @@ def standalone(page: str, report: Path) -> str:
         return f'src="data:{kind};base64,{base64.b64encode(path.read_bytes()).decode()}"'
 
     page = _RELATIVE_IMAGE.sub(inline, page)
+    page = re.sub(r' data-curve="[^"]*"', ' data-curve=""', page)
     return re.sub(r'<a class="full" href="[^"]*"', '<a class="full" href="#"', page)
 
 
-def write_report(out: Path, job_ids: Collection[str] | None = None, strict: bool = False) -> Report:
+def write_report(
+    out: Path, job_ids: Collection[str] | None = None, strict: bool = False, ui: str | None = None
+) -> Report:
     """Write ``out/report/index.html`` (and its thumbnails and charts) from ``out``'s rows;
     with ``job_ids`` (a spec's jobs as it stands), only their rows: rows of jobs an edited spec
     no longer has are counted, not shown. ``strict`` (``stylegrid report``): an unreadable row
-    file is an error (``results.UnreadableRows``) and the report on disk is left as it was."""
+    file is an error (``results.UnreadableRows``) and the report on disk is left as it was.
+    ``ui``: the MLflow UI's address (``tracking.ui_base``), for a link from each picture to its run."""
     out = Path(out)
     if not rows_dir(out).is_dir():
         raise ReportError(f"{out}: not a sweep results folder (no {rows_dir(out).name}/ inside)")
@@ -392,7 +414,7 @@ def write_report(out: Path, job_ids: Collection[str] | None = None, strict: bool
         + ". Under each picture: <i>c</i> content_distance, <i>ssim</i> content_ssim, "
         "<i>s</i> style_distance, <i>swd</i> style_swd, <i>col</i> color_swd.</p>",
         "<h2>Outputs</h2>",
-        *_grid_html(df, out, report),
+        *_grid_html(df, out, report, ui),
         *_plots_html(df, report),
         "<h2>Summary</h2>",
         _table_html(summary_table(df)),

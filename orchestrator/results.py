@@ -201,6 +201,11 @@ def _atomic_write_table(table: pa.Table, path: Path) -> None:
     write_atomic(path, sink.getvalue().to_pybytes())
 
 
+def curve_path(output: Path, job_id: str) -> Path:
+    """A job's loss curve (the plot its MLflow run holds), beside the images: the report shows it."""
+    return output / "curves" / f"{job_id}.png"
+
+
 def rows_dir(output: Path) -> Path:
     return output / "rows"
 

@@ -25,7 +25,7 @@ from .jobs import Job
 from .mirror import Mirror
 from .provenance import provenance
 from .report import STANDALONE
-from .results import COMPACT_EVERY, compact, param_cells, result_schema, write_row
+from .results import COMPACT_EVERY, compact, curve_path, param_cells, result_schema, write_row
 from .tracking import RunsView, Tracker, ms, redact_uri
 from .worker import JobOutcome
 
@@ -309,17 +309,20 @@ class Sink:
         if outcome.png is not None:
             image = write_atomic(image_path(self.output, job), outcome.png)
             image_rel = str(image.relative_to(self.output))
+        curve = None
+        if outcome.plot_png and len(outcome.history) > 1:  # a one-step (feed-forward) job has no curve
+            curve = write_atomic(curve_path(self.output, job.job_id), outcome.plot_png)
         run_id = ""
-        if self.mlflow is not None:
+        if self.mlflow is not None:  # a job whose run was not logged is not recorded: it runs again
             try:
                 run_id = self.mlflow.log_job(job, outcome, image, attempts)
             except Exception as exc:
-                self.warnings.append(f"{job.label}: MLflow logging failed ({type(exc).__name__}: {exc})")
+                raise RuntimeError(f"MLflow logging failed ({type(exc).__name__}: {exc})") from exc
         row = write_row(
             self.output, result_row(job, outcome, self.sweep_id, self.spec_name, image_rel, run_id, attempts)
         )
         if self.mirror is not None:
-            self._upload(job, [p for p in (image, row) if p is not None])
+            self._upload(job, [p for p in (image, curve, row) if p is not None])
         self.counts[outcome.status] = self.counts.get(outcome.status, 0) + 1
         self.loose += 1
         if self.loose >= COMPACT_EVERY:

@@ -49,7 +49,7 @@ from .results import (
 from .runtime import Console, Summary, start_ray
 from .sink import SWEEP_VIEW, Sink, SweepRuns
 from .spec import SpecError, SweepSpec, load_spec, output_location
-from .tracking import Tracker, resolve_tracking_uri, ui_command
+from .tracking import Tracker, resolve_tracking_uri, ui_base, ui_command
 from .worker import JobOutcome, JobRunner
 
 
@@ -213,7 +213,7 @@ def _run_locked(
             collect(out)
             frame = table.select(MLFLOW_TABLE_COLUMNS).to_pandas()
             frame = frame.astype({c: object for c in frame.select_dtypes(include=["string", "str"]).columns})
-            report = write_report(out, {j.job_id for j in jobs}).path
+            report = write_report(out, {j.job_id for j in jobs}, ui=ui_base(tracking_uri)).path
         except Exception as exc:  # the rows are written; the summary files can be made again
             sink.warnings.append(
                 f"results.parquet or the report could not be written ({type(exc).__name__}: {exc}); "

@@ -98,6 +98,23 @@ def runs_page(base: str, experiment: str | None, view: str | None = None) -> str
     return f"{base.rstrip('/')}/#/experiments/{experiment}/runs?{query}"
 
 
+def ui_base(tracking_uri: str | None) -> str | None:
+    """The MLflow UI's address for a store: ``mlflow ui``'s default for a database or file store,
+    the server itself (no password) for an HTTP one; None when unknown."""
+    if not tracking_uri:
+        return None
+    if tracking_uri.startswith(("sqlite:", "postgresql:", "mysql:", "file:")) or "://" not in tracking_uri:
+        return UI_LOCAL
+    if tracking_uri.startswith(("http:", "https:")):
+        return redact_uri(tracking_uri).rstrip("/")
+    return None
+
+
+def run_page(base: str, run_id: str) -> str:
+    """A run's page in the MLflow UI (its direct route: no experiment id needed)."""
+    return f"{base}/#/runs/{run_id}"
+
+
 def ui_command(tracking_uri: str, experiment: str | None = None, view: str | None = None) -> str:
     """How to open the runs: the command that serves a database store and the page to open, or
     the server's page."""

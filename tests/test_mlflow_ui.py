@@ -3,6 +3,7 @@ page the summary prints, in a real headless Chromium."""
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
@@ -67,6 +68,17 @@ def test_the_printed_page_opens_on_the_runs_with_the_measures(every_algorithm_sw
                 break
             time.sleep(0.5)
         browser.save_screenshot(str(tmp_path / "mlflow.png"))
+        # the report links each picture to its run: the UI's direct route opens the run's page
+        report = (out / "report" / "index.html").read_text()
+        run_link = re.search(r'<a class="run" href="([^"]+)"', report).group(1)
+        run_id = run_link.rsplit("/", 1)[1]
+        browser.get(run_link.replace("127.0.0.1:5000", f"127.0.0.1:{port}"))
+        run_text = ""
+        for _ in range(60):
+            run_text = browser.find_element("tag name", "body").text
+            if run_id in browser.current_url and "content_distance" in run_text:
+                break
+            time.sleep(0.5)
     finally:
         if browser is not None:
             browser.quit()
@@ -80,3 +92,4 @@ def test_the_printed_page_opens_on_the_runs_with_the_measures(every_algorithm_sw
     # every algorithm and each Gatys variant is a group of its own
     assert "Group: gatys style_weight=2.5" in text and "Group: gatys style_weight=5" in text
     assert "Group: mrf" in text
+    assert "content_distance" in run_text and "Overview" in run_text  # the job's run page, its metrics

@@ -136,6 +136,9 @@ def test_the_report_opens_in_chromium_with_every_picture(every_algorithm_sweep, 
             "return Array.from(document.images).map(i => [i.getAttribute('src'), i.complete, i.naturalWidth])"
         )
         links = browser.execute_script("return Array.from(document.querySelectorAll('a')).map(a => a.href)")
+        curves = browser.execute_script(
+            "return Array.from(document.querySelectorAll('a.full')).map(a => [a.title || a.dataset.title, a.dataset.curve])"
+        )
         heading = browser.find_element("tag name", "h1").text
         errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
         browser.save_screenshot(str(tmp_path / "report.png"))
@@ -184,7 +187,11 @@ def test_the_report_opens_in_chromium_with_every_picture(every_algorithm_sweep, 
     assert ascending == sorted(ascending) and descending == sorted(ascending, reverse=True)
     assert len(ascending) == summary.ok and filtered == ["mrf"]  # a row per algorithm and variant
     display, shown = viewer
-    assert display == "flex" and [c for c, *_ in shown] == ["side", "output", "side"]
+    assert display == "flex" and [c for c, *_ in shown][:3] == ["side", "output", "side"]
+    # each optimising job's loss curve (a file beside the images) opens with its picture
+    with_curve = {title.split(" | ")[0].strip() for title, curve in curves if curve}
+    assert {"gatys style_weight=2.5", "mrf", "histogram"} <= with_curve and "adain" not in with_curve
+    assert all((copy / "report" / curve).resolve().is_file() for _, curve in curves if curve)
     assert all(loaded for _, loaded, *_ in shown)
     _, _, natural, width = shown[1]
     assert width >= 3 * natural  # a 64 px result is shown large, not smaller than its thumbnail
