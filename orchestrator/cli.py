@@ -195,6 +195,12 @@ def build_parser() -> argparse.ArgumentParser:
     _folder(results, "a sweep's results folder")
     results.add_argument("--csv", metavar="FILE", help="write every column to FILE as CSV")
     results.add_argument("--all-columns", action="store_true", help="print every column")
+    results.add_argument(
+        "--history",
+        action="store_true",
+        help="also the rows of jobs the spec no longer has (an image dropped or replaced, a grid value "
+        "changed), with a current column (default: the spec's jobs as its latest sweep found them)",
+    )
     results.set_defaults(func=cmd_results)
 
     report = sub.add_parser(
@@ -205,7 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _folder(report, "a sweep's results folder")
     report.add_argument(
-        "--spec", help="show only this spec's jobs as it stands (default: every row of the folder)"
+        "--spec",
+        help="show only this spec's jobs as it stands (default: the jobs of the folder's latest sweep)",
     )
     _tracking(report, "$MLFLOW_TRACKING_URI, else the folder's own mlflow.db: where the links to the runs go")
     _quiet(report, "no summary line")
@@ -546,25 +553,31 @@ def cmd_results(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from . import storage
-    from .results import read_results, rows_dir, to_pandas
+    from .results import current_jobs, only_current, read_results, rows_dir, to_pandas, with_current
 
+    current = None
     if storage.is_remote(args.output):  # a sweep's output in an object store: its rows, read here
         from .mirror import store_results
 
         table = store_results(args.output)
         if table is None:
             raise UsageError(f"{args.output}: not a sweep's output (no rows/ inside)")
-        df = to_pandas(table)
     else:
         out = Path(args.output)
         if not rows_dir(out).is_dir():
             raise UsageError(f"{out}: not a sweep results folder (no {rows_dir(out).name}/ inside)")
-        df = to_pandas(read_results(out, strict=True))
+        table, current = read_results(out, strict=True), current_jobs(out)
+    shown = with_current(table, current) if args.history else only_current(table, current)
+    if not args.history and shown.num_rows < table.num_rows:
+        print(f"({table.num_rows - shown.num_rows} rows of jobs the spec no longer has not shown; "
+              "--history shows them)", file=sys.stderr)  # fmt: skip
+    df = to_pandas(shown)
     if args.csv:
         df.to_csv(args.csv, index=False)
         print(f"wrote {len(df)} rows to {args.csv}")
         return 0
-    shown = df if args.all_columns else df[[c for c in SUMMARY_COLUMNS if c in df.columns]]
+    columns = [*SUMMARY_COLUMNS, *(["current"] if args.history else [])]
+    shown = df if args.all_columns else df[[c for c in columns if c in df.columns]]
     with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_colwidth", 60):
         print(shown.to_string(index=False))
     return 0
@@ -593,7 +606,9 @@ def cmd_report(args: argparse.Namespace) -> int:
             "running the sweep again makes it anew"
         )
 
-    job_ids = None
+    from .results import current_jobs
+
+    job_ids = current_jobs(Path(args.output))  # the folder's latest sweep's jobs (None: every row)
     if args.spec:
         from .jobs import expand
         from .spec import load_spec

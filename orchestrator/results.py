@@ -201,6 +201,46 @@ def _atomic_write_table(table: pa.Table, path: Path) -> None:
     write_atomic(path, sink.getvalue().to_pybytes())
 
 
+CURRENT_JOBS = "current_jobs.json"  # the job ids of the spec as its latest sweep found it
+
+
+def write_current_jobs(output: Path, spec_path: str, job_ids: Iterable[str]) -> Path:
+    """Record which jobs the spec of this sweep has now (written at every sweep's start): rows of
+    other jobs (a photo dropped or replaced, a grid value changed) are history, not current."""
+    record = {"spec": spec_path, "written": time.time(), "job_ids": sorted(set(job_ids))}
+    return write_atomic(output / CURRENT_JOBS, json.dumps(record).encode())
+
+
+def current_jobs(output: Path) -> frozenset[str] | None:
+    """The job ids of the folder's spec as its latest sweep found it; None when unknown (a
+    folder written before this record existed, or one whose record cannot be read)."""
+    try:
+        return frozenset(json.loads((output / CURRENT_JOBS).read_text())["job_ids"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def with_current(table: pa.Table, ids: frozenset[str] | None) -> pa.Table:
+    """``table`` with a boolean ``current`` column: whether the row's job is one of ``ids`` (all
+    rows are current when ``ids`` is None)."""
+    jobs = table.column("job_id")
+    flags = pc.is_in(jobs, value_set=pa.array(sorted(ids), pa.string())) if ids is not None else None
+    column = flags if flags is not None else pa.array([True] * table.num_rows, pa.bool_())
+    return table.append_column(
+        pa.field("current", pa.bool_(), metadata={"description": CURRENT_TEXT}), column
+    )
+
+
+CURRENT_TEXT = "whether the job is one of the spec's jobs as its latest sweep found it (false: history)"
+
+
+def only_current(table: pa.Table, ids: frozenset[str] | None) -> pa.Table:
+    """The rows of ``table`` whose jobs are ``ids`` (every row when ``ids`` is None)."""
+    if ids is None:
+        return table
+    return table.filter(pc.is_in(table.column("job_id"), value_set=pa.array(sorted(ids), pa.string())))
+
+
 def curve_path(output: Path, job_id: str) -> Path:
     """A job's loss curve (the plot its MLflow run holds), beside the images: the report shows it."""
     return output / "curves" / f"{job_id}.png"
@@ -394,10 +434,11 @@ def for_pandas(table: pa.Table) -> pa.Table:
 
 
 def collect(output: Path) -> Path:
-    """Gather the loose rows into a part, then write every row into ``<output>/results.parquet``
+    """Gather the loose rows into a part, then write the current spec's rows (``current_jobs``;
+    every row of a folder without that record) into ``<output>/results.parquet``
     (atomically, readable by ``pd.read_parquet`` as ``to_pandas`` gives it). Call it holding the
     folder's lock."""
     compact(output)
     path = output / "results.parquet"
-    _atomic_write_table(for_pandas(read_results(output)), path)
+    _atomic_write_table(for_pandas(only_current(read_results(output), current_jobs(output))), path)
     return path

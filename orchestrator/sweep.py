@@ -1,10 +1,7 @@
 """Running a sweep: spec -> jobs -> Ray actors -> (one writer) images, MLflow runs, Parquet rows.
 
-Ray Core actors, not Ray Tune: measured here, Tune's MLflow callback cost 1.1 s per trivial trial,
-logged flat runs without images (from the driver only), and a restored Tune run cannot grow its
-search space, while a stylegrid spec that gains an image must run just the new jobs.
-
-* ``ray.init()`` starts an embedded Ray locally, and joins the cluster under ``ray job submit``.
+Ray Core actors, not Ray Tune: Tune's MLflow callback cost 1.1 s per trivial trial here, and a
+restored Tune run cannot grow its search space (a spec that gains an image runs just the new jobs).
 * One actor per concurrent job slot, each a ``JobRunner`` that keeps the encoder, images and style
   targets warm across its jobs, with the spec's ``num_cpus`` / ``num_gpus``. A job goes only to
   an actor that has started (on a busy cluster a slot may wait long for its resources), and once
@@ -45,6 +42,7 @@ from .results import (
     rows_dir,
     set_aside,
     status_by_job,
+    write_current_jobs,
 )  # fmt: skip
 from .runtime import Console, Summary, start_ray
 from .sink import SWEEP_VIEW, Sink, SweepRuns
@@ -156,6 +154,9 @@ def _run_locked(
     console = Console(quiet)
     jobs = expansion.jobs
     remove_partial_files(out, [out / "images", rows_dir(out), out / "report"])
+    current = write_current_jobs(out, str(spec_path), (j.job_id for j in jobs))  # the rest is history
+    if mirror is not None:
+        mirror.push(current)
     warnings = []
     try:
         compact(out)  # what a killed run left loose: the next start reads a few parts

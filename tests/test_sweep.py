@@ -139,6 +139,23 @@ def test_sweep_records_failures_and_resumes_incrementally(tmp_path, local_ray):
     assert sorted(finished_status(out).values()) == ["failed", "ok", "ok"]
     _, runs = mlflow_runs(out, "resume")
     assert len([r for r in runs if r.data.tags.get("stylegrid.kind") == "sweep"]) == 3
+    # dropping an image from the spec: its row is history, not shown as current
+    spec = write_spec(tmp_path / "resume.yaml", [tubingen, SAMPLES / "content" / "chelsea.jpg"])
+    run_sweep(str(spec), output=str(out), quiet=True)
+    assert len(read_results(out)) == 3 and len(pd.read_parquet(out / "results.parquet")) == 2
+    current = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "results", str(out)], capture_output=True, text=True, env=env
+    )
+    assert "truncated.jpg" not in current.stdout and "1 rows of jobs the spec no longer has" in current.stderr
+    history = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "results", str(out), "--history"],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert history.stdout.splitlines()[0].split()[-1] == "current"
+    flags = {
+        name: ln.split()[-1] for ln in history.stdout.splitlines()[1:] for name in ln.split() if "." in name
+    }
+    assert flags["truncated.jpg"] == "False" and flags["tubingen.jpg"] == flags["chelsea.jpg"] == "True"
 
 
 def test_style_targets_stay_warm_in_a_worker(tmp_path):
