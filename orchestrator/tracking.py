@@ -179,6 +179,51 @@ def quiet_mlflow() -> None:
 EXPERIMENT_KIND = "custom_model_development"  # the MLflow UI's model-training view, not GenAI's
 
 
+# (table, column) of an MLflow SQL store that hold artifact locations
+ARTIFACT_COLUMNS = (
+    ("experiments", "artifact_location"), ("runs", "artifact_uri"), ("logged_models", "artifact_location"),
+    ("model_versions", "source"), ("model_versions", "storage_location"),
+)  # fmt: skip
+
+
+def relocate_store(tracking_uri: str, artifact_root: Path) -> int:
+    """Point an output folder's own SQLite store at the folder where it now is: after the folder
+    was moved or copied, its store still names the old ``<old>/mlartifacts``, and MLflow would
+    write new artifacts there (re-creating the old folder) and look for the old ones there.
+    Only a store inside the folder itself (``<folder>/mlflow.db`` with ``<folder>/mlartifacts``)
+    is rewritten, and only locations under an ``mlartifacts`` folder. Returns the rows changed."""
+    import sqlite3
+
+    if not tracking_uri.startswith("sqlite:///"):
+        return 0
+    db = Path(tracking_uri.removeprefix("sqlite:///"))
+    if not db.is_file() or db.parent != artifact_root.parent:
+        return 0
+    new = artifact_root.as_uri()
+    changed = 0
+    with sqlite3.connect(db) as conn:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "experiments" not in tables:
+            return 0  # not yet an MLflow store: nothing recorded
+        olds = {
+            loc.split("/mlartifacts", 1)[0] + "/mlartifacts"
+            for (loc,) in conn.execute("SELECT artifact_location FROM experiments")
+            if loc and "/mlartifacts" in loc and not loc.startswith(new)
+        }
+        for old in olds:
+            for table, column in ARTIFACT_COLUMNS:
+                if table not in tables:
+                    continue
+                columns = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+                if column in columns:
+                    cursor = conn.execute(
+                        f"UPDATE {table} SET {column} = ? || substr({column}, ?) WHERE substr({column}, 1, ?) = ?",
+                        (new, len(old) + 1, len(old), old),
+                    )
+                    changed += cursor.rowcount
+    return changed
+
+
 def experiment_id(client, name: str, artifact_root: Path | None, view: RunsView | None = None) -> str:
     """The id of experiment ``name``, created (artifacts under ``artifact_root``) if missing,
     tagged as model development (what the experiments list shows) and holding ``view`` as a saved
@@ -257,6 +302,8 @@ class Tracker:
 
         quiet_mlflow()
         check_tracking_store(tracking_uri, tracking_setting(tracking_uri))
+        if artifact_root is not None:  # the output folder's own store, perhaps in a moved folder
+            relocate_store(tracking_uri, artifact_root)
         self.tracking_uri = tracking_uri
         self.client = MlflowClient(tracking_uri=tracking_uri)
         self.experiment_id = (

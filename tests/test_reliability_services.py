@@ -219,3 +219,29 @@ def test_a_folder_in_use_is_one_line_without_a_debug_hint():
     assert (
         describe_error(LockError("runs/x: in use by stylegrid sweep")) == "runs/x: in use by stylegrid sweep"
     )
+
+
+def test_a_moved_output_folder_keeps_its_artifacts_and_writes_new_ones_inside_it(tmp_path):
+    import shutil
+
+    from orchestrator.tracking import Tracker, default_tracking_uri
+
+    old = tmp_path / "old"
+    old.mkdir()
+    tracker = Tracker(default_tracking_uri(old), "moved", old / "mlartifacts")
+    first = tracker.start_run("first", {})
+    tracker.log_bytes(first, "a.txt", b"before the move", "notes")
+    tracker.end_run(first, "FINISHED")
+    new = tmp_path / "new"
+    shutil.move(old, new)
+    tracker = Tracker(default_tracking_uri(new), "moved", new / "mlartifacts")
+    second = tracker.start_run("second", {})
+    tracker.log_bytes(second, "b.txt", b"after the move", "notes")
+    tracker.end_run(second, "FINISHED")
+    assert not old.exists()  # nothing re-created at the old place
+    assert (new / "mlartifacts").is_dir()
+    for run_id, name in ((first, "a.txt"), (second, "b.txt")):
+        uri = tracker.client.get_run(run_id).info.artifact_uri
+        assert uri.startswith((new / "mlartifacts").as_uri()), uri
+        local = tracker.client.download_artifacts(run_id, f"notes/{name}", str(tmp_path / run_id))
+        assert Path(local).read_bytes() in (b"before the move", b"after the move")
