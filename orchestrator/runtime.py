@@ -107,8 +107,9 @@ class Summary:
 def print_summary(summary: Summary) -> None:
     """The headline and the places on stdout; warnings on stderr; how to finish an interrupted run."""
     print(summary.headline)
-    for w in summary.warnings:
-        print(f"warning: {w}", file=sys.stderr)
+    for w in summary.warnings:  # each on one line (a database error spans several), at most 500 characters
+        text = " ".join(str(w).split())
+        print(f"warning: {text if len(text) <= 500 else text[:497] + '...'}", file=sys.stderr)
     width = max((len(label) for label, _ in summary.places), default=0) + 1
     for label, place in summary.places:
         print(f"{label + ':':<{width}} {place}")

@@ -283,6 +283,8 @@ class Sink:
 
     def __post_init__(self) -> None:
         self.loose = 0  # rows written since the last compact
+        self.reasons: set[str] = set()  # why jobs were not recorded (each said once)
+        self.repeats: dict[str, int] = {}  # and how many more jobs each reason failed
         self.queue: queue.Queue = queue.Queue()
         self.thread = threading.Thread(target=self._loop, name="stylegrid-writer", daemon=True)
         self.thread.start()
@@ -301,7 +303,21 @@ class Sink:
                 self.write(job, outcome, attempts)
             except Exception as exc:  # a writer failure must not lose the other jobs
                 self.counts["failed"] += 1  # not recorded: it runs again next time
-                self.warnings.append(f"{job.label}: not recorded ({exc}); it runs again next time")
+                self._not_recorded(job, exc)
+        for reason, count in self.repeats.items():
+            self.warnings.append(
+                f"{count} more jobs not recorded for the same reason ({reason}); they run again"
+            )
+
+    def _not_recorded(self, job: Job, exc: Exception) -> None:
+        """One warning per reason: a full disk fails every job the same way, which is one line,
+        not one per job (the first job's names the file)."""
+        reason = str(exc).rsplit(": ", 1)[-1]
+        if reason in self.reasons:
+            self.repeats[reason] = self.repeats.get(reason, 0) + 1
+            return
+        self.reasons.add(reason)
+        self.warnings.append(f"{job.label}: not recorded ({exc}); it runs again next time")
 
     def write(self, job: Job, outcome: JobOutcome, attempts: int) -> None:
         image_rel = ""

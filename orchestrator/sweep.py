@@ -11,6 +11,9 @@ restored Tune run cannot grow its search space (a spec that gains an image runs 
 * Results flow to one writer thread (``sink.Sink``): image file, MLflow child run, then the job's
   Parquet row, in that order, as each job finishes. Ctrl-C stops the workers, lets the writer
   finish what had finished, and leaves every written row in place.
+
+Why this module is long: the scheduler (hand-out, retries, timeouts, releases, interrupts) and the
+start and end of a sweep around it are one sequence, read more easily in one place than split.
 """
 
 from __future__ import annotations
@@ -76,8 +79,10 @@ class SweepSummary:
                 ("local copy", str(self.output)),
             ]
         else:
+            gathered = f"{self.output / 'results.parquet'} (stylegrid results {self.output})"
+            rows = f"not gathered (a warning says why): {self.output}/rows"
             places = [
-                ("results", f"{self.output / 'results.parquet'} (stylegrid results {self.output})"),
+                ("results", gathered if self.report else rows),
                 ("images", str(self.output / "images")),
                 ("MLflow", ui_command(self.tracking_uri, self.experiment_id, SWEEP_VIEW.key)),
             ]

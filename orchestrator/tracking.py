@@ -172,6 +172,9 @@ def quiet_mlflow() -> None:
     with the URI's password in them. The summaries say where the runs are."""
     for name in ("mlflow", "alembic", "sqlalchemy"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # its store logs every failed statement with a traceback (a full disk: hundreds of lines);
+    # the error itself reaches stylegrid, which says it in one line
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
     os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
     os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
 

@@ -245,3 +245,43 @@ def test_a_moved_output_folder_keeps_its_artifacts_and_writes_new_ones_inside_it
         assert uri.startswith((new / "mlartifacts").as_uri()), uri
         local = tracker.client.download_artifacts(run_id, f"notes/{name}", str(tmp_path / run_id))
         assert Path(local).read_bytes() in (b"before the move", b"after the move")
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 2 MB tmpfs (root only: CI runs as root); skipped where mounting is not allowed."""
+    where = tmp_path / "small"
+    where.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(where)], capture_output=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({proc.stderr.decode().strip()[:100]})")
+    yield where
+    subprocess.run(["umount", "-l", str(where)], capture_output=True)
+
+
+def test_a_disk_that_fills_mid_sweep_is_a_few_lines_and_the_next_run_repairs_everything(tmp_path, small_disk):
+    from mlflow.tracking import MlflowClient
+
+    from orchestrator.results import read_results
+
+    photos = sorted((SAMPLES / "content").glob("*.jpg"))[:4]
+    spec = tmp_path / "full.yaml"
+    spec.write_text(
+        f"name: full\ncontent: {[str(p) for p in photos]}\nstyle: [{STARRY}, {SAMPLES / 'style' / 'the_scream.jpg'}]\n"
+        "algorithms: [{name: adain}]\nsize: 256\n"
+    )
+    out = small_disk / "out"
+    full = stylegrid("sweep", spec, "-o", out, "-q")
+    assert full.returncode == 3, full.stdout + full.stderr
+    warnings = [ln for ln in full.stderr.splitlines() if ln.strip()]
+    assert all(ln.startswith("warning: ") for ln in warnings) and len(warnings) <= 6, full.stderr
+    assert "no space left on device" in full.stderr and "Traceback" not in full.stderr
+    assert "results: not gathered" in full.stdout  # no results.parquet named that was never written
+    subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
+    again = stylegrid("sweep", spec, "-o", out, "-q")
+    assert again.returncode == 0, again.stderr
+    rows = read_results(out).to_pandas()
+    assert len(rows) == 8 and set(rows.status) == {"ok"}
+    client = MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
+    for run_id in rows.mlflow_run_id:  # every ok row has its finished MLflow run
+        assert client.get_run(run_id).info.status == "FINISHED"
