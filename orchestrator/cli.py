@@ -459,7 +459,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         settings=spec_settings(args),
     )
     print_summary(summary.summary())
-    return exit_status(summary.interrupted, summary.failed)
+    return EXIT_ERROR if summary.lost else exit_status(summary.interrupted, summary.failed)
 
 
 # The exit statuses of every command (README "Exit statuses").
@@ -540,7 +540,7 @@ def cmd_stylize_catalog(args: argparse.Namespace) -> int:
         raise UsageError(problems) from None
     summary = stylize_catalog(spec, quiet=args.quiet)
     print_summary(summary.summary())
-    return exit_status(summary.interrupted, summary.failed)
+    return EXIT_ERROR if summary.lost else exit_status(summary.interrupted, summary.failed)
 
 
 SUMMARY_COLUMNS = [

@@ -16,6 +16,10 @@ unused by its values), plus ``params_json`` with all of a job's parameters that 
 field carries its ``description`` in the schema; "none" is null, never "" (rows of older versions
 are read into this schema: ``conform``). ``results.parquet`` carries pandas' metadata too, so
 ``pd.read_parquet`` gives nullable integers (``Int64``).
+
+Why this module is long: the table's schema, its rows and part files, the unreadable rows, the
+current jobs and the pandas view are one format, kept in one place so that readers and writers
+cannot disagree.
 """
 
 from __future__ import annotations

@@ -108,6 +108,22 @@ def http_problem(uri: str, timeout: float) -> str | None:
     return None
 
 
+def server_problem(uri: str) -> str | None:
+    """Why the MLflow tracking server at ``uri`` does not answer now, or None (also None for
+    a store that is not a server)."""
+    if urlsplit(uri).scheme in ("http", "https"):
+        return http_problem(uri, connect_timeout())
+    return None
+
+
+def lost_server(uri: str, problem: str) -> str:
+    """The line that says a tracking server went away in the middle of a run."""
+    return (
+        f"lost the MLflow tracking server {redact(uri)} ({problem}): stopped; what finished before is "
+        "recorded, and running the same command again once the server is back runs the rest"
+    )
+
+
 def check_tracking_store(uri: str, setting: str) -> None:
     """Raise ServiceUnavailable if the MLflow store ``uri`` cannot be used. ``setting`` names
     where the URI came from, e.g. "MLFLOW_TRACKING_URI" or "the spec's tracking_uri"."""

@@ -26,6 +26,7 @@ from .mirror import Mirror
 from .provenance import provenance
 from .report import STANDALONE
 from .results import COMPACT_EVERY, compact, curve_path, param_cells, result_schema, write_row
+from .services import lost_server, server_problem
 from .tracking import RunsView, Tracker, ms, redact_uri
 from .worker import JobOutcome
 
@@ -283,6 +284,7 @@ class Sink:
 
     def __post_init__(self) -> None:
         self.loose = 0  # rows written since the last compact
+        self.lost: str | None = None  # set when the tracking server went away mid-sweep
         self.reasons: set[str] = set()  # why jobs were not recorded (each said once)
         self.repeats: dict[str, int] = {}  # and how many more jobs each reason failed
         self.queue: queue.Queue = queue.Queue()
@@ -330,9 +332,14 @@ class Sink:
             curve = write_atomic(curve_path(self.output, job.job_id), outcome.plot_png)
         run_id = ""
         if self.mlflow is not None:  # a job whose run was not logged is not recorded: it runs again
+            if self.lost:
+                raise RuntimeError("the MLflow tracking server is lost")
             try:
                 run_id = self.mlflow.log_job(job, outcome, image, attempts)
             except Exception as exc:
+                problem = server_problem(self.mlflow.tracker.tracking_uri)
+                if problem:  # the server itself is gone: the sweep stops (the scheduler checks `lost`)
+                    self.lost = lost_server(self.mlflow.tracker.tracking_uri, problem)
                 raise RuntimeError(f"MLflow logging failed ({type(exc).__name__}: {exc})") from exc
         row = write_row(
             self.output, result_row(job, outcome, self.sweep_id, self.spec_name, image_rel, run_id, attempts)

@@ -48,6 +48,7 @@ from .results import (
     write_current_jobs,
 )  # fmt: skip
 from .runtime import Console, Summary, start_ray
+from .services import ServiceUnavailable
 from .sink import SWEEP_VIEW, Sink, SweepRuns
 from .spec import SpecError, SweepSpec, load_spec, output_location
 from .tracking import Tracker, resolve_tracking_uri, ui_base, ui_command
@@ -68,6 +69,7 @@ class SweepSummary:
     folded_seeds: int = 0
     published: str | None = None  # the object-store URI the local output folder is kept in
     experiment_id: str | None = None  # the MLflow experiment
+    lost: bool = False  # stopped because the tracking server went away (exit status 1)
 
     def summary(self) -> Summary:
         if self.published:
@@ -159,6 +161,7 @@ def _run_locked(
     console = Console(quiet)
     jobs = expansion.jobs
     remove_partial_files(out, [out / "images", rows_dir(out), out / "report"])
+    rows_dir(out).mkdir(exist_ok=True)  # a sweep that records no job still has its (empty) table
     current = write_current_jobs(out, str(spec_path), (j.job_id for j in jobs))  # the rest is history
     if mirror is not None:
         mirror.push(current)
@@ -197,7 +200,7 @@ def _run_locked(
     mlflow.start_sweep(sweep_id, str(spec_path), spec.model_dump(), counts, jobs)
     sink = Sink(out, sweep_id, spec.name, mlflow, warnings=warnings, mirror=mirror)
     console.say(f"sweep {spec.name} ({sweep_id}): {describe_counts(expansion, len(jobs) - len(todo))}")
-    interrupted = False
+    interrupted = lost = False
     report = None
     try:
         if todo:
@@ -205,6 +208,9 @@ def _run_locked(
     except KeyboardInterrupt:
         interrupted = True
         console.say("interrupted: stopping the workers; finished jobs are kept")
+    except ServiceUnavailable:  # the tracking server was lost (sink.lost says so, below)
+        if not sink.lost:
+            raise
     finally:
         # Each step on its own: a full disk or a lost tracking server at the end must neither hide
         # the summary nor leave the parent run RUNNING.
@@ -213,6 +219,9 @@ def _run_locked(
         except KeyboardInterrupt:
             interrupted = True
             sink.close()
+        if sink.lost:  # (also when it was found after the last job was handed out)
+            interrupted = lost = True
+            sink.warnings.insert(0, sink.lost)
         frame = None
         try:
             table = read_results(out)
@@ -235,15 +244,16 @@ def _run_locked(
                     f"{mirror.uri}: not every file uploaded ({exc}); running the same command again uploads them"
                 )
         try:
-            mlflow.end_sweep(
-                "KILLED" if interrupted else "FINISHED", sink.counts, frame, report and report.parent
-            )
+            if not lost:  # (a lost server's run is closed as KILLED by the next run of the spec)
+                mlflow.end_sweep(
+                    "KILLED" if interrupted else "FINISHED", sink.counts, frame, report and report.parent
+                )
         except Exception as exc:
             sink.warnings.append(f"MLflow: the sweep's run could not be closed ({type(exc).__name__}: {exc})")
     return SweepSummary(
         out, len(jobs), len(jobs) - len(todo), sink.counts["ok"], sink.counts["failed"], interrupted,
         tracking_uri, sink.warnings, report, expansion.folded_seeds, mirror.uri if mirror else None,
-        mlflow.tracker.experiment_id,
+        mlflow.tracker.experiment_id, lost,
     )  # fmt: skip
 
 
@@ -305,6 +315,8 @@ def _schedule(
     shown: tuple = ()
     try:
         while queue_ or pending:
+            if sink.lost:  # the tracking server went away: nothing more could be recorded
+                raise ServiceUnavailable(sink.lost)
             idle.extend(_started(starting))
             while queue_ and idle:
                 job, actor = queue_.popleft(), idle.popleft()

@@ -15,6 +15,10 @@ The store: the spec's ``tracking_uri``, else ``MLFLOW_TRACKING_URI``, else the e
 ``sqlite:///<output>/mlflow.db`` with artifacts in ``<output>/mlartifacts`` (``mlflow ui
 --backend-store-uri sqlite:///<output>/mlflow.db`` opens it). Passwords in a URI are never
 printed or logged (``redact_uri``).
+
+Why this module is long: it is the one path to MLflow (the store's checks and relocation, the
+saved view of the runs table, retries, runs, batches, artifacts, images, datasets, models), so
+that no other module talks to MLflow and every workflow logs the same way.
 """
 
 from __future__ import annotations
@@ -176,6 +180,10 @@ def quiet_mlflow() -> None:
     # the error itself reaches stylegrid, which says it in one line
     logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
     os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
+    # MLflow's HTTP client retries 7 times with doubling waits (about 4 minutes of silence for a
+    # server that is gone); 3 quick retries still ride out a restart, and the user's settings win
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
     os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
 
 

@@ -5,7 +5,9 @@ seconds, with the exit status of the README's table, and nothing already written
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -285,3 +287,56 @@ def test_a_disk_that_fills_mid_sweep_is_a_few_lines_and_the_next_run_repairs_eve
     client = MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
     for run_id in rows.mlflow_run_id:  # every ok row has its finished MLflow run
         assert client.get_run(run_id).info.status == "FINISHED"
+
+
+def test_a_tracking_server_lost_mid_sweep_stops_it_in_one_line(tmp_path):
+    port = closed_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'm.db'}",
+         "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--artifacts-destination", str(tmp_path / "artifacts")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, cwd=tmp_path,
+    )  # fmt: skip
+
+    def crash() -> None:  # the server and its workers, all at once
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)
+
+    try:
+        deadline = time.monotonic() + 90
+        while check := True:
+            try:
+                check_tracking_store(f"http://127.0.0.1:{port}", "x")
+                break
+            except ServiceUnavailable:
+                assert check and time.monotonic() < deadline and server.poll() is None, "no mlflow server"
+                time.sleep(0.5)
+        spec = tmp_path / "lost.yaml"
+        spec.write_text(
+            f"name: lost\ncontent: [{SAMPLES / 'content'}]\nstyle: [{STARRY}, {SAMPLES / 'style' / 'the_scream.jpg'}]\n"
+            "algorithms: [{name: gatys}]\nsize: 48\nsteps: 30\nresources: {num_cpus: 1}\nmax_concurrent: 1\n"
+        )
+        out = tmp_path / "out"
+        env = {**os.environ, "PYTHONPATH": str(REPO), "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{port}"}
+        sweep = subprocess.Popen(
+            [sys.executable, "-m", "orchestrator", "sweep", str(spec), "-o", str(out), "-q"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=env,
+        )  # fmt: skip
+        while not list((out / "rows").glob("*.parquet")):  # the first job is recorded: lose the server
+            assert sweep.poll() is None and time.monotonic() < deadline + 120, sweep.communicate()
+            time.sleep(0.2)
+        crash()
+        lost_at = time.monotonic()
+        stdout, stderr = sweep.communicate(timeout=120)
+    finally:
+        crash()
+    assert sweep.returncode == 1, stdout + stderr
+    assert time.monotonic() - lost_at < 60
+    first = stderr.splitlines()[0]
+    assert first.startswith(
+        f"warning: lost the MLflow tracking server http://127.0.0.1:{port} (connection refused)"
+    )
+    from orchestrator.results import read_results
+
+    rows = read_results(out).to_pandas()
+    assert 1 <= len(rows) < 14 and set(rows.status) == {"ok"} and rows.mlflow_run_id.notna().all()
