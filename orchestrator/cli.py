@@ -540,7 +540,7 @@ def cmd_stylize_catalog(args: argparse.Namespace) -> int:
         raise UsageError(problems) from None
     summary = stylize_catalog(spec, quiet=args.quiet)
     print_summary(summary.summary())
-    return EXIT_ERROR if summary.lost else exit_status(summary.interrupted, summary.failed)
+    return exit_status(summary.interrupted, summary.failed)
 
 
 SUMMARY_COLUMNS = [
