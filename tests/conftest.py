@@ -190,6 +190,11 @@ LONGEST_FIRST = (
     "tests/test_johnson.py::test_train_johnson",
     "tests/test_catalog.py::test_a_killed_run",
     "tests/test_tiling.py::test_image_optimisation_in_tiles",
+    "tests/test_sweep.py::test_ctrl_c_stops_cleanly",
+    "tests/test_reliability_services.py::test_a_disk_that_fills",
+    "tests/test_reliability_services.py::test_a_tracking_server_lost_mid_sweep",
+    "tests/test_scripts.py::test_tiled_smoke",
+    "tests/test_scripts.py::test_sweep_overhead_smoke",
 )
 
 
