@@ -79,6 +79,25 @@ def test_the_printed_page_opens_on_the_runs_with_the_measures(every_algorithm_sw
             if run_id in browser.current_url and "content_distance" in run_text:
                 break
             time.sleep(0.5)
+        # the sweep's report as one file, in MLflow's own artifact viewer: every picture shows
+        parent = next(r for r in _runs(out) if r.data.tags.get("stylegrid.kind") == "sweep")
+        browser.get(
+            f"http://127.0.0.1:{port}/#/experiments/{parent.info.experiment_id}/runs/{parent.info.run_id}"
+            "/artifacts/standalone.html"
+        )
+        viewer = (0, 0)
+        for _ in range(60):
+            frames = browser.find_elements("tag name", "iframe")
+            if frames:
+                browser.switch_to.frame(frames[0])
+                viewer = browser.execute_script(
+                    "return [document.images.length,"
+                    " Array.from(document.images).filter(i => i.complete && i.naturalWidth > 0).length]"
+                )
+                browser.switch_to.default_content()
+                if viewer[0] and viewer[0] == viewer[1]:
+                    break
+            time.sleep(0.5)
     finally:
         if browser is not None:
             browser.quit()
@@ -93,3 +112,11 @@ def test_the_printed_page_opens_on_the_runs_with_the_measures(every_algorithm_sw
     assert "Group: gatys style_weight=2.5" in text and "Group: gatys style_weight=5" in text
     assert "Group: mrf" in text
     assert "content_distance" in run_text and "Overview" in run_text  # the job's run page, its metrics
+    assert viewer[0] > 10 and viewer[0] == viewer[1], viewer  # every thumbnail and chart, inline
+
+
+def _runs(out):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{out}/mlflow.db")
+    return client.search_runs([e.experiment_id for e in client.search_experiments()])
