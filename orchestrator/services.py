@@ -15,7 +15,7 @@ import socket
 import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from .errors import UserError
 
@@ -36,13 +36,18 @@ def connect_timeout() -> float:
         return DEFAULT_TIMEOUT_S
 
 
-def redact(uri: str) -> str:
-    """``uri`` without a password (``http://alice:***@host``)."""
-    parts = urlsplit(uri)
-    if parts.password is None:
+def redact_uri(uri: str) -> str:
+    """``uri`` with any password replaced by ``***`` (``postgresql://user:***@host/db``): what
+    stylegrid prints or logs of a tracking URI."""
+    try:
+        parts = urlsplit(uri)
+        password = parts.password
+    except ValueError:
         return uri
-    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return parts._replace(netloc=netloc).geturl()
+    if not password:
+        return uri
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
 def tcp_problem(host: str, port: int, timeout: float) -> str | None:
@@ -119,7 +124,7 @@ def server_problem(uri: str) -> str | None:
 def lost_server(uri: str, problem: str) -> str:
     """The line that says a tracking server went away in the middle of a run."""
     return (
-        f"lost the MLflow tracking server {redact(uri)} ({problem}): stopped; what finished before is "
+        f"lost the MLflow tracking server {redact_uri(uri)} ({problem}): stopped; what finished before is "
         "recorded, and running the same command again once the server is back runs the rest"
     )
 
@@ -133,7 +138,7 @@ def check_tracking_store(uri: str, setting: str) -> None:
         problem = http_problem(uri, timeout)
         if problem:
             raise ServiceUnavailable(
-                f"cannot reach the MLflow tracking server {redact(uri)} (from {setting}): {problem}; "
+                f"cannot reach the MLflow tracking server {redact_uri(uri)} (from {setting}): {problem}; "
                 f"start it, or change {setting} (timeout {timeout:g} s, {TIMEOUT_ENV})"
             )
     elif scheme == "sqlite":

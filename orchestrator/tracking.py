@@ -36,10 +36,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 from .provenance import provenance
-from .services import check_tracking_store
+from .services import check_tracking_store, redact_uri
 
 MAX_BATCH_METRICS = 1000  # MLflow's log_batch limits
 MAX_BATCH_PARAMS = 100
@@ -73,20 +72,6 @@ def resolve_tracking_uri(spec_uri: str | None, output: Path) -> tuple[str, bool]
     return default_tracking_uri(output), True
 
 
-def redact_uri(uri: str) -> str:
-    """``uri`` with any password replaced by ``***`` (``postgresql://user:***@host/db``): what
-    stylegrid prints or logs of a tracking URI."""
-    try:
-        parts = urlsplit(uri)
-        password = parts.password
-    except ValueError:
-        return uri
-    if not password:
-        return uri
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
-
-
 UI_LOCAL = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
 
 
@@ -102,12 +87,17 @@ def runs_page(base: str, experiment: str | None, view: str | None = None) -> str
     return f"{base.rstrip('/')}/#/experiments/{experiment}/runs?{query}"
 
 
+def served_by_mlflow_ui(tracking_uri: str) -> bool:
+    """A database or file store, which ``mlflow ui --backend-store-uri`` serves (not a server)."""
+    return tracking_uri.startswith(("sqlite:", "postgresql:", "mysql:", "file:")) or "://" not in tracking_uri
+
+
 def ui_base(tracking_uri: str | None) -> str | None:
     """The MLflow UI's address for a store: ``mlflow ui``'s default for a database or file store,
     the server itself (no password) for an HTTP one; None when unknown."""
     if not tracking_uri:
         return None
-    if tracking_uri.startswith(("sqlite:", "postgresql:", "mysql:", "file:")) or "://" not in tracking_uri:
+    if served_by_mlflow_ui(tracking_uri):
         return UI_LOCAL
     if tracking_uri.startswith(("http:", "https:")):
         return redact_uri(tracking_uri).rstrip("/")
@@ -123,7 +113,7 @@ def ui_command(tracking_uri: str, experiment: str | None = None, view: str | Non
     """How to open the runs: the command that serves a database store and the page to open, or
     the server's page."""
     shown = redact_uri(tracking_uri)
-    if tracking_uri.startswith(("sqlite:", "postgresql:", "mysql:", "file:")) or "://" not in tracking_uri:
+    if served_by_mlflow_ui(tracking_uri):
         return f"mlflow ui --backend-store-uri {shown}, then open {runs_page(UI_LOCAL, experiment, view)}"
     if tracking_uri.startswith(("http:", "https:")):
         return f"open {runs_page(shown, experiment, view)}"
