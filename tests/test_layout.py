@@ -91,6 +91,8 @@ def test_the_readme_quotes_the_job_counts_of_its_experiment_files():
     """The experiment table's "N jobs" are what the specs expand to (files in the row's order)."""
     import re
 
+    from conftest import CORPUS, needs_absent_corpus
+
     from orchestrator.jobs import plan_jobs
     from orchestrator.spec import load_spec
 
@@ -106,6 +108,8 @@ def test_the_readme_quotes_the_job_counts_of_its_experiment_files():
         assert len(files) == len(counts), row
         for name, count in zip(files, counts, strict=True):
             path = REPO / "experiments" / name
+            if needs_absent_corpus(path):
+                continue
             assert len(plan_jobs(load_spec(path), str(path)).jobs) == count, name
             checked += 1
-    assert checked >= 7
+    assert checked >= (7 if CORPUS.is_dir() else 3)
