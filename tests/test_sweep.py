@@ -80,6 +80,8 @@ def test_sweep_records_failures_and_resumes_incrementally(tmp_path, local_ray):
     assert good.evaluations >= 3 and good.content_distance > 0 and good.style_distance > 0
     assert 0 < good.content_ssim < 1 and good.style_swd > 0 and good.color_swd > 0
     assert good.device == "cpu" and good.attempts == 1 and good["param.steps"] == 3
+    # the images as the spec's folder sees them: nothing recorded depends on this machine's paths
+    assert failed.content == "truncated.jpg" and good.content == os.path.relpath(tubingen, tmp_path)
     assert (out / "results.parquet").is_file()
 
     # MLflow: one experiment, a parent run for the sweep, a child run per job with its data
@@ -92,6 +94,7 @@ def test_sweep_records_failures_and_resumes_incrementally(tmp_path, local_ray):
     assert ok_run.info.status == "FINISHED" and ok_run.data.tags["algorithm"] == "gatys"
     assert ok_run.data.tags["content"] == "tubingen.jpg" and ok_run.data.tags["style"] == "starry_night.jpg"
     assert ok_run.data.params["style_weight"] == "1.0" and ok_run.data.params["steps"] == "3"
+    assert ok_run.data.params["content"] == good.content
     assert (out / "report" / "index.html").is_file()
     assert len(client.get_metric_history(ok_run.info.run_id, "total")) == 3
     assert "style.gram.relu3_1" in ok_run.data.metrics and "content_distance" in ok_run.data.metrics
@@ -252,8 +255,8 @@ def test_jobs_go_to_started_workers_and_a_finished_sweep_gives_its_cpus_back(tmp
 
 def test_ctrl_c_stops_cleanly_and_keeps_finished_jobs(tmp_path):
     contents = [SAMPLES / "content" / n for n in ("tubingen.jpg", "chelsea.jpg", "coffee.jpg", "rocket.jpg")]
-    # jobs of a few seconds each, so that the sweep is still running when its first row appears
-    spec = write_spec(tmp_path / "intr.yaml", contents, steps=60, size=64)
+    # jobs of a second or more each, so that the sweep is still running when its first row appears
+    spec = write_spec(tmp_path / "intr.yaml", contents, steps=20, size=64)
     out = tmp_path / "out"
     proc = sweep_process(spec, out, "--max-concurrent", "1", embedded=True)  # Ctrl-C on a laptop
     deadline = time.time() + 300
