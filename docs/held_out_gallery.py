@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.held_out import label  # noqa: E402
 from orchestrator.images import read_image  # noqa: E402
-from orchestrator.results import read_results  # noqa: E402
+from orchestrator.results import read_results, source_file  # noqa: E402
 
 CELL = 200  # px, the long side of every picture
 CAPTION = 28  # px under each
@@ -73,7 +73,8 @@ def main() -> int:
     for content, style in pairs:
         part = df[(df["content_name"] == content) & (df["style_name"] == style)].set_index("label")
         first = part.iloc[0]
-        row = [cell(Path(first["content"]), content[:30]), cell(Path(first["style"]), style[:30])]
+        sources = [source_file(folder, first[kind]) for kind in ("content", "style")]
+        row = [cell(sources[0], content[:30]), cell(sources[1], style[:30])]
         for col in args.columns:
             r = part.loc[col]
             caption = f"{col}\ncontent {r['content_distance']:.2f} style {r['style_distance']:.2f}"

@@ -39,7 +39,7 @@ class Job:
 
     job_id: str
     algorithm: str
-    content: str  # absolute path
+    content: str  # absolute path (where the driver reads the file)
     style: str
     content_sha256: str
     style_sha256: str
@@ -53,6 +53,16 @@ class Job:
     # what tells this job apart from the other jobs of its algorithm in the spec: the parameters
     # (and the seed) whose values differ between them; names the variant in files and reports
     varied: dict[str, Any] = field(default_factory=dict)
+    spec_folder: str = ""  # the folder of the spec that named the images (their references' base)
+
+    @property
+    def content_ref(self) -> str:
+        """The content image as recorded: relative to the spec's folder (``source_ref``)."""
+        return source_ref(self.content, self.spec_folder)
+
+    @property
+    def style_ref(self) -> str:
+        return source_ref(self.style, self.spec_folder)
 
     def variant_items(self) -> list[tuple[str, str]]:
         return [(k, _short(v)) for k, v in self.varied.items()]
@@ -66,6 +76,19 @@ class Job:
     def label(self) -> str:
         names = f"{self.algorithm} {Path(self.content).stem} x {Path(self.style).stem}"
         return f"{names} {self.variant}".rstrip()
+
+
+def source_ref(path: str, spec_folder: str) -> str:
+    """How a result records an image file: its path relative to the spec's folder, with ``/``
+    (``../photos/a.jpg``), so that nothing in an output folder depends on where the machine kept
+    the files; the path as it is without a spec folder or where no relative path exists (another
+    drive)."""
+    if not spec_folder:
+        return path
+    try:
+        return Path(os.path.relpath(path, spec_folder)).as_posix()
+    except ValueError:
+        return path
 
 
 def _short(value: Any) -> str:
@@ -275,6 +298,7 @@ def plan_jobs(spec: SweepSpec, spec_path: str) -> Expansion:
                     num_gpus=spec.resources.num_gpus,
                     snapshot_every=spec.snapshot_every,
                     varied=shown,
+                    spec_folder=str(base),
                 ),
             )
     return Expansion(list(jobs.values()), folded_seeds, considered - len(jobs))

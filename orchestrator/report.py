@@ -41,7 +41,7 @@ from algorithms.metrics import MEASURES, Measure
 from . import pictures
 from .files import safe_name, write_atomic
 from .images import ImageError, read_image, resize_to
-from .results import curve_path, read_results, rows_dir
+from .results import curve_path, read_results, rows_dir, source_file
 from .tracking import run_page
 
 THUMB_SIDE = 200  # px, long side of the grid's thumbnails (shown at up to 160 px)
@@ -135,11 +135,13 @@ def _thumbnail(source: Path, target: Path) -> bool:
     return True
 
 
-def _source_thumb(path: str, sha: str, kind: str, report: Path) -> str | None:
-    """The relative URL of a content or style image's thumbnail (None if the file is gone)."""
-    source = Path(path)
+def _source_thumb(ref: str, sha: str, kind: str, report: Path) -> str | None:
+    """The relative URL of a content or style image's thumbnail: made from the file a row names
+    (``results.source_file``), or the one an earlier report made of the same bytes when the
+    file is not there (a folder moved without its spec); None when there is neither."""
+    source = source_file(report.parent, ref)
     name = f"thumbs/{kind}-{safe_name(source.stem)}-{sha[:8]}.jpg"
-    return name if source.is_file() and _thumbnail(source, report / name) else None
+    return name if _thumbnail(source, report / name) else None
 
 
 def _e(text: object) -> str:

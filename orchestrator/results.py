@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import os
 import time
 import types
 import typing
@@ -68,8 +69,16 @@ FIXED_COLUMNS: list[tuple[str, pa.DataType, str]] = [
         pa.string(),
         "the parameters (and seed) that tell the job apart within its algorithm in the spec; null if none",
     ),
-    ("content", pa.string(), "the content image file as the spec resolved it"),
-    ("style", pa.string(), "the style image file as the spec resolved it"),
+    (
+        "content",
+        pa.string(),
+        "the content image file, relative to the spec's folder (an absolute path in rows of older versions)",
+    ),
+    (
+        "style",
+        pa.string(),
+        "the style image file, relative to the spec's folder (an absolute path in rows of older versions)",
+    ),
     ("content_name", pa.string(), "the content image's file name"),
     ("style_name", pa.string(), "the style image's file name"),
     ("content_sha256", pa.string(), "SHA-256 of the content image file"),
@@ -210,9 +219,35 @@ CURRENT_JOBS = "current_jobs.json"  # the job ids of the spec as its latest swee
 
 def write_current_jobs(output: Path, spec_path: str, job_ids: Iterable[str]) -> Path:
     """Record which jobs the spec of this sweep has now (written at every sweep's start): rows of
-    other jobs (a photo dropped or replaced, a grid value changed) are history, not current."""
-    record = {"spec": spec_path, "written": time.time(), "job_ids": sorted(set(job_ids))}
+    other jobs (a photo dropped or replaced, a grid value changed) are history, not current.
+    The spec's folder, the base of the rows' image references, is stored relative to ``output``
+    (a folder moved together with its spec still finds its images) and, as a second guess for a
+    folder moved on its own, as it is on this machine."""
+    folder = Path(spec_path).resolve().parent
+    record = {
+        "spec": Path(spec_path).name,
+        "spec_folder": Path(os.path.relpath(folder, Path(output).resolve())).as_posix(),
+        "spec_folder_here": str(folder),
+        "written": time.time(),
+        "job_ids": sorted(set(job_ids)),
+    }
     return write_atomic(output / CURRENT_JOBS, json.dumps(record).encode())
+
+
+def source_file(output: Path, ref: str) -> Path:
+    """The image file a row's ``content`` or ``style`` names: its reference taken from the spec's
+    folder as ``output``'s latest sweep recorded it, relative to ``output`` first, then where it
+    was (an absolute reference, from an older version, as it is). The file may be gone: callers
+    check."""
+    if Path(ref).is_absolute():
+        return Path(ref)
+    try:
+        record = json.loads((Path(output) / CURRENT_JOBS).read_text())
+        bases = [Path(output) / record["spec_folder"], Path(record.get("spec_folder_here", "."))]
+    except (OSError, ValueError, KeyError, TypeError):
+        bases = []
+    candidates = [Path(os.path.normpath(base / ref)) for base in bases]
+    return next((c for c in candidates if c.is_file()), candidates[0] if candidates else Path(ref))
 
 
 def current_jobs(output: Path) -> frozenset[str] | None:

@@ -60,8 +60,8 @@ def result_row(
         "error": outcome.error or outcome.note,
         "algorithm": job.algorithm,
         "variant": job.variant,
-        "content": job.content,
-        "style": job.style,
+        "content": job.content_ref,
+        "style": job.style_ref,
         "content_name": Path(job.content).name,
         "style_name": Path(job.style).name,
         "content_sha256": job.content_sha256,
@@ -226,8 +226,8 @@ class SweepRuns:
             "algorithm": job.algorithm,
             "size": job.size,
             "style_size": job.style_size,
-            "content": job.content,
-            "style": job.style,
+            "content": job.content_ref,
+            "style": job.style_ref,
         }
         if job.seed is not None:
             params["seed"] = job.seed

@@ -249,6 +249,35 @@ def test_a_moved_output_folder_keeps_its_artifacts_and_writes_new_ones_inside_it
         assert Path(local).read_bytes() in (b"before the move", b"after the move")
 
 
+def test_rows_name_their_images_relative_to_the_spec_and_find_them_after_a_move(tmp_path):
+    import shutil
+
+    from orchestrator.jobs import source_ref
+    from orchestrator.results import source_file, write_current_jobs
+
+    project = tmp_path / "project"
+    (project / "photos").mkdir(parents=True)
+    (project / "experiments").mkdir()
+    photo = project / "photos" / "a.jpg"
+    photo.write_bytes(b"a photo")
+    spec = project / "experiments" / "s.yaml"
+    ref = source_ref(str(photo), str(spec.parent))
+    assert ref == "../photos/a.jpg" and source_ref(str(photo), "") == str(photo)
+    out = project / "runs" / "s"
+    out.mkdir(parents=True)
+    write_current_jobs(out, str(spec), ["j1"])
+    assert source_file(out, ref) == photo
+    assert source_file(out, str(photo)) == photo  # a row of an older version: an absolute path
+
+    moved = tmp_path / "elsewhere" / "project"  # the project moved as a whole (another machine)
+    shutil.move(project, moved)
+    assert source_file(moved / "runs" / "s", ref) == moved / "photos" / "a.jpg"
+    alone = tmp_path / "alone"  # the output folder moved on its own: the spec's folder as it was
+    shutil.move(moved / "runs" / "s", alone)
+    shutil.move(moved, project)
+    assert source_file(alone, ref) == photo and source_file(alone, ref).read_bytes() == b"a photo"
+
+
 @pytest.fixture
 def small_disk(tmp_path):
     """A 2 MB tmpfs (root only: CI runs as root); skipped where mounting is not allowed."""
