@@ -14,7 +14,8 @@ table's ``loss_content`` / ``loss_style`` sums, so a term outside the rule is a 
   ``content.adain.relu4_1`` for AdaIN's distance to its target);
 * ``style.<kind>.<layer>``: a style term, ``kind`` naming the statistic matched: ``gram``
   (Gatys), ``mrf`` (Li & Wand patches), ``hist`` (Risser et al. histograms), ``adain``
-  (Huang & Belongie mean / std) — ``style.gram.relu3_1``, ``style.mrf.relu4_1``;
+  (Huang & Belongie mean / std), ``swap`` (Chen & Schmidt's swapped patches) —
+  ``style.gram.relu3_1``, ``style.mrf.relu4_1``;
 * ``tv``, ``laplacian``, ``range``: the regularisers; ``total``: the sum of all the others.
 """
 
@@ -31,7 +32,7 @@ import torch
 
 from .names import DEFAULT_SIZE, DEFAULT_STYLE_SIZE  # noqa: F401  (re-exported: the sizes every entry point starts from)
 
-STYLE_KINDS = ("gram", "mrf", "hist", "adain")
+STYLE_KINDS = ("gram", "mrf", "hist", "adain", "swap")
 OTHER_TERMS = ("tv", "laplacian", "range", "total")
 _LAYER = r"(?:conv|relu)[1-5]_[1-4]"
 _LOSS_NAME = re.compile(

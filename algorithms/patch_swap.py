@@ -26,7 +26,9 @@ def style_patches(style: torch.Tensor, size: int = PATCH_SIZE, stride: int = 1) 
     """The style features' patches [N, C*size*size] (``style`` [1, C, H, W]), every one of them
     at ``stride`` 1 as in the paper."""
     if min(style.shape[-2:]) < size:
-        raise ValueError(f"the style features ({tuple(style.shape[-2:])}) are smaller than one {size}x{size} patch")
+        raise ValueError(
+            f"the style features ({tuple(style.shape[-2:])}) are smaller than one {size}x{size} patch"
+        )
     return extract_patches(style, size, stride)
 
 

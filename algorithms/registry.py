@@ -10,9 +10,10 @@ from .histogram import ALGORITHM as _HISTOGRAM
 from .johnson import ALGORITHM as _JOHNSON
 from .mrf import ALGORITHM as _MRF
 from .names import unknown_algorithm
+from .style_swap import ALGORITHM as _STYLE_SWAP
 
 ALGORITHMS: dict[str, Algorithm] = {
-    a.name: a for a in (_GATYS, _MRF, _HISTOGRAM, _ADAIN, _ADAIN_OPTIMIZE, _JOHNSON)
+    a.name: a for a in (_GATYS, _MRF, _HISTOGRAM, _ADAIN, _ADAIN_OPTIMIZE, _JOHNSON, _STYLE_SWAP)
 }
 
 

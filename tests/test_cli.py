@@ -142,7 +142,8 @@ def test_algorithms_lists_every_parameter_with_its_default():
     proc = stylegrid("algorithms")
     assert proc.returncode == 0
     sections = {block.split(" ", 1)[0]: block for block in proc.stdout.strip().split("\n\n")}
-    assert sorted(sections) == ["adain", "adain_optimize", "gatys", "histogram", "johnson", "mrf"]
+    assert sorted(sections) == ["adain", "adain_optimize", "gatys", "histogram", "johnson", "mrf", "style_swap"]
+    assert any(ln.strip().startswith("patch_size ") and "3" in ln for ln in sections["style_swap"].splitlines())
     gatys = sections["gatys"]
     assert gatys.startswith("gatys (optimization)")
     for f in dataclasses.fields(GatysParams):
@@ -162,6 +163,7 @@ def test_console_script_is_installed():
     [
         ("mrf", "style_rotations=1", "style.mrf.relu3_1="),
         ("histogram", "histogram_layers=relu1_1", "style.hist.relu1_1="),
+        ("style_swap", "patch_size=3", "style.swap.relu3_1="),
     ],
 )
 def test_run_other_image_optimisation_algorithms(tmp_path, algorithm, setting, term):
