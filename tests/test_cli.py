@@ -142,8 +142,18 @@ def test_algorithms_lists_every_parameter_with_its_default():
     proc = stylegrid("algorithms")
     assert proc.returncode == 0
     sections = {block.split(" ", 1)[0]: block for block in proc.stdout.strip().split("\n\n")}
-    assert sorted(sections) == ["adain", "adain_optimize", "gatys", "histogram", "johnson", "mrf", "style_swap"]
-    assert any(ln.strip().startswith("patch_size ") and "3" in ln for ln in sections["style_swap"].splitlines())
+    assert sorted(sections) == [
+        "adain",
+        "adain_optimize",
+        "gatys",
+        "histogram",
+        "johnson",
+        "mrf",
+        "style_swap",
+    ]
+    assert any(
+        ln.strip().startswith("patch_size ") and "3" in ln for ln in sections["style_swap"].splitlines()
+    )
     gatys = sections["gatys"]
     assert gatys.startswith("gatys (optimization)")
     for f in dataclasses.fields(GatysParams):
