@@ -459,6 +459,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         settings=spec_settings(args),
     )
     print_summary(summary.summary())
+    if summary.cluster_lost:  # Ray's exit handler would wait about 60 s for the lost cluster
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_ERROR)
     return EXIT_ERROR if summary.lost else exit_status(summary.interrupted, summary.failed)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import socket
 import sqlite3
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -127,6 +128,46 @@ def lost_server(uri: str, problem: str) -> str:
         f"lost the MLflow tracking server {redact_uri(uri)} ({problem}): stopped; what finished before is "
         "recorded, and running the same command again once the server is back runs the rest"
     )
+
+
+class ClusterLost(ServiceUnavailable):
+    """The Ray cluster a driver was using went away (its head, with the GCS)."""
+
+
+class ClusterWatch:
+    """Notices that the Ray cluster a driver waits on has gone: its GCS address is tried (a TCP
+    connection) at most every ``every`` s; ``lost()`` is the line to stop with after two failed
+    tries in a row, else None. Without it a driver whose head died waits about 60 s in silence
+    until Ray's core ends the process with its own line and a dump of the raylet's log."""
+
+    def __init__(self, address: str | None, every: float = 2.0, shown: str | None = None) -> None:
+        parts = urlsplit(f"gcs://{address}") if address else None
+        self.where = (parts.hostname, parts.port) if parts and parts.hostname and parts.port else None
+        self.address, self.every = shown or address, every
+        self.failures, self.last = 0, time.monotonic()
+
+    def lost(self) -> str | None:
+        if self.where is None or time.monotonic() - self.last < self.every:
+            return None
+        self.last = time.monotonic()
+        problem = tcp_problem(*self.where, min(connect_timeout(), 2.0))
+        self.failures = self.failures + 1 if problem else 0
+        if self.failures < 2:
+            return None
+        return (
+            f"lost the Ray cluster {self.address} ({problem}): stopped; what finished before is recorded, "
+            "and running the same command again once the cluster is back runs the rest"
+        )
+
+
+def cluster_watch(init_kwargs: Mapping[str, object] | None = None) -> ClusterWatch:
+    """A ``ClusterWatch`` of the cluster this process has joined (call after ``ray.init``), named
+    the way the user gave it (``RAY_ADDRESS=127.0.0.1:6379``), not the address Ray resolved."""
+    import ray
+
+    found = ray_address(init_kwargs)
+    shown = f"{found[0]} (from {found[1]})" if found and found[0] not in ("auto", "local") else None
+    return ClusterWatch(ray.get_runtime_context().gcs_address, shown=shown)
 
 
 def check_tracking_store(uri: str, setting: str) -> None:

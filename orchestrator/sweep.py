@@ -48,7 +48,7 @@ from .results import (
     write_current_jobs,
 )  # fmt: skip
 from .runtime import Console, Summary, start_ray
-from .services import ServiceUnavailable
+from .services import ClusterLost, ServiceUnavailable, cluster_watch
 from .sink import SWEEP_VIEW, Sink, SweepRuns
 from .spec import SpecError, SweepSpec, load_spec, output_location
 from .tracking import Tracker, resolve_tracking_uri, ui_base, ui_command
@@ -69,7 +69,8 @@ class SweepSummary:
     folded_seeds: int = 0
     published: str | None = None  # the object-store URI the local output folder is kept in
     experiment_id: str | None = None  # the MLflow experiment
-    lost: bool = False  # stopped because the tracking server went away (exit status 1)
+    lost: bool = False  # stopped because the tracking server or the Ray cluster went away (exit status 1)
+    cluster_lost: bool = False  # the Ray cluster went away: Ray's own teardown would wait for it
 
     def summary(self) -> Summary:
         if self.published:
@@ -201,6 +202,7 @@ def _run_locked(
     sink = Sink(out, sweep_id, spec.name, mlflow, warnings=warnings, mirror=mirror)
     console.say(f"sweep {spec.name} ({sweep_id}): {describe_counts(expansion, len(jobs) - len(todo))}")
     interrupted = lost = False
+    cluster_lost: str | None = None
     report = None
     try:
         if todo:
@@ -208,6 +210,8 @@ def _run_locked(
     except KeyboardInterrupt:
         interrupted = True
         console.say("interrupted: stopping the workers; finished jobs are kept")
+    except ClusterLost as exc:  # the Ray cluster went away: what finished is kept, as for Ctrl-C
+        cluster_lost = str(exc)
     except ServiceUnavailable:  # the tracking server was lost (sink.lost says so, below)
         if not sink.lost:
             raise
@@ -222,6 +226,9 @@ def _run_locked(
         if sink.lost:  # (also when it was found after the last job was handed out)
             interrupted = lost = True
             sink.warnings.insert(0, sink.lost)
+        elif cluster_lost:
+            interrupted = lost = True
+            sink.warnings.insert(0, cluster_lost)
         frame = None
         try:
             table = read_results(out)
@@ -244,7 +251,7 @@ def _run_locked(
                     f"{mirror.uri}: not every file uploaded ({exc}); running the same command again uploads them"
                 )
         try:
-            if not lost:  # (a lost server's run is closed as KILLED by the next run of the spec)
+            if not sink.lost:  # (a lost server's run is closed as KILLED by the next run of the spec)
                 mlflow.end_sweep(
                     "KILLED" if interrupted else "FINISHED", sink.counts, frame, report and report.parent
                 )
@@ -253,7 +260,7 @@ def _run_locked(
     return SweepSummary(
         out, len(jobs), len(jobs) - len(todo), sink.counts["ok"], sink.counts["failed"], interrupted,
         tracking_uri, sink.warnings, report, expansion.folded_seeds, mirror.uri if mirror else None,
-        mlflow.tracker.experiment_id, lost,
+        mlflow.tracker.experiment_id, lost, cluster_lost is not None,
     )  # fmt: skip
 
 
@@ -313,10 +320,14 @@ def _schedule(
     started: dict[Any, float] = {}  # when each pending job's (started) worker took it
     bar = console.bar(len(todo), "job")
     shown: tuple = ()
+    watch = cluster_watch(init_kwargs)
+    gone: str | None = None
     try:
         while queue_ or pending:
             if sink.lost:  # the tracking server went away: nothing more could be recorded
                 raise ServiceUnavailable(sink.lost)
+            if gone := watch.lost():  # the cluster went away: nothing more will finish
+                raise ClusterLost(gone)
             idle.extend(_started(starting))
             while queue_ and idle:
                 job, actor = queue_.popleft(), idle.popleft()
@@ -368,7 +379,8 @@ def _schedule(
                 bar.set_postfix(done=state[0], failed=state[1], running=state[2])
     finally:
         bar.close()
-        _release([actor for _, actor in pending.values()] + [*idle, *starting])
+        if not gone:  # (with the cluster gone, ray.kill would wait for it)
+            _release([actor for _, actor in pending.values()] + [*idle, *starting])
 
 
 def _started(starting: dict) -> list:
