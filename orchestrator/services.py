@@ -122,12 +122,24 @@ def server_problem(uri: str) -> str | None:
     return None
 
 
+def lost_service(service: str, where: str, problem: str) -> str:
+    """The line that says a service went away in the middle of a run."""
+    return (
+        f"lost the {service} {where} ({problem}): stopped; what finished before is recorded, and "
+        f"running the same command again once the {service.split()[-1]} is back runs the rest"
+    )
+
+
 def lost_server(uri: str, problem: str) -> str:
     """The line that says a tracking server went away in the middle of a run."""
-    return (
-        f"lost the MLflow tracking server {redact_uri(uri)} ({problem}): stopped; what finished before is "
-        "recorded, and running the same command again once the server is back runs the rest"
-    )
+    return lost_service("MLflow tracking server", redact_uri(uri), problem)
+
+
+def host_port(address: str) -> tuple[str, int] | None:
+    """(host, port) of a Ray address (``127.0.0.1:6379``, ``ray://host:10001``); None when it
+    names no port (``auto``, a bare host)."""
+    parts = urlsplit(address if "://" in address else f"gcs://{address}")
+    return None if parts.hostname is None or parts.port is None else (parts.hostname, parts.port)
 
 
 class ClusterLost(ServiceUnavailable):
@@ -141,8 +153,7 @@ class ClusterWatch:
     until Ray's core ends the process with its own line and a dump of the raylet's log."""
 
     def __init__(self, address: str | None, every: float = 2.0, shown: str | None = None) -> None:
-        parts = urlsplit(f"gcs://{address}") if address else None
-        self.where = (parts.hostname, parts.port) if parts and parts.hostname and parts.port else None
+        self.where = host_port(address) if address else None
         self.address, self.every = shown or address, every
         self.failures, self.last = 0, time.monotonic()
 
@@ -154,10 +165,7 @@ class ClusterWatch:
         self.failures = self.failures + 1 if problem else 0
         if self.failures < 2:
             return None
-        return (
-            f"lost the Ray cluster {self.address} ({problem}): stopped; what finished before is recorded, "
-            "and running the same command again once the cluster is back runs the rest"
-        )
+        return lost_service("Ray cluster", str(self.address), problem)
 
 
 def cluster_watch(init_kwargs: Mapping[str, object] | None = None) -> ClusterWatch:
@@ -211,11 +219,11 @@ def check_ray_address(
     address, setting = found
     if address in ("auto", "local"):
         return
-    parts = urlsplit(address if "://" in address else f"gcs://{address}")
-    if parts.hostname is None or parts.port is None:
+    where = host_port(address)
+    if where is None:
         return  # not host:port: left to Ray, which says what it wants
     timeout = connect_timeout()
-    problem = tcp_problem(parts.hostname, parts.port, timeout)
+    problem = tcp_problem(*where, timeout)
     if problem:
         raise ServiceUnavailable(
             f"no Ray cluster at {address} (from {setting}): {problem}; start one (ray start --head) "
