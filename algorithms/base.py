@@ -188,6 +188,12 @@ class Algorithm:
         if self.kind == "feedforward" and self.stylize_batch is None:
             raise ValueError(f"algorithm {self.name}: a feed-forward algorithm needs stylize_batch")
 
+    @property
+    def spatial_control(self) -> bool:
+        """Whether ``stylize`` takes ``regions`` (a style, or none, per region of the photo:
+        ``regions.py``); the algorithm's module says so on its ``stylize``."""
+        return bool(getattr(self.stylize, "spatial_control", False))
+
     def default_params(self) -> Any:
         return self.params_type()
 

@@ -306,7 +306,10 @@ def mrf_term_factory(params: MRFParams):
     return factory
 
 
-stylize = image_optimization_stylize(MRFParams, mrf_term_factory, lambda p: p.mrf_layers)
+# spatial control (regions.py) needs matching within each region's own patches: not yet here
+stylize = image_optimization_stylize(
+    MRFParams, mrf_term_factory, lambda p: p.mrf_layers, spatial_control=False
+)
 
 
 ALGORITHM = Algorithm(

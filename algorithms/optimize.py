@@ -29,6 +29,7 @@ from .losses import content_loss, laplacian, laplacian_loss, range_penalty, tota
 from .memory import budget_bytes, budget_note
 from .optimize_tiles import level_core, level_steps, optimize_level_in_tiles
 from .parameters import ImageOptimParams, layer_weights
+from .regions import MaskedEncoder, Region, RegionTerms, area_shares, check_regions, with_mask
 from .vgg import MIN_SIDE, VGGEncoder, encode_targets, get_encoder
 
 LOSS_SIDE = 1024  # a result optimised in tiles has its losses measured on a copy this long at most
@@ -112,6 +113,28 @@ class TermInputs:
 
 # Builds the style term of one level from its ``TermInputs``.
 StyleTermFactory = Callable[[TermInputs], StyleTerm]
+
+
+def regional(factory: StyleTermFactory, regions: Sequence[Region]) -> StyleTermFactory:
+    """The factory of a spatially controlled level (``regions.py``): the algorithm's own term
+    once per region, built from the region's style (the level's content itself where the region
+    keeps the photo) seen through its masks, and summed by ``RegionTerms``."""
+    shares = area_shares(regions)
+
+    def build(t: TermInputs) -> StyleTerm:
+        masked = MaskedEncoder(t.encoder)
+        size = tuple(t.content.shape[-2:])
+        terms, masks = [], []
+        for r in regions:
+            mask = F.interpolate(r.mask.float().to(t.content.device), size=size, mode="area")
+            region_content = with_mask(t.content, mask)
+            style = region_content if r.style is None else with_mask(t.styles[r.style], r.style_mask)
+            inputs = TermInputs(masked, region_content, [style], [1.0], t.precision, t.memo, t.level)
+            terms.append(factory(inputs))
+            masks.append(mask)
+        return RegionTerms(terms, masks, shares)
+
+    return build
 
 
 @dataclass
@@ -277,8 +300,12 @@ def run_image_optimization(
     device: str | torch.device = "cpu",
     callback: Callback | None = None,
     cache: MutableMapping | None = None,
+    regions: Sequence[Region] | None = None,
 ) -> StylizeResult:
     """Coarse-to-fine image optimisation; see the module docstring.
+
+    ``regions``: spatial control (``regions.py``): each region of the content takes its own style
+    (or none); the style term is computed per region.
 
     ``cache``: a dict the caller keeps between runs; style targets are memoised in it (keyed by
     the style images' values), so a worker running many jobs on one style computes them once.
@@ -290,6 +317,11 @@ def run_image_optimization(
     weights = list(style_weights) if style_weights is not None else [1.0] * len(styles)
     if len(weights) != len(styles):
         raise ValueError(f"{len(styles)} style images but {len(weights)} style weights")
+    if regions:
+        if style_weights is not None:
+            raise ValueError("style weights blend styles over the whole image; with regions each takes one")
+        check_regions(regions, content.shape[-2:], len(styles))
+        style_term_factory = regional(style_term_factory, regions)
     precision = resolve_precision(params.precision, device)
     encoder = get_encoder(
         [*params.content_layers, *style_layers],
@@ -313,6 +345,12 @@ def run_image_optimization(
     steps = split_steps(params.steps, len(sizes))
     budget = budget_bytes(params.memory_budget, device)
     cores = [level_core(h, w, budget) for h, w in sizes]
+    if regions and any(core is not None for core in cores):
+        raise ValueError(
+            f"spatial control runs every pyramid level in one pass, and {content.shape[-1]}x"
+            f"{content.shape[-2]} px needs tiles within memory_budget={params.memory_budget}: "
+            "raise memory_budget or lower the size"
+        )
     total = sum(level_steps(*size, core, n) for size, core, n in zip(sizes, cores, steps, strict=True))
     tracker = _Tracker(total, len(sizes), start, callback)
     cache = {} if cache is None else cache  # tiles share the style targets of their level
@@ -463,11 +501,13 @@ def image_optimization_stylize(
     style_term_factory_for: Callable[[ImageOptimParams], StyleTermFactory],
     style_layers_of: Callable[[ImageOptimParams], Sequence[str]],
     loop_params_of: Callable[[ImageOptimParams], ImageOptimParams] = lambda p: p,
+    spatial_control: bool = True,
 ):
     """An algorithm's ``stylize`` (the interface of ``base.StylizeFn``) from its parameter type,
     the style-term factory it builds for given parameters, and the layers that term reads.
     ``loop_params_of`` gives the parameters the shared loop sees (an algorithm whose term owns
-    the content loss switches the loop's off there)."""
+    the content loss switches the loop's off there). ``spatial_control``: whether its term can
+    be computed per region (``regions.py``); a patch-based term cannot."""
 
     def stylize(
         content: torch.Tensor,
@@ -480,8 +520,12 @@ def image_optimization_stylize(
         device: str | torch.device = "cpu",
         callback: Callback | None = None,
         cache: MutableMapping | None = None,
+        regions: Sequence[Region] | None = None,
     ) -> StylizeResult:
-        """Stylize ``content`` [1, 3, H, W] with ``styles`` (RGB in [0, 1])."""
+        """Stylize ``content`` [1, 3, H, W] with ``styles`` (RGB in [0, 1]), per region when
+        ``regions`` are given."""
+        if regions and not spatial_control:
+            raise ValueError(f"{params_type.__name__}: this algorithm has no spatial control")
         params = params or params_type()
         return run_image_optimization(
             content,
@@ -495,8 +539,10 @@ def image_optimization_stylize(
             device=device,
             callback=callback,
             cache=cache,
+            regions=regions,
         )
 
+    stylize.spatial_control = spatial_control  # type: ignore[attr-defined]
     return stylize
 
 

@@ -100,7 +100,10 @@ def swap_term_factory(params: StyleSwapParams):
     return factory
 
 
-stylize = image_optimization_stylize(StyleSwapParams, swap_term_factory, lambda p: (LAYER,))
+# a swap replaces every patch by a style patch: a region that keeps the photo has no place in it
+stylize = image_optimization_stylize(
+    StyleSwapParams, swap_term_factory, lambda p: (LAYER,), spatial_control=False
+)
 
 CITATION = "Chen & Schmidt, Fast Patch-based Style Transfer of Arbitrary Style, arXiv:1612.04337 (2016)"
 ALGORITHM = Algorithm(

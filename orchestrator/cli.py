@@ -137,12 +137,31 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="stylize a content image", description="Stylize one content image.")
     run.add_argument("--algorithm", default="gatys", help=f"one of: {', '.join(sorted(ALGORITHM_NAMES))}")
     run.add_argument("--content", required=True, help="content image file")
-    run.add_argument("--style", action="append", required=True, help="style image file (repeat to blend)")
+    run.add_argument("--style", action="append", help="style image file (repeat to blend)")
     run.add_argument(
         "--style-weight",
         action="append",
         type=_finite,
         help="blend weight per --style, in order (default equal)",
+    )
+    run.add_argument(
+        "--mask",
+        metavar="FILE",
+        help="spatial control: a label image whose colours name regions of the content",
+    )
+    run.add_argument(
+        "--region",
+        action="append",
+        default=[],
+        metavar="COLOUR=STYLE",
+        help="with --mask: the style image of the region of that colour, or none to keep the photo (repeat)",
+    )
+    run.add_argument(
+        "--style-mask",
+        action="append",
+        default=[],
+        metavar="COLOUR=FILE",
+        help="a label image of that region's style image: its pixels of COLOUR are the part to use",
     )
     _output(run, f"output image; its extension names the format ({', '.join(RUN_FORMATS)})", required=True)
     run.add_argument(
@@ -333,6 +352,27 @@ def check_output_format(out: Path) -> None:
         )
 
 
+def check_style_args(args: argparse.Namespace) -> None:
+    """Either --style (blended by --style-weight) or --mask with a --region per colour."""
+    if args.mask:
+        if args.style or args.style_weight:
+            raise UsageError(
+                "--mask: the styles are the --region values; leave out --style and --style-weight"
+            )
+        if not args.region:
+            raise UsageError("--mask needs a --region COLOUR=STYLE (or COLOUR=none) per colour of the mask")
+        from .regions import parse_regions
+
+        try:
+            parse_regions(args.region, args.style_mask)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    elif args.region or args.style_mask:
+        raise UsageError("--region and --style-mask need --mask (the label image whose colours they name)")
+    elif not args.style:
+        raise UsageError("--style is required (or --mask with --region values)")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.output)
     check_output_format(out)
@@ -340,6 +380,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         check_algorithm_name(args.algorithm)
     except ValueError as exc:
         raise UsageError(f"--algorithm: {exc}") from None
+    check_style_args(args)
     if args.style_weight is not None and len(args.style_weight) != len(args.style):
         raise UsageError(
             f"{len(args.style)} --style images but {len(args.style_weight)} --style-weight values"
@@ -365,7 +406,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
 
     content = to_tensor(resize_to(read_image(args.content), args.size, args.content))
-    styles = [load_image(s, max_side=args.style_size) for s in args.style]
+    if args.mask:
+        if not algorithm.spatial_control:
+            able = ", ".join(n for n in sorted(ALGORITHM_NAMES) if get_algorithm(n).spatial_control)
+            raise UsageError(f"--mask: {algorithm.name} has no spatial control (these have: {able})")
+        from .regions import load_regions, parse_regions
+
+        styles, regions = load_regions(
+            args.mask, parse_regions(args.region, args.style_mask), content.shape[-2:], args.style_size
+        )
+        spatial = {"regions": regions}
+    else:
+        styles, spatial = [load_image(s, max_side=args.style_size) for s in args.style], {}
     init = getattr(params, "init", "content")
     init_image = None if init in ("content", "noise") else load_image(init)
     torch.manual_seed(args.seed)
@@ -383,6 +435,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             seed=args.seed,
             device=device,
             callback=progress,
+            **spatial,
         )
     except KeyboardInterrupt:
         progress.close()

@@ -35,6 +35,7 @@ LAYERS = [
         "train_recipes",
         "train_checkpoints",
         "train_held_out",
+        "regions",
     },
     {"sweep", "catalog", "train"},
     {"cli", "__main__", "__init__"},

@@ -1,0 +1,148 @@
+"""Spatial control: a style (or none) per region of the photo, given as a label image."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import SAMPLES
+from PIL import Image, ImageDraw
+from test_cli import stylegrid
+from test_cli_grammar import assert_one_line, cli
+
+from algorithms import get_algorithm
+from algorithms.losses import gram_matrix
+from algorithms.regions import Region, RegionTerms, label_masks, positions, select
+from orchestrator.images import load_image
+
+CONTENT = SAMPLES / "content" / "tubingen.jpg"
+
+
+def test_label_masks_take_the_nearest_colour_and_refuse_an_unnamed_one():
+    labels = torch.zeros(1, 3, 4, 6)
+    labels[0, 0, :, :3] = 250 / 255  # a slightly-off red (a brush, JPEG): still red
+    labels[0, 2, :, 3:] = 1.0
+    red, blue = label_masks(labels, [(255, 0, 0), (0, 0, 255)])
+    assert red[0, 0, :, :3].eq(1).all() and red[0, 0, :, 3:].eq(0).all()
+    assert torch.equal(red + blue, torch.ones_like(red))
+    labels[0, 1, :2, 3:] = 1.0  # a quarter of the pixels cyan: named by no region
+    with pytest.raises(ValueError, match="25% of its pixels.*#00ffff"):
+        label_masks(labels, [(255, 0, 0), (0, 0, 255)])
+
+
+def test_a_region_sees_its_own_positions_and_one_region_over_everything_is_the_plain_term():
+    features = torch.randn(1, 5, 4, 6)
+    mask = torch.zeros(1, 1, 8, 12)
+    mask[..., :, :6] = 1  # the left half, at twice the features' size
+    index = positions(mask, (4, 6))
+    assert index.tolist() == [r * 6 + c for r in range(4) for c in range(3)]
+    left = features[..., :3].reshape(1, 5, 12, 1)
+    assert torch.allclose(gram_matrix(select(features, index)), gram_matrix(left))
+    tiny = torch.zeros(1, 1, 8, 12)
+    tiny[..., 0, 11] = 1  # smaller than a feature cell: its strongest position is kept
+    assert positions(tiny, (4, 6)).tolist() == [5]
+
+    def term(feats):
+        return {"style.gram.relu1_1": gram_matrix(feats["relu1_1"]).sum()}
+
+    term.layers = ("relu1_1",)
+    whole = RegionTerms([term], [torch.ones(1, 1, 8, 12)], [1.0])
+    assert torch.allclose(
+        whole({"relu1_1": features})["style.gram.relu1_1"], term({"relu1_1": features})["style.gram.relu1_1"]
+    )
+
+
+def halves(content: torch.Tensor) -> tuple[torch.Tensor, slice, slice]:
+    w = content.shape[-1]
+    left = torch.zeros(1, 1, *content.shape[-2:])
+    left[..., : w // 2] = 1
+    return left, slice(0, w // 2), slice(w // 2, w)
+
+
+def tinted(channel: int) -> torch.Tensor:
+    """A noisy texture of one dominant colour (0 red, 2 blue)."""
+    image = torch.rand(1, 3, 48, 48, generator=torch.Generator().manual_seed(channel)) * 0.3
+    image[:, channel] += 0.7
+    return image
+
+
+def red_minus_blue(image: torch.Tensor, cols: slice) -> float:
+    return float((image[:, 0, :, cols] - image[:, 2, :, cols]).mean())
+
+
+@pytest.mark.parametrize(
+    ("name", "settings"), [("gatys", {"style_weight": 10.0}), ("histogram", {}), ("adain_optimize", {})]
+)
+def test_each_region_takes_its_own_style_and_a_region_without_one_stays_the_photo(name, settings):
+    algorithm = get_algorithm(name)
+    content = load_image(CONTENT, max_side=48)
+    left, lcols, rcols = halves(content)
+    params = algorithm.params_type(steps=20, **settings)
+    red, blue = tinted(0), tinted(2)
+
+    two = algorithm.stylize(
+        content, [red, blue], params, regions=[Region(left, 0), Region(1 - left, 1)]
+    ).image
+    assert red_minus_blue(two, lcols) > red_minus_blue(content, lcols) + 0.03  # redder on the left
+    assert red_minus_blue(two, rcols) < red_minus_blue(content, rcols) - 0.03  # bluer on the right
+
+    one = algorithm.stylize(content, [red], params, regions=[Region(left, 0), Region(1 - left, None)]).image
+    changed = (one - content).abs()
+    assert float(changed[..., rcols].mean()) < 0.5 * float(changed[..., lcols].mean())
+    assert float(changed[..., rcols].mean()) < 0.06
+
+
+def test_regions_are_refused_where_they_cannot_apply():
+    content = load_image(CONTENT, max_side=32)
+    left, *_ = halves(content)
+    gatys = get_algorithm("gatys")
+    with pytest.raises(ValueError, match="no region names a style"):
+        gatys.stylize(content, [tinted(0)], regions=[Region(left, None), Region(1 - left, None)])
+    with pytest.raises(ValueError, match="marks no pixel"):
+        gatys.stylize(content, [tinted(0)], regions=[Region(torch.zeros_like(left), 0)])
+    with pytest.raises(ValueError, match="no spatial control"):
+        get_algorithm("mrf").stylize(content, [tinted(0)], regions=[Region(left, 0)])
+    assert {n for n in ("gatys", "histogram", "adain_optimize", "mrf", "style_swap", "johnson")
+            if get_algorithm(n).spatial_control} == {"gatys", "histogram", "adain_optimize"}  # fmt: skip
+
+
+def label_image(path, size=(64, 48), right="#0000ff"):
+    image = Image.new("RGB", size, "#ff0000")
+    ImageDraw.Draw(image).rectangle([size[0] // 2, 0, size[0], size[1]], fill=right)
+    image.save(path)
+    return path
+
+
+@pytest.mark.slow
+def test_run_paints_each_region_from_the_command_line(tmp_path):
+    out = tmp_path / "masked.png"
+    proc = stylegrid(
+        "run", "--algorithm", "histogram", "--content", CONTENT, "--mask", label_image(tmp_path / "m.png"),
+        "--region", "#ff0000=" + str(SAMPLES / "style" / "starry_night.jpg"), "--region", "blue=none",
+        "--size", "32", "--steps", "3", "-o", out,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert Image.open(out).size == (32, 24)
+
+
+def test_mask_mistakes_are_one_line(tmp_path, capsys):
+    feedforward = ["run", "--content", CONTENT, "--size", "32", "-o", tmp_path / "o.png"]
+    base = [*feedforward, "--steps", "1"]
+    style = "#f00=" + str(SAMPLES / "style" / "starry_night.jpg")
+    mask = label_image(tmp_path / "m.png")
+    assert_one_line(cli(capsys, *base, "--region", style), 2, "--region and --style-mask need --mask")
+    assert_one_line(cli(capsys, *base, "--mask", mask), 2, "--mask needs a --region")
+    assert_one_line(cli(capsys, *base, "--mask", mask, "--region", "#zz0000=a.jpg"), 2, "is not a colour")
+    assert_one_line(
+        cli(capsys, *feedforward, "--algorithm", "johnson", "--mask", mask, "--region", style),
+        2,
+        "johnson has no spatial control",
+    )
+    # blue is in the mask but no region names it
+    assert_one_line(cli(capsys, *base, "--mask", mask, "--region", style), 1, "m.png: 50% of its pixels")
+    tall = label_image(tmp_path / "tall.png", size=(48, 64))
+    assert_one_line(
+        cli(capsys, *base, "--mask", tall, "--region", style, "--region", "blue=none"),
+        1,
+        "not in the proportions",
+    )
+    assert not (tmp_path / "o.png").exists()
