@@ -51,6 +51,19 @@ def test_a_region_sees_its_own_positions_and_one_region_over_everything_is_the_p
     )
 
 
+def test_one_region_over_the_whole_photo_is_the_plain_algorithm():
+    content = load_image(CONTENT, max_side=32)
+    style = tinted(0)
+    for name in ("gatys", "adain_optimize"):
+        algorithm = get_algorithm(name)
+        params = algorithm.params_type(steps=3)
+        plain = algorithm.stylize(content, [style], params)
+        whole = algorithm.stylize(content, [style], params, regions=[Region(torch.ones(1, 1, 24, 32), 0)])
+        assert torch.allclose(plain.image, whole.image, atol=1e-4), name
+        for term, value in plain.final_losses.items():
+            assert whole.final_losses[term] == pytest.approx(value, rel=1e-4, abs=1e-7), (name, term)
+
+
 def halves(content: torch.Tensor) -> tuple[torch.Tensor, slice, slice]:
     w = content.shape[-1]
     left = torch.zeros(1, 1, *content.shape[-2:])
