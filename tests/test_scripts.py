@@ -154,6 +154,13 @@ def test_a_report_published_to_docs_links_its_thumbnails():
     assert relink(page) == '<td><a href="thumbs/abc.jpg"><img src="thumbs/abc.jpg" alt="x"></a></td>'
 
 
+def test_regions_speed_smoke():
+    proc = run_script("benchmarks/regions_speed.py", "--smoke-test")
+    table = proc.stdout.split("ratio", 1)[1]
+    for algorithm in ("gatys", "histogram", "adain_optimize"):
+        assert f"\n{algorithm} " in table
+
+
 def test_cli_startup_smoke():
     proc = run_script("benchmarks/cli_startup.py", "--smoke-test")
     assert "stylegrid --help" in proc.stdout and "mlflow --help" in proc.stdout
