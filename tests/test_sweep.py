@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -414,10 +415,12 @@ def mlflow_server(tmp_path):
     log = open(store / "server.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
+        # ready when its app answers /health: the port opens seconds before that on a slow
+        # machine, and the sweep's own connection check (5 s) would find no answer
         deadline = time.time() + 120
         while True:
             try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5):
                     break
             except OSError:
                 if proc.poll() is not None or time.time() > deadline:
