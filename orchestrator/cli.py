@@ -352,8 +352,9 @@ def check_output_format(out: Path) -> None:
         )
 
 
-def check_style_args(args: argparse.Namespace) -> None:
-    """Either --style (blended by --style-weight) or --mask with a --region per colour."""
+def check_style_args(args: argparse.Namespace) -> list | None:
+    """Either --style (blended by --style-weight) or --mask with a --region per colour: the
+    parsed regions with --mask, else None."""
     if args.mask:
         if args.style or args.style_weight:
             raise UsageError(
@@ -364,13 +365,14 @@ def check_style_args(args: argparse.Namespace) -> None:
         from .regions import parse_regions
 
         try:
-            parse_regions(args.region, args.style_mask)
+            return parse_regions(args.region, args.style_mask)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-    elif args.region or args.style_mask:
+    if args.region or args.style_mask:
         raise UsageError("--region and --style-mask need --mask (the label image whose colours they name)")
-    elif not args.style:
+    if not args.style:
         raise UsageError("--style is required (or --mask with --region values)")
+    return None
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -380,7 +382,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         check_algorithm_name(args.algorithm)
     except ValueError as exc:
         raise UsageError(f"--algorithm: {exc}") from None
-    check_style_args(args)
+    region_args = check_style_args(args)
     if args.style_weight is not None and len(args.style_weight) != len(args.style):
         raise UsageError(
             f"{len(args.style)} --style images but {len(args.style_weight)} --style-weight values"
@@ -406,15 +408,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
 
     content = to_tensor(resize_to(read_image(args.content), args.size, args.content))
-    if args.mask:
+    if region_args is not None:
         if not algorithm.spatial_control:
             able = ", ".join(n for n in sorted(ALGORITHM_NAMES) if get_algorithm(n).spatial_control)
             raise UsageError(f"--mask: {algorithm.name} has no spatial control (these have: {able})")
-        from .regions import load_regions, parse_regions
+        from .regions import load_regions
 
-        styles, regions = load_regions(
-            args.mask, parse_regions(args.region, args.style_mask), content.shape[-2:], args.style_size
-        )
+        styles, regions = load_regions(args.mask, region_args, content.shape[-2:], args.style_size)
         spatial = {"regions": regions}
     else:
         styles, spatial = [load_image(s, max_side=args.style_size) for s in args.style], {}
