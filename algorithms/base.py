@@ -32,7 +32,7 @@ import torch
 
 from .names import DEFAULT_SIZE, DEFAULT_STYLE_SIZE  # noqa: F401  (re-exported: the sizes every entry point starts from)
 
-STYLE_KINDS = ("gram", "mrf", "hist", "adain", "swap")
+STYLE_KINDS = ("gram", "mrf", "hist", "adain", "swap", "wct")
 OTHER_TERMS = ("tv", "laplacian", "range", "total")
 _LAYER = r"(?:conv|relu)[1-5]_[1-4]"
 _LOSS_NAME = re.compile(

@@ -82,17 +82,18 @@ def budget_note(layout: str, budget: int) -> str:
 
 
 def budget_layout(shape, bytes_per_pixel: float, halo: int, overlap: int, budget_text: str,
-                  device) -> tuple[int | None, int, str]:  # fmt: skip
+                  device, align: int = 8) -> tuple[int | None, int, str]:  # fmt: skip
     """For a feed-forward batch of ``shape`` [B, C, H, W] under the budget ``budget_text``: the
-    tile core (None for one pass), the budget in bytes, and what the result records ("" for one
-    pass, else ``budget_note`` of the layout)."""
+    tile core (None for one pass; a multiple of ``align``), the budget in bytes, and what the
+    result records ("" for one pass, else ``budget_note`` of the layout)."""
     from .tiling import plan_tiles
 
     budget = budget_bytes(budget_text, torch.device(device))
-    core = tile_core(shape[-2], shape[-1], shape[0], bytes_per_pixel, halo, budget)
+    core = tile_core(shape[-2], shape[-1], shape[0], bytes_per_pixel, halo, budget, align)
     if core is None:
         return None, budget, ""
-    return core, budget, budget_note(plan_tiles(shape[-2], shape[-1], core, halo, overlap).describe(), budget)
+    layout = plan_tiles(shape[-2], shape[-1], core, halo, overlap, align=align)
+    return core, budget, budget_note(layout.describe(), budget)
 
 
 def tile_core(height: int, width: int, batch: int, bytes_per_pixel: float, halo: int, budget: int,

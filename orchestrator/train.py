@@ -261,9 +261,9 @@ def train(
     spec = spec.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     base = spec_dir(spec_path)
     as_written = spec  # what the model's .json records (paths as the spec gives them)
-    for field in ("init_decoder", "init_network"):  # a file to start from: relative to the spec's folder
-        start = getattr(spec, field, None)
-        if start and "://" not in start:
+    for field in ("init_decoder", "init_network", "init_decoders", "init_relu4_1"):  # files to start from
+        start = getattr(spec, field, None)  # ... relative to the spec's folder
+        if start and start != "default" and "://" not in start:
             spec = spec.model_copy(update={field: str(resolve_path(start, base))})
     content = resolve_image_locations(spec.content, base, "content", spec_path)
     style = resolve_image_locations(spec.style, base, "style", spec_path)

@@ -6,9 +6,12 @@ the driver (Ray Train, data, checkpoints, MLflow, export) shared.
 * ``JOHNSON`` (``stylegrid train-johnson``): one fast style network for all the style images
   (Johnson et al. with conditional instance norm); each step draws content crops and assigns
   each a random style, whose Gram targets were computed once from the whole style image.
+* ``WCT`` (``stylegrid train-wct``): the reconstruction decoders of Li et al.'s WCT, one per
+  level, trained together; each step reconstructs content and style crops alike (the decoders
+  will invert features coloured like paintings', so paintings are part of their data).
 
 A recipe's pure parts are in ``algorithms/`` (``adain.training_losses``,
-``style_network.perceptual_losses``); here are the choices of data, model and record.
+``style_network.perceptual_losses``, ``wct_decoders.reconstruction_losses``); here are the choices of data, model and record.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from torch import nn
 from . import storage
 from .images import decode_image, to_tensor
 from .spec import SpecError
-from .train_spec import AdaINTrainSpec, JohnsonTrainSpec, TrainSpec
+from .train_spec import AdaINTrainSpec, JohnsonTrainSpec, TrainSpec, WCTTrainSpec
 
 
 @dataclass(frozen=True)
@@ -196,6 +199,58 @@ class JohnsonRecipe(Recipe):
                               spec.width, spec.blocks)  # fmt: skip
 
 
+class WCTRecipe(Recipe):
+    kind, spec_type, model_file, style_crops = "wct", WCTTrainSpec, "decoders.pth", True
+
+    def setup(self, spec, styles, device, precision):
+        from algorithms.vgg import get_encoder
+
+        return get_encoder(list(spec.widths), device=device)
+
+    def architecture(self, spec, styles):
+        from algorithms.wct_decoders import Decoders
+
+        return Decoders(spec.widths)
+
+    def new_model(self, spec, styles):
+        from algorithms.adain import get_decoder
+        from algorithms.wct_decoders import get_decoders
+
+        torch.manual_seed(spec.seed)
+        decoders = self.architecture(spec, styles)
+        if spec.init_decoders:
+            start = get_decoders(spec.init_decoders, "cpu")
+            if start.widths != decoders.widths:
+                raise SpecError(
+                    f"init_decoders {spec.init_decoders}: its levels and widths {start.widths} are not "
+                    f"the spec's {decoders.widths}"
+                )
+            decoders.load_state_dict(start.state_dict())
+        elif spec.init_relu4_1:
+            if decoders.widths.get("relu4_1") != 1.0:
+                raise SpecError(
+                    "init_relu4_1 needs relu4_1 in widths at width 1 (the AdaIN decoder's layout)"
+                )
+            from algorithms.adain import DEFAULT_DECODER
+
+            path = str(DEFAULT_DECODER) if spec.init_relu4_1 == "default" else spec.init_relu4_1
+            decoders.levels["relu4_1"].load_state_dict(get_decoder(path, "cpu").state_dict())
+            decoders.scale("relu4_1").fill_(1.0)  # the AdaIN decoder takes the features unscaled
+        return decoders
+
+    def step(self, task, model, content, style, rng, spec, precision):
+        from algorithms.wct_decoders import reconstruction_losses
+
+        images = content if style is None else torch.cat([content, style])  # validation may have no paintings
+        losses = reconstruction_losses(task, model, images, spec.feature_weight, precision)
+        terms = {"pixel": float(losses.pixel), "feature": float(losses.feature)}
+        coarse = [losses.outputs[level] for level in spec.widths][:2]  # the first levels the spec lists
+        return StepResult(losses.total, terms, (images, coarse[0], coarse[-1]))
+
+    def record(self, spec, styles):
+        return {"encoder": "caffe", "widths": dict(spec.widths)}
+
+
 def _square(image: torch.Tensor, size: int) -> torch.Tensor:
     """The centre square of [1, 3, H, W], resized to ``size``."""
     h, w = image.shape[-2:]
@@ -205,5 +260,5 @@ def _square(image: torch.Tensor, size: int) -> torch.Tensor:
     return F.interpolate(crop, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
 
 
-ADAIN, JOHNSON = AdaINRecipe(), JohnsonRecipe()
-RECIPES = {r.kind: r for r in (ADAIN, JOHNSON)}
+ADAIN, JOHNSON, WCT = AdaINRecipe(), JohnsonRecipe(), WCTRecipe()
+RECIPES = {r.kind: r for r in (ADAIN, JOHNSON, WCT)}

@@ -1,4 +1,4 @@
-"""The specs of ``stylegrid train-adain`` and ``stylegrid train-johnson`` (``train.py``): the fields
+"""The specs of ``stylegrid train-adain``, ``train-johnson`` and ``train-wct`` (``train.py``): the fields
 every training shares (``TrainSpec``) and each network's own, read with the rules of ``spec.py``
 (every error names the file and the field; relative paths are taken from the file's folder)."""
 
@@ -131,6 +131,50 @@ class JohnsonTrainSpec(TrainSpec):
     @classmethod
     def _style_layers(cls, v: list[str]) -> list[str]:
         return [_vgg_layer(x) for x in v]
+
+
+WCT_LEVELS = ("relu5_1", "relu4_1", "relu3_1", "relu2_1", "relu1_1")  # algorithms.wct.LEVELS (no torch here)
+
+
+class WCTTrainSpec(TrainSpec):
+    """``experiments/train_wct.yaml``: the reconstruction decoders of Li et al. 2017, one per
+    level, trained together on photos and paintings (each step reconstructs a batch of both)."""
+
+    steps: int = Field(40000, gt=0, description="optimiser steps")
+    batch_size: int = Field(
+        8, gt=0, description="photo crops per step over all workers, and as many painting crops"
+    )
+    image_size: int = Field(256, ge=MIN_SIDE, description="the shorter side is resized to this")
+    crop: int = Field(256, ge=MIN_SIDE, description="random square crops of this side")
+    lr: float = Field(1e-4, gt=0)
+    lr_decay: float = Field(0.0, ge=0, description="lr / (1 + lr_decay x step)")
+    widths: dict[str, float] = Field(
+        default_factory=lambda: dict.fromkeys(WCT_LEVELS, 1.0),
+        description="the levels to train, each with its decoder's width as a fraction of VGG-19's "
+        "channels (1: Li et al.'s decoders)",
+    )
+    feature_weight: float = Field(1.0, ge=0, description="the paper's lambda: weight of the feature loss")
+    init_decoders: str | None = Field(
+        None,
+        description="start from this decoders file (fine-tuning; its levels and widths must be the spec's)",
+    )
+    init_relu4_1: str | None = Field(
+        None,
+        description="start relu4_1's decoder (width 1: the same layout) from an AdaIN decoder file; "
+        "'default' is the shipped one",
+    )
+
+    @field_validator("widths")
+    @classmethod
+    def _widths(cls, v: dict[str, float]) -> dict[str, float]:
+        if not v:
+            raise ValueError(f"name at least one level of {list(WCT_LEVELS)}")
+        for level, width in v.items():
+            if level not in WCT_LEVELS:
+                raise ValueError(f"unknown level {level!r}; the levels are {list(WCT_LEVELS)}")
+            if not 0 < width <= 1:
+                raise ValueError(f"{level}: a width must be in (0, 1], got {width}")
+        return v
 
 
 def _vgg_layer(name: str) -> str:

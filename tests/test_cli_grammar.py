@@ -45,7 +45,7 @@ def test_the_light_names_are_the_registrys():
     "command",
     [["run", "--content", "c", "--style", "s"], ["plan", "x.yaml"], ["sweep", "x.yaml"],
      ["results"], ["report"], ["train-adain", "x.yaml"], ["train-johnson", "x.yaml"],
-     ["stylize-catalog", "x.yaml"]],
+     ["train-wct", "x.yaml"], ["stylize-catalog", "x.yaml"]],
 )  # fmt: skip
 def test_every_subcommand_spells_output_alike(command):
     parser = build_parser()
@@ -57,9 +57,9 @@ def test_the_shared_flags_are_where_they_mean_something():
     parser = build_parser()
     subparsers = next(a for a in parser._actions if a.dest == "command").choices
     flags = {name: {s for a in p._actions for s in a.option_strings} for name, p in subparsers.items()}
-    for name in ("run", "sweep", "plan", "train-adain", "train-johnson", "stylize-catalog"):
+    for name in ("run", "sweep", "plan", "train-adain", "train-johnson", "train-wct", "stylize-catalog"):
         assert "--set" in flags[name], name
-    for name in ("run", "sweep", "train-adain", "train-johnson", "stylize-catalog"):
+    for name in ("run", "sweep", "train-adain", "train-johnson", "train-wct", "stylize-catalog"):
         assert {"--tracking-uri", "-q", "--quiet"} <= flags[name], name
     assert "--quiet" in flags["report"]
 

@@ -68,6 +68,7 @@ def test_the_spec_results_and_cli_references_come_from_the_code(site):
         "stylize-catalog",
         "train-adain",
         "train-johnson",
+        "train-wct",
     ):
         assert f"stylegrid {sub}" in cli, sub
     assert "--tracking-uri" in cli and "--set" in cli

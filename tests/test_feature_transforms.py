@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from algorithms.patch_swap import style_patches, swap
-from algorithms.whitening import colour, moments, wct, whiten
+from algorithms.whitening import MomentSums, apply, colour, moments, transform, wct, whiten
 
 
 def correlated(batch: int, channels: int, h: int, w: int, seed: int, scale: float = 1.0) -> torch.Tensor:
@@ -49,6 +49,21 @@ def test_alpha_blends_with_the_content_and_the_dtype_is_kept():
     assert full.dtype == torch.float32 and torch.allclose(half, (full + content) / 2, atol=1e-5)
     with pytest.raises(ValueError, match="alpha"):
         wct(content, moments(style), alpha=1.5)
+
+
+def test_moments_summed_over_parts_and_the_one_matrix_transform_are_the_definitions():
+    content, style = correlated(2, 6, 12, 10, seed=7), correlated(1, 6, 9, 9, seed=8, scale=4.0)
+    sums = MomentSums()  # the cores of two tiles: the top 5 rows and the rest
+    sums.add(content[..., :5, :])
+    sums.add(content[..., 5:, :])
+    whole, parts = moments(content), sums.moments()
+    assert torch.allclose(parts.mean, whole.mean) and torch.allclose(parts.cov, whole.cov, atol=1e-10)
+    matrix, bias = transform(whole, [moments(style)], [1.0])
+    assert torch.allclose(
+        apply(content, matrix, bias, 1.0), colour(whiten(content, whole), moments(style)), atol=1e-9
+    )
+    assert torch.allclose(apply(content.float(), matrix, bias, 0.25),
+                          wct(content, moments(style), 0.25).float(), atol=1e-4)  # fmt: skip
 
 
 def test_a_batch_is_the_items_one_by_one():

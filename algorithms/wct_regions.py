@@ -1,0 +1,147 @@
+"""Spatial control for WCT (``wct.stylize(..., regions=)``): each region of the photo whitened
+by its own statistics and coloured to its own style's (Gatys et al., CVPR 2017, section 4, with
+WCT's statistics in place of Gram matrices), or left as it is where the photo is kept.
+
+At every level, every position belongs to one region: the one whose mask, area-averaged to the
+level's size, covers it most (``partition``), so the regions meet without gaps or overlaps even
+at relu5_1; the style's moments come from the style mask's positions (``regions.positions``),
+all of the painting without one. One pass (no tiles) and no blend of styles by weight: a region
+has one style.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+
+import torch
+import torch.nn.functional as F
+
+from . import color
+from .base import StepLoss, StylizeResult
+from .device import autocast, resolve_precision
+from .losses import relative_squared_error
+from .memo import memo, style_key
+from .memory import budget_bytes
+from .regions import area_shares, check_regions, positions, select
+from .vgg import encode_targets, get_encoder
+from .wct import (
+    BYTES_PER_PIXEL,
+    CONTENT_LAYER,
+    MULTIPLE,
+    WCTParams,
+    coloured_target,
+    get_decoders,
+    pad_to_multiple,
+)
+from .whitening import Moments, moments
+
+
+def partition(regions, size: Sequence[int]) -> torch.Tensor:
+    """The region of every position of an [h, w] feature map ([h * w] indices into ``regions``):
+    the one whose mask, area-averaged to the map's size, covers it most (regions meet without
+    gaps or overlaps at every level)."""
+    cover = torch.cat([F.interpolate(r.mask.float(), size=tuple(size), mode="area") for r in regions], dim=1)
+    return cover.reshape(len(regions), -1).argmax(0)
+
+
+def regional_style_moments(encoder, styles, regions, levels, precision: str, cache) -> list[dict | None]:
+    """Per region, its style's moments at every level over the style mask's positions (all of
+    the style image without one); None for a region that keeps the photo."""
+    out: list[dict | None] = []
+    for r in regions:
+        if r.style is None:
+            out.append(None)
+            continue
+        style = styles[r.style]
+
+        def compute(style=style, r=r) -> dict[str, Moments]:
+            feats = encode_targets(encoder, style, list(levels), precision)
+            if r.style_mask is None:
+                return {level: moments(f) for level, f in feats.items()}
+            return {
+                level: moments(select(f, positions(r.style_mask, f.shape[-2:]))) for level, f in feats.items()
+            }
+
+        masks = () if r.style_mask is None else (r.style_mask,)
+        out.append(memo(cache, style_key("wct", encoder, [style, *masks], precision, "max", levels), compute))
+    return out
+
+
+def regional_target(features: torch.Tensor, regions, style_moments_: Sequence[dict | None], level: str,
+                    alpha: float) -> torch.Tensor:  # fmt: skip
+    """One level's features [1, C, h, w] with each region's positions whitened by that region's
+    own moments and coloured to its style's (Gatys et al. 2017's spatial control, with WCT's
+    statistics); a region that keeps the photo keeps its features."""
+    c = features.shape[1]
+    flat = features.reshape(1, c, -1).clone()
+    owner = partition(regions, features.shape[-2:]).to(features.device)
+    for k, moments_k in enumerate(style_moments_):
+        index = torch.nonzero(owner == k).reshape(-1)
+        if moments_k is None or index.numel() < 2:  # kept, or too small at this level to have a covariance
+            continue
+        part = flat.index_select(2, index).unsqueeze(-1)  # [1, C, n, 1]
+        flat[..., index] = coloured_target(part, [moments_k[level]], [1.0], alpha).squeeze(-1)
+    return flat.reshape(features.shape)
+
+
+def regional_losses(image, content, regions, per_region, params: WCTParams, device) -> dict[str, float]:
+    """``report_losses`` with regions: each styled region's covariance distance to its own
+    style's at every level, weighted by the region's share of the photo."""
+    precision = resolve_precision(params.precision, device)
+    layers = sorted({*params.levels, CONTENT_LAYER}, key=lambda n: int(n[4]))
+    encoder = get_encoder(layers, device=device)
+    feats = encode_targets(encoder, image.to(device), layers, precision)
+    photo = encode_targets(encoder, content.to(device).float(), [CONTENT_LAYER], precision)[CONTENT_LAYER]
+    losses = {f"content.wct.{CONTENT_LAYER}": float(relative_squared_error(feats[CONTENT_LAYER], photo))}
+    shares = area_shares(regions)
+    for level in params.levels:
+        owner = partition(regions, feats[level].shape[-2:]).to(device)
+        total = 0.0
+        for k, m in enumerate(per_region):
+            index = torch.nonzero(owner == k).reshape(-1)
+            if m is not None and index.numel() >= 2:
+                have = moments(select(feats[level], index)).cov
+                total += shares[k] * float(relative_squared_error(have, m[level].cov))
+        losses[f"style.wct.{level}"] = total / len(params.levels)
+    losses["total"] = sum(losses.values())
+    return losses
+
+
+def stylize_regions(
+    content, styles, regions, params: WCTParams, style_weights, device, cache, start
+) -> StylizeResult:
+    check_regions(regions, content.shape[-2:], len(styles))
+    if style_weights is not None:
+        raise ValueError("with regions each region has one style: style weights do not apply")
+    if content.shape[-2] * content.shape[-1] * BYTES_PER_PIXEL > budget_bytes(params.memory_budget, device):
+        raise ValueError("spatial control runs in one pass: this image needs tiles under its memory_budget")
+    precision = resolve_precision(params.precision, device)
+    encoder = get_encoder(params.levels, device=device)
+    decoders = get_decoders(params.decoders, str(device))
+    styles = [s.to(device).float() for s in styles]
+    if params.preserve_color:
+        styles = [color.coral(s, content.to(device).float()) for s in styles]
+    per_region = regional_style_moments(encoder, styles, regions, params.levels, precision, cache)
+    h, w = content.shape[-2:]
+    pad = -h % MULTIPLE, -w % MULTIPLE
+    padded = [replace(r, mask=F.pad(r.mask.float(), (0, pad[1], 0, pad[0]), mode="replicate"))
+              for r in regions]  # fmt: skip
+    image = pad_to_multiple(content.to(device).float())
+    with torch.no_grad():
+        for level in params.levels:
+            feats = encode_targets(encoder, image, [level], precision)[level]
+            target = regional_target(feats, padded, per_region, level, params.alpha)
+            with autocast(precision, device):
+                image = decoders.decode(level, target).float().clamp(0, 1)
+        image = image[..., :h, :w].contiguous()
+        losses = regional_losses(image, content, regions, per_region, params, device)
+    return StylizeResult(
+        image=image.cpu(),
+        history=[StepLoss(1, 0, losses)],
+        evaluations=1,
+        elapsed=time.perf_counter() - start,
+        precision=precision,
+        device=str(device),
+    )
