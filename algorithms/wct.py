@@ -183,16 +183,24 @@ def stylize_batch(
     return _transfer(contents, styles, params, style_weights, torch.device(device), cache)[0].cpu()
 
 
-def report_losses(image, content, style_moments_, weights, params: WCTParams, device) -> dict[str, float]:
-    """What the transform aims at, measured on the result: per level, the relative distance of
-    its covariance to the (blended) style covariance (``style.wct.<level>``, averaged over the
-    levels), and the distance of its relu4_1 to the photo's (``content.wct.relu4_1``)."""
+def result_features(
+    image, content, params: WCTParams, device
+) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+    """The result's features at the transformed levels and relu4_1, and the content term: the
+    distance of its relu4_1 to the photo's (``content.wct.relu4_1``)."""
     precision = resolve_precision(params.precision, device)
     layers = sorted({*params.levels, CONTENT_LAYER}, key=lambda n: int(n[4]))
     encoder = get_encoder(layers, device=device)
     feats = encode_targets(encoder, image.to(device), layers, precision)
     photo = encode_targets(encoder, content.to(device).float(), [CONTENT_LAYER], precision)[CONTENT_LAYER]
-    losses = {f"content.wct.{CONTENT_LAYER}": float(relative_squared_error(feats[CONTENT_LAYER], photo))}
+    return feats, {f"content.wct.{CONTENT_LAYER}": float(relative_squared_error(feats[CONTENT_LAYER], photo))}
+
+
+def report_losses(image, content, style_moments_, weights, params: WCTParams, device) -> dict[str, float]:
+    """What the transform aims at, measured on the result: per level, the relative distance of
+    its covariance to the (blended) style covariance (``style.wct.<level>``, averaged over the
+    levels), and the distance of its relu4_1 to the photo's (``content.wct.relu4_1``)."""
+    feats, losses = result_features(image, content, params, device)
     total = float(sum(weights))
     for level in params.levels:
         want = sum(m[level].cov * (w / total) for m, w in zip(style_moments_, weights, strict=True))

@@ -28,12 +28,12 @@ from .regions import area_shares, check_regions, positions, select
 from .vgg import encode_targets, get_encoder
 from .wct import (
     BYTES_PER_PIXEL,
-    CONTENT_LAYER,
     MULTIPLE,
     WCTParams,
     coloured_target,
     get_decoders,
     pad_to_multiple,
+    result_features,
 )
 from .whitening import Moments, moments
 
@@ -89,12 +89,7 @@ def regional_target(features: torch.Tensor, regions, style_moments_: Sequence[di
 def regional_losses(image, content, regions, per_region, params: WCTParams, device) -> dict[str, float]:
     """``report_losses`` with regions: each styled region's covariance distance to its own
     style's at every level, weighted by the region's share of the photo."""
-    precision = resolve_precision(params.precision, device)
-    layers = sorted({*params.levels, CONTENT_LAYER}, key=lambda n: int(n[4]))
-    encoder = get_encoder(layers, device=device)
-    feats = encode_targets(encoder, image.to(device), layers, precision)
-    photo = encode_targets(encoder, content.to(device).float(), [CONTENT_LAYER], precision)[CONTENT_LAYER]
-    losses = {f"content.wct.{CONTENT_LAYER}": float(relative_squared_error(feats[CONTENT_LAYER], photo))}
+    feats, losses = result_features(image, content, params, device)
     shares = area_shares(regions)
     for level in params.levels:
         owner = partition(regions, feats[level].shape[-2:]).to(device)
