@@ -150,7 +150,9 @@ def test_algorithms_lists_every_parameter_with_its_default():
         "johnson",
         "mrf",
         "style_swap",
+        "wct",
     ]
+    assert "relu3_1" in sections["wct"] and sections["wct"].startswith("wct (feedforward)")
     assert any(
         ln.strip().startswith("patch_size ") and "3" in ln for ln in sections["style_swap"].splitlines()
     )
