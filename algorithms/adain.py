@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import color
-from .base import Algorithm, Callback, Params, StepLoss, StylizeResult
+from .base import Algorithm, Callback, Params, StylizeResult
 from .device import autocast, resolve_precision
 from .losses import mean_std, mean_std_loss, relative_squared_error
 from .memo import memo, style_key
@@ -400,14 +400,20 @@ def stylize(
     device: str | torch.device = "cpu",
     callback: Callback | None = None,
     cache: MutableMapping | None = None,
+    regions: Sequence | None = None,
 ) -> StylizeResult:
     """The ``stylize`` interface: one pass of the decoder (``init_image``, ``seed`` and
-    ``callback`` have nothing to act on)."""
+    ``callback`` have nothing to act on). ``regions`` (``regions.Region``): spatial control,
+    each region re-normalised with its own statistics to its own style's (``adain_regions.py``)."""
     params = params or AdaINParams()
     if not styles:
         raise ValueError("at least one style image is needed")
     start = time.perf_counter()
     device = torch.device(device)
+    if regions:
+        from .adain_regions import stylize_regions
+
+        return stylize_regions(content, styles, regions, params, style_weights, device, cache)
     tiled = _tiled(content, styles, params, style_weights, device, cache)
     if tiled is None:
         image, target, stats = _decode(content, styles, params, style_weights, device, cache)
@@ -419,15 +425,11 @@ def stylize(
         _, target, stats = _decode(shrink(content, LOSS_SIDE), styles, small, style_weights, device, cache)
     weights = weight_list(styles, style_weights)
     losses = _report_losses(measured.to(device), target, stats[0], weights, params, device)
-    return StylizeResult(
-        image=image.cpu(),
-        history=[StepLoss(1, 0, losses)],
-        evaluations=1,
-        elapsed=time.perf_counter() - start,
-        precision=resolve_precision(params.precision, device),
-        device=str(device),
-        tiles="" if tiled is None else tiles,
-    )
+    precision = resolve_precision(params.precision, device)
+    return StylizeResult.one_pass(image, losses, start, precision, device, "" if tiled is None else tiles)
+
+
+stylize.spatial_control = True  # type: ignore[attr-defined]
 
 
 def shrink(image: torch.Tensor, side: int) -> torch.Tensor:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import time
 from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -125,6 +126,15 @@ class StylizeResult:
     # the whole result's losses measured after the run, where the last step's are a tile's (an
     # optimisation in tiles); None: the last step's losses are the result's
     measured: Mapping[str, float] | None = None
+
+    @classmethod
+    def one_pass(cls, image: torch.Tensor, losses: Mapping[str, float], start: float, precision: str,
+                 device, tiles: str = "") -> StylizeResult:  # fmt: skip
+        """The result of a feed-forward pass: one "step" whose losses are measured on the image,
+        ``start`` the ``time.perf_counter()`` of the call."""
+        return cls(image=image.cpu(), history=[StepLoss(1, 0, losses)], evaluations=1,
+                   elapsed=time.perf_counter() - start, precision=precision, device=str(device),
+                   tiles=tiles)  # fmt: skip
 
     @property
     def final_losses(self) -> Mapping[str, float]:

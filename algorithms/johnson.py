@@ -23,7 +23,7 @@ from typing import Literal
 import torch
 
 from .adain import LOSS_SIDE, pad_to_multiple, shrink
-from .base import Algorithm, Callback, Params, StepLoss, StylizeResult
+from .base import Algorithm, Callback, Params, StylizeResult
 from .device import autocast, resolve_precision
 from .losses import gram_matrix, relative_squared_error, total_variation
 from .memory import AUTO, BUDGET_HELP, budget_layout, budget_note, check_budget, return_freed_memory
@@ -206,10 +206,7 @@ def stylize(
         (image, content) if not tiles else (shrink(image, LOSS_SIDE), shrink(content, LOSS_SIDE))
     )
     losses = report_losses(measured.to(device), photo.to(device).float(), styles, style_weights, precision)
-    return StylizeResult(
-        image=image, history=[StepLoss(1, 0, losses)], evaluations=1,
-        elapsed=time.perf_counter() - start, precision=precision, device=str(device), tiles=tiles,
-    )  # fmt: skip
+    return StylizeResult.one_pass(image, losses, start, precision, device, tiles)
 
 
 def report_losses(image, content, styles, style_weights, precision: str) -> dict[str, float]:

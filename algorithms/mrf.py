@@ -121,6 +121,19 @@ def extract_patches(features: torch.Tensor, size: int, stride: int) -> torch.Ten
     return F.unfold(features, size, stride=stride)[0].t()
 
 
+def centre_index(mask: torch.Tensor, size: Sequence[int], k: int, stride: int) -> torch.Tensor:
+    """The ``extract_patches`` indices of the k x k patches (at ``stride``) of an [h, w] map whose
+    centres lie in ``mask`` [1, 1, H, W] (area-averaged to [h, w], at least one half); the patch
+    with the most of the mask at its centre when none does (a small region at a coarse layer)."""
+    h, w = size
+    m = F.interpolate(mask.float(), size=(h, w), mode="area")[0, 0]
+    rows = torch.arange(0, h - k + 1, stride, device=m.device) + k // 2
+    cols = torch.arange(0, w - k + 1, stride, device=m.device) + k // 2
+    at_centres = m[rows][:, cols].reshape(-1)
+    index = torch.nonzero(at_centres >= 0.5).reshape(-1)
+    return index if index.numel() else at_centres.argmax().reshape(1)
+
+
 def normalise_rows(patches: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     return patches / (patches.float().norm(dim=1, keepdim=True) + eps).to(patches.dtype)
 
@@ -159,14 +172,18 @@ def mrf_loss(
     patch_size: int,
     stride: int,
     index: torch.Tensor | None = None,
+    keep: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Mean squared distance of the output's patches to their best matches in ``bank`` [N, K],
     relative to the bank's mean squared patch norm; no gradient through the matching.
-    ``index``: matches found earlier (``nearest_patches``) to use instead of matching now."""
+    ``index``: matches found earlier (``nearest_patches``) to use instead of matching now;
+    ``keep``: only these patches count (a region's, ``centre_index``)."""
     if index is None:
         with torch.no_grad():
             index = nearest_patches(features.detach().to(filters.dtype), filters, stride)
     patches = extract_patches(features, patch_size, stride).float()
+    if keep is not None:
+        patches, index = patches[keep], index[keep]
     return (patches - bank[index]).pow(2).sum(dim=1).mean() / (bank_sq_norm + 1e-8)
 
 
@@ -210,17 +227,24 @@ def build_banks(
     weights: Sequence[float],
     params: MRFParams,
     precision: str,
+    masks: Sequence[torch.Tensor | None] | None = None,
 ) -> dict[str, PatchBank]:
+    """The patch banks of every MRF layer; ``masks[i]`` [1, 1, H, W] keeps only style ``i``'s
+    patches centred in it (a region's style mask; rotated and scaled with its style)."""
     k = params.patch_size
     per_layer: dict[str, list[torch.Tensor]] = {name: [] for name in params.mrf_layers}
-    for style, w in zip(styles, weights, strict=True):
+    for style, w, mask in zip(styles, weights, masks or [None] * len(styles), strict=True):
         if w <= 0:
             continue
-        for variant in style_variants(style, params.style_rotations, params.style_rescales):
-            feats = encode_targets(encoder, variant, params.mrf_layers, precision)
+        both = style if mask is None else torch.cat([style, mask.to(style)], dim=1)
+        for variant in style_variants(both, params.style_rotations, params.style_rescales):
+            feats = encode_targets(encoder, variant[:, :3], params.mrf_layers, precision)
             for name, f in feats.items():
                 if min(f.shape[-2:]) >= k:
-                    per_layer[name].append(extract_patches(f, k, params.sample_stride))
+                    patches = extract_patches(f, k, params.sample_stride)
+                    if mask is not None:
+                        patches = patches[centre_index(variant[:, 3:], f.shape[-2:], k, params.sample_stride)]
+                    per_layer[name].append(patches)
     banks = {}
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     for name, parts in per_layer.items():
@@ -246,7 +270,9 @@ class MRFStyleTerm:
     stride: int
     refresh_every: int = 0  # steps between matchings; 0: match at every evaluation
     level: float = 1.0  # the level's pixels / the output's: the weight's factor (module docstring)
+    region: torch.Tensor | None = None  # [1, 1, H, W] at the level's size: only patches centred in it count
     matches: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+    _keep: dict[tuple[int, int], torch.Tensor] = field(default_factory=dict, repr=False)
 
     @property
     def layers(self) -> tuple[str, ...]:
@@ -270,6 +296,14 @@ class MRFStyleTerm:
             )
         return f
 
+    def keep(self, size: tuple[int, int]) -> torch.Tensor | None:
+        """The region's patches of a map of ``size`` (None: all of them)."""
+        if self.region is None:
+            return None
+        if size not in self._keep:
+            self._keep[size] = centre_index(self.region, size, self.patch_size, self.stride)
+        return self._keep[size]
+
     def __call__(self, features: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         terms = {}
         for name, bank in self.banks.items():
@@ -282,6 +316,7 @@ class MRFStyleTerm:
                 self.patch_size,
                 self.stride,
                 self.matches.get(name),
+                self.keep(tuple(f.shape[-2:])),
             )
             terms[f"style.mrf.{name}"] = self.style_weight * self.level * self.weights[name] * loss
         return terms
@@ -306,9 +341,15 @@ def mrf_term_factory(params: MRFParams):
     return factory
 
 
-# spatial control (regions.py) needs matching within each region's own patches: not yet here
+def _regional(params: MRFParams):
+    from .mrf_regions import regional_mrf
+
+    return regional_mrf(params)
+
+
+# spatial control: each region's patches matched within its own style's (mrf_regions.py)
 stylize = image_optimization_stylize(
-    MRFParams, mrf_term_factory, lambda p: p.mrf_layers, spatial_control=False
+    MRFParams, mrf_term_factory, lambda p: p.mrf_layers, regional_factory_for=_regional
 )
 
 

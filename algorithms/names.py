@@ -7,7 +7,17 @@ from __future__ import annotations
 
 import difflib
 
-ALGORITHM_NAMES = ("gatys", "mrf", "histogram", "adain", "adain_optimize", "johnson", "style_swap", "wct")
+ALGORITHM_NAMES = (
+    "gatys",
+    "mrf",
+    "histogram",
+    "adain",
+    "adain_optimize",
+    "johnson",
+    "style_swap",
+    "style_swap_optimize",
+    "wct",
+)
 
 # The sizes every entry point starts from unless told otherwise (`stylegrid run`, sweep specs,
 # catalogs, the quality measures, the benchmarks): the scale at which the defaults were chosen.

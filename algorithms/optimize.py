@@ -301,11 +301,13 @@ def run_image_optimization(
     callback: Callback | None = None,
     cache: MutableMapping | None = None,
     regions: Sequence[Region] | None = None,
+    regional_factory: Callable[[StyleTermFactory, Sequence[Region]], StyleTermFactory] | None = None,
 ) -> StylizeResult:
     """Coarse-to-fine image optimisation; see the module docstring.
 
     ``regions``: spatial control (``regions.py``): each region of the content takes its own style
-    (or none); the style term is computed per region.
+    (or none); the style term is computed per region, by ``regional`` (each region's positions
+    selected) or by the algorithm's own ``regional_factory`` (a patch term keeps the layout).
 
     ``cache``: a dict the caller keeps between runs; style targets are memoised in it (keyed by
     the style images' values), so a worker running many jobs on one style computes them once.
@@ -321,7 +323,7 @@ def run_image_optimization(
         if style_weights is not None:
             raise ValueError("style weights blend styles over the whole image; with regions each takes one")
         check_regions(regions, content.shape[-2:], len(styles))
-        style_term_factory = regional(style_term_factory, regions)
+        style_term_factory = (regional_factory or regional)(style_term_factory, regions)
     precision = resolve_precision(params.precision, device)
     encoder = get_encoder(
         [*params.content_layers, *style_layers],
@@ -502,12 +504,14 @@ def image_optimization_stylize(
     style_layers_of: Callable[[ImageOptimParams], Sequence[str]],
     loop_params_of: Callable[[ImageOptimParams], ImageOptimParams] = lambda p: p,
     spatial_control: bool = True,
+    regional_factory_for: Callable[[ImageOptimParams], Callable] | None = None,
 ):
     """An algorithm's ``stylize`` (the interface of ``base.StylizeFn``) from its parameter type,
     the style-term factory it builds for given parameters, and the layers that term reads.
     ``loop_params_of`` gives the parameters the shared loop sees (an algorithm whose term owns
     the content loss switches the loop's off there). ``spatial_control``: whether its term can
-    be computed per region (``regions.py``); a patch-based term cannot."""
+    be computed per region (``regions.py``); ``regional_factory_for``: the algorithm's own way
+    of doing so for given parameters (default: its term on each region's positions)."""
 
     def stylize(
         content: torch.Tensor,
@@ -540,6 +544,7 @@ def image_optimization_stylize(
             callback=callback,
             cache=cache,
             regions=regions,
+            regional_factory=regional_factory_for(params) if regional_factory_for else None,
         )
 
     stylize.spatial_control = spatial_control  # type: ignore[attr-defined]

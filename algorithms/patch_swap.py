@@ -14,6 +14,8 @@ once stay bounded whatever the number of style patches.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 
@@ -55,3 +57,12 @@ def swap(
         chosen = bank[index].t().unsqueeze(0).float()  # [1, C*size*size, L]
         out.append(F.fold(chosen, (h, w), size) / overlap)
     return torch.cat(out).to(content.dtype)
+
+
+def check_weights(weights: Sequence[float]) -> None:
+    """Style images are one patch bank: a weighted blend has no meaning for an arg-max."""
+    if len(set(weights)) > 1:
+        raise ValueError(
+            "style swap takes every style image's patches as one bank: it cannot blend styles by "
+            f"weight (got {list(weights)}); give equal weights or one style"
+        )

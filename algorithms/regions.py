@@ -83,6 +83,14 @@ def positions(mask: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     return idx if idx.numel() else m.argmax().reshape(1)
 
 
+def partition(regions, size: Sequence[int]) -> torch.Tensor:
+    """The region of every position of an [h, w] feature map ([h * w] indices into ``regions``):
+    the one whose mask, area-averaged to the map's size, covers it most (regions meet without
+    gaps or overlaps at every level)."""
+    cover = torch.cat([F.interpolate(r.mask.float(), size=tuple(size), mode="area") for r in regions], dim=1)
+    return cover.reshape(len(regions), -1).argmax(0)
+
+
 def select(features: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """The feature vectors of [B, C, H, W] at the flat positions ``index``: [B, C, n, 1]."""
     b, c = features.shape[:2]

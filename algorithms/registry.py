@@ -11,10 +11,22 @@ from .johnson import ALGORITHM as _JOHNSON
 from .mrf import ALGORITHM as _MRF
 from .names import unknown_algorithm
 from .style_swap import ALGORITHM as _STYLE_SWAP
+from .style_swap_optimize import ALGORITHM as _STYLE_SWAP_OPTIMIZE
 from .wct import ALGORITHM as _WCT
 
 ALGORITHMS: dict[str, Algorithm] = {
-    a.name: a for a in (_GATYS, _MRF, _HISTOGRAM, _ADAIN, _ADAIN_OPTIMIZE, _JOHNSON, _STYLE_SWAP, _WCT)
+    a.name: a
+    for a in (
+        _GATYS,
+        _MRF,
+        _HISTOGRAM,
+        _ADAIN,
+        _ADAIN_OPTIMIZE,
+        _JOHNSON,
+        _STYLE_SWAP,
+        _STYLE_SWAP_OPTIMIZE,
+        _WCT,
+    )
 }
 
 

@@ -1,115 +1,225 @@
-"""``style_swap``: Chen & Schmidt, "Fast Patch-based Style Transfer of Arbitrary Style" (2016),
-with the image recovered by optimisation (their section 3.2, equation 3).
+"""Chen & Schmidt, "Fast Patch-based Style Transfer of Arbitrary Style" (2016): ``style_swap``.
 
-The content's relu3_1 features have every 3 x 3 patch replaced by the best-matching style patch
-(``patch_swap.swap``: normalised cross-correlation, arg-max, the chosen patches put back and
-averaged); the image is then optimised on the shared loop (``optimize.py``) so that its own
-relu3_1 features reach that target, ``||Phi(I) - SS(C, S)||^2 + lambda TV(I)``, starting from the
-content. No training, any style. The swap is local, so tiles of a large image swap exactly as
-the whole would; on the loop's coarser scales the target is swapped again at that scale.
+The photo is encoded to relu3_1, every 3 x 3 patch of its features is replaced by the style
+patch with the highest normalised cross-correlation (``patch_swap.swap``), and the trained
+inverse network (``swap_inverse.py``) turns the swapped features into the image in one pass:
+the paper's fast method, any style, no training per style. The inverse network is trained once
+(``stylegrid train-style-swap``; the shipped ``algorithms/weights/style_swap_inverse.pth`` by
+``experiments/train_style_swap_default.yaml``); ``style_swap_optimize`` recovers the image by
+optimisation instead (the paper's equation 3).
 
-The paper's fast path inverts the swapped features with a trained inverse network instead of
-optimising; that network is not part of stylegrid yet. Several style images share one patch
-bank (their patches together); a weighted blend has no meaning for an arg-max and is refused.
+Both the swap and the network are local, so a large image goes in tiles with ``HALO`` px of
+context and the result is what one pass gives, up to the blend; the style's patch bank is the
+same for every tile. Several style images share one bank (their patches together); a weighted
+blend has no meaning for an arg-max and is refused.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
-from .base import Algorithm
+from . import color
+from .base import Algorithm, Callback, Params, StylizeResult
+from .device import autocast, resolve_precision
 from .losses import relative_squared_error
 from .memo import memo, style_key
-from .optimize import TermInputs, image_optimization_stylize
-from .parameters import ImageOptimParams, param
-from .patch_swap import PATCH_SIZE, style_patches, swap
-from .vgg import encode_targets
+from .memory import AUTO, BUDGET_HELP, budget_layout, check_budget, return_freed_memory
+from .parameters import param
+from .patch_swap import PATCH_SIZE, check_weights, style_patches, swap
+from .swap_inverse import LAYER, get_inverse
+from .tiling import Canvas, crop, plan_tiles
+from .vgg import encode_targets, get_encoder
 
-LAYER = "relu3_1"  # the paper's layer
-TERM = f"style.swap.{LAYER}"
+MULTIPLE = 4  # relu3_1 is after two poolings
+HALO = (
+    48  # px of context per side: relu3_1 (about 20 px), the 3 x 3 swap (4 px) and the network (about 20 px)
+)
+OVERLAP = 32  # px over which neighbouring tiles are blended
+BYTES_PER_PIXEL = 1900  # one pass's peak above the loaded models and the bank, per pixel (measured: 1890 at 512 px, 1830 at 768)
+CONTENT_LAYER = "relu4_1"  # where the reported content term compares the result with the photo
+LOSS_SIDE = 1024  # a tiled result's losses are measured on a copy at most this long side
 
 
 @dataclass(frozen=True, kw_only=True)
-class StyleSwapParams(ImageOptimParams):
-    """Style swap at relu3_1 inverted by optimisation (``style_swap``): the loss is the distance
-    of the image's relu3_1 to the swapped features; the loop's own content loss is off unless
-    ``content_weight`` asks for it (not in the paper)."""
+class StyleSwapParams(Params):
+    """The style swap at relu3_1 inverted by the trained inverse network (``style_swap``)."""
 
-    content_weight: float = param(
-        0.0, "weight of the loop's content loss at content_layers (0: the paper's objective)"
+    inverse: str = param(
+        "default",
+        "the inverse network: default (shipped), a train-style-swap file, or WCT decoders",
+        file=True,
     )
-    style_weight: float = param(1.0, "weight of the distance to the style-swapped relu3_1 features")
-    tv_weight: float = param(1e-4, "weight of the total-variation smoothness loss (the paper's lambda)")
-    patch_size: int = param(PATCH_SIZE, "side of the swapped patches, in relu3_1 positions")
+    patch_size: int = param(PATCH_SIZE, "side of the swapped patches, in relu3_1 positions (the paper's 3)")
+    preserve_color: bool = param(False, "recolour the style to the content first (CORAL): keeps its colours")
+    precision: Literal["auto", "fp32", "bf16"] = param("fp32", "encoder and network precision")
+    memory_budget: str = param(AUTO, BUDGET_HELP)
 
     def __post_init__(self) -> None:
-        super().__post_init__()
         if self.patch_size < 1:
             raise ValueError(f"patch_size must be at least 1, got {self.patch_size}")
-        if self.style_weight <= 0:
-            raise ValueError(f"style_weight must be positive, got {self.style_weight}")
-
-    def inactive(self) -> frozenset[str]:
-        unused = (
-            frozenset() if self.content_weight else frozenset({"content_layers", "content_layer_weights"})
-        )
-        return super().inactive() | unused
+        check_budget(self.memory_budget)
 
 
-@dataclass
-class SwapTerm:
-    """The relative squared distance of the image's relu3_1 to the swapped target."""
+def pad_to_multiple(image: torch.Tensor) -> torch.Tensor:
+    from .adain import pad_to_multiple as pad
 
-    target: torch.Tensor
-    weight: float
-
-    @property
-    def layers(self) -> tuple[str, ...]:
-        return (LAYER,)
-
-    def __call__(self, features) -> dict[str, torch.Tensor]:
-        return {TERM: self.weight * relative_squared_error(features[LAYER], self.target)}
+    return pad(image, MULTIPLE)
 
 
-def check_weights(weights: Sequence[float]) -> None:
-    if len(set(weights)) > 1:
-        raise ValueError(
-            "style_swap takes every style image's patches as one bank: it cannot blend styles by "
-            f"weight (got {list(weights)}); give equal weights or one style"
-        )
+def _banks(
+    contents, styles, params: StyleSwapParams, encoder, precision, device, cache
+) -> list[torch.Tensor]:
+    """Per content, the patch bank of its styles (each recoloured to that content first when
+    preserving colour), memoised by the styles' values."""
+    banks = []
+    for i in range(contents.shape[0]):
+        own = [s.to(device).float() for s in styles]
+        if params.preserve_color:
+            own = [color.coral(s, contents[i : i + 1].to(device).float()) for s in own]
+
+        def bank(own=own) -> torch.Tensor:
+            feats = [encode_targets(encoder, s, [LAYER], precision)[LAYER].float() for s in own]
+            return torch.cat([style_patches(f, params.patch_size) for f in feats])
+
+        key = style_key("swap-bank", encoder, own, precision, "max", params.patch_size)
+        banks.append(memo(cache, key, bank))
+    return banks
 
 
-def swap_term_factory(params: StyleSwapParams):
-    def factory(t: TermInputs) -> SwapTerm:
-        check_weights(t.weights)
-
-        def bank() -> torch.Tensor:
-            feats = [encode_targets(t.encoder, s, [LAYER], t.precision)[LAYER] for s in t.styles]
-            return torch.cat([style_patches(f.float(), params.patch_size) for f in feats])
-
-        patches = memo(t.memo, style_key("swap", t.encoder, t.styles, t.precision, params.pooling,
-                                         params.patch_size), bank)  # fmt: skip
-        content = encode_targets(t.encoder, t.content, [LAYER], t.precision)[LAYER].float()
-        with torch.no_grad():
-            target = swap(content, patches, params.patch_size)
-        return SwapTerm(target, params.style_weight)
-
-    return factory
+def swap_and_invert(image, bank, params: StyleSwapParams, encoder, network, precision, device):
+    """[B, 3, H, W] -> (the inverse network's image of its swapped relu3_1 [B, 3, H, W], the
+    swapped features): one pass."""
+    h, w = image.shape[-2:]
+    part = pad_to_multiple(image.to(device).float())
+    feats = encode_targets(encoder, part, [LAYER], precision)[LAYER].float()
+    target = swap(feats, bank, params.patch_size)
+    with autocast(precision, device):
+        out = network.decode(LAYER, target)
+    return out.float()[..., :h, :w].clamp(0, 1), target
 
 
-# a swap replaces every patch by a style patch: a region that keeps the photo has no place in it
-stylize = image_optimization_stylize(
-    StyleSwapParams, swap_term_factory, lambda p: (LAYER,), spatial_control=False
-)
+def tile_layout(params: StyleSwapParams, shape, device) -> str:
+    """The tile layout ``stylize_batch`` uses for a batch of ``shape``; "" for one pass."""
+    return budget_layout(shape, BYTES_PER_PIXEL, HALO, OVERLAP, params.memory_budget, device, MULTIPLE)[2]
+
+
+def _transfer(contents, styles, params: StyleSwapParams, style_weights, device: torch.device, cache):
+    """(images [B, 3, H, W] on the CPU, the patch bank per content, the tile note or "")."""
+    if not styles:
+        raise ValueError("at least one style image is needed")
+    weights = list(style_weights) if style_weights is not None else [1.0] * len(styles)
+    if len(weights) != len(styles):
+        raise ValueError(f"{len(styles)} style images but {len(weights)} style weights")
+    check_weights(weights)
+    precision = resolve_precision(params.precision, device)
+    encoder = get_encoder([LAYER], device=device)
+    network = get_inverse(params.inverse, str(device))
+    banks = _banks(contents, styles, params, encoder, precision, device, cache)
+    core, _, note = budget_layout(
+        contents.shape, BYTES_PER_PIXEL, HALO, OVERLAP, params.memory_budget, device, MULTIPLE
+    )
+    with torch.no_grad():
+        if core is None:
+            if not params.preserve_color:  # one bank for the whole batch
+                return (
+                    swap_and_invert(contents, banks[0], params, encoder, network, precision, device)[0].cpu(),
+                    banks,
+                    "",
+                )
+            out = [swap_and_invert(contents[i : i + 1], banks[i], params, encoder, network, precision, device)[0]
+                   for i in range(contents.shape[0])]  # fmt: skip
+            return torch.cat(out).cpu(), banks, ""
+        return_freed_memory()
+        layout = plan_tiles(contents.shape[-2], contents.shape[-1], core, HALO, OVERLAP, align=MULTIPLE)
+        canvas = Canvas(layout, contents.shape[0])
+        for tile in layout.tiles:
+            part = crop(contents, tile.box)
+            out = [swap_and_invert(part[i : i + 1], banks[i], params, encoder, network, precision, device)[0]
+                   for i in range(part.shape[0])]  # fmt: skip
+            canvas.add(tile, torch.cat(out))
+        return canvas.image().clamp(0, 1), banks, note
+
+
+def stylize_batch(
+    contents: torch.Tensor,
+    styles: Sequence[torch.Tensor],
+    params: StyleSwapParams | None = None,
+    *,
+    style_weights: Sequence[float] | None = None,
+    device: str | torch.device = "cpu",
+    cache: MutableMapping | None = None,
+) -> torch.Tensor:
+    """Stylize a batch of same-size contents [B, 3, H, W] (RGB in [0, 1]): one pass, or tiles
+    when one pass would exceed ``params.memory_budget``."""
+    params = params or StyleSwapParams()
+    return _transfer(contents, styles, params, style_weights, torch.device(device), cache)[0]
+
+
+def report_losses(image, content, bank, params: StyleSwapParams, device) -> dict[str, float]:
+    """What the method aims at, measured on the result: the relative distance of its relu3_1 to
+    the photo's swapped relu3_1 (``style.swap.relu3_1``: how well the network inverted the swap)
+    and of its relu4_1 to the photo's (``content.swap.relu4_1``)."""
+    precision = resolve_precision(params.precision, device)
+    encoder = get_encoder([LAYER, CONTENT_LAYER], device=device)
+    image, content = pad_to_multiple(image.to(device)), pad_to_multiple(content.to(device).float())
+    have = encode_targets(encoder, image, [LAYER, CONTENT_LAYER], precision)
+    photo = encode_targets(encoder, content, [LAYER, CONTENT_LAYER], precision)
+    target = swap(photo[LAYER].float(), bank, params.patch_size)
+    losses = {
+        f"content.swap.{CONTENT_LAYER}": float(
+            relative_squared_error(have[CONTENT_LAYER], photo[CONTENT_LAYER])
+        ),
+        f"style.swap.{LAYER}": float(relative_squared_error(have[LAYER], target)),
+    }
+    losses["total"] = sum(losses.values())
+    return losses
+
+
+def stylize(
+    content: torch.Tensor,
+    styles: Sequence[torch.Tensor],
+    params: StyleSwapParams | None = None,
+    *,
+    style_weights: Sequence[float] | None = None,
+    init_image: torch.Tensor | None = None,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    callback: Callback | None = None,
+    cache: MutableMapping | None = None,
+) -> StylizeResult:
+    """The ``stylize`` interface: one pass (``init_image``, ``seed`` and ``callback`` have
+    nothing to act on)."""
+    from .wct import shrink
+
+    params = params or StyleSwapParams()
+    start = time.perf_counter()
+    device = torch.device(device)
+    image, banks, tiles = _transfer(content, styles, params, style_weights, device, cache)
+    measured, photo = (
+        (image, content) if not tiles else (shrink(image, LOSS_SIDE), shrink(content, LOSS_SIDE))
+    )
+    with torch.no_grad():
+        losses = report_losses(measured, photo, banks[0], params, device)
+    return StylizeResult.one_pass(
+        image, losses, start, resolve_precision(params.precision, device), device, tiles
+    )
+
+
+stylize.spatial_control = False  # type: ignore[attr-defined]  # a swap replaces every patch: no region keeps the photo
 
 CITATION = "Chen & Schmidt, Fast Patch-based Style Transfer of Arbitrary Style, arXiv:1612.04337 (2016)"
 ALGORITHM = Algorithm(
     name="style_swap",
     params_type=StyleSwapParams,
     stylize=stylize,
-    summary="style swap: every relu3_1 content patch replaced by its best style patch, the image optimised to it",
+    summary="style swap: every relu3_1 content patch replaced by its best style patch, inverted by a trained network",
     citation=CITATION,
+    kind="feedforward",
+    stylize_batch=stylize_batch,
+    tile_layout=tile_layout,
 )

@@ -21,7 +21,7 @@ from typing import Literal
 import torch
 
 from . import color
-from .base import Algorithm, Callback, Params, StepLoss, StylizeResult
+from .base import Algorithm, Callback, Params, StylizeResult
 from .device import autocast, resolve_precision
 from .losses import relative_squared_error
 from .memo import memo, style_key
@@ -241,14 +241,8 @@ def stylize(
         losses = report_losses(
             measured, photo, per_content[0], weight_list(styles, style_weights), params, device
         )
-    return StylizeResult(
-        image=image.cpu(),
-        history=[StepLoss(1, 0, losses)],
-        evaluations=1,
-        elapsed=time.perf_counter() - start,
-        precision=resolve_precision(params.precision, device),
-        device=str(device),
-        tiles=tiles,
+    return StylizeResult.one_pass(
+        image, losses, start, resolve_precision(params.precision, device), device, tiles
     )
 
 

@@ -11,7 +11,6 @@ has one style.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -19,12 +18,12 @@ import torch
 import torch.nn.functional as F
 
 from . import color
-from .base import StepLoss, StylizeResult
+from .base import StylizeResult
 from .device import autocast, resolve_precision
 from .losses import relative_squared_error
 from .memo import memo, style_key
 from .memory import budget_bytes
-from .regions import area_shares, check_regions, positions, select
+from .regions import area_shares, check_regions, partition, positions, select
 from .vgg import encode_targets, get_encoder
 from .wct import (
     BYTES_PER_PIXEL,
@@ -36,14 +35,6 @@ from .wct import (
     result_features,
 )
 from .whitening import Moments, moments
-
-
-def partition(regions, size: Sequence[int]) -> torch.Tensor:
-    """The region of every position of an [h, w] feature map ([h * w] indices into ``regions``):
-    the one whose mask, area-averaged to the map's size, covers it most (regions meet without
-    gaps or overlaps at every level)."""
-    cover = torch.cat([F.interpolate(r.mask.float(), size=tuple(size), mode="area") for r in regions], dim=1)
-    return cover.reshape(len(regions), -1).argmax(0)
 
 
 def regional_style_moments(encoder, styles, regions, levels, precision: str, cache) -> list[dict | None]:
@@ -132,11 +123,4 @@ def stylize_regions(
                 image = decoders.decode(level, target).float().clamp(0, 1)
         image = image[..., :h, :w].contiguous()
         losses = regional_losses(image, content, regions, per_region, params, device)
-    return StylizeResult(
-        image=image.cpu(),
-        history=[StepLoss(1, 0, losses)],
-        evaluations=1,
-        elapsed=time.perf_counter() - start,
-        precision=precision,
-        device=str(device),
-    )
+    return StylizeResult.one_pass(image, losses, start, precision, device)

@@ -16,6 +16,7 @@ The sweep is an ordinary stylegrid sweep (resumable: run the command again and o
 missing runs), so its report, MLflow runs and Parquet table are there to look at afterwards.
 
     python benchmarks/held_out.py                    # about 15 minutes on 2 cores
+    python benchmarks/held_out.py --only style_swap --output runs/held_out_swap   # some rows only
     python benchmarks/held_out.py --smoke-test       # the same on one sample pair at 64 px, 4 steps
 """
 
@@ -101,6 +102,29 @@ def verdicts(table) -> list[tuple[str, bool]]:
     return out
 
 
+def absolute(spec: dict) -> dict:
+    """``spec`` (held_out.yaml's) with its image and network paths absolute, to be written elsewhere."""
+    for kind in ("content", "style"):
+        spec[kind] = [str((SPEC.parent / p).resolve()) for p in spec[kind]]
+    for entry in spec["algorithms"]:
+        for key, value in entry.get("params", {}).items():
+            if isinstance(value, str) and value.startswith(".."):
+                entry["params"][key] = str((SPEC.parent / value).resolve())
+    return spec
+
+
+def only_spec(folder: Path, names: list[str]) -> Path:
+    """held_out.yaml with only the entries of the algorithms ``names`` (a row measured alone)."""
+    spec = absolute(yaml.safe_load(SPEC.read_text()))
+    spec["algorithms"] = [e for e in spec["algorithms"] if e["name"] in names]
+    if not spec["algorithms"]:
+        raise SystemExit(f"{SPEC}: no entry for {', '.join(names)}")
+    spec["name"] = "held_out_" + "_".join(names)
+    path = folder / f"{spec['name']}.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
 def smoke_spec(folder: Path) -> Path:
     """held_out.yaml on one sample photo and one painting per network, at 64 px and 4 steps."""
     spec = yaml.safe_load(SPEC.read_text())
@@ -111,11 +135,8 @@ def smoke_spec(folder: Path) -> Path:
         str(samples / "style" / "en_campo_gris.jpg"),
         str(samples / "style" / "starry_night.jpg"),
     ]
-    for entry in spec["algorithms"]:
+    for entry in absolute(spec)["algorithms"]:
         entry["styles"] = ["starry_night"] if entry["name"] == "johnson" else ["en_campo_gris"]
-        for key, value in entry.get("params", {}).items():
-            if isinstance(value, str) and value.startswith(".."):
-                entry["params"][key] = str((SPEC.parent / value).resolve())
     spec.update(size=64, style_size=64, steps=4)
     path = folder / "held_out_smoke.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
@@ -125,6 +146,7 @@ def smoke_spec(folder: Path) -> Path:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--output", default=str(REPO / "runs" / "held_out"), help="the sweep's folder")
+    parser.add_argument("--only", nargs="+", metavar="ALGORITHM", help="run only these algorithms' entries")
     parser.add_argument(
         "--smoke-test", action="store_true", help="one sample pair at 64 px, in a temporary folder"
     )
@@ -135,6 +157,8 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         spec, output = str(SPEC), args.output
+        if args.only:
+            spec = str(only_spec(Path(tmp), args.only))
         if args.smoke_test:
             spec, output = str(smoke_spec(Path(tmp))), str(Path(tmp) / "out")
         summary_ = run_sweep(spec, output=output, quiet=True)

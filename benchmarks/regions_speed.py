@@ -2,9 +2,12 @@
 photo in The Starry Night, an ellipse in The Scream, the rest kept) beside the same algorithm
 with one style on the whole photo, in one run, one process, the same threads.
 
-    python benchmarks/regions_speed.py                     # 256 px, 60 steps (about 8 minutes here)
+    python benchmarks/regions_speed.py                     # 256 px, 60 steps (about 12 minutes here)
     python benchmarks/regions_speed.py --out docs/regions_example.jpg   # also the docs' picture
-    python benchmarks/regions_speed.py --smoke-test        # 32 px, 2 steps, 64 px styles: checks that it runs
+    python benchmarks/regions_speed.py --gallery docs/regions_gallery.jpg   # and every algorithm's
+    python benchmarks/regions_speed.py --smoke-test        # 64 px, 2 steps, 64 px styles: checks that it runs
+
+The feed-forward algorithms (adain, wct) have no steps: one pass each.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ sys.path.insert(0, str(REPO))
 from benchmarks.common import CONTENT, STYLE  # noqa: E402
 
 SECOND_STYLE = REPO / "samples" / "style" / "the_scream.jpg"
-ALGORITHMS = ("gatys", "histogram", "adain_optimize")
+ALGORITHMS = ("gatys", "mrf", "histogram", "adain_optimize", "adain", "wct")  # every one with spatial control
 
 
 def label_regions(height: int, width: int, first: int, second: int):
@@ -50,10 +53,11 @@ def main() -> None:
     )
     parser.add_argument("--algorithms", nargs="+", default=list(ALGORITHMS))
     parser.add_argument("--out", type=Path, help="write photo | regions result (histogram) as an image here")
+    parser.add_argument("--gallery", type=Path, help="write photo | one regions result per algorithm here")
     parser.add_argument("--smoke-test", action="store_true")
     args = parser.parse_args()
     if args.smoke_test:
-        args.size, args.steps, args.style_size = 32, 2, 64
+        args.size, args.steps, args.style_size = 64, 2, 64  # 64 px: MRF needs 3x3 patches of relu4_1
 
     from algorithms import get_algorithm
     from algorithms.base import DEFAULT_STYLE_SIZE
@@ -66,9 +70,11 @@ def main() -> None:
         f"{content.shape[-1]}x{content.shape[-2]} px, {args.steps} steps, {torch.get_num_threads()} threads"
     )
     print(f"{'algorithm':<15} {'whole s':>8} {'regions s':>10} {'ratio':>6}")
+    results = []
     for name in args.algorithms:
         algorithm = get_algorithm(name)
-        params = algorithm.params_type(steps=args.steps)
+        steps = {"steps": args.steps} if algorithm.kind == "optimization" else {}
+        params = algorithm.params_type(**steps)
         start = time.perf_counter()
         algorithm.stylize(content, styles[:1], params)
         whole = time.perf_counter() - start
@@ -76,8 +82,12 @@ def main() -> None:
         result = algorithm.stylize(content, styles, params, regions=regions)
         masked = time.perf_counter() - start
         print(f"{name:<15} {whole:>8.1f} {masked:>10.1f} {masked / whole:>6.2f}")
+        results.append(result.image)
         if args.out and name == "histogram":
             save_image(torch.cat([content, result.image], dim=-1), args.out)
+    if args.gallery:
+        save_image(torch.cat([content, *results], dim=-1), args.gallery)
+        print(f"photo | {' | '.join(args.algorithms)} -> {args.gallery}")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,13 @@
     python docs/make_gallery.py --size 384 --out docs/adain_384.jpg \
         --variants "gatys (defaults)" "adain (defaults)" "adain alpha=0.6" --pairs \
         tubingen:starry_night chelsea:the_scream astronaut:woman_with_hat coffee:en_campo_gris
+    python docs/make_gallery.py --size 256 --out docs/style_swap_256.jpg \
+        --variants "style_swap (shipped)" "style_swap, WCT relu3_1 decoder" style_swap_optimize --pairs \
+        tubingen:starry_night chelsea:the_scream astronaut:woman_with_hat
+    python docs/make_gallery.py --size 256 --out docs/every_algorithm_256.jpg --variants \
+        "gatys (defaults)" "mrf (defaults)" "histogram (defaults)" "adain_optimize (defaults)" \
+        "style_swap_optimize" "adain (defaults)" "wct (defaults)" "style_swap (shipped)" \
+        "johnson (shipped)" --pairs tubingen:starry_night astronaut:woman_with_hat
     python docs/make_gallery.py --size 384 --out docs/johnson_384.jpg \
         --variants "gatys (defaults)" "adain (defaults)" "johnson (shipped)" "johnson blend with shipwreck" \
         --pairs tubingen:starry_night china:the_scream tubingen:woman_with_hat china:starry_night
@@ -43,6 +50,14 @@ VARIANTS = {
     "adain alpha=0.6": ("adain", {"alpha": 0.6}),
     "johnson (shipped)": ("johnson", {}),
     "johnson blend with shipwreck": ("johnson", {"style": "{style}:0.5,shipwreck:0.5"}),
+    "adain_optimize (defaults)": ("adain_optimize", {}),
+    "wct (defaults)": ("wct", {}),
+    "style_swap (shipped)": ("style_swap", {}),
+    "style_swap, WCT relu3_1 decoder": (
+        "style_swap",
+        {"inverse": str(REPO / "algorithms/weights/wct_decoders.pth")},
+    ),
+    "style_swap_optimize": ("style_swap_optimize", {}),
 }
 DEFAULT_VARIANTS = ["gatys (defaults)", "gatys style_weight=5", "gatys preserve_color"]
 PAIRS = ["tubingen:starry_night", "chelsea:the_scream", "astronaut:woman_with_hat"]

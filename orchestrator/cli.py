@@ -6,7 +6,7 @@
 * ``stylegrid sweep``      run an experiment spec on Ray (MLflow runs + Parquet rows)
 * ``stylegrid results``    print a sweep's results table or export it as CSV
 * ``stylegrid report``     write a sweep's HTML report (pictures side by side, trade-off charts)
-* ``stylegrid train-adain`` (``train-johnson``, ``train-wct``) train a network on Ray Train
+* ``stylegrid train-adain`` (``train-johnson``, ``train-wct``, ``train-style-swap``) train a network on Ray Train
 * ``stylegrid stylize-catalog`` stylize a catalog of images with a feed-forward model on Ray Data
 
 Why this module is long (about 500 lines): it is the whole user-facing edge, one argument parser
@@ -242,6 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("johnson", "a multi-style fast network (Johnson et al., conditional instance norm)",
          "experiments/train_johnson.yaml"),
         ("wct", "WCT's reconstruction decoders, one per level (Li et al. 2017)", "experiments/train_wct.yaml"),
+        ("style-swap", "the style-swap inverse network (Chen & Schmidt 2016)", "experiments/train_style_swap.yaml"),
     ):  # fmt: skip
         train = sub.add_parser(
             f"train-{kind}",

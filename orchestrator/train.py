@@ -263,7 +263,7 @@ def train(
     as_written = spec  # what the model's .json records (paths as the spec gives them)
     for field in ("init_decoder", "init_network", "init_decoders", "init_relu4_1"):  # files to start from
         start = getattr(spec, field, None)  # ... relative to the spec's folder
-        if start and start != "default" and "://" not in start:
+        if start and start not in ("default", "wct") and "://" not in start:  # wct: the shipped WCT decoders
             spec = spec.model_copy(update={field: str(resolve_path(start, base))})
     content = resolve_image_locations(spec.content, base, "content", spec_path)
     style = resolve_image_locations(spec.style, base, "style", spec_path)

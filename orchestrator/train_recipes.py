@@ -9,9 +9,12 @@ the driver (Ray Train, data, checkpoints, MLflow, export) shared.
 * ``WCT`` (``stylegrid train-wct``): the reconstruction decoders of Li et al.'s WCT, one per
   level, trained together; each step reconstructs content and style crops alike (the decoders
   will invert features coloured like paintings', so paintings are part of their data).
+* ``STYLE_SWAP`` (``stylegrid train-style-swap``): Chen & Schmidt's inverse network; each step
+  inverts the photo crops' relu3_1 features and the same features swapped with painting crops'.
 
 A recipe's pure parts are in ``algorithms/`` (``adain.training_losses``,
-``style_network.perceptual_losses``, ``wct_decoders.reconstruction_losses``); here are the choices of data, model and record.
+``style_network.perceptual_losses``, ``wct_decoders.reconstruction_losses``,
+``swap_inverse.inverse_losses``); here are the choices of data, model and record.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from torch import nn
 from . import storage
 from .images import decode_image, to_tensor
 from .spec import SpecError
-from .train_spec import AdaINTrainSpec, JohnsonTrainSpec, TrainSpec, WCTTrainSpec
+from .train_spec import AdaINTrainSpec, JohnsonTrainSpec, StyleSwapTrainSpec, TrainSpec, WCTTrainSpec
 
 
 @dataclass(frozen=True)
@@ -251,6 +254,57 @@ class WCTRecipe(Recipe):
         return {"encoder": "caffe", "widths": dict(spec.widths)}
 
 
+class StyleSwapRecipe(Recipe):
+    kind, spec_type, model_file, style_crops = "style-swap", StyleSwapTrainSpec, "inverse.pth", True
+
+    def setup(self, spec, styles, device, precision):
+        from algorithms.swap_inverse import LAYER
+        from algorithms.vgg import get_encoder
+
+        return get_encoder([LAYER], device=device)
+
+    def architecture(self, spec, styles):
+        from algorithms.swap_inverse import inverse_network
+
+        return inverse_network(spec.width)
+
+    def new_model(self, spec, styles):
+        from algorithms.swap_inverse import LAYER, get_inverse
+        from algorithms.wct_decoders import DEFAULT_DECODERS
+
+        torch.manual_seed(spec.seed)
+        network = self.architecture(spec, styles)
+        if spec.init_network:
+            path = str(DEFAULT_DECODERS) if spec.init_network == "wct" else spec.init_network
+            start = get_inverse(path, "cpu")
+            if start.widths != network.widths:
+                raise SpecError(
+                    f"init_network {spec.init_network}: its {LAYER} width {start.widths[LAYER]} is not "
+                    f"the spec's width {spec.width}"
+                )
+            network.load_state_dict(start.state_dict())
+        return network
+
+    def step(self, task, model, content, style, rng, spec, precision):
+        from algorithms.swap_inverse import inverse_losses
+
+        if style is None:  # validation without paintings: the photos swapped with each other
+            style = content.roll(1, dims=0)
+        losses = inverse_losses(
+            task, model, content, style, tv_weight=spec.tv_weight, pixel_weight=spec.pixel_weight,
+            patch_size=spec.patch_size, precision=precision,
+        )  # fmt: skip
+        terms = {"feature": float(losses.feature), "tv": float(losses.tv), "pixel": float(losses.pixel)}
+        n = content.shape[0]
+        return StepResult(losses.total, terms, (content, style[:n], losses.outputs[n:]))
+
+    def record(self, spec, styles):
+        from algorithms.swap_inverse import LAYER, NETWORK
+
+        return {"encoder": "caffe", "network": NETWORK, "widths": {LAYER: spec.width},
+                "patch_size": spec.patch_size}  # fmt: skip
+
+
 def _square(image: torch.Tensor, size: int) -> torch.Tensor:
     """The centre square of [1, 3, H, W], resized to ``size``."""
     h, w = image.shape[-2:]
@@ -260,5 +314,5 @@ def _square(image: torch.Tensor, size: int) -> torch.Tensor:
     return F.interpolate(crop, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
 
 
-ADAIN, JOHNSON, WCT = AdaINRecipe(), JohnsonRecipe(), WCTRecipe()
-RECIPES = {r.kind: r for r in (ADAIN, JOHNSON, WCT)}
+ADAIN, JOHNSON, WCT, STYLE_SWAP = AdaINRecipe(), JohnsonRecipe(), WCTRecipe(), StyleSwapRecipe()
+RECIPES = {r.kind: r for r in (ADAIN, JOHNSON, WCT, STYLE_SWAP)}

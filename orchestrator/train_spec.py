@@ -177,6 +177,33 @@ class WCTTrainSpec(TrainSpec):
         return v
 
 
+class StyleSwapTrainSpec(TrainSpec):
+    """``experiments/train_style_swap.yaml``: Chen & Schmidt's inverse network, trained on the
+    photos' relu3_1 features and on those features style-swapped with paintings' patches."""
+
+    steps: int = Field(40000, gt=0, description="optimiser steps")
+    batch_size: int = Field(
+        4, gt=0, description="photo crops per step over all workers, each swapped with a painting crop"
+    )
+    image_size: int = Field(256, ge=MIN_SIDE, description="the shorter side is resized to this")
+    crop: int = Field(256, ge=MIN_SIDE, description="random square crops of this side")
+    lr: float = Field(1e-4, gt=0)
+    lr_decay: float = Field(0.0, ge=0, description="lr / (1 + lr_decay x step)")
+    width: float = Field(1.0, gt=0, le=1, description="the network's channels as a fraction of VGG-19's")
+    tv_weight: float = Field(1.0, ge=0, description="the paper's lambda: weight of the total variation")
+    pixel_weight: float = Field(
+        0.0, ge=0, description="weight of the photos' pixel reconstruction (not in the paper: 0)"
+    )
+    patch_size: int = Field(
+        3, ge=1, le=9, description="side of the swapped patches at relu3_1 (the paper's 3)"
+    )
+    init_network: str | None = Field(
+        None,
+        description="start from this file: an inverse network of the same width, or WCT decoders "
+        "holding relu3_1 at that width ('wct' is the shipped WCT decoders)",
+    )
+
+
 def _vgg_layer(name: str) -> str:
     if name not in LAYER_INDEX:
         raise ValueError(f"unknown VGG-19 layer {name!r} (e.g. relu2_2, relu3_3)")

@@ -150,9 +150,11 @@ def test_algorithms_lists_every_parameter_with_its_default():
         "johnson",
         "mrf",
         "style_swap",
+        "style_swap_optimize",
         "wct",
     ]
     assert "relu3_1" in sections["wct"] and sections["wct"].startswith("wct (feedforward)")
+    assert sections["style_swap"].startswith("style_swap (feedforward)")
     assert any(
         ln.strip().startswith("patch_size ") and "3" in ln for ln in sections["style_swap"].splitlines()
     )
@@ -175,7 +177,7 @@ def test_console_script_is_installed():
     [
         ("mrf", "style_rotations=1", "style.mrf.relu3_1="),
         ("histogram", "histogram_layers=relu1_1", "style.hist.relu1_1="),
-        ("style_swap", "patch_size=3", "style.swap.relu3_1="),
+        ("style_swap_optimize", "patch_size=3", "style.swap.relu3_1="),
     ],
 )
 def test_run_other_image_optimisation_algorithms(tmp_path, algorithm, setting, term):

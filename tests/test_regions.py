@@ -62,6 +62,12 @@ def test_one_region_over_the_whole_photo_is_the_plain_algorithm():
         assert torch.allclose(plain.image, whole.image, atol=1e-4), name
         for term, value in plain.final_losses.items():
             assert whole.final_losses[term] == pytest.approx(value, rel=1e-4, abs=1e-7), (name, term)
+    # AdaIN: the region's own statistics are the whole photo's, so the target and image are adain's
+    adain = get_algorithm("adain")
+    plain = adain.stylize(content, [style])
+    whole = adain.stylize(content, [style], regions=[Region(torch.ones(1, 1, 24, 32), 0)])
+    assert torch.allclose(plain.image, whole.image, atol=1e-4)
+    assert whole.final_losses.keys() == plain.final_losses.keys()
 
 
 def halves(content: torch.Tensor) -> tuple[torch.Tensor, slice, slice]:
@@ -84,13 +90,19 @@ def red_minus_blue(image: torch.Tensor, cols: slice) -> float:
 
 @pytest.mark.parametrize(
     ("name", "settings"),
-    [("gatys", {"style_weight": 10.0}), ("histogram", {}), ("adain_optimize", {}), ("wct", {"alpha": 1.0})],
+    [
+        ("gatys", {"style_weight": 10.0}),
+        ("histogram", {}),
+        ("adain_optimize", {}),
+        ("wct", {"alpha": 1.0}),
+        ("adain", {"alpha": 1.0}),
+    ],
 )
 def test_each_region_takes_its_own_style_and_a_region_without_one_stays_the_photo(name, settings):
     algorithm = get_algorithm(name)
     content = load_image(CONTENT, max_side=48)
     left, lcols, rcols = halves(content)
-    steps = {"steps": 20} if algorithm.kind == "optimization" else {}  # wct: one pass per level
+    steps = {"steps": 20} if algorithm.kind == "optimization" else {}  # wct, adain: one pass
     params = algorithm.params_type(**steps, **settings)
     red, blue = tinted(0), tinted(2)
 
@@ -112,8 +124,29 @@ def test_each_region_takes_its_own_style_and_a_region_without_one_stays_the_phot
     assert float(changed[..., rcols].mean()) < 0.06
 
 
+def test_mrf_matches_each_region_within_its_own_style_and_keeps_the_rest():
+    """MRF's patches: a region's output patches matched only against its style's (here a blue
+    texture on the left), the kept half matched against the photo's own patches there."""
+    mrf = get_algorithm("mrf")
+    content = load_image(CONTENT, max_side=48)
+    left, lcols, rcols = halves(content)
+    params = mrf.params_type(steps=20)
+    out = mrf.stylize(content, [tinted(2)], params, regions=[Region(left, 0), Region(1 - left, None)]).image
+    assert red_minus_blue(out, lcols) < red_minus_blue(content, lcols) - 0.03  # bluer on the left
+    changed = (out - content).abs()
+    assert float(changed[..., rcols].mean()) < 0.5 * float(changed[..., lcols].mean())
+    # one region over the whole photo is the plain term, image and losses
+    plain = mrf.stylize(content, [tinted(2)], mrf.params_type(steps=3))
+    whole = mrf.stylize(
+        content, [tinted(2)], mrf.params_type(steps=3), regions=[Region(torch.ones_like(left), 0)]
+    )
+    assert torch.allclose(plain.image, whole.image, atol=1e-5)
+    for term, value in plain.final_losses.items():
+        assert whole.final_losses[term] == pytest.approx(value, rel=1e-4, abs=1e-7), term
+
+
 def params_kept(params):
-    """``params`` with no style at all (WCT's alpha 0: each level only decodes)."""
+    """``params`` with no style at all (alpha 0: WCT's levels and AdaIN's decoder only decode)."""
     import dataclasses
 
     return dataclasses.replace(params, alpha=0.0)
@@ -128,9 +161,20 @@ def test_regions_are_refused_where_they_cannot_apply():
     with pytest.raises(ValueError, match="marks no pixel"):
         gatys.stylize(content, [tinted(0)], regions=[Region(torch.zeros_like(left), 0)])
     with pytest.raises(ValueError, match="no spatial control"):
-        get_algorithm("mrf").stylize(content, [tinted(0)], regions=[Region(left, 0)])
-    assert {n for n in ("gatys", "histogram", "adain_optimize", "mrf", "style_swap", "johnson", "wct")
-            if get_algorithm(n).spatial_control} == {"gatys", "histogram", "adain_optimize", "wct"}  # fmt: skip
+        get_algorithm("style_swap_optimize").stylize(content, [tinted(0)], regions=[Region(left, 0)])
+    names = (
+        "gatys",
+        "histogram",
+        "adain",
+        "adain_optimize",
+        "mrf",
+        "style_swap",
+        "style_swap_optimize",
+        "johnson",
+        "wct",
+    )
+    able = {n for n in names if get_algorithm(n).spatial_control}
+    assert able == {"gatys", "histogram", "adain", "adain_optimize", "mrf", "wct"}
 
 
 def label_image(path, size=(64, 48), right="#0000ff"):

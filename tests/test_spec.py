@@ -267,7 +267,7 @@ def test_shipped_experiments_are_valid():
     for path in sorted((REPO / "experiments").glob("*.yaml")):
         if needs_absent_corpus(path):
             continue
-        kind = next((k for k in RECIPES if path.name.startswith(f"train_{k}")), None)
+        kind = next((k for k in RECIPES if path.name.startswith(f"train_{k.replace('-', '_')}")), None)
         if kind:  # training specs (stylegrid train-adain, train-johnson), not sweeps
             assert load_train_spec(path, RECIPES[kind].spec_type).num_workers >= 1
             continue

@@ -293,11 +293,11 @@ def test_every_registered_algorithm_runs_in_a_sweep(every_algorithm_sweep):
     assert rows.seed.isna().all()
     by = rows.set_index(["algorithm", "variant"]).sort_index()
     # every algorithm has content and style terms: both sums are positive (not the 0 of a
-    # misnamed term), and the total is their sum with the regularisers; style_swap's one term
+    # misnamed term), and the total is their sum with the regularisers; style_swap_optimize's one term
     # is its swapped target (no content term: null, not 0)
     for (algorithm, _variant), row in by.iterrows():
         losses = json.loads(row.losses_json)
-        if algorithm == "style_swap":
+        if algorithm == "style_swap_optimize":
             assert pd.isna(row.loss_content) and row.loss_style > 0 and "style.swap.relu3_1" in losses
             row = row.copy()
             row["loss_content"] = 0.0
