@@ -33,36 +33,9 @@ from .adain import (
 from .base import StylizeResult
 from .device import autocast
 from .losses import mean_std, mean_std_loss, relative_squared_error
-from .memo import memo, style_key
 from .memory import budget_bytes
-from .regions import area_shares, check_regions, partition, positions, select
+from .regions import area_shares, check_regions, partition, regional_style_statistics, select
 from .vgg import encode_targets
-
-
-def regional_style_statistics(encoder, styles, regions, precision: str, cache) -> list[dict | None]:
-    """Per region, its style's (mean, std) at every AdaIN layer over the style mask's positions
-    (all of the style image without one); None for a region that keeps the photo."""
-    out: list[dict | None] = []
-    for r in regions:
-        if r.style is None:
-            out.append(None)
-            continue
-        style = styles[r.style]
-
-        def compute(style=style, r=r) -> dict:
-            feats = encode_targets(encoder, style, STYLE_LAYERS, precision)
-            if r.style_mask is None:
-                return {layer: mean_std(f) for layer, f in feats.items()}
-            return {
-                layer: mean_std(select(f, positions(r.style_mask, f.shape[-2:])))
-                for layer, f in feats.items()
-            }
-
-        masks = () if r.style_mask is None else (r.style_mask,)
-        out.append(
-            memo(cache, style_key("adain-region", encoder, [style, *masks], precision, "max"), compute)
-        )
-    return out
 
 
 def regional_target(features: torch.Tensor, regions, stats, alpha: float) -> torch.Tensor:
@@ -114,7 +87,9 @@ def stylize_regions(
     styles = [s.to(device).float() for s in styles]
     if params.preserve_color:
         styles = [color.coral(s, content) for s in styles]
-    stats = regional_style_statistics(encoder, styles, regions, precision, cache)
+    stats = regional_style_statistics(
+        "adain-region", mean_std, encoder, styles, regions, STYLE_LAYERS, precision, cache
+    )
     h, w = content.shape[-2:]
     pad = -h % MULTIPLE, -w % MULTIPLE
     padded = [replace(r, mask=F.pad(r.mask.float().to(device), (0, pad[1], 0, pad[0]), mode="replicate"))

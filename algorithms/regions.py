@@ -91,6 +91,45 @@ def partition(regions, size: Sequence[int]) -> torch.Tensor:
     return cover.reshape(len(regions), -1).argmax(0)
 
 
+def regional_style_statistics(
+    kind: str,
+    reduce,
+    encoder,
+    styles,
+    regions: Sequence[Region],
+    layers: Sequence[str],
+    precision: str,
+    cache,
+) -> list[dict | None]:
+    """Per region, ``reduce`` (a statistic of [1, C, n, 1] features: mean / std, moments) of its
+    style's features at every layer, over the style mask's positions (all of the style image
+    without one), memoised by the images' values under ``kind``; None for a region that keeps
+    the photo (the feed-forward algorithms' spatial control: ``adain_regions``, ``wct_regions``)."""
+    from .memo import memo, style_key
+    from .vgg import encode_targets
+
+    out: list[dict | None] = []
+    for r in regions:
+        if r.style is None:
+            out.append(None)
+            continue
+        style = styles[r.style]
+
+        def compute(style=style, r=r) -> dict:
+            feats = encode_targets(encoder, style, list(layers), precision)
+            if r.style_mask is None:
+                return {layer: reduce(f) for layer, f in feats.items()}
+            return {
+                layer: reduce(select(f, positions(r.style_mask, f.shape[-2:]))) for layer, f in feats.items()
+            }
+
+        masks = () if r.style_mask is None else (r.style_mask,)
+        out.append(
+            memo(cache, style_key(kind, encoder, [style, *masks], precision, "max", tuple(layers)), compute)
+        )
+    return out
+
+
 def select(features: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """The feature vectors of [B, C, H, W] at the flat positions ``index``: [B, C, n, 1]."""
     b, c = features.shape[:2]

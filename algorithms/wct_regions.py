@@ -21,9 +21,8 @@ from . import color
 from .base import StylizeResult
 from .device import autocast, resolve_precision
 from .losses import relative_squared_error
-from .memo import memo, style_key
 from .memory import budget_bytes
-from .regions import area_shares, check_regions, partition, positions, select
+from .regions import area_shares, check_regions, partition, regional_style_statistics, select
 from .vgg import encode_targets, get_encoder
 from .wct import (
     BYTES_PER_PIXEL,
@@ -34,30 +33,7 @@ from .wct import (
     pad_to_multiple,
     result_features,
 )
-from .whitening import Moments, moments
-
-
-def regional_style_moments(encoder, styles, regions, levels, precision: str, cache) -> list[dict | None]:
-    """Per region, its style's moments at every level over the style mask's positions (all of
-    the style image without one); None for a region that keeps the photo."""
-    out: list[dict | None] = []
-    for r in regions:
-        if r.style is None:
-            out.append(None)
-            continue
-        style = styles[r.style]
-
-        def compute(style=style, r=r) -> dict[str, Moments]:
-            feats = encode_targets(encoder, style, list(levels), precision)
-            if r.style_mask is None:
-                return {level: moments(f) for level, f in feats.items()}
-            return {
-                level: moments(select(f, positions(r.style_mask, f.shape[-2:]))) for level, f in feats.items()
-            }
-
-        masks = () if r.style_mask is None else (r.style_mask,)
-        out.append(memo(cache, style_key("wct", encoder, [style, *masks], precision, "max", levels), compute))
-    return out
+from .whitening import moments
 
 
 def regional_target(features: torch.Tensor, regions, style_moments_: Sequence[dict | None], level: str,
@@ -109,7 +85,9 @@ def stylize_regions(
     styles = [s.to(device).float() for s in styles]
     if params.preserve_color:
         styles = [color.coral(s, content.to(device).float()) for s in styles]
-    per_region = regional_style_moments(encoder, styles, regions, params.levels, precision, cache)
+    per_region = regional_style_statistics(
+        "wct", moments, encoder, styles, regions, params.levels, precision, cache
+    )
     h, w = content.shape[-2:]
     pad = -h % MULTIPLE, -w % MULTIPLE
     padded = [replace(r, mask=F.pad(r.mask.float(), (0, pad[1], 0, pad[0]), mode="replicate"))
