@@ -75,9 +75,9 @@ def _banks(
     contents, styles, params: StyleSwapParams, encoder, precision, device, cache
 ) -> list[torch.Tensor]:
     """Per content, the patch bank of its styles (each recoloured to that content first when
-    preserving colour), memoised by the styles' values."""
+    preserving colour; else one bank shared by the batch), memoised by the styles' values."""
     banks = []
-    for i in range(contents.shape[0]):
+    for i in range(contents.shape[0] if params.preserve_color else 1):
         own = [s.to(device).float() for s in styles]
         if params.preserve_color:
             own = [color.coral(s, contents[i : i + 1].to(device).float()) for s in own]
@@ -88,7 +88,7 @@ def _banks(
 
         key = style_key("swap-bank", encoder, own, precision, "max", params.patch_size)
         banks.append(memo(cache, key, bank))
-    return banks
+    return banks if params.preserve_color else banks * contents.shape[0]
 
 
 def swap_and_invert(image, bank, params: StyleSwapParams, encoder, network, precision, device):
@@ -123,25 +123,22 @@ def _transfer(contents, styles, params: StyleSwapParams, style_weights, device: 
     core, _, note = budget_layout(
         contents.shape, BYTES_PER_PIXEL, HALO, OVERLAP, params.memory_budget, device, MULTIPLE
     )
+
+    def invert(batch: torch.Tensor) -> torch.Tensor:
+        """The batch swapped and inverted: at once with a shared bank, else item by item."""
+        if not params.preserve_color:
+            return swap_and_invert(batch, banks[0], params, encoder, network, precision, device)[0]
+        return torch.cat([swap_and_invert(batch[i : i + 1], banks[i], params, encoder, network, precision, device)[0]
+                          for i in range(batch.shape[0])])  # fmt: skip
+
     with torch.no_grad():
         if core is None:
-            if not params.preserve_color:  # one bank for the whole batch
-                return (
-                    swap_and_invert(contents, banks[0], params, encoder, network, precision, device)[0].cpu(),
-                    banks,
-                    "",
-                )
-            out = [swap_and_invert(contents[i : i + 1], banks[i], params, encoder, network, precision, device)[0]
-                   for i in range(contents.shape[0])]  # fmt: skip
-            return torch.cat(out).cpu(), banks, ""
+            return invert(contents).cpu(), banks, ""
         return_freed_memory()
         layout = plan_tiles(contents.shape[-2], contents.shape[-1], core, HALO, OVERLAP, align=MULTIPLE)
         canvas = Canvas(layout, contents.shape[0])
         for tile in layout.tiles:
-            part = crop(contents, tile.box)
-            out = [swap_and_invert(part[i : i + 1], banks[i], params, encoder, network, precision, device)[0]
-                   for i in range(part.shape[0])]  # fmt: skip
-            canvas.add(tile, torch.cat(out))
+            canvas.add(tile, invert(crop(contents, tile.box)))
         return canvas.image().clamp(0, 1), banks, note
 
 
