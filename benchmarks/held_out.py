@@ -175,8 +175,8 @@ def main() -> int:
         print(("holds:  " if holds else "FAILS:  ") + text)
     if args.smoke_test:  # the machinery, not the verdicts: one tiny pair proves nothing either way
         labels = set(table.index)
-        expected = {"gatys", "mrf", "histogram", "adain_optimize", "adain", "adain (previous)", "johnson",
-                    "johnson (previous)"}  # fmt: skip
+        expected = {"gatys", "mrf", "histogram", "adain_optimize", "adain", "adain (previous)", "wct",
+                    "style_swap", "style_swap_optimize", "johnson", "johnson (previous)"}  # fmt: skip
         missing = expected - labels
         if missing or summary_.failed:
             print(f"smoke test: missing {sorted(missing)}, {summary_.failed} failed", file=sys.stderr)
