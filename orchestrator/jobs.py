@@ -34,6 +34,18 @@ from .spec import SpecError, SweepSpec, resolve_images, spec_dir
 
 
 @dataclass(frozen=True)
+class RegionRef:
+    """One region of a spatially controlled job: its colour in the label image and its style
+    image (None: the photo is kept there), optionally with a label image of that style."""
+
+    colour: str  # as the spec writes it
+    style: str | None  # absolute path
+    style_sha256: str | None = None
+    style_mask: str | None = None
+    style_mask_sha256: str | None = None
+
+
+@dataclass(frozen=True)
 class Job:
     """One unit of work; crosses the process boundary to a Ray worker as is."""
 
@@ -54,6 +66,43 @@ class Job:
     # (and the seed) whose values differ between them; names the variant in files and reports
     varied: dict[str, Any] = field(default_factory=dict)
     spec_folder: str = ""  # the folder of the spec that named the images (their references' base)
+    # spatial control (the spec's ``regions``): the label image of the content and its regions;
+    # ``style`` is then the first region's style image (what the quality measures compare with)
+    mask: str | None = None
+    mask_sha256: str | None = None
+    regions: tuple[RegionRef, ...] = ()
+    regions_name: str = ""
+
+    def region_files(self) -> dict[str, str]:
+        """path -> SHA-256 of the files of the regions: the mask, the styles, the style masks."""
+        files = {self.mask: self.mask_sha256} if self.mask else {}
+        for r in self.regions:
+            files.update({r.style: r.style_sha256} if r.style else {})
+            files.update({r.style_mask: r.style_mask_sha256} if r.style_mask else {})
+        return files
+
+    def extra_files(self) -> list[tuple[str, str]]:
+        """(path, SHA-256) of the files besides the content and style a worker needs (the
+        regions' other files), one per content."""
+        seen, out = {self.style_sha256}, []
+        for path, sha in self.region_files().items():
+            if sha not in seen:
+                seen.add(sha)
+                out.append((path, sha))
+        return out
+
+    def regions_record(self) -> str:
+        """The regions as the results table records them (JSON, files relative to the spec's
+        folder); "" for a job without."""
+        if not self.regions:
+            return ""
+        ref = lambda p: source_ref(p, self.spec_folder) if p else None  # noqa: E731
+        return json.dumps({
+            "name": self.regions_name,
+            "mask": ref(self.mask),
+            "styles": {r.colour: ref(r.style) or "none" for r in self.regions},
+            "style_masks": {r.colour: ref(r.style_mask) for r in self.regions if r.style_mask},
+        })  # fmt: skip
 
     @property
     def content_ref(self) -> str:
@@ -107,6 +156,9 @@ class Expansion:
     folded_seeds: int  # seed copies of jobs whose parameters do not use the seed
     folded_duplicates: int  # grid points identical once unused parameters are left out, and
     # images listed twice
+    without_regions: tuple[
+        str, ...
+    ] = ()  # algorithms of the spec left out of its regions (no spatial control)
 
 
 def file_sha256(path: Path) -> str:
@@ -301,7 +353,13 @@ def plan_jobs(spec: SweepSpec, spec_path: str) -> Expansion:
                     spec_folder=str(base),
                 ),
             )
-    return Expansion(list(jobs.values()), folded_seeds, considered - len(jobs))
+    from .region_jobs import region_jobs
+
+    folded = considered - len(jobs)
+    extra, left_out = region_jobs(spec, spec_path, sets, varied)
+    for job in extra:
+        jobs.setdefault(job.job_id, job)
+    return Expansion(list(jobs.values()), folded_seeds, folded, left_out)
 
 
 def expand(spec: SweepSpec, spec_path: str) -> list[Job]:

@@ -11,18 +11,16 @@ Colours are anything PIL names (``#f00``, ``#ff0000``, ``red``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from PIL import ImageColor
 
 from algorithms.regions import Region, colour_mask, label_masks
 
-from .images import load_image, read_image, to_tensor
-
-ASPECT_TOLERANCE = 0.02  # a mask may differ from its image's width / height by this (rounding when resized)
+from .images import decode_image, read_bytes, to_tensor
+from .region_jobs import ASPECT_TOLERANCE, parse_colour
 
 
 @dataclass(frozen=True)
@@ -31,14 +29,6 @@ class RegionArg:
     colour: tuple[int, int, int]
     style: str | None  # a style image file; None keeps the photo
     style_mask: str | None = None
-
-
-def parse_colour(text: str, where: str) -> tuple[int, int, int]:
-    try:
-        rgb = ImageColor.getrgb(text.strip())
-    except ValueError:
-        raise ValueError(f"{where}: {text!r} is not a colour (#rrggbb, #rgb or a name such as red)") from None
-    return tuple(rgb[:3])  # type: ignore[return-value]
 
 
 def _split(arg: str, option: str) -> tuple[str, str]:
@@ -68,9 +58,9 @@ def parse_regions(regions: Sequence[str], style_masks: Sequence[str] = ()) -> li
     return list(parsed.values())
 
 
-def _labels(file: str, size: Sequence[int]) -> torch.Tensor:
+def _labels(file: str, size: Sequence[int], read: Callable[[str], bytes] = read_bytes) -> torch.Tensor:
     """A label image, checked to have the proportions of the image of ``size`` (H, W) it marks."""
-    labels = to_tensor(read_image(file))
+    labels = to_tensor(decode_image(read(file), file))
     h, w = labels.shape[-2:]
     if abs(w / h - size[1] / size[0]) > ASPECT_TOLERANCE * size[1] / size[0]:
         raise ValueError(
@@ -84,11 +74,15 @@ def _fit(mask: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
 
 
 def load_regions(
-    mask_file: str, args: Sequence[RegionArg], content_size: Sequence[int], style_size: int
+    mask_file: str,
+    args: Sequence[RegionArg],
+    content_size: Sequence[int],
+    style_size: int,
+    read: Callable[[str], bytes] = read_bytes,
 ) -> tuple[list[torch.Tensor], list[Region]]:
     """(the style images, once each, in first use order; the regions on a content of
-    ``content_size`` (H, W)), read from the files ``args`` name."""
-    labels = _labels(mask_file, content_size)
+    ``content_size`` (H, W)), from the files ``args`` name, their bytes got by ``read``."""
+    labels = _labels(mask_file, content_size, read)
     try:
         masks = label_masks(labels, [a.colour for a in args])
     except ValueError as exc:
@@ -101,11 +95,20 @@ def load_regions(
         if arg.style is not None:
             if arg.style not in files:
                 files.append(arg.style)
-                styles.append(load_image(arg.style, max_side=style_size))
+                styles.append(to_tensor(decode_image(read(arg.style), arg.style, max_side=style_size)))
             index = files.index(arg.style)
             if arg.style_mask is not None:
                 style = styles[index]
-                own = colour_mask(_labels(arg.style_mask, style.shape[-2:]), arg.colour)
+                own = colour_mask(_labels(arg.style_mask, style.shape[-2:], read), arg.colour)
                 style_mask = _fit(own, style.shape[-2:])
         regions.append(Region(_fit(mask, content_size), index, style_mask, arg.name))
     return styles, regions
+
+
+def job_regions(
+    job, data: Mapping[str, bytes], content_size: Sequence[int]
+) -> tuple[list[torch.Tensor], list[Region]]:
+    """``load_regions`` for a sweep's spatially controlled job (``jobs.Job.regions``), from the
+    bytes the driver shipped, by path."""
+    args = [RegionArg(r.colour, parse_colour(r.colour, job.mask), r.style, r.style_mask) for r in job.regions]
+    return load_regions(job.mask, args, content_size, job.style_size, data.__getitem__)

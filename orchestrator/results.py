@@ -83,6 +83,12 @@ FIXED_COLUMNS: list[tuple[str, pa.DataType, str]] = [
     ("style_name", pa.string(), "the style image's file name"),
     ("content_sha256", pa.string(), "SHA-256 of the content image file"),
     ("style_sha256", pa.string(), "SHA-256 of the style image file"),
+    (
+        "regions",
+        pa.string(),
+        "spatial control (JSON: name, mask, style per colour, style masks; files relative to the spec's "
+        "folder); style is then the first region's; null for a job without",
+    ),
     ("seed", pa.int64(), "the random seed; null where the parameters do not use it"),
     ("size", pa.int64(), "the output's long side, px"),
     ("steps", pa.int64(), "optimisation steps; null for a feed-forward algorithm"),
@@ -106,7 +112,7 @@ FIXED_COLUMNS: list[tuple[str, pa.DataType, str]] = [
     ("params_json", pa.string(), "every parameter that applies to the job (JSON)"),
 ]
 # String columns where an empty value means "none": stored as null (older rows' "" read as null)
-NULL_WHEN_EMPTY = ("error", "variant", "tiles", "output_image", "mlflow_run_id")
+NULL_WHEN_EMPTY = ("error", "variant", "tiles", "output_image", "mlflow_run_id", "regions")
 
 
 SCALARS = {bool: pa.bool_(), int: pa.int64(), float: pa.float64(), str: pa.string()}

@@ -66,6 +66,7 @@ def result_row(
         "style_name": Path(job.style).name,
         "content_sha256": job.content_sha256,
         "style_sha256": job.style_sha256,
+        "regions": job.regions_record(),
         "seed": job.seed,
         "size": job.size,
         "steps": job.params.get("steps"),
@@ -215,6 +216,7 @@ class SweepRuns:
             "stylegrid.host": outcome.host,
             "stylegrid.device": outcome.device,
             **({"stylegrid.tiles": outcome.tiles} if outcome.tiles else {}),
+            **({"regions": job.regions_name} if job.regions else {}),
         }
         run_id = self.tracker.start_run(job.label, tags, parent=self.parent_run_id, start_time=started)
         params = {
@@ -228,6 +230,7 @@ class SweepRuns:
             "style_size": job.style_size,
             "content": job.content_ref,
             "style": job.style_ref,
+            **({"regions": job.regions_record()} if job.regions else {}),
         }
         if job.seed is not None:
             params["seed"] = job.seed

@@ -25,6 +25,10 @@ allowed; relative paths in a file are taken from the file's folder. A sweep spec
 Relative image and output paths are relative to the spec file's folder; without ``output`` the
 results go to ``runs/<name>`` in the current folder (``--output`` overrides both). Every error names the
 file, the field and what is allowed.
+
+Why this module is long (about 420 lines): the sweep and catalog specs (with their spatial-control
+entries) share the YAML reading, the path rules and the error wording; the field declarations,
+each with its description for the reference pages, are most of it.
 """
 
 from __future__ import annotations
@@ -78,6 +82,28 @@ class AlgorithmSpec(BaseModel):
     )
 
 
+class RegionSetSpec(BaseModel):
+    """Spatial control in a sweep: one photo, a label image of it and, per colour, the style
+    image of that region or ``none`` (keep the photo); run by every algorithm of the spec that
+    has spatial control (``docs/regions.md``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$",
+        description="how rows and files name it (default: the mask's stem)",
+    )
+    content: str = Field(description="the photo (a file, relative to the spec's folder)")
+    mask: str = Field(description="its label image: each colour names a region")
+    styles: dict[str, str] = Field(
+        min_length=1, description="colour -> the region's style image, or none to keep the photo"
+    )
+    style_masks: dict[str, str] = Field(
+        default_factory=dict,
+        description="colour -> a label image of that region's style image (its pixels of the colour are the part drawn from)",
+    )
+
+
 class SweepSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -110,6 +136,11 @@ class SweepSpec(BaseModel):
         None, gt=0, description="a job running longer is stopped (its worker killed) and retried or failed"
     )
     max_jobs: int = Field(100_000, gt=0, description="refuse grids larger than this (a typo guard)")
+    regions: list[RegionSetSpec] = Field(
+        default_factory=list,
+        description="spatial control: photos with label images and a style (or none) per colour, "
+        "run by every algorithm with spatial control in addition to the grid",
+    )
 
     @pydantic.field_validator("size", "style_size")
     @classmethod

@@ -273,6 +273,10 @@ def describe_counts(expansion: Expansion, done: int) -> str:
         )
     if expansion.folded_duplicates:
         folded.append(f"{expansion.folded_duplicates} identical jobs folded")
+    regional = sum(1 for j in expansion.jobs if j.regions)
+    if regional:
+        left = f"; without spatial control, left out: {', '.join(expansion.without_regions)}"
+        folded.append(f"{regional} with regions{left if expansion.without_regions else ''}")
     jobs = len(expansion.jobs)
     note = f" ({'; '.join(folded)})" if folded else ""
     return f"{jobs} jobs{note}, {done} already done, {jobs - done} to run"
@@ -309,7 +313,11 @@ def _schedule(
     # Each image file goes into the object store once; workers on any node read it from there.
     refs: dict[str, Any] = {}
     for job in todo:
-        for path, sha in ((job.content, job.content_sha256), (job.style, job.style_sha256)):
+        for path, sha in (
+            (job.content, job.content_sha256),
+            (job.style, job.style_sha256),
+            *job.extra_files(),
+        ):
             if sha not in refs:
                 refs[sha] = ray.put(Path(path).read_bytes())
     for _ in range(slots):
@@ -332,7 +340,8 @@ def _schedule(
             while queue_ and idle:
                 job, actor = queue_.popleft(), idle.popleft()
                 attempts[job.job_id] = attempts.get(job.job_id, 0) + 1
-                ref = actor.run.remote(job, refs[job.content_sha256], refs[job.style_sha256])
+                extra = [refs[sha] for _, sha in job.extra_files()]  # a spatially controlled job's files
+                ref = actor.run.remote(job, refs[job.content_sha256], refs[job.style_sha256], *extra)
                 pending[ref] = (job, actor)
                 started[ref] = time.monotonic()
             if not queue_:  # nothing left to hand out: give back what idle or starting workers hold

@@ -83,13 +83,13 @@ class JobRunner:
         self.images.move_to_end(key)
         return self.images[key]
 
-    def run(self, job: Job, content: bytes, style: bytes) -> JobOutcome:
+    def run(self, job: Job, content: bytes, style: bytes, *extra: bytes) -> JobOutcome:
         """Run ``job`` on the given image files' bytes (shipped by the driver: on a cluster the
-        worker's node need not have the files)."""
+        worker's node need not have the files); ``extra``: those of ``job.extra_files()``."""
         started = time.time()
         start = time.perf_counter()
         try:
-            outcome = self._run(job, content, style)
+            outcome = self._run(job, content, style, extra)
         except ImageError as exc:
             outcome = JobOutcome(job.job_id, "failed", error=str(exc))
         except Exception as exc:  # the job fails, the worker and the sweep go on
@@ -101,7 +101,9 @@ class JobRunner:
         outcome.host, outcome.pid = socket.gethostname(), os.getpid()
         return outcome
 
-    def _run(self, job: Job, content_bytes: bytes, style_bytes: bytes) -> JobOutcome:
+    def _run(
+        self, job: Job, content_bytes: bytes, style_bytes: bytes, extra: tuple[bytes, ...] = ()
+    ) -> JobOutcome:
         algorithm = get_algorithm(job.algorithm)
         params = localize(build_params(algorithm.params_type, job.params), self.model_locations)
         device = job_device(job)
@@ -115,9 +117,17 @@ class JobRunner:
             if job.snapshot_every and info.step % job.snapshot_every == 0 and info.step < info.total_steps:
                 snapshots.append((info.step, png_bytes(info.image.clamp(0, 1))))
 
+        styles, regions = [style], None
+        if job.regions:  # spatial control: the regions from the shipped label image and styles
+            from .regions import job_regions
+
+            by_sha = {job.style_sha256: style_bytes}
+            by_sha.update((sha, b) for (_, sha), b in zip(job.extra_files(), extra, strict=True))
+            data = {path: by_sha[sha] for path, sha in job.region_files().items()}
+            styles, regions = job_regions(job, data, content.shape[-2:])
         result = algorithm.stylize(
-            content, [style], params, init_image=init_image, seed=job.seed or 0, device=device,
-            callback=snapshot, cache=self.targets,
+            content, styles, params, init_image=init_image, seed=job.seed or 0, device=device,
+            callback=snapshot, cache=self.targets, **({"regions": regions} if regions else {}),
         )  # fmt: skip
         check_loss_names(result.final_losses)
         measures = quality(result.image, content, style, device=device, cache=self.targets)

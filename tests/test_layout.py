@@ -24,6 +24,7 @@ LAYERS = [
         "mirror",
         "models",
         "train_spec",
+        "region_jobs",
     },
     {
         "worker",

@@ -218,3 +218,76 @@ def test_mask_mistakes_are_one_line(tmp_path, capsys):
         "not in the proportions",
     )
     assert not (tmp_path / "o.png").exists()
+
+
+ALGORITHMS = ({"name": "adain"}, {"name": "gatys", "params": {"style_weight": 10.0}}, {"name": "style_swap"})
+
+
+def regions_spec(tmp_path, regions, algorithms=ALGORITHMS):
+    import json
+
+    for channel, name in ((0, "red.png"), (2, "blue.png")):
+        Image.fromarray((tinted(channel)[0].permute(1, 2, 0).numpy() * 255).astype("uint8")).save(
+            tmp_path / name
+        )
+    label_image(tmp_path / "labels.png")
+    spec = {
+        "name": "masked", "content": [str(CONTENT)], "style": [str(tmp_path / "blue.png")],
+        "algorithms": list(algorithms), "size": 64, "style_size": 48, "steps": 20,
+        "regions": regions,
+    }  # fmt: skip
+    path = tmp_path / "masked.yaml"
+    path.write_text(json.dumps(spec))
+    return path
+
+
+def test_a_sweep_runs_its_regions_with_every_algorithm_that_has_spatial_control(tmp_path):
+    """The spec's regions: a job per algorithm with spatial control (style_swap left out), rows that
+    record the regions, and pictures red on the left, kept on the right."""
+    import json
+
+    from conftest import own_ray
+
+    from orchestrator.results import read_results
+    from orchestrator.sweep import plan, run_sweep
+
+    regions = [
+        {"content": str(CONTENT), "mask": "labels.png", "styles": {"#ff0000": "red.png", "blue": "none"}}
+    ]
+    spec = regions_spec(tmp_path, regions)
+    assert "2 with regions; without spatial control, left out: style_swap" in plan(
+        str(spec), str(tmp_path / "out")
+    )
+    summary = run_sweep(str(spec), output=str(tmp_path / "out"), quiet=True, ray_init_kwargs=own_ray())
+    rows = read_results(tmp_path / "out").to_pandas()
+    assert summary.failed == 0 and len(rows) == 5, rows.error.tolist()
+    masked = rows[rows.regions.notna()].set_index("algorithm")
+    assert sorted(masked.index) == ["adain", "gatys"] and set(masked.variant) == {"regions=labels"}
+    record = json.loads(masked.loc["gatys", "regions"])
+    assert record == {"name": "labels", "mask": "labels.png", "styles": {"#ff0000": "red.png", "blue": "none"},
+                      "style_masks": {}}  # fmt: skip
+    assert masked.loc["gatys", "style"] == "red.png"  # the first region's painting
+    photo = load_image(CONTENT, max_side=64)
+    _, lcols, rcols = halves(photo)
+    out = load_image(tmp_path / "out" / masked.loc["gatys", "output_image"])
+    assert red_minus_blue(out, lcols) > red_minus_blue(photo, lcols) + 0.03
+    assert float((out - photo)[..., rcols].abs().mean()) < 0.06
+
+
+def test_a_sweep_refuses_bad_regions_before_any_job_runs(tmp_path):
+    from orchestrator.spec import SpecError
+    from orchestrator.sweep import plan
+
+    cases = [
+        ({"mask": "nope.png", "styles": {"red": "red.png"}}, r"regions\[0\].mask 'nope.png': no such file"),
+        ({"mask": "labels.png", "styles": {"reddish": "red.png"}}, "'reddish' is not a colour"),
+        ({"mask": "labels.png", "styles": {"red": "none"}}, "every colour keeps the photo"),
+        ({"mask": "labels.png", "styles": {"red": "red.png", "#f00": "blue.png"}}, "are the same colour"),
+        ({"mask": "labels.png", "styles": {"red": "red.png", "blue": "none"}, "style_masks": {"blue": "labels.png"}},
+         "'blue' is not a colour of styles with a style image"),
+        ({"mask": "red.png", "styles": {"red": "red.png"}}, r"48x48 px, not in the proportions of the photo"),
+    ]  # fmt: skip
+    for entry, message in cases:
+        spec = regions_spec(tmp_path, [{"content": str(CONTENT), **entry}])
+        with pytest.raises(SpecError, match=message):
+            plan(str(spec), str(tmp_path / "out"))
