@@ -100,6 +100,7 @@ class Job:
         return json.dumps({
             "name": self.regions_name,
             "mask": ref(self.mask),
+            "mask_sha256": self.mask_sha256,
             "styles": {r.colour: ref(r.style) or "none" for r in self.regions},
             "style_masks": {r.colour: ref(r.style_mask) for r in self.regions if r.style_mask},
         })  # fmt: skip

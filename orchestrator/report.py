@@ -201,6 +201,8 @@ def _cell_html(
         link = Path("..") / row.output_image
         title = f"{row.algorithm} {row.variant} | {row.content_name} x {row.style_name} | job {row.job_id}"
         content_thumb, style_thumb = sources
+        regions, regions_line = _regions(row, report)
+        style_thumb = regions or style_thumb  # a regional job is shown beside its label image
         curve = curve_path(out, row.job_id)
         curve_link = (Path("..") / curve.relative_to(out)).as_posix() if curve.is_file() else ""
         run = (
@@ -215,9 +217,25 @@ def _cell_html(
             f'<td><a class="full" href="{_e(link.as_posix())}" data-content="{_e(content_thumb or "")}" '
             f'data-style="{_e(style_thumb or "")}" data-curve="{_e(curve_link)}" data-run="{_e(run)}" '
             f'data-title="{_e(title)}"><img src="{thumb}" alt="{_e(title)}" title="{_e(title)}">'
-            f"</a><br><small>{_e(measures_line(row)).replace(chr(10), '<br>')}{run_link}</small></td>"
+            f"</a><br><small>{regions_line}{_e(measures_line(row)).replace(chr(10), '<br>')}{run_link}</small></td>"
         )
     return "".join(pieces)
+
+
+def _regions(row, report: Path) -> tuple[str | None, str]:
+    """(the label image's thumbnail, a line naming each colour's painting) of a regional job's
+    row (``jobs.Job.regions_record``); (None, "") for any other row."""
+    record = getattr(row, "regions", None)
+    if not isinstance(record, str) or not record:
+        return None, ""
+    try:
+        regions = json.loads(record)
+        styles = ", ".join(f"{c} {Path(s).stem}" for c, s in regions["styles"].items())
+        thumb = _source_thumb(regions["mask"], regions.get("mask_sha256") or "0" * 8, "mask", report)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None, ""
+    image = f'<img src="{_e(thumb)}" alt="label image" style="max-height:48px"><br>' if thumb else ""
+    return thumb, f"{image}regions: {_e(styles)}<br>"
 
 
 def _plots_html(df: pd.DataFrame, report: Path) -> list[str]:

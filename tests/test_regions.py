@@ -244,6 +244,7 @@ def regions_spec(tmp_path, regions, algorithms=ALGORITHMS):
 def test_a_sweep_runs_its_regions_with_every_algorithm_that_has_spatial_control(tmp_path):
     """The spec's regions: a job per algorithm with spatial control (style_swap left out), rows that
     record the regions, and pictures red on the left, kept on the right."""
+    import hashlib
     import json
 
     from conftest import own_ray
@@ -264,8 +265,12 @@ def test_a_sweep_runs_its_regions_with_every_algorithm_that_has_spatial_control(
     masked = rows[rows.regions.notna()].set_index("algorithm")
     assert sorted(masked.index) == ["adain", "gatys"] and set(masked.variant) == {"regions=labels"}
     record = json.loads(masked.loc["gatys", "regions"])
+    assert record.pop("mask_sha256") == hashlib.sha256((tmp_path / "labels.png").read_bytes()).hexdigest()
     assert record == {"name": "labels", "mask": "labels.png", "styles": {"#ff0000": "red.png", "blue": "none"},
                       "style_masks": {}}  # fmt: skip
+    # the report shows a regional picture with its label image and each colour's painting
+    page = (tmp_path / "out" / "report" / "index.html").read_text()
+    assert 'src="thumbs/mask-labels-' in page and "regions: #ff0000 red, blue none" in page
     assert masked.loc["gatys", "style"] == "red.png"  # the first region's painting
     photo = load_image(CONTENT, max_side=64)
     _, lcols, rcols = halves(photo)
