@@ -191,7 +191,7 @@ def stylize(
 ) -> StylizeResult:
     """The ``stylize`` interface: one pass (``init_image``, ``seed`` and ``callback`` have
     nothing to act on)."""
-    from .wct import shrink
+    from .adain import shrink
 
     params = params or StyleSwapParams()
     start = time.perf_counter()

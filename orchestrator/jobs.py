@@ -307,6 +307,22 @@ def check_style_names(spec: SweepSpec, spec_path: str, styles: list[Path]) -> No
                 )
 
 
+def spec_job(spec: SweepSpec, pset: ParameterSet, seed: int | None, varied: dict[str, list[str]], base: Path,
+             *, also_shown: dict[str, Any] | None = None, **fields: Any) -> Job:  # fmt: skip
+    """The Job of ``pset`` at ``seed`` with the spec's sizes, resources and snapshots; its variant
+    shows the parameters ``varied`` lists for its algorithm (and the seed where the spec has
+    several), then ``also_shown``; ``fields``: the id, the images and anything else of this job."""
+    shown = {k: pset.params.get(k) for k in varied[pset.algorithm]}
+    if seed is not None and len(spec.seeds) > 1:
+        shown["seed"] = seed
+    shown.update(also_shown or {})
+    return Job(
+        algorithm=pset.algorithm, params=pset.params, seed=seed, size=spec.size, style_size=spec.style_size,
+        num_cpus=spec.resources.num_cpus, num_gpus=spec.resources.num_gpus, snapshot_every=spec.snapshot_every,
+        varied=shown, spec_folder=str(base), **fields,
+    )  # fmt: skip
+
+
 def plan_jobs(spec: SweepSpec, spec_path: str) -> Expansion:
     """Every content x style x (algorithm, grid point) x seed, in a stable order; one job where
     the seed cannot matter (``Params.uses_seed``) and one per distinct set of parameters."""
@@ -331,28 +347,20 @@ def plan_jobs(spec: SweepSpec, spec_path: str) -> Expansion:
             jid = make_job_id(
                 keys[content], keys[style], pset.algorithm, pset.params, seed, spec.size, spec.style_size
             )
-            shown = {k: pset.params.get(k) for k in varied[pset.algorithm]}
-            if seed is not None and len(spec.seeds) > 1:
-                shown["seed"] = seed
             jobs.setdefault(
                 jid,
-                Job(
+                spec_job(
+                    spec,
+                    pset,
+                    seed,
+                    varied,
+                    base,
                     job_id=jid,
-                    algorithm=pset.algorithm,
                     content=str(content),
                     style=str(style),
                     content_sha256=shas[content],
                     style_sha256=shas[style],
-                    params=pset.params,
-                    seed=seed,
-                    size=spec.size,
-                    style_size=spec.style_size,
-                    num_cpus=spec.resources.num_cpus,
-                    num_gpus=spec.resources.num_gpus,
-                    snapshot_every=spec.snapshot_every,
-                    varied=shown,
-                    spec_folder=str(base),
-                ),
+                ),  # fmt: skip
             )
     from .region_jobs import region_jobs
 

@@ -19,7 +19,7 @@ from PIL import Image, ImageColor
 
 from algorithms import get_algorithm
 
-from .jobs import Job, ParameterSet, RegionRef, file_sha256, make_job_id
+from .jobs import Job, ParameterSet, RegionRef, file_sha256, make_job_id, spec_job
 from .spec import RegionSetSpec, SpecError, SweepSpec, resolve_path, spec_dir
 
 ASPECT_TOLERANCE = 0.02  # a mask may differ from its image's width / height by this (rounding when resized)
@@ -110,28 +110,21 @@ def region_jobs(
         for pset in able:
             seeds = list(spec.seeds) if pset.uses_seed else [None]
             for seed in seeds:
-                shown = {k: pset.params.get(k) for k in varied[pset.algorithm]}
-                if seed is not None and len(spec.seeds) > 1:
-                    shown["seed"] = seed
                 jid = make_job_id(content_sha, first.style_sha256, pset.algorithm, {**pset.params, "regions": key},
                                   seed, spec.size, spec.style_size)  # fmt: skip
                 jobs.append(
-                    Job(
+                    spec_job(
+                        spec,
+                        pset,
+                        seed,
+                        varied,
+                        base,
+                        also_shown={"regions": name},
                         job_id=jid,
-                        algorithm=pset.algorithm,
                         content=str(content),
                         style=first.style,
                         content_sha256=content_sha,
                         style_sha256=first.style_sha256,
-                        params=pset.params,
-                        seed=seed,
-                        size=spec.size,
-                        style_size=spec.style_size,
-                        num_cpus=spec.resources.num_cpus,
-                        num_gpus=spec.resources.num_gpus,
-                        snapshot_every=spec.snapshot_every,
-                        varied={**shown, "regions": name},
-                        spec_folder=str(base),
                         mask=str(mask),
                         mask_sha256=mask_sha,
                         regions=tuple(regions),
