@@ -87,4 +87,6 @@ def optimize_level_in_tiles(
         for tile in layout.tiles:
             out = optimize_tile(crop(image, tile.box).clone(), crop(content, tile.box), n)
             blend_into(image, layout, tile, out.detach())
+    if len(layouts) == 1:  # too few steps to share between two passes
+        return f"{layouts[0][0].describe()}, one pass"
     return f"{layouts[0][0].describe()}, {len(layouts)} passes on shifted grids"

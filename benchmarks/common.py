@@ -23,13 +23,14 @@ def load_pair(size: int):
     return to_tensor(resize_to(read_image(CONTENT), size)), load_image(STYLE, max_side=DEFAULT_STYLE_SIZE)
 
 
-def spawn(cmd: list[str]) -> tuple[dict, float]:
-    """Run a command in the repository; return its output and its own peak resident memory in MB
-    (``os.wait4``: the child's maximum RSS, not the parent's)."""
+def spawn(cmd: list[str], env: dict | None = None) -> tuple[dict, float]:
+    """Run a command in the repository (``env``: variables added to this one's); return its
+    output and its own peak resident memory in MB (``os.wait4``: the child's maximum RSS, not the
+    parent's)."""
     start = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         p = subprocess.Popen(
-            cmd, stdout=out, stderr=err, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}
+            cmd, stdout=out, stderr=err, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
         )
         _, status, usage = os.wait4(p.pid, 0)
         out.seek(0)

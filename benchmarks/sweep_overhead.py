@@ -71,10 +71,21 @@ def sweep_overhead(n_jobs: int, workdir: Path) -> dict:
 
 def mlflow_call_by_call(n_runs: int, workdir: Path) -> float:
     import mlflow
+
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(f"sqlite:///{workdir / 'callbycall.db'}")
+    try:
+        return _call_by_call(mlflow, n_runs, workdir)
+    finally:  # set_tracking_uri also sets MLFLOW_TRACKING_URI, which a later sweep would take
+        mlflow.set_tracking_uri(before or "")
+        if before is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+
+
+def _call_by_call(mlflow, n_runs: int, workdir: Path) -> float:
     import numpy as np
     from PIL import Image
 
-    mlflow.set_tracking_uri(f"sqlite:///{workdir / 'callbycall.db'}")
     # artifacts in workdir: a SQLite store's default artifact location is ./mlruns in the cwd
     mlflow.create_experiment("call_by_call", artifact_location=(workdir / "artifacts").as_uri())
     mlflow.set_experiment("call_by_call")

@@ -97,7 +97,7 @@ def main() -> None:
         child(algorithm, int(size), budget, int(steps))
         return
     if args.smoke_test:
-        args.sizes, args.adain_budget, args.gatys_budget, args.gatys_steps = [384], "45MB", "250MB", 2
+        args.sizes, args.adain_budget, args.gatys_budget, args.gatys_steps = [384], "80MB", "250MB", 1
 
     budgets = {"adain": args.adain_budget, "gatys": args.gatys_budget}
     print(f"{'algorithm':<9} {'size':>5} {'variant':<14} {'peak MB':>8} {'seconds':>8} {'s/MP':>7}  layout")

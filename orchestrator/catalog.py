@@ -1,4 +1,5 @@
-"""Bulk stylization of image catalogs with a feed-forward model, on Ray Data: the driver.
+"""Bulk stylization of image catalogs with a feed-forward model, on Ray Data or in this process:
+the driver.
 
     stylegrid stylize-catalog --input photos/ --style starry.jpg --out styled/
     stylegrid stylize-catalog experiments/catalog.yaml            # the same as a YAML file
@@ -8,7 +9,8 @@ The pipeline streams; nothing holds the catalog's pixels at once. The driver lis
 folder, recursively; a glob; or the ``path`` column of a CSV or Parquet manifest; each a local
 path or a URI such as ``s3://bucket/photos/``, read through ``storage``), drops the
 (source, style) pairs the manifest already has as ``ok``, runs the Ray Data pipeline of
-``catalog_pipeline.py`` (read and decode tasks, a pool of model actors that write the images),
+``catalog_pipeline.py`` (read and decode tasks, a pool of model actors that write the images) on
+a cluster, or the same stages in this process on one machine (``catalog_local.py``: ``engine``),
 appends the rows it yields to ``OUT/manifest/part-*.parquet`` every few seconds, shows images
 done, failed and the rate, and logs one MLflow run with a contact sheet.
 
@@ -34,6 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from . import storage
+from .catalog_local import local_batches
 from .catalog_manifest import (
     ManifestWriter,
     done_pairs,
@@ -122,6 +125,33 @@ def check_algorithm(spec: CatalogSpec):
             f"experiments/demo.yaml). Catalogs take feed-forward models: {', '.join(feedforward)}"
         )
     return algo, params, values
+
+
+def choose_engine(spec: CatalogSpec, ray_init_kwargs: dict | None = None) -> str:
+    """``spec.engine``, with ``auto`` resolved: Ray Data where a Ray cluster is named
+    (``RAY_ADDRESS``, as ``ray job submit`` and ``ray start`` set it; an address in
+    ``ray_init_kwargs``; a Ray this process has joined) or where the spec asks for what only Ray
+    schedules (actors, actor_resources, num_gpus); this process otherwise (catalog_local.py)."""
+    if spec.engine != "auto":
+        return spec.engine
+    import ray
+
+    named = bool(os.environ.get("RAY_ADDRESS")) or "address" in (ray_init_kwargs or {})
+    scheduled = spec.actors is not None or bool(spec.actor_resources) or spec.num_gpus is not None
+    return "ray" if named or scheduled or ray.is_initialized() else "local"
+
+
+def describe_plan(plan: PoolPlan) -> str:
+    device = f" + {plan.gpus_per_actor:g} GPU" if plan.gpus_per_actor else ""
+    if plan.engine == "local":
+        return (
+            f"in this process (no Ray cluster named; --engine ray for Ray Data): {plan.threads_per_actor} "
+            f"torch thread(s){device}, batch {plan.batch_size}, decoding in a thread ahead of the model"
+        )
+    return (
+        f"{plan.actors} model actor(s) x {plan.cpus_per_actor:g} CPU{device}, "
+        f"{plan.threads_per_actor} torch thread(s) each, batch {plan.batch_size}"
+    )
 
 
 def read_styles(spec: CatalogSpec) -> list[tuple[str, bytes]]:
@@ -224,15 +254,16 @@ def _stylize(
 
     try:
         if todo:
-            start_ray(ray_init_kwargs, quiet=quiet)
-            plan, batches = build_pipeline(
-                spec, algo.name, param_values, styles, out, todo, run_id, locations
-            )
-            console.say(
-                f"{plan.actors} model actor(s) x {plan.cpus_per_actor:g} CPU"
-                + (f" + {plan.gpus_per_actor:g} GPU" if plan.gpus_per_actor else "")
-                + f", {plan.threads_per_actor} torch thread(s) each, batch {plan.batch_size}"
-            )
+            if choose_engine(spec, ray_init_kwargs) == "local":
+                plan, batches = local_batches(
+                    spec, algo.name, param_values, styles, out, todo, run_id, locations
+                )
+            else:
+                start_ray(ray_init_kwargs, quiet=quiet)
+                plan, batches = build_pipeline(
+                    spec, algo.name, param_values, styles, out, todo, run_id, locations
+                )
+            console.say(describe_plan(plan))
             shown = lambda: {"ok": counts["ok"], "failed": counts["error"]}  # noqa: E731
             for table in console.track(batches, remaining, "img", lambda t: t.num_rows, shown):
                 writer.add(table)

@@ -94,6 +94,7 @@ class PoolPlan:
     threads_per_actor: int  # torch threads in each actor
     batch_size: int  # images per model call
     decode_cpus: float = 1.0  # CPUs each read and decode task asks for
+    engine: str = "ray"  # "ray": Ray Data tasks and actors; "local": this process (catalog_local.py)
 
 
 def plan_pool(
@@ -222,14 +223,16 @@ class CatalogStylizer:
         self.cache: dict = {}
 
     def __call__(self, batch: Mapping[str, np.ndarray], styles: list) -> dict[str, np.ndarray]:
-        """``styles``: [an object reference to [(path, bytes)] per style], fetched by the first
-        call (a restarted actor fetches it again; the driver holds the reference)."""
+        """``styles``: [[(path, bytes)] per style, or an object reference to it], fetched by the
+        first call (a restarted actor fetches it again; the driver holds the reference)."""
         if not self.styles:
-            import ray
+            pairs = styles[0]
+            if not isinstance(pairs, list):
+                import ray
 
+                pairs = ray.get(pairs)
             self.styles = [
-                (path, to_tensor(decode_image(data, path, self.style_size)))
-                for path, data in ray.get(styles[0])
+                (path, to_tensor(decode_image(data, path, self.style_size))) for path, data in pairs
             ]
         rows: list[dict[str, Any]] = []
         n = len(batch["source"])

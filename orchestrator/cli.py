@@ -296,6 +296,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--actors", type=_positive_int, help="model replicas (default: from the cluster's resources)"
     )
     cat.add_argument("--path-column", help="the manifest's path column (default path)")
+    cat.add_argument(
+        "--engine",
+        choices=["auto", "ray", "local"],
+        help="ray: Ray Data over the cluster; local: in this process; auto (default): ray where a "
+        "cluster is named (RAY_ADDRESS) or actors/actor_resources/num_gpus are given, else local",
+    )
     _settings(cat, "a field of the catalog spec (memory_budget, quality, ...) or an algorithm parameter")
     _tracking(cat, "$MLFLOW_TRACKING_URI, else sqlite:///OUTPUT/mlflow.db; needed for a URI --output")
     _quiet(cat)
@@ -550,7 +556,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 CATALOG_FLAGS = ("input", "algorithm", "size", "alpha", "memory_budget", "format", "quality",
-                 "batch_size", "num_gpus", "actors", "path_column", "tracking_uri")  # fmt: skip
+                 "batch_size", "num_gpus", "actors", "path_column", "engine", "tracking_uri")  # fmt: skip
 
 
 def catalog_spec_from_args(args: argparse.Namespace):

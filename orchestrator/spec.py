@@ -398,6 +398,12 @@ class CatalogSpec(BaseModel):
         "that have them (e.g. {stylegrid_worker: 1} where the GPU nodes declare it)",
     )
     path_column: str = Field("path", description="the manifest column holding the image paths")
+    engine: Literal["auto", "ray", "local"] = Field(
+        "auto",
+        description="ray: a Ray Data pipeline over the cluster; local: this process (a thread decodes "
+        "ahead of the model); auto: ray where a cluster is named (RAY_ADDRESS, `ray job submit`, a "
+        "Ray already joined) or actors, actor_resources or num_gpus ask for Ray's scheduling, else local",
+    )
     tracking_uri: str | None = Field(
         None, description="MLflow; default MLFLOW_TRACKING_URI, else sqlite:///<out>/mlflow.db"
     )

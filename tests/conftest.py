@@ -194,16 +194,24 @@ def check_loadgroup(config) -> None:
 # The longest tests (a minute or more each here), started first so that the two test processes
 # finish together instead of one of them running a long test alone at the end.
 LONGEST_FIRST = (
-    "tests/test_multinode.py::",
-    "tests/test_faults.py::test_random_worker_kills",
+    "tests/test_multinode.py::",  # the long checks (./run checks) first
     "tests/test_johnson.py::test_train_johnson",
-    "tests/test_catalog.py::test_a_killed_run",
+    "tests/test_faults.py::test_random_worker_kills",
     "tests/test_tiling.py::test_image_optimisation_in_tiles",
-    "tests/test_sweep.py::test_ctrl_c_stops_cleanly",
     "tests/test_reliability_services.py::test_a_disk_that_fills",
     "tests/test_reliability_services.py::test_a_tracking_server_lost_mid_sweep",
-    "tests/test_scripts.py::test_tiled_smoke",
+    "tests/test_scripts.py::test_catalog_throughput_smoke",  # then the suite's longest (30-60 s)
     "tests/test_scripts.py::test_sweep_overhead_smoke",
+    "tests/test_wct.py::test_train_wct",
+    "tests/test_catalog.py::test_a_killed_run",
+    "tests/test_sweep.py::test_sweep_records_failures",
+    "tests/test_object_storage.py::test_a_sweep_into_s3",
+    "tests/test_ray_job_submit.py::test_ray_job_submit_runs_a_sweep",
+    "tests/test_scripts.py::test_results_scale_smoke",
+    "tests/test_catalog.py::test_a_catalog_with_bad_files",
+    "tests/test_sweep.py::test_a_killed_worker_is_retried",
+    "tests/test_mlflow_ui.py::",
+    "tests/test_faults.py::test_sigterm_stops_like_ctrl_c",
 )
 
 
@@ -213,11 +221,24 @@ def _longest_first(item) -> int:
     )
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--long",
+        action="store_true",
+        help="also run the tests marked long (system checks of a minute or more: `./run checks`)",
+    )
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config, items):
     if getattr(config.option, "loadgroup", False):  # an xdist worker under --dist loadgroup
         if any(i.get_closest_marker("xdist_group") and "@" not in i.nodeid for i in items):
             raise pytest.UsageError(LOADGROUP_BROKEN.format(pytest.__version__))
+    if not config.getoption("long"):  # `./run test`: the suite within its ten minutes
+        long = [i for i in items if i.get_closest_marker("long")]
+        if long:
+            config.hook.pytest_deselected(items=long)
+            items[:] = [i for i in items if not i.get_closest_marker("long")]
     items.sort(key=_longest_first)  # stable: the rest keep their order
 
 
@@ -320,6 +341,31 @@ def ray_workers(root: int, title: str = "ray::JobRunner") -> list:
         except psutil.Error:
             pass
     return found
+
+
+def cli_in_process(*args, cwd: str | os.PathLike | None = None) -> subprocess.CompletedProcess:
+    """``stylegrid ARGS`` run by its entry point in this process, its output captured, as a
+    ``CompletedProcess``: what a test of a message or a small run needs, without the seconds a new
+    Python takes to import torch, MLflow and pandas (the tests that are about the process itself,
+    the installed script, signals, ``ray job submit``, keep a real one)."""
+    import contextlib
+    import io
+
+    from orchestrator.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    before = os.getcwd()
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main([str(a) for a in args])
+            except SystemExit as exc:  # argparse's usage errors and --help
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        os.chdir(before)
+    return subprocess.CompletedProcess(["stylegrid", *map(str, args)], code, out.getvalue(), err.getvalue())
 
 
 SUBMIT_WAIT_S = 600  # on a busy 2-core machine the head's job agent took minutes to accept jobs

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import BAD, EMBEDDED_ENV, REPO, SAMPLES
+from conftest import BAD, EMBEDDED_ENV, REPO, SAMPLES, cli_in_process
 from PIL import Image
 
 from orchestrator.catalog import check_algorithm
@@ -276,7 +276,6 @@ def test_unknown_algorithms_and_parameters_are_refused():
 # --- the command, end to end on a real local Ray --------------------------------------------------
 
 
-@pytest.mark.xdist_group("ray_catalog")  # catalogs on the shared head run one at a time (./run test)
 @pytest.mark.slow
 def test_a_catalog_with_bad_files_gives_one_row_per_image_and_resumes_to_nothing(tmp_path):
     """Three runs of one command: first with a file where the images folder should be (every
@@ -289,19 +288,11 @@ def test_a_catalog_with_bad_files_gives_one_row_per_image_and_resumes_to_nothing
     out = tmp_path / "out"
     out.mkdir()
     (out / "images").write_text("a file where the images folder should be")
-    args = (
-        "stylize-catalog",
-        "--input",
-        tmp_path / "cat",
-        "--style",
-        STARRY,
-        "--out",
-        out,
-        "--size",
-        48,
-        "--quiet",
-    )
-    blocked = stylegrid(*args, embedded=True)
+    # in the CLI's own process (--engine local, what a laptop runs): the rows are the same on
+    # Ray Data, whose error rows the multi-node catalog test checks
+    args = ("stylize-catalog", "--input", tmp_path / "cat", "--style", STARRY, "--out", out,
+            "--size", 48, "--engine", "local", "--quiet")  # fmt: skip
+    blocked = stylegrid(*args)
     assert blocked.returncode == 3, blocked.stderr[-3000:]
     assert "0 ok, 21 failed, 0 skipped" in blocked.stdout and "Traceback" not in blocked.stderr
     errors = dict(zip(read_manifest(out).source, read_manifest(out).error, strict=True))
@@ -356,10 +347,10 @@ def test_a_killed_run_resumes_and_writes_every_pair_exactly_once(tmp_path):
     goods = [p for p, wh in made.items() if wh != (0, 0) or "gray" in p or "rgba" in p]
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "orchestrator", "stylize-catalog", "--input", str(tmp_path / "cat"),
-           "--style", str(STARRY), "--style", str(SCREAM), "--out", str(out), "--size", "128",
+           "--style", str(STARRY), "--style", str(SCREAM), "--out", str(out), "--size", "160",
            "--format", "jpeg", "--quiet"]  # fmt: skip
-    # its own Ray, as on a laptop: on the shared head, under load, the re-run after a SIGKILLed
-    # driver once waited 10 minutes for the dead run's Ray Data actors (an open problem there)
+    # as on a laptop: no Ray cluster named, so the catalog runs in the CLI's process (the
+    # manifest and the files written are the same on Ray Data)
     env = {**EMBEDDED_ENV, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
@@ -396,7 +387,6 @@ def test_a_killed_run_resumes_and_writes_every_pair_exactly_once(tmp_path):
     assert sorted(str(p) for p in (out / "images").rglob("*.jpg")) == sorted(ok.output)
 
 
-@pytest.mark.xdist_group("ray_catalog")  # catalogs on the shared head run one at a time (./run test)
 @pytest.mark.slow
 def test_a_csv_manifest_with_missing_paths(tmp_path):
     made = make_catalog(tmp_path / "cat", 3)
@@ -406,7 +396,9 @@ def test_a_csv_manifest_with_missing_paths(tmp_path):
     pd.DataFrame(rows).to_csv(tmp_path / "manifest.csv", index=False)
     out = tmp_path / "out"
     spec = tmp_path / "catalog.yaml"
-    spec.write_text(f"input: manifest.csv\nstyle: [{STARRY}]\nout: out\nsize: 32\nformat: jpeg\n")
+    spec.write_text(
+        f"input: manifest.csv\nstyle: [{STARRY}]\nout: out\nsize: 32\nformat: jpeg\nengine: local\n"
+    )
     proc = stylegrid("stylize-catalog", spec, "--quiet")
     assert proc.returncode == 3, proc.stderr[-3000:]
     assert "3 ok, 2 failed" in proc.stdout
@@ -452,7 +444,50 @@ def test_the_command_refuses_bad_options_in_one_line(tmp_path):
         (["--input", tmp_path, "--out", tmp_path / "o"], "give a catalog YAML file or --style"),
     ]  # fmt: skip
     for args, fragment in cases:
-        proc = stylegrid("stylize-catalog", *args)
+        proc = cli_in_process("stylize-catalog", *args)
         assert proc.returncode in (1, 2) and "Traceback" not in proc.stderr, proc.stderr
         lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
         assert len(lines) == 1 and fragment in lines[0], proc.stderr
+
+
+def test_the_engine_is_ray_where_a_cluster_is_named_and_this_process_otherwise(monkeypatch):
+    import ray
+
+    from orchestrator.catalog import choose_engine
+    from orchestrator.spec import CatalogSpec
+
+    base = {"input": "x", "style": ["s.jpg"], "out": "o"}
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    assert choose_engine(CatalogSpec(**base)) == "local"  # a laptop: no Ray at all
+    assert choose_engine(CatalogSpec(**base), {"address": "10.0.0.1:6379"}) == "ray"
+    for field, value in (("actors", 2), ("actor_resources", {"gpu_node": 1}), ("num_gpus", 1)):
+        assert choose_engine(CatalogSpec(**base, **{field: value})) == "ray", field  # Ray's scheduling
+    assert choose_engine(CatalogSpec(**base, engine="ray")) == "ray"
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:6379")  # `ray job submit`, `ray start`
+    assert choose_engine(CatalogSpec(**base)) == "ray"
+    assert choose_engine(CatalogSpec(**base, engine="local")) == "local"
+    monkeypatch.delenv("RAY_ADDRESS")
+    monkeypatch.setattr(ray, "is_initialized", lambda: True)  # a Ray this process has joined
+    assert choose_engine(CatalogSpec(**base)) == "ray"
+
+
+def test_the_local_engine_stops_its_decoding_thread_when_the_model_fails(tmp_path, monkeypatch):
+    import threading
+
+    from orchestrator import catalog_local
+
+    def broken(self, batch, styles):
+        raise RuntimeError("the model failed")
+
+    monkeypatch.setattr(catalog_local.CatalogStylizer, "__call__", broken)
+    monkeypatch.setattr(catalog_local.CatalogStylizer, "__init__", lambda self, *a: None)
+    make_catalog(tmp_path / "cat", 40)
+    todo = [{"source": str(p), "todo": "0"} for p in sorted((tmp_path / "cat").rglob("*.jpg"))]
+    spec = type("Spec", (), {"batch_size": None, "num_gpus": None, "format": "png", "quality": 92,
+                             "style_size": 64, "size": 32})()  # fmt: skip
+    _, batches = catalog_local.local_batches(spec, "adain", {}, [], str(tmp_path / "o"), todo, "r", {})
+    with pytest.raises(RuntimeError, match="the model failed"):
+        next(batches)
+    batches.close()
+    assert not [t for t in threading.enumerate() if t.name == "stylegrid-decode"]

@@ -85,6 +85,7 @@ def mlflow_runs(out: Path, experiment: str):
     return client.search_runs([exp.experiment_id], run_view_type=ViewType.ACTIVE_ONLY, max_results=5000)
 
 
+@pytest.mark.long
 def test_a_sweep_that_records_nothing_fails_and_the_next_run_records_it(tmp_path):
     spec = spec_file(tmp_path / "blocked.yaml", PHOTOS[:2])
     out = tmp_path / "out"
@@ -119,6 +120,7 @@ def test_a_failure_while_gathering_the_results_still_summarises_and_closes_the_r
     assert statuses == {"sweep": "FINISHED", "job": "FINISHED"}
 
 
+@pytest.mark.long
 def test_a_hung_job_times_out_and_the_others_finish(tmp_path):
     extra = "timeout_s: 10\nretries: 1\nalgorithms:\n  - name: gatys\n    grid: {steps: [2, 100000]}\n"
     spec = spec_file(tmp_path / "hung.yaml", PHOTOS[:1], size=64, extra=extra)
@@ -204,6 +206,7 @@ def _title(p) -> str:
         return ""
 
 
+@pytest.mark.long
 def test_random_worker_kills_and_a_killed_driver_lose_nothing(tmp_path):
     """100 tiny jobs; worker processes SIGKILLed at random while they run, the driver SIGKILLed
     once midway; the same command run again. Exactly one ok row and one finished MLflow child run

@@ -62,6 +62,7 @@ def tubingen_96():
     return to_tensor(resize_to(read_image(SAMPLES / "content" / "tubingen.jpg"), 96))
 
 
+@pytest.mark.long
 def test_lbfgs_200_evaluations_at_96px_never_diverge(tubingen_96, starry_128):
     params = GatysParams(steps=200, scales=1, style_weight=2.5)  # a style-dominated loss
     result = stylize(tubingen_96, [starry_128], params)

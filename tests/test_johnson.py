@@ -217,6 +217,7 @@ def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
+@pytest.mark.long
 @pytest.mark.slow
 def test_train_johnson_logs_a_registered_model_that_run_sweeps_and_catalogs_use(tmp_path, monkeypatch):
     import mlflow.pytorch

@@ -32,6 +32,7 @@ LAYERS = [
         "report",
         "catalog_pipeline",
         "catalog_manifest",
+        "catalog_local",
         "train_data",
         "train_recipes",
         "train_checkpoints",

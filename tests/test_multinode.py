@@ -29,7 +29,7 @@ import psutil
 import pytest
 from conftest import BUCKET, REPO, S3, SAMPLES, SESSION_MARKER, free_port, kill_marked, node_ports, submit_job
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("multinode")]
+pytestmark = [pytest.mark.slow, pytest.mark.long, pytest.mark.xdist_group("multinode")]
 
 BIN = Path(sys.executable).parent
 

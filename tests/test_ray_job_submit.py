@@ -49,6 +49,7 @@ def test_ray_job_submit_runs_a_sweep(ray_head, tmp_path):
     assert {r.info.run_id for r in runs} >= set(rows.mlflow_run_id)
 
 
+@pytest.mark.long
 @pytest.mark.xdist_group("ray_catalog")  # catalogs on the shared head run one at a time (./run test)
 def test_ray_job_submit_runs_a_catalog_job(ray_head, tmp_path):
     from orchestrator.catalog_manifest import read_manifest
@@ -73,3 +74,25 @@ def test_ray_job_submit_runs_a_catalog_job(ray_head, tmp_path):
     assert sorted(rows.status) == ["error", "ok", "ok", "ok"]
     assert rows.loc[rows.status == "error", "error"].item().startswith("not an image")
     assert rows.output.dropna().nunique() == 3  # the two tubingen.jpg are kept apart
+
+    # the same catalog in this process (engine local, what a laptop runs): the same rows, and
+    # the same pictures within rounding (one torch thread in each actor there, two here)
+    import numpy as np
+    from PIL import Image
+
+    from orchestrator.catalog import stylize_catalog
+    from orchestrator.spec import CatalogSpec
+
+    local = tmp_path / "local"
+    spec = CatalogSpec(input=str(photos), style=[str(SAMPLES / "style" / "the_scream.jpg")], out=str(local),
+                       size=64, engine="local")  # fmt: skip
+    summary = stylize_catalog(spec, quiet=True)
+    assert (summary.ok, summary.failed, summary.plan.engine) == (3, 1, "local")
+    mine = read_manifest(local).set_index("source")
+    theirs = rows.set_index("source")
+    columns = ["status", "error", "in_width", "in_height", "out_width", "out_height"]
+    assert mine[columns].sort_index().equals(theirs[columns].sort_index())
+    for source, row in theirs[theirs.status == "ok"].iterrows():
+        a = np.asarray(Image.open(row.output), dtype=int)
+        b = np.asarray(Image.open(mine.loc[source, "output"]), dtype=int)
+        assert np.abs(a - b).max() <= 2, source

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, SAMPLES
+from conftest import REPO, SAMPLES, cli_in_process
 from PIL import Image
 
 from orchestrator.files import WriteError, check_writable, write_atomic
@@ -30,11 +30,8 @@ STARRY = SAMPLES / "style" / "starry_night.jpg"
 
 
 def stylegrid(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run(
-        [sys.executable, "-m", "orchestrator", *map(str, args)],
-        capture_output=True, text=True, cwd=cwd, env=env, timeout=600,
-    )  # fmt: skip
+    """The CLI's entry point, in this process (its messages are the point here, not the process)."""
+    return cli_in_process(*args, cwd=cwd)
 
 
 def one_line_error(proc: subprocess.CompletedProcess, code: int) -> str:

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import cli_in_process
 
 from orchestrator.services import ServiceUnavailable, check_ray_address, check_tracking_store
 
@@ -147,7 +148,9 @@ def test_a_catalog_never_reads_its_own_outputs(tmp_path):
     with pytest.raises(CatalogError, match="one of the catalog's own outputs"):
         list_sources(str(folder), exclude=own)
     # through the command line: the input folder is the output folder and holds only outputs
-    line = one_line(stylegrid("stylize-catalog", "--input", folder, "--style", STARRY, "-o", folder, "-q"), 1)
+    line = one_line(
+        cli_in_process("stylize-catalog", "--input", folder, "--style", STARRY, "-o", folder, "-q"), 1
+    )
     assert "every image found is one of the catalog's own outputs" in line
 
 
@@ -168,7 +171,7 @@ def test_a_truncated_row_file_is_named_and_set_aside_not_shown_as_a_table(tmp_pa
     (out / "report").mkdir()
     (out / "report" / "index.html").write_text("the report so far")
     for command in ("results", "report"):
-        line = one_line(stylegrid(command, out), 1)
+        line = one_line(cli_in_process(command, out), 1)
         assert f"{bad}: unreadable row" in line and "run the sweep again" in line
     assert (out / "report" / "index.html").read_text() == "the report so far"  # not overwritten
     rows = load_rows(out)
@@ -185,8 +188,8 @@ def test_outputs_that_cannot_be_written_are_refused_before_the_work(tmp_path):
     afile.write_text("")
     args = ("run", "--content", CHELSEA, "--style", STARRY, "--size", 32, "--steps", 100000)
     began = time.monotonic()
-    assert "it is a folder; name a file" in one_line(stylegrid(*args, "-o", folder), 1)
-    line = one_line(stylegrid(*args, "-o", afile / "x.png"), 1)
+    assert "it is a folder; name a file" in one_line(cli_in_process(*args, "-o", folder), 1)
+    line = one_line(cli_in_process(*args, "-o", afile / "x.png"), 1)
     assert f"{afile} is a file, not a folder" in line and "File exists" not in line
     assert time.monotonic() - began < 60  # 100,000 steps were never started
 
@@ -194,12 +197,12 @@ def test_outputs_that_cannot_be_written_are_refused_before_the_work(tmp_path):
 def test_step_counts_have_an_upper_bound(tmp_path):
     from algorithms.names import MAX_STEPS
 
-    line = one_line(stylegrid("run", "--content", CHELSEA, "--style", STARRY, "-o", tmp_path / "o.png",
+    line = one_line(cli_in_process("run", "--content", CHELSEA, "--style", STARRY, "-o", tmp_path / "o.png",
                               "--steps", MAX_STEPS + 1), 2)  # fmt: skip
     assert f"at most {MAX_STEPS:,}" in line
     spec = tiny_spec(tmp_path)
     spec.write_text(spec.read_text().replace("steps: 2", f"steps: {MAX_STEPS * 10}"))
-    line = one_line(stylegrid("plan", spec), 1)
+    line = one_line(cli_in_process("plan", spec), 1)
     assert "steps" in line and str(MAX_STEPS) in line.replace(",", "").replace("_", "")
 
 
@@ -266,6 +269,7 @@ def test_a_cluster_watch_says_the_cluster_is_gone_after_two_failed_tries():
     assert ClusterWatch(None).lost() is None
 
 
+@pytest.mark.long
 def test_a_ray_cluster_lost_mid_sweep_stops_it_in_one_line_and_the_next_run_repairs_it(tmp_path):
     from conftest import SESSION_MARKER, kill_marked, start_head, stop_head
     from mlflow.tracking import MlflowClient
@@ -349,6 +353,7 @@ def small_disk(tmp_path):
     subprocess.run(["umount", "-l", str(where)], capture_output=True)
 
 
+@pytest.mark.long
 def test_a_disk_that_fills_mid_sweep_is_a_few_lines_and_the_next_run_repairs_everything(tmp_path, small_disk):
     from mlflow.tracking import MlflowClient
 
@@ -377,6 +382,7 @@ def test_a_disk_that_fills_mid_sweep_is_a_few_lines_and_the_next_run_repairs_eve
         assert client.get_run(run_id).info.status == "FINISHED"
 
 
+@pytest.mark.long
 def test_a_tracking_server_lost_mid_sweep_stops_it_in_one_line(tmp_path):
     port = closed_port()
     server = subprocess.Popen(

@@ -254,6 +254,7 @@ def test_jobs_go_to_started_workers_and_a_finished_sweep_gives_its_cpus_back(tmp
     assert int(ok) == 3 and float(free_cpus) == 1.0
 
 
+@pytest.mark.long
 def test_ctrl_c_stops_cleanly_and_keeps_finished_jobs(tmp_path):
     contents = [SAMPLES / "content" / n for n in ("tubingen.jpg", "chelsea.jpg", "coffee.jpg", "rocket.jpg")]
     # jobs of a second or more each, so that the sweep is still running when its first row appears

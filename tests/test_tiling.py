@@ -218,6 +218,7 @@ def test_a_tiled_pyramid_level_shifts_its_grid_between_passes():
     assert core == 192 and (core + 2 * HALO) ** 2 * 3400 <= 350 * 2**20
 
 
+@pytest.mark.long
 def test_image_optimisation_in_tiles_keeps_the_picture_without_seams_within_the_budget():
     # Gatys at 384 x 288, 24 steps (12 at 192 px, 12 at 384 px): whole, and with a budget of
     # 350 MB that puts the 384 px level in 2 x 2 tiles (2 x 3 on the shifted grid), with the
