@@ -39,7 +39,7 @@ of a 512 px image costs about a second on one CPU core.
 from __future__ import annotations
 
 import functools
-from collections.abc import MutableMapping
+from collections.abc import MutableMapping, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -53,6 +53,7 @@ from .losses import gram_matrix, relative_squared_error
 from .memo import fingerprint, memo
 from .optimize import resize, resize_long_side
 from .parameters import STYLE_LAYERS_GATYS
+from .regions import Region, positions, select
 from .vgg import get_encoder
 
 CONTENT_LAYER = "relu4_2"
@@ -165,6 +166,19 @@ def _sorted_rows(x: torch.Tensor) -> torch.Tensor:
 # --- all of them on one output ------------------------------------------------------------------
 
 
+def _measured(output: torch.Tensor, content: torch.Tensor, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The output as measured (at most ``MAX_SIDE`` px) and the content at its size."""
+    output = output.to(device).float().clamp(0, 1)
+    if max(output.shape[-2:]) > MAX_SIDE:
+        output = resize_long_side(output, MAX_SIDE).clamp(0, 1)
+    return output, resize(content.to(device).float(), tuple(output.shape[-2:]))  # type: ignore[arg-type]
+
+
+def _measured_style(style: torch.Tensor, device) -> torch.Tensor:
+    style = style.to(device).float()
+    return resize_long_side(style, STYLE_MAX_SIDE) if max(style.shape[-2:]) > STYLE_MAX_SIDE else style
+
+
 @torch.no_grad()
 def quality(
     output: torch.Tensor,
@@ -177,13 +191,8 @@ def quality(
     """Every measure of the module docstring for one output [1, 3, H, W]. ``cache``: a dict
     kept between calls, in which the style's features are memoised (a sweep worker keeps one)."""
     enc = get_encoder((CONTENT_LAYER, *STYLE_LAYERS), source="caffe", device=device)
-    output = output.to(device).float().clamp(0, 1)
-    if max(output.shape[-2:]) > MAX_SIDE:
-        output = resize_long_side(output, MAX_SIDE).clamp(0, 1)
-    content = resize(content.to(device).float(), tuple(output.shape[-2:]))  # type: ignore[arg-type]
-    style = style.to(device).float()
-    if max(style.shape[-2:]) > STYLE_MAX_SIDE:
-        style = resize_long_side(style, STYLE_MAX_SIDE)
+    output, content = _measured(output, content, device)
+    style = _measured_style(style, device)
     fs = memo(cache, ("quality", fingerprint(style), str(style.device)), lambda: _style_features(enc, style))
     fo = enc(output, (CONTENT_LAYER, *STYLE_LAYERS))
     fc = enc(content, (CONTENT_LAYER,))
@@ -199,6 +208,78 @@ def quality(
 
 
 STYLE_LAYERS = tuple(dict.fromkeys((*STYLE_LAYERS_GATYS, *SWD_LAYERS)))
+
+
+@torch.no_grad()
+def regional_quality(
+    output: torch.Tensor,
+    content: torch.Tensor,
+    styles: Sequence[torch.Tensor],
+    regions: Sequence[Region],
+    *,
+    device: str | torch.device = "cpu",
+    cache: MutableMapping | None = None,
+) -> Quality:
+    """The measures of an output made with spatial control. The content measures are the whole
+    picture's, as for any output. Each style measure is taken region by region, the output's
+    features (or colours) at the region's positions against those of its own painting within the
+    painting's mask, then averaged weighted by the regions' areas. A region that keeps the photo
+    takes no part in the style measures: its faithfulness is in the content measures. One region
+    over the whole picture gives ``quality``'s numbers."""
+    enc = get_encoder((CONTENT_LAYER, *STYLE_LAYERS), source="caffe", device=device)
+    output, content = _measured(output, content, device)
+    fo = enc(output, (CONTENT_LAYER, *STYLE_LAYERS))
+    fc = enc(content, (CONTENT_LAYER,))
+    styled = [r for r in regions if r.style is not None]
+    shares = torch.tensor([float(r.mask.float().mean()) for r in styled], dtype=torch.float64)
+    shares = shares / shares.sum()
+    per_region = []
+    for region in styled:
+        style = _measured_style(styles[region.style], device)
+        key = (
+            "quality",
+            fingerprint(style),
+            None if region.style_mask is None else fingerprint(region.style_mask),
+        )
+        fs = memo(
+            cache,
+            (*key, str(style.device)),
+            lambda s=style, m=region.style_mask: _masked_style_features(enc, s, m),
+        )
+        mine = {n: select(fo[n], positions(region.mask, fo[n].shape[-2:])) for n in STYLE_LAYERS}
+        pixels = select(rgb_to_lab(output), positions(region.mask, output.shape[-2:]))
+        per_region.append(
+            (
+                torch.stack([relative_squared_error(gram_matrix(mine[n]), fs["gram"][n]).sqrt()
+                             for n in STYLE_LAYERS_GATYS]).mean(),
+                torch.stack([sliced_wasserstein(mine[n], fs[n], relative=True) for n in SWD_LAYERS]).mean(),
+                sliced_wasserstein(pixels, fs["lab"], relative=False),
+            )
+        )  # fmt: skip
+    style_distance, style_swd, color_swd = (
+        float(sum(share * float(values[i]) for share, values in zip(shares, per_region, strict=True)))
+        for i in range(3)
+    )
+    return Quality(
+        content_distance=float(relative_squared_error(fo[CONTENT_LAYER], fc[CONTENT_LAYER])),
+        content_ssim=float(ssim(luminance(output), luminance(content.clamp(0, 1)))),
+        style_distance=style_distance,
+        style_swd=style_swd,
+        color_swd=color_swd,
+    )
+
+
+def _masked_style_features(enc, style: torch.Tensor, mask: torch.Tensor | None) -> dict:
+    """``_style_features`` of the painting's part under ``mask`` (all of it without one)."""
+    if mask is None:
+        return _style_features(enc, style)
+    feats = enc(style, STYLE_LAYERS)
+    part = {n: select(feats[n], positions(mask, feats[n].shape[-2:])) for n in STYLE_LAYERS}
+    return {
+        **{n: part[n] for n in SWD_LAYERS},
+        "gram": {n: gram_matrix(part[n]) for n in STYLE_LAYERS_GATYS},
+        "lab": select(rgb_to_lab(style), positions(mask, style.shape[-2:])),
+    }
 
 
 def _style_features(enc, style: torch.Tensor) -> dict:

@@ -18,9 +18,11 @@ folder) is stylized at 256 px with Starry Night by the shipped AdaIN decoder, wr
 Each variant runs in its own process with the same torch threads in all. Goals (issues 6 and 33):
 the catalog at least 3x the plain loop and at least the sequential loop (1.0x).
 ``--fp32-avx2`` holds every variant to fp32 (``precision: fp32``) and torch's CPU kernels to AVX2
-(``ATEN_CPU_CAPABILITY=avx2``), so that machines with and without AVX-512 compare.
+(``ATEN_CPU_CAPABILITY=avx2``), so that machines with and without AVX-512 compare. ``--profile``
+also times each stage on its own (decode, pixels to a tensor, model, encode, write) in a loop of
+their own, to show where the time goes.
 
-    python benchmarks/catalog_throughput.py --images 120           # about 3 minutes here
+    python benchmarks/catalog_throughput.py --images 120 --profile # about 4 minutes here
     python benchmarks/catalog_throughput.py --images 1000 --fp32-avx2
     python benchmarks/catalog_throughput.py --smoke-test          # 6 images at 64 px: checks that it runs
 """
@@ -139,6 +141,55 @@ def run_catalog(engine: str, catalog: Path, out: Path, size: int, precision: str
     }
 
 
+STAGES = ("decode", "to tensor", "model", "encode", "write")
+
+
+def run_profile(catalog: Path, out: Path, size: int, precision: str) -> dict:
+    """Child process: the catalog's stages one after another on every image, each timed (the
+    functions both engines call: ``load_batch``'s read, decode and resize; the pixels into a
+    tensor; the model's ``stylize_batch``; the PNG encoding; the write). Their sum against the
+    engines' wall time shows what overlapping them gains and what Ray Data adds."""
+    import numpy as np
+    import torch
+
+    from algorithms.adain import AdaINParams, stylize_batch
+    from algorithms.base import DEFAULT_STYLE_SIZE
+    from orchestrator import storage
+    from orchestrator.catalog_local import blocks
+    from orchestrator.catalog_manifest import list_sources
+    from orchestrator.catalog_pipeline import encode, load_batch
+    from orchestrator.images import load_image, to_pil
+
+    todo = [{"source": s, "todo": "0"} for s in list_sources(str(catalog))]
+    params = AdaINParams(precision=precision)
+    style = load_image(STYLE, max_side=DEFAULT_STYLE_SIZE)
+    cache: dict = {}
+    stylize_batch(torch.rand(1, 3, 64, 64), [style], params, cache=cache)  # the model loaded
+    spent = dict.fromkeys(STAGES, 0.0)
+    out.mkdir(parents=True, exist_ok=True)
+    for block in blocks(todo):
+        t = time.perf_counter()
+        batch = load_batch(block, size)
+        spent["decode"] += time.perf_counter() - t
+        for k in range(len(batch["source"])):
+            t = time.perf_counter()
+            pixels = np.frombuffer(batch["pixels"][k], dtype=np.uint8).reshape(
+                batch["height"][k], batch["width"][k], 3
+            )
+            content = torch.from_numpy(pixels.copy()).permute(2, 0, 1)[None].float().div_(255.0)
+            t2 = time.perf_counter()
+            image = stylize_batch(content, [style], params, cache=cache)
+            t3 = time.perf_counter()
+            data = encode(to_pil(image), "png", 92)
+            t4 = time.perf_counter()
+            storage.write_bytes(str(out / f"{k}-{hash(batch['source'][k])}.png"), data)
+            t5 = time.perf_counter()
+            for stage, seconds in zip(STAGES[1:], (t2 - t, t3 - t2, t4 - t3, t5 - t4), strict=True):
+                spent[stage] += seconds
+    return {"images": len(todo), "seconds": sum(spent.values()), "threads": torch.get_num_threads(),
+            "stages": spent}  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", type=int, default=120)
@@ -146,6 +197,9 @@ def main() -> None:
     ap.add_argument("--skip-plain", action="store_true", help="leave out the slow plain loop")
     ap.add_argument("--skip-ray", action="store_true", help="leave out the catalog on Ray Data")
     ap.add_argument("--fp32-avx2", action="store_true", help="fp32 and AVX2 kernels in every variant")
+    ap.add_argument(
+        "--profile", action="store_true", help="also time each stage on its own (where the time goes)"
+    )
     ap.add_argument("--smoke-test", action="store_true", help="6 images at 64 px: checks that it runs")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--catalog", type=Path, help=argparse.SUPPRESS)
@@ -153,7 +207,9 @@ def main() -> None:
     ap.add_argument("--precision", default="auto", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        if args.worker.startswith("catalog"):
+        if args.worker == "profile":
+            row = run_profile(args.catalog, args.out, args.size, args.precision)
+        elif args.worker.startswith("catalog"):
             engine = "ray" if args.worker == "catalog-ray" else "local"
             row = run_catalog(engine, args.catalog, args.out, args.size, args.precision)
         else:
@@ -164,6 +220,7 @@ def main() -> None:
         args.images, args.size = 6, 64
     variants = ["catalog"] + ([] if args.skip_ray else ["catalog-ray"]) + ["sequential"]
     variants += [] if args.skip_plain else ["plain"]
+    variants += ["profile"] if args.profile else []
     env = {"ATEN_CPU_CAPABILITY": "avx2"} if args.fp32_avx2 else {}
     precision = "fp32" if args.fp32_avx2 else "auto"
     with tempfile.TemporaryDirectory() as tmp:
@@ -190,6 +247,7 @@ def main() -> None:
 
 
 def report(rows: dict, images: int, size: int, mode: str) -> None:
+    profile = rows.pop("profile", None)
     rate = {v: r["images"] / r["seconds"] for v, r in rows.items()}
     if "catalog-ray" in rows:
         ray_row = rows["catalog-ray"]
@@ -206,6 +264,15 @@ def report(rows: dict, images: int, size: int, mode: str) -> None:
                 f"{v:17s} {rate[v]:7.2f} {rate[v] / rate[base]:8.2f}x {rate[v] / rate['sequential']:13.2f}x"
                 f" {peak:8.0f}"
             )
+    if profile:
+        n, total = profile["images"], profile["seconds"]
+        print(
+            f"\nwhere the time goes (each stage alone, {profile['threads']} torch threads; ms per image, share):"
+        )
+        for stage, seconds in profile["stages"].items():
+            print(f"  {stage:10s} {1000 * seconds / n:8.1f} ms {seconds / total:6.1%}")
+        print(f"  {'sum':10s} {1000 * total / n:8.1f} ms; catalog (local) wall {1000 * rows['catalog']['seconds'] / n:.1f} ms"
+              + (f", catalog-ray wall {1000 * rows['catalog-ray']['seconds'] / n:.1f} ms" if "catalog-ray" in rows else ""))  # fmt: skip
     for peer, goal in GOALS.items():
         if peer in rate:
             met = rate["catalog"] >= goal * rate[peer]

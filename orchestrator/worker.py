@@ -22,7 +22,7 @@ import torch
 from algorithms import StepInfo, StepLoss, get_algorithm
 from algorithms.base import check_loss_names
 from algorithms.device import pick_device
-from algorithms.metrics import quality
+from algorithms.metrics import quality, regional_quality
 
 from .images import ImageError, decode_image, load_image, png_bytes, resize_to, to_tensor
 from .jobs import Job
@@ -130,7 +130,12 @@ class JobRunner:
             callback=snapshot, cache=self.targets, **({"regions": regions} if regions else {}),
         )  # fmt: skip
         check_loss_names(result.final_losses)
-        measures = quality(result.image, content, style, device=device, cache=self.targets)
+        if regions:  # each region's style measures against its own painting
+            measures = regional_quality(
+                result.image, content, styles, regions, device=device, cache=self.targets
+            )
+        else:
+            measures = quality(result.image, content, style, device=device, cache=self.targets)
         return JobOutcome(
             job_id=job.job_id,
             status="ok",

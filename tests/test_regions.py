@@ -296,3 +296,27 @@ def test_a_sweep_refuses_bad_regions_before_any_job_runs(tmp_path):
         spec = regions_spec(tmp_path, [{"content": str(CONTENT), **entry}])
         with pytest.raises(SpecError, match=message):
             plan(str(spec), str(tmp_path / "out"))
+
+
+def test_regional_measures_take_each_region_against_its_own_painting():
+    from algorithms.metrics import quality, regional_quality
+    from algorithms.regions import Region
+
+    photo = torch.rand(1, 3, 48, 64, generator=torch.Generator().manual_seed(5)) * 0.3 + 0.35
+    red, blue = tinted(0), tinted(2)
+    left, _, _ = halves(photo)
+    out = torch.cat([red[..., :32], blue[..., :32]], dim=-1)  # each half from its own painting
+    # one region over everything is the plain measure
+    plain = quality(out, photo, red)
+    one = regional_quality(out, photo, [red], [Region(torch.ones(1, 1, 48, 64), 0, name="all")])
+    for k, v in plain.as_dict().items():
+        assert abs(one.as_dict()[k] - v) < 1e-4, k
+    # each half against its own painting: far closer than the whole picture against the first
+    both = regional_quality(out, photo, [red, blue], [Region(left, 0), Region(1 - left, 1)])
+    # (Gram matrices least: at 48 x 64 px the deep layers' few positions see across the border)
+    assert both.style_swd < 0.5 * plain.style_swd and both.color_swd < 0.01 * plain.color_swd
+    assert both.style_distance < 0.75 * plain.style_distance
+    assert both.content_distance == plain.content_distance  # the content measures: the whole picture's
+    # a kept half takes no part in the style measures
+    kept = regional_quality(out, photo, [red, blue], [Region(left, 0), Region(1 - left, None)])
+    assert kept.color_swd < 0.01 * plain.color_swd and kept.style_swd < 0.5 * plain.style_swd

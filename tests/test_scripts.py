@@ -104,11 +104,14 @@ def test_fast_style_smoke():
 @pytest.mark.xdist_group("ray_catalog")  # catalogs on the shared head run one at a time (./run test)
 def test_catalog_throughput_smoke():
     # the plain loop left out (the suite's time): the script's table and goals without it
-    proc = run_script("benchmarks/catalog_throughput.py", "--smoke-test", "--skip-plain")
+    proc = run_script("benchmarks/catalog_throughput.py", "--smoke-test", "--skip-plain", "--profile")
     table = proc.stdout.split("vs sequential", 1)[1]
     for variant in ("catalog", "catalog-ray", "catalog-ray+init", "sequential"):
         assert f"\n{variant} " in table
     assert "goal catalog >= 1x sequential loop" in proc.stdout
+    profile = proc.stdout.split("where the time goes", 1)[1]
+    for stage in ("decode", "to tensor", "model", "encode", "write", "sum"):
+        assert f"\n  {stage} " in profile
 
 
 def test_catalog_memory_smoke():
