@@ -201,6 +201,7 @@ LONGEST_FIRST = (
     "tests/test_reliability_services.py::test_a_disk_that_fills",
     "tests/test_reliability_services.py::test_a_tracking_server_lost_mid_sweep",
     "tests/test_scripts.py::test_catalog_throughput_smoke",  # then the suite's longest (30-60 s)
+    "tests/test_scripts.py::test_gpu_check_smoke",
     "tests/test_scripts.py::test_sweep_overhead_smoke",
     "tests/test_wct.py::test_train_wct",
     "tests/test_catalog.py::test_a_killed_run",
@@ -209,7 +210,6 @@ LONGEST_FIRST = (
     "tests/test_ray_job_submit.py::test_ray_job_submit_runs_a_sweep",
     "tests/test_scripts.py::test_results_scale_smoke",
     "tests/test_catalog.py::test_a_catalog_with_bad_files",
-    "tests/test_sweep.py::test_a_killed_worker_is_retried",
     "tests/test_mlflow_ui.py::",
     "tests/test_faults.py::test_sigterm_stops_like_ctrl_c",
 )

@@ -104,6 +104,7 @@ def test_a_sweep_that_records_nothing_fails_and_the_next_run_records_it(tmp_path
     assert not [r for r in mlflow_runs(out, "blocked") if r.info.status == "RUNNING"]
 
 
+@pytest.mark.long
 def test_a_failure_while_gathering_the_results_still_summarises_and_closes_the_run(tmp_path):
     spec = spec_file(tmp_path / "gather.yaml", PHOTOS[:1])
     out = tmp_path / "out"
@@ -182,6 +183,7 @@ def test_sigterm_stops_like_ctrl_c_and_a_second_sweep_is_refused(tmp_path):
     assert not [r for r in mlflow_runs(out, "term") if r.info.status == "RUNNING"]
 
 
+@pytest.mark.long
 def test_two_content_files_with_the_same_bytes_each_get_a_row(tmp_path):
     a, b = tmp_path / "a.jpg", tmp_path / "b.jpg"
     shutil.copy(PHOTOS[0], a)

@@ -197,3 +197,25 @@ def test_inverse_validation_smoke():
     proc = run_in_process("benchmarks/inverse_validation.py", "--smoke-test")
     rows = proc.stdout.split("vs default", 1)[1].split()
     assert rows[:2] == ["64", "default"] and "wct" in rows and rows[5] == "1.00x"
+
+
+def test_gpu_check_smoke():
+    # the demo sweep, a catalog, a training and a tiled picture, checked, on the CPU
+    proc = run_in_process("benchmarks/gpu_check.py", "--smoke")
+    table = proc.stdout.split("check\n", 1)[1]
+    for step in ("demo sweep", "catalog", "training", "tiled 384 px"):
+        line = next(ln for ln in table.splitlines() if ln.startswith(step))
+        assert line.endswith(" ok"), line
+    assert "2x3 tiles of 160 px" in table
+
+
+def test_gpu_check_without_a_gpu_says_so_in_one_line():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is here: the check would run")
+    proc = run_in_process("benchmarks/gpu_check.py")
+    assert proc.stdout.strip().splitlines() == [
+        "gpu_check: no CUDA GPU here (torch.cuda.is_available() is False): nothing to check; "
+        "`--smoke` runs the same checks on the CPU"
+    ]

@@ -212,6 +212,7 @@ def find_worker(driver: subprocess.Popen, timeout: float = 120) -> psutil.Proces
     raise AssertionError("no Ray worker started a job")
 
 
+@pytest.mark.long
 def test_a_killed_worker_is_retried_and_the_sweep_completes(tmp_path):
     spec = write_spec(tmp_path / "kill.yaml", [SAMPLES / "content" / "tubingen.jpg"], steps=80, size=64)
     out = tmp_path / "out"
@@ -241,6 +242,7 @@ print(summary.ok, ray.available_resources().get("CPU", 0.0))
 """
 
 
+@pytest.mark.long
 def test_jobs_go_to_started_workers_and_a_finished_sweep_gives_its_cpus_back(tmp_path):
     # two worker slots on a cluster with one free CPU: the second worker never starts, and a job
     # held for it would wait for ever; once the queue is empty, the sweep's workers are released

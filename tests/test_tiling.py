@@ -183,6 +183,7 @@ def run_measured(script: str) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.long
 def test_the_budget_bounds_the_memory_a_large_image_takes():
     # in a process of its own: the models warmed up on a small image, then 768 px through AdaIN
     # in tiles at 250 MB and in one pass
