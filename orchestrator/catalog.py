@@ -131,13 +131,14 @@ def choose_engine(spec: CatalogSpec, ray_init_kwargs: dict | None = None) -> str
     """``spec.engine``, with ``auto`` resolved: Ray Data where a Ray cluster is named
     (``RAY_ADDRESS``, as ``ray job submit`` and ``ray start`` set it; an address in
     ``ray_init_kwargs``; a Ray this process has joined) or where the spec asks for what only Ray
-    schedules (actors, actor_resources, num_gpus); this process otherwise (catalog_local.py)."""
+    schedules (actors, actor_resources, a number of GPUs); this process otherwise (catalog_local.py,
+    where ``num_gpus: 0`` keeps the model on the CPU)."""
     if spec.engine != "auto":
         return spec.engine
     import ray
 
     named = bool(os.environ.get("RAY_ADDRESS")) or "address" in (ray_init_kwargs or {})
-    scheduled = spec.actors is not None or bool(spec.actor_resources) or spec.num_gpus is not None
+    scheduled = spec.actors is not None or bool(spec.actor_resources) or (spec.num_gpus or 0) > 0
     return "ray" if named or scheduled or ray.is_initialized() else "local"
 
 

@@ -300,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--engine",
         choices=["auto", "ray", "local"],
         help="ray: Ray Data over the cluster; local: in this process; auto (default): ray where a "
-        "cluster is named (RAY_ADDRESS) or actors/actor_resources/num_gpus are given, else local",
+        "cluster is named (RAY_ADDRESS) or actors/actor_resources/num_gpus > 0 are given, else local",
     )
     _settings(cat, "a field of the catalog spec (memory_budget, quality, ...) or an algorithm parameter")
     _tracking(cat, "$MLFLOW_TRACKING_URI, else sqlite:///OUTPUT/mlflow.db; needed for a URI --output")

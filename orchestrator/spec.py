@@ -402,7 +402,7 @@ class CatalogSpec(BaseModel):
         "auto",
         description="ray: a Ray Data pipeline over the cluster; local: this process (a thread decodes "
         "ahead of the model); auto: ray where a cluster is named (RAY_ADDRESS, `ray job submit`, a "
-        "Ray already joined) or actors, actor_resources or num_gpus ask for Ray's scheduling, else local",
+        "Ray already joined) or actors, actor_resources or num_gpus > 0 ask for Ray's scheduling, else local",
     )
     tracking_uri: str | None = Field(
         None, description="MLflow; default MLFLOW_TRACKING_URI, else sqlite:///<out>/mlflow.db"

@@ -463,6 +463,7 @@ def test_the_engine_is_ray_where_a_cluster_is_named_and_this_process_otherwise(m
     assert choose_engine(CatalogSpec(**base), {"address": "10.0.0.1:6379"}) == "ray"
     for field, value in (("actors", 2), ("actor_resources", {"gpu_node": 1}), ("num_gpus", 1)):
         assert choose_engine(CatalogSpec(**base, **{field: value})) == "ray", field  # Ray's scheduling
+    assert choose_engine(CatalogSpec(**base, num_gpus=0)) == "local"  # the CPU, in this process
     assert choose_engine(CatalogSpec(**base, engine="ray")) == "ray"
     monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:6379")  # `ray job submit`, `ray start`
     assert choose_engine(CatalogSpec(**base)) == "ray"
