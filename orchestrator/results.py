@@ -286,9 +286,13 @@ def only_current(table: pa.Table, ids: frozenset[str] | None) -> pa.Table:
     return table.filter(pc.is_in(table.column("job_id"), value_set=pa.array(sorted(ids), pa.string())))
 
 
+def curves_dir(output: Path) -> Path:
+    return output / "curves"
+
+
 def curve_path(output: Path, job_id: str) -> Path:
     """A job's loss curve (the plot its MLflow run holds), beside the images: the report shows it."""
-    return output / "curves" / f"{job_id}.png"
+    return curves_dir(output) / f"{job_id}.png"
 
 
 def rows_dir(output: Path) -> Path:

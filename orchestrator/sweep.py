@@ -39,6 +39,7 @@ from .report import write_report
 from .results import (
     collect,
     compact,
+    curves_dir,
     finished_status,
     load_rows,
     read_results,
@@ -161,7 +162,8 @@ def _run_locked(
 ) -> SweepSummary:
     console = Console(quiet)
     jobs = expansion.jobs
-    remove_partial_files(out, [out / "images", rows_dir(out), out / "report"])
+    # every folder a sweep writes through write_atomic (a killed driver leaves its temporary files)
+    remove_partial_files(out, [out / "images", rows_dir(out), out / "report", curves_dir(out)])
     rows_dir(out).mkdir(exist_ok=True)  # a sweep that records no job still has its (empty) table
     current = write_current_jobs(out, str(spec_path), (j.job_id for j in jobs))  # the rest is history
     if mirror is not None:

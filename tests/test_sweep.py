@@ -133,9 +133,15 @@ def test_sweep_records_failures_and_resumes_incrementally(tmp_path, local_ray):
     )
     assert missing.returncode == 2 and "not a sweep results folder" in missing.stderr
 
+    # what a killed driver leaves mid-write (write_atomic's temporaries), in every folder a sweep
+    # writes, is cleared by the next run
+    for folder in (out, out / "images", out / "rows", out / "report", out / "curves"):
+        folder.mkdir(exist_ok=True)
+        (folder / ".x.png.abc123.tmp").write_bytes(b"half")
     # re-running skips the finished job and re-runs the failed one
     again = run_sweep(str(spec), output=str(out), quiet=True)
     assert (again.total, again.ok, again.failed, again.skipped) == (2, 0, 1, 1)
+    assert not list(out.rglob(".*.tmp"))
     # adding an image runs only the new job (and the still-failing one)
     spec = write_spec(tmp_path / "resume.yaml", [tubingen, bad, SAMPLES / "content" / "chelsea.jpg"])
     grown = run_sweep(str(spec), output=str(out), quiet=True)
