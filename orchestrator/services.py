@@ -10,6 +10,7 @@ URI or address, where it came from (the setting to change) and the reason.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import sqlite3
@@ -84,8 +85,12 @@ def sqlite_problem(path: Path) -> str | None:
         with open(path, "rb") as fh:
             if fh.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
                 return "is not an SQLite database (its first bytes are not SQLite's header)"
+        # read-write: a driver killed mid-write leaves a hot journal, which SQLite rolls back
+        # on this first read; a read-only probe cannot and would call a sound store broken
         try:
-            with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=connect_timeout()) as db:
+            with contextlib.closing(
+                sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=connect_timeout())
+            ) as db:
                 db.execute("PRAGMA schema_version").fetchone()
         except sqlite3.DatabaseError as exc:
             return f"is not a usable SQLite database ({exc})"

@@ -133,6 +133,32 @@ def test_a_broken_mlflow_store_names_the_file_and_the_reason(tmp_path):
             check_tracking_store(f"sqlite:///{ro}", "x")
 
 
+def test_a_store_left_mid_transaction_by_a_killed_driver_is_usable(tmp_path):
+    """A driver SIGKILLed while MLflow writes leaves a hot journal beside the store; SQLite rolls
+    it back on the next read-write open. The check before a sweep must not call that store broken
+    (a read-only probe cannot roll back and fails with 'attempt to write a readonly database')."""
+    import sqlite3
+
+    store = tmp_path / "mlflow.db"
+    with contextlib.closing(sqlite3.connect(store)) as db:
+        db.execute("CREATE TABLE runs (name TEXT)")
+        db.executemany("INSERT INTO runs VALUES (?)", [("a" * 500,)] * 2000)
+        db.commit()
+    killed_mid_write = (
+        "import os, signal, sqlite3\n"
+        f"db = sqlite3.connect({str(store)!r}, isolation_level=None)\n"
+        "db.execute('PRAGMA cache_size=1')\n"  # dirty pages spill into the file: the journal is hot
+        "db.execute('BEGIN')\n"
+        "db.execute(\"UPDATE runs SET name = 'b'\")\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    subprocess.run([sys.executable, "-c", killed_mid_write], check=False, timeout=60)
+    assert (tmp_path / "mlflow.db-journal").stat().st_size > 0
+    check_tracking_store(f"sqlite:///{store}", "x")
+    with contextlib.closing(sqlite3.connect(store)) as db:  # the half-done update was rolled back
+        assert db.execute("SELECT count(*) FROM runs WHERE name LIKE 'a%'").fetchone() == (2000,)
+
+
 def test_a_catalog_never_reads_its_own_outputs(tmp_path):
     from orchestrator.catalog_manifest import CatalogError, list_sources, own_outputs
 
