@@ -685,7 +685,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     older = f"; {report.not_shown} rows of jobs the spec no longer has not shown" if report.not_shown else ""
     if not args.quiet:
-        print(f"{report.jobs} jobs ({report.ok} ok, {report.failed} failed{older}): {report.path}")
+        stopped = f", {report.stopped} stopped early" if report.stopped else ""
+        print(f"{report.jobs} jobs ({report.ok} ok{stopped}, {report.failed} failed{older}): {report.path}")
     return 0
 
 

@@ -40,6 +40,7 @@ from algorithms.metrics import MEASURES, Measure
 
 from . import pictures
 from .files import safe_name, write_atomic
+from .halving import parse_rungs
 from .images import ImageError, read_image, resize_to
 from .results import curve_path, read_results, rows_dir, source_file
 from .tracking import run_page
@@ -62,6 +63,7 @@ class Report:
     ok: int
     failed: int
     not_shown: int = 0  # rows of jobs the spec no longer has
+    stopped: int = 0  # jobs early stopping ended at a rung
 
 
 # --- pure helpers ---------------------------------------------------------------------------------
@@ -150,7 +152,7 @@ def _e(text: object) -> str:
 
 def _grid_html(df: pd.DataFrame, out: Path, report: Path, ui: str | None = None) -> list[str]:
     parts: list[str] = []
-    ok = df[df["status"] == "ok"]
+    ok = df[df["status"].isin(("ok", "stopped"))]  # a stopped job shows its picture at its rung
     for style, by_style in ok.groupby("style", sort=True):
         first = by_style.iloc[0]
         labels = sorted({(r.algorithm, r.variant) for r in by_style.itertuples()})
@@ -203,6 +205,10 @@ def _cell_html(
         content_thumb, style_thumb = sources
         regions, regions_line = _regions(row, report)
         style_thumb = regions or style_thumb  # a regional job is shown beside its label image
+        stopped = ""
+        if row.status == "stopped":
+            step = stopped_step(row)
+            stopped = f'<b class="stopped">stopped early{f" at step {step}" if step else ""}</b><br>'
         curve = curve_path(out, row.job_id)
         curve_link = (Path("..") / curve.relative_to(out)).as_posix() if curve.is_file() else ""
         run = (
@@ -217,7 +223,7 @@ def _cell_html(
             f'<td><a class="full" href="{_e(link.as_posix())}" data-content="{_e(content_thumb or "")}" '
             f'data-style="{_e(style_thumb or "")}" data-curve="{_e(curve_link)}" data-run="{_e(run)}" '
             f'data-title="{_e(title)}"><img src="{thumb}" alt="{_e(title)}" title="{_e(title)}">'
-            f"</a><br><small>{regions_line}{_e(measures_line(row)).replace(chr(10), '<br>')}{run_link}</small></td>"
+            f"</a><br><small>{stopped}{regions_line}{_e(measures_line(row)).replace(chr(10), '<br>')}{run_link}</small></td>"
         )
     return "".join(pieces)
 
@@ -313,6 +319,7 @@ input.filter { margin: 0.4em 0; width: 20em; }
 #viewer img.curve { width: 360px; height: auto; background: #fff; }
 #viewer a, a.run { color: #4af; }
 td.empty { color: #aaa; }
+b.stopped { color: #b35900; }
 """
 
 # Sorting (click a column's header; again to reverse) and filtering (rows holding the typed
@@ -422,12 +429,18 @@ def write_report(
     report = out / "report"
     df["variant"] = df["variant"].fillna("")
     ok, failed = int((df["status"] == "ok").sum()), int((df["status"] == "failed").sum())
+    stopped = int((df["status"] == "stopped").sum())
+    stopped_text = (
+        f"{stopped} stopped early (successive halving; their pictures are at the step they stopped), "
+        if stopped
+        else ""
+    )
     names = ", ".join(sorted(df["spec_name"].dropna().unique())) or out.name
     versions = ", ".join(sorted(df["code_version"].dropna().unique()))
     older = f" {hidden} rows of jobs the spec no longer has are not shown." if hidden else ""
     body = [
         f"<h1>stylegrid report: {_e(names)}</h1>",
-        f"<p>{len(df)} jobs: {ok} ok, {failed} failed. Folder {_e(out)}. Code {_e(versions or 'unknown')}. "
+        f"<p>{len(df)} jobs: {ok} ok, {stopped_text}{failed} failed. Folder {_e(out)}. Code {_e(versions or 'unknown')}. "
         f"Written {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC.{older}</p>",
         "<p>Measures (algorithms/metrics.py): "
         + "; ".join(f"<b>{m.name}</b> {_e(m.summary)}, {m.better} is better" for m in MEASURES)
@@ -439,6 +452,8 @@ def write_report(
         "<h2>Summary</h2>",
         _table_html(summary_table(df)),
     ]
+    if stopped:
+        body += _stopped_html(df[df["status"] == "stopped"])
     failures = df[df["status"] == "failed"]
     body.append(f"<h2>Failed jobs ({len(failures)})</h2>")
     if len(failures):
@@ -449,6 +464,28 @@ def write_report(
     page = _page(f"stylegrid report: {names}", body)
     index = write_atomic(report / "index.html", page.encode())
     write_atomic(report / STANDALONE, standalone(page, report).encode())
-    summary = {"jobs": len(df), "ok": ok, "failed": failed, "not_shown": hidden}
+    summary = {"jobs": len(df), "ok": ok, "failed": failed, "stopped": stopped, "not_shown": hidden}
     write_atomic(report / "summary.json", json.dumps(summary).encode())
-    return Report(index, len(df), ok, failed, hidden)
+    return Report(index, len(df), ok, failed, hidden, stopped)
+
+
+def stopped_step(row) -> int | None:
+    """The step a stopped job's row stopped at (its last rung), or None."""
+    cell = getattr(row, "rungs", None)
+    rungs = parse_rungs(cell if isinstance(cell, str) else None)
+    return int(rungs[-1]["step"]) if rungs and "step" in rungs[-1] else None
+
+
+def _stopped_html(stopped: pd.DataFrame) -> list[str]:
+    """The jobs early stopping ended: where, on which measures, and why."""
+    table = stopped.assign(step=[stopped_step(r) for r in stopped.itertuples()])[
+        ["algorithm", "variant", "content_name", "style_name", "step", "steps",
+         *[m.name for m in MEASURES], "error", "job_id"]
+    ].rename(columns={"error": "why"})  # fmt: skip
+    return [
+        f"<h2>Stopped early ({len(stopped)})</h2>",
+        "<p>Successive halving compared these jobs at a rung with the other jobs of their picture "
+        "and stopped them there; their measures are at that step, so the summary and the charts "
+        "leave them out.</p>",
+        _table_html(table.sort_values(["algorithm", "content_name", "style_name"])),
+    ]

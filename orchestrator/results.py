@@ -57,7 +57,11 @@ FIXED_COLUMNS: list[tuple[str, pa.DataType, str]] = [
     ),
     ("sweep_id", pa.string(), "the invocation of `stylegrid sweep` that ran the job"),
     ("spec_name", pa.string(), "the spec's name"),
-    ("status", pa.string(), "ok or failed"),
+    (
+        "status",
+        pa.string(),
+        "ok, failed, or stopped (early stopping ended it at a rung: its image and measures there)",
+    ),
     (
         "error",
         pa.string(),
@@ -93,6 +97,12 @@ FIXED_COLUMNS: list[tuple[str, pa.DataType, str]] = [
     ("size", pa.int64(), "the output's long side, px"),
     ("steps", pa.int64(), "optimisation steps; null for a feed-forward algorithm"),
     ("evaluations", pa.int64(), "evaluations of the objective (L-BFGS line searches take several per step)"),
+    (
+        "rungs",
+        pa.string(),
+        "early stopping: each rung the job reached (JSON list: rung, step, measures, go_on, reason); "
+        "null without early stopping",
+    ),
     ("loss_total", pa.float64(), "the final total loss"),
     ("loss_content", pa.float64(), "sum of the final content.* terms; null if the algorithm has none"),
     ("loss_style", pa.float64(), "sum of the final style.* terms; null if the algorithm has none"),
@@ -112,7 +122,7 @@ FIXED_COLUMNS: list[tuple[str, pa.DataType, str]] = [
     ("params_json", pa.string(), "every parameter that applies to the job (JSON)"),
 ]
 # String columns where an empty value means "none": stored as null (older rows' "" read as null)
-NULL_WHEN_EMPTY = ("error", "variant", "tiles", "output_image", "mlflow_run_id", "regions")
+NULL_WHEN_EMPTY = ("error", "variant", "tiles", "output_image", "mlflow_run_id", "regions", "rungs")
 
 
 SCALARS = {bool: pa.bool_(), int: pa.int64(), float: pa.float64(), str: pa.string()}

@@ -21,6 +21,7 @@ from algorithms.base import group_sums
 from algorithms.metrics import MEASURES
 
 from .files import safe_name, write_atomic
+from .halving import rungs_record
 from .jobs import Job
 from .mirror import Mirror
 from .provenance import provenance
@@ -71,6 +72,7 @@ def result_row(
         "size": job.size,
         "steps": job.params.get("steps"),
         "evaluations": outcome.evaluations,
+        "rungs": rungs_record(outcome.rungs),
         "loss_total": losses.get("total"),
         "loss_content": loss_content,
         "loss_style": loss_style,
@@ -252,13 +254,19 @@ class SweepRuns:
             "evaluations": float(outcome.evaluations),
             "attempts": float(attempts),
         }
+        # the measures at each rung reached (early stopping), then the final ones: one curve each
+        for rung in (r for r in outcome.rungs if r["step"] < last):  # (a stopped job's last: below)
+            self.tracker.log_metrics(run_id, rung["values"], step=rung["step"], timestamp=at(rung["step"]))
         self.tracker.log_metrics(run_id, finals, step=last, timestamp=finished)
         if outcome.error:
             self.tracker.set_tag(run_id, "error", outcome.error[:5000])
         self._log_images(run_id, outcome, image, last, at)
         if outcome.plot_png:
             self.tracker.log_bytes(run_id, "loss_curve.png", outcome.plot_png, "plots")
-        self.tracker.end_run(run_id, "FINISHED" if outcome.status == "ok" else "FAILED", end_time=finished)
+        if outcome.status == "stopped":
+            self.tracker.set_tag(run_id, "stylegrid.stopped_at_step", str(last))
+        status = "FAILED" if outcome.status == "failed" else "FINISHED"  # stopped: finished early, on purpose
+        self.tracker.end_run(run_id, status, end_time=finished)
         return run_id
 
     def _log_images(self, run_id: str, outcome: JobOutcome, image: Path | None, last: int, at) -> None:
@@ -281,7 +289,7 @@ class Sink:
     sweep_id: str
     spec_name: str
     mlflow: SweepRuns | None
-    counts: dict[str, int] = field(default_factory=lambda: {"ok": 0, "failed": 0})
+    counts: dict[str, int] = field(default_factory=lambda: {"ok": 0, "failed": 0, "stopped": 0})
     warnings: list[str] = field(default_factory=list)
     mirror: Mirror | None = None  # an object store the output folder is kept in (mirror.py)
 

@@ -69,6 +69,55 @@ class Resources(BaseModel):
     num_gpus: float = Field(0.0, ge=0, description="GPUs per job; fractions share a GPU")
 
 
+class EarlyStoppingSpec(BaseModel):
+    """Successive halving (``halving.py``): jobs measured at rungs, the hopeless ones stopped."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    measure: str | list[str] = Field(
+        "style_distance",
+        description="the quality measure compared at each rung, or two (compared by Pareto rank), "
+        "e.g. [content_distance, style_distance]",
+    )
+    rungs: list[float] = Field(
+        default_factory=lambda: [0.1, 0.3],
+        min_length=1,
+        description="when jobs are compared: fractions of each job's steps, each in (0, 1)",
+    )
+    reduction_factor: float = Field(
+        3.0, gt=1, description="at each rung the best 1/reduction_factor of a group's jobs go on"
+    )
+    min_results: int = Field(
+        3, ge=1, description="a rung stops no job before it has this many results in the job's group"
+    )
+
+    @field_validator("rungs")
+    @classmethod
+    def _fractions(cls, value: list[float]) -> list[float]:
+        if any(not 0 < f < 1 for f in value):
+            raise ValueError(f"each rung is a fraction of the steps in (0, 1), got {value}")
+        return sorted(set(value))
+
+    @field_validator("measure")
+    @classmethod
+    def _known(cls, value: str | list[str]) -> str | list[str]:
+        from algorithms.metrics import MEASURES
+
+        names = [value] if isinstance(value, str) else value
+        known = [m.name for m in MEASURES]
+        if not 1 <= len(names) <= 2 or len(set(names)) != len(names):
+            raise ValueError(f"one measure or two different ones, got {value}")
+        for name in names:
+            if name not in known:
+                raise ValueError(
+                    f"unknown measure {name!r}{did_you_mean(name, known)}; known: {', '.join(known)}"
+                )
+        return value
+
+    @property
+    def measures(self) -> tuple[str, ...]:
+        return (self.measure,) if isinstance(self.measure, str) else tuple(self.measure)
+
+
 class AlgorithmSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
@@ -136,6 +185,11 @@ class SweepSpec(BaseModel):
         None, gt=0, description="a job running longer is stopped (its worker killed) and retried or failed"
     )
     max_jobs: int = Field(100_000, gt=0, description="refuse grids larger than this (a typo guard)")
+    early_stopping: EarlyStoppingSpec | None = Field(
+        None,
+        description="successive halving: jobs compared at rungs (fractions of their steps) with the "
+        "jobs of the same picture; the hopeless ones stop there with status `stopped`",
+    )
     regions: list[RegionSetSpec] = Field(
         default_factory=list,
         description="spatial control: photos with label images and a style (or none) per colour, "

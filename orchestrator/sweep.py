@@ -31,6 +31,7 @@ from algorithms.metrics import MEASURES
 
 from . import storage
 from .files import WriteError, remove_partial_files
+from .halving import RungBoard, Rungs, group_of, parse_rungs
 from .jobs import Expansion, Job, plan_jobs
 from .lock import folder_lock, sigterm_as_interrupt
 from .mirror import Mirror, store_results
@@ -72,6 +73,7 @@ class SweepSummary:
     experiment_id: str | None = None  # the MLflow experiment
     lost: bool = False  # stopped because the tracking server or the Ray cluster went away (exit status 1)
     cluster_lost: bool = False  # the Ray cluster went away: Ray's own teardown would wait for it
+    stopped: int = 0  # jobs early stopping ended at a rung (not failures: the exit status is 0)
 
     def summary(self) -> Summary:
         if self.published:
@@ -95,8 +97,9 @@ class SweepSummary:
                 storage.join(self.published, "report", "index.html") if self.published else str(self.report)
             )
             places.append(("report", report))
+        stopped = f"{self.stopped} stopped early, " if self.stopped else ""
         headline = (
-            f"{self.ok} ok, {self.failed} failed, {self.skipped} skipped (already done) of {self.total} jobs"
+            f"{self.ok} ok, {stopped}{self.failed} failed, {self.skipped} skipped (already done) of {self.total} jobs"
             f"{' (interrupted)' if self.interrupted else ''}"
         )
         return Summary(headline, places, self.warnings, self.interrupted)
@@ -179,7 +182,7 @@ def _run_locked(
     moved = set_aside(out, rows.unreadable_files)  # kept for a look, never read again
     warnings += [f"{u}; set aside as {m}; it runs again" for u, m in zip(rows.unreadable, moved, strict=True)]
     done = status_by_job(rows.table)
-    todo = [j for j in jobs if done.get(j.job_id) != "ok"]
+    todo = [j for j in jobs if done.get(j.job_id) not in FINISHED]
     tracking_uri, embedded = resolve_tracking_uri(spec.tracking_uri, out)
     try:  # model=models:/<name>/<version>: found once here, where the tracking store is reachable
         locations = resolve_locations(model_uris(j.params for j in todo), tracking_uri)
@@ -189,7 +192,7 @@ def _run_locked(
         Tracker(tracking_uri, spec.name, out / "mlartifacts" if embedded else None, view=SWEEP_VIEW),
         mirror.uri if mirror else out,
     )
-    closed, deleted = mlflow.close_stale_runs({j for j, st in done.items() if st == "ok"})
+    closed, deleted = mlflow.close_stale_runs({j for j, st in done.items() if st in FINISHED})
     if closed:
         warnings.append(f"{closed} MLflow run(s) left RUNNING by a stopped sweep of {out} closed as KILLED")
     if deleted:
@@ -203,12 +206,15 @@ def _run_locked(
     mlflow.start_sweep(sweep_id, str(spec_path), spec.model_dump(), counts, jobs)
     sink = Sink(out, sweep_id, spec.name, mlflow, warnings=warnings, mirror=mirror)
     console.say(f"sweep {spec.name} ({sweep_id}): {describe_counts(expansion, len(jobs) - len(todo))}")
+    if spec.early_stopping is not None and todo:
+        console.say(describe_stopping(spec.early_stopping))
     interrupted = lost = False
     cluster_lost: str | None = None
     report = None
     try:
         if todo:
-            _schedule(spec, todo, sink, max_concurrent, console, ray_init_kwargs, locations)
+            seeds = rung_records(rows.table, jobs)
+            _schedule(spec, todo, sink, max_concurrent, console, ray_init_kwargs, locations, seeds)
     except KeyboardInterrupt:
         interrupted = True
         console.say("interrupted: stopping the workers; finished jobs are kept")
@@ -262,8 +268,40 @@ def _run_locked(
     return SweepSummary(
         out, len(jobs), len(jobs) - len(todo), sink.counts["ok"], sink.counts["failed"], interrupted,
         tracking_uri, sink.warnings, report, expansion.folded_seeds, mirror.uri if mirror else None,
-        mlflow.tracker.experiment_id, lost, cluster_lost is not None,
+        mlflow.tracker.experiment_id, lost, cluster_lost is not None, sink.counts["stopped"],
     )  # fmt: skip
+
+
+FINISHED = ("ok", "stopped")  # a job with a row of either status is done: a new run skips it
+
+
+def rung_records(table, jobs: Sequence[Job]) -> list[tuple[str, str, list[dict]]]:
+    """(group, job id, rungs) of the rows of the spec's jobs that reached a rung: what a resumed
+    sweep's board starts from, so that it decides as if the sweep had never stopped."""
+    if table is None or "rungs" not in table.column_names:
+        return []
+    by_id = {j.job_id: j for j in jobs}
+    out = []
+    for job_id, cell in zip(
+        table.column("job_id").to_pylist(), table.column("rungs").to_pylist(), strict=True
+    ):
+        job, rungs = by_id.get(job_id), parse_rungs(cell)
+        if job is not None and rungs:
+            out.append(
+                (group_of(job.content_sha256, job.style_sha256, job.size, job.mask_sha256), job_id, rungs)
+            )
+    return out
+
+
+def describe_stopping(stopping) -> str:
+    """``early stopping: style_distance at 10 %, 30 % of each job's steps; ...``."""
+    at = ", ".join(f"{f:.0%}" for f in stopping.rungs).replace("%", " %")
+    how = "by Pareto rank of " if len(stopping.measures) > 1 else ""
+    return (
+        f"early stopping: {how}{' and '.join(stopping.measures)} at {at} of each job's steps; the best "
+        f"1/{stopping.reduction_factor:g} of each picture's jobs go on (once a rung has "
+        f"{stopping.min_results} results)"
+    )
 
 
 def describe_counts(expansion: Expansion, done: int) -> str:
@@ -292,6 +330,7 @@ def _schedule(
     console: Console,
     init_kwargs: dict,
     model_locations: dict[str, str],
+    rung_seeds: list[tuple[str, str, list[dict]]] = (),  # type: ignore[assignment]
 ) -> None:
     import ray
     from ray.exceptions import RayActorError
@@ -322,6 +361,16 @@ def _schedule(
         ):
             if sha not in refs:
                 refs[sha] = ray.put(Path(path).read_bytes())
+    rungs = None
+    if spec.early_stopping is not None:  # one small actor holds every rung's results
+        stopping = spec.early_stopping
+        board = (
+            ray.remote(RungBoard)
+            .options(num_cpus=0, max_restarts=-1, max_task_retries=-1)
+            .remote(stopping.measures, stopping.reduction_factor, stopping.min_results)
+        )
+        ray.get(board.seed.remote(list(rung_seeds)))
+        rungs = Rungs(tuple(stopping.rungs), board)
     for _ in range(slots):
         new_actor()
     queue_ = deque(todo)
@@ -343,7 +392,9 @@ def _schedule(
                 job, actor = queue_.popleft(), idle.popleft()
                 attempts[job.job_id] = attempts.get(job.job_id, 0) + 1
                 extra = [refs[sha] for _, sha in job.extra_files()]  # a spatially controlled job's files
-                ref = actor.run.remote(job, refs[job.content_sha256], refs[job.style_sha256], *extra)
+                ref = actor.run.remote(
+                    job, refs[job.content_sha256], refs[job.style_sha256], *extra, rungs=rungs
+                )
                 pending[ref] = (job, actor)
                 started[ref] = time.monotonic()
             if not queue_:  # nothing left to hand out: give back what idle or starting workers hold
@@ -384,10 +435,11 @@ def _schedule(
                     outcome = JobOutcome(job.job_id, "failed", error=error)
                 sink.put(job, outcome, attempts[job.job_id])
                 bar.update(1)
-            state = (sink.counts["ok"], sink.counts["failed"], len(pending))
-            if state != shown:  # done / failed / running; the bar itself gives the ETA
+            state = (sink.counts["ok"], sink.counts["failed"], len(pending), sink.counts["stopped"])
+            if state != shown:  # done / failed / running (/ stopped); the bar itself gives the ETA
                 shown = state
-                bar.set_postfix(done=state[0], failed=state[1], running=state[2])
+                more = {"stopped": state[3]} if spec.early_stopping else {}
+                bar.set_postfix(done=state[0], failed=state[1], running=state[2], **more)
     finally:
         bar.close()
         if not gone:  # (with the cluster gone, ray.kill would wait for it)
@@ -427,12 +479,14 @@ def plan(spec_path: str, output: str | None = None, sample: int = 10, settings: 
         done = {} if table is None else status_by_job(table)
     else:
         done = finished_status(out) if out.exists() else {}
-    ok = sum(1 for j in jobs if done.get(j.job_id) == "ok")
+    ok = sum(1 for j in jobs if done.get(j.job_id) in FINISHED)
     lines = [f"{spec_path}: {describe_counts(expansion, ok)} -> {out}"]
     by_algo: dict[str, int] = {}
     for j in jobs:
         by_algo[j.algorithm] = by_algo.get(j.algorithm, 0) + 1
     lines.append("  " + ", ".join(f"{k}: {v}" for k, v in by_algo.items()))
+    if spec.early_stopping is not None:
+        lines.append("  " + describe_stopping(spec.early_stopping))
     for j in jobs[:sample]:
         lines.append(f"  {j.job_id}  {j.label}")
     if len(jobs) > sample:

@@ -24,6 +24,7 @@ from algorithms.base import check_loss_names
 from algorithms.device import pick_device
 from algorithms.metrics import quality, regional_quality
 
+from .halving import Rungs, StopAtRung, group_of
 from .images import ImageError, decode_image, load_image, png_bytes, resize_to, to_tensor
 from .jobs import Job
 from .models import localize
@@ -37,7 +38,7 @@ IMAGE_CACHE = 32  # decoded images kept per worker
 @dataclass
 class JobOutcome:
     job_id: str
-    status: str  # "ok" or "failed"
+    status: str  # "ok", "failed" or "stopped" (early stopping: its image and measures at a rung)
     error: str = ""
     png: bytes | None = None
     plot_png: bytes | None = None  # the loss curve, rendered here so the driver only writes
@@ -55,6 +56,7 @@ class JobOutcome:
     tiles: str = ""  # the tile layout a memory budget asked for (algorithms' StylizeResult.tiles)
     note: str = ""  # e.g. why the optimiser stopped early
     pid: int = 0
+    rungs: list[dict] = field(default_factory=list)  # early stopping: the measures at each rung reached
 
 
 def job_device(job: Job) -> torch.device:
@@ -83,13 +85,16 @@ class JobRunner:
         self.images.move_to_end(key)
         return self.images[key]
 
-    def run(self, job: Job, content: bytes, style: bytes, *extra: bytes) -> JobOutcome:
+    def run(
+        self, job: Job, content: bytes, style: bytes, *extra: bytes, rungs: Rungs | None = None
+    ) -> JobOutcome:
         """Run ``job`` on the given image files' bytes (shipped by the driver: on a cluster the
-        worker's node need not have the files); ``extra``: those of ``job.extra_files()``."""
+        worker's node need not have the files); ``extra``: those of ``job.extra_files()``;
+        ``rungs``: early stopping (the job measures itself at each rung and asks the board)."""
         started = time.time()
         start = time.perf_counter()
         try:
-            outcome = self._run(job, content, style, extra)
+            outcome = self._run(job, content, style, extra, rungs)
         except ImageError as exc:
             outcome = JobOutcome(job.job_id, "failed", error=str(exc))
         except Exception as exc:  # the job fails, the worker and the sweep go on
@@ -102,7 +107,12 @@ class JobRunner:
         return outcome
 
     def _run(
-        self, job: Job, content_bytes: bytes, style_bytes: bytes, extra: tuple[bytes, ...] = ()
+        self,
+        job: Job,
+        content_bytes: bytes,
+        style_bytes: bytes,
+        extra: tuple[bytes, ...] = (),
+        rungs: Rungs | None = None,
     ) -> JobOutcome:
         algorithm = get_algorithm(job.algorithm)
         params = localize(build_params(algorithm.params_type, job.params), self.model_locations)
@@ -112,10 +122,8 @@ class JobRunner:
         init = getattr(params, "init", "content")
         init_image = None if init in ("content", "noise") else load_image(init)
         snapshots: list[tuple[int, bytes]] = []
-
-        def snapshot(info: StepInfo) -> None:
-            if job.snapshot_every and info.step % job.snapshot_every == 0 and info.step < info.total_steps:
-                snapshots.append((info.step, png_bytes(info.image.clamp(0, 1))))
+        history: list[StepLoss] = []  # kept for a job stopped at a rung (the result has its own)
+        reached: list[dict] = []  # the rungs reached: step, measures, decision
 
         styles, regions = [style], None
         if job.regions:  # spatial control: the regions from the shipped label image and styles
@@ -125,17 +133,60 @@ class JobRunner:
             by_sha.update((sha, b) for (_, sha), b in zip(job.extra_files(), extra, strict=True))
             data = {path: by_sha[sha] for path, sha in job.region_files().items()}
             styles, regions = job_regions(job, data, content.shape[-2:])
-        result = algorithm.stylize(
-            content, styles, params, init_image=init_image, seed=job.seed or 0, device=device,
-            callback=snapshot, cache=self.targets, **({"regions": regions} if regions else {}),
-        )  # fmt: skip
-        check_loss_names(result.final_losses)
-        if regions:  # each region's style measures against its own painting
-            measures = regional_quality(
-                result.image, content, styles, regions, device=device, cache=self.targets
+
+        def measure(image: torch.Tensor) -> dict[str, float]:
+            if regions:  # each region's style measures against its own painting
+                found = regional_quality(image, content, styles, regions, device=device, cache=self.targets)
+            else:
+                found = quality(image, content, style, device=device, cache=self.targets)
+            return found.as_dict()
+
+        group = group_of(job.content_sha256, job.style_sha256, job.size, job.mask_sha256)
+
+        def on_step(info: StepInfo) -> None:
+            if job.snapshot_every and info.step % job.snapshot_every == 0 and info.step < info.total_steps:
+                snapshots.append((info.step, png_bytes(info.image.clamp(0, 1))))
+            if rungs is None:
+                return
+            history.append(StepLoss(info.step, info.scale, info.losses))
+            steps = rungs.steps(info.total_steps)
+            if info.step not in steps:
+                return
+            image = as_output(info.image, content, getattr(params, "preserve_color", False))
+            values = measure(image)
+            go_on, reason = rungs.ask(group, steps.index(info.step), job.job_id, values)
+            reached.append({"rung": steps.index(info.step), "step": info.step, "values": values,
+                            "go_on": go_on, "reason": reason})  # fmt: skip
+            if not go_on:
+                raise StopAtRung(
+                    f"stopped at step {info.step} of {info.total_steps} by early stopping ({reason})",
+                    image,
+                    info.evaluations,
+                    values,
+                )
+
+        try:
+            result = algorithm.stylize(
+                content, styles, params, init_image=init_image, seed=job.seed or 0, device=device,
+                callback=on_step, cache=self.targets, **({"regions": regions} if regions else {}),
+            )  # fmt: skip
+        except StopAtRung as stop:
+            return JobOutcome(
+                job_id=job.job_id,
+                status="stopped",
+                png=png_bytes(stop.image),
+                plot_png=loss_curve_png(history, job.label),
+                snapshots=snapshots,
+                history=history,
+                final_losses=dict(history[-1].losses),
+                evaluations=stop.evaluations,
+                quality=stop.values,
+                device=str(device),
+                note=stop.reason,
+                rungs=reached,
             )
-        else:
-            measures = quality(result.image, content, style, device=device, cache=self.targets)
+        check_loss_names(result.final_losses)
+        measures = measure(result.image)
         return JobOutcome(
             job_id=job.job_id,
             status="ok",
@@ -145,9 +196,27 @@ class JobRunner:
             history=result.history,
             final_losses=dict(result.final_losses),
             evaluations=result.evaluations,
-            quality=measures.as_dict(),
+            quality=measures,
             device=result.device,
             precision=result.precision,
             tiles=result.tiles,
             note=result.stopped_early,
+            rungs=reached,
         )
+
+
+def as_output(image: torch.Tensor, content: torch.Tensor, preserve_color: bool) -> torch.Tensor:
+    """An image as it stands mid-optimisation made what the job would return: at the content's
+    size (a coarse pyramid level is smaller), in [0, 1], in the content's colours when the
+    optimisation runs on luminance only (``preserve_color``)."""
+    from algorithms.optimize import resize
+
+    out = image.detach().float().cpu()
+    if out.shape[-2:] != content.shape[-2:]:
+        out = resize(out, tuple(content.shape[-2:]))
+    out = out.clamp(0, 1)
+    if preserve_color:
+        from algorithms.color import recombine_luminance
+
+        out = recombine_luminance(out, content.cpu()).clamp(0, 1)
+    return out

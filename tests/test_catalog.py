@@ -342,6 +342,7 @@ def test_a_catalog_with_bad_files_gives_one_row_per_image_and_resumes_to_nothing
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_a_killed_run_resumes_and_writes_every_pair_exactly_once(tmp_path):
     made = make_catalog(tmp_path / "cat", 30, sizes=(150, 250))
     goods = [p for p, wh in made.items() if wh != (0, 0) or "gray" in p or "rgba" in p]

@@ -25,6 +25,7 @@ LAYERS = [
         "models",
         "train_spec",
         "region_jobs",
+        "halving",
     },
     {
         "worker",

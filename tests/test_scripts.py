@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -219,3 +220,12 @@ def test_gpu_check_without_a_gpu_says_so_in_one_line():
         "gpu_check: no CUDA GPU here (torch.cuda.is_available() is False): nothing to check; "
         "`--smoke` runs the same checks on the CPU"
     ]
+
+
+def test_early_stopping_smoke():
+    proc = run_in_process("benchmarks/early_stopping.py", "--smoke-test")
+    assert "evaluations:" in proc.stdout and "of the full grid's" in proc.stdout
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["jobs"] == 4 and result["failed"] == 0
+    assert result["evaluations_halved"] <= result["evaluations_full"]
+    assert 0 < result["front_share"] <= 1 and 0 < result["hypervolume_share"] <= 1

@@ -486,3 +486,55 @@ def test_redact_uri():
     assert redact_uri("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
     assert redact_uri("sqlite:////tmp/a b/mlflow.db") == "sqlite:////tmp/a b/mlflow.db"
     assert "pw" not in ui_command("mysql://u:pw@h/db") and "pw" not in ui_command("http://u:pw@h")
+
+
+def test_early_stopping_stops_hopeless_jobs_keeps_their_rows_and_never_reruns_them(tmp_path, local_ray):
+    """Successive halving in a sweep: one worker (so the order, and the decisions, are fixed), four
+    Gatys jobs of one picture from the strongest style weight down, one rung at half the steps
+    where the better half goes on. Each weaker job is behind at the rung and stops there, with its
+    picture and measures; the strongest runs to the end."""
+    from conftest import cli_in_process
+
+    extra = textwrap.dedent("""\
+        algorithms:
+          - name: gatys
+            grid: {style_weight: [100, 10, 0.01, 0.001]}
+        early_stopping: {measure: style_distance, rungs: [0.5], reduction_factor: 2, min_results: 2}
+        max_concurrent: 1
+        """)
+    spec = write_spec(tmp_path / "halving.yaml", [SAMPLES / "content" / "chelsea.jpg"], steps=6, extra=extra)
+    spec.write_text(spec.read_text().replace("algorithms: [{name: gatys}]\n", ""))
+    out = tmp_path / "out"
+    first = cli_in_process("sweep", spec, "-o", out, "-q")
+    assert first.returncode == 0, first.stderr  # stopped jobs are not failures
+    rows = read_results(out).to_pandas()
+    stopped, ok = rows[rows.status == "stopped"], rows[rows.status == "ok"]
+    assert list(ok.variant) == ["style_weight=100"] and len(stopped) == 3, rows[
+        ["variant", "status", "error"]
+    ]
+    for row in stopped.itertuples():
+        assert (
+            row.error.startswith("stopped at step 3 of 6 by early stopping (")
+            and "not among the best" in row.error
+        )
+        assert (out / row.output_image).is_file() and row.style_distance > 0 and row.evaluations >= 3
+        rungs = json.loads(row.rungs)
+        assert [r["step"] for r in rungs] == [3] and rungs[0]["go_on"] is False
+        assert rungs[0]["values"]["style_distance"] == pytest.approx(row.style_distance)
+        assert row.evaluations < ok.evaluations.min()
+    assert all(json.loads(r)[0]["go_on"] for r in ok.rungs)
+    client, runs = mlflow_runs(out, "halving")
+    by_job = {r.data.tags.get("stylegrid.job_id"): r for r in runs}
+    for row in stopped.itertuples():
+        run = by_job[row.job_id]
+        assert run.info.status == "FINISHED" and run.data.tags["status"] == "stopped"
+        assert run.data.tags["stylegrid.stopped_at_step"] == "3"
+    for row in ok.itertuples():  # the rung's measures and the final ones: a curve of two points
+        history = client.get_metric_history(by_job[row.job_id].info.run_id, "style_distance")
+        assert [m.step for m in sorted(history, key=lambda m: m.step)] == [3, 6]
+    page = (out / "report" / "index.html").read_text()
+    assert f"Stopped early ({len(stopped)})" in page and "stopped early at step 3" in page
+    assert json.loads((out / "report" / "summary.json").read_text())["stopped"] == len(stopped)
+
+    again = run_sweep(str(spec), output=str(out), quiet=True)  # nothing runs again
+    assert (again.skipped, again.ok, again.stopped, again.failed) == (4, 0, 0, 0)
