@@ -1,8 +1,9 @@
 """Early stopping (successive halving) against the full grid, side by side in one run.
 
-The same grid of Gatys and histogram-loss jobs (128 px, 100 steps: several content x style
-pictures, each with style weights, optimisers and poolings) runs twice through real sweeps: every
-job to its last step, then with ``early_stopping``. Reported:
+The grid of ``experiments/early_stopping.yaml`` (Gatys and the histogram loss x style weight x
+optimiser x pooling on three pictures, 128 px, 100 steps: 120 jobs) runs twice through real
+sweeps: every job to its last step, then with the file's ``early_stopping`` (or the rule the
+options give). Reported:
 
 * the full grid's Pareto front of each picture (the jobs no other job of that picture beats on both
   content_distance and style_distance, at their last step) and the share of it that the run with
@@ -14,7 +15,8 @@ job to its last step, then with ``early_stopping``. Reported:
 
 The target (issue 33): at least 90 % of the front for at most 40 % of the evaluations.
 
-    python benchmarks/early_stopping.py                      # 120 jobs, twice (about 25 minutes here)
+    python benchmarks/early_stopping.py                      # 120 jobs, twice
+    python benchmarks/early_stopping.py --reduction-factor 2 --rungs 0.2   # another rule
     python benchmarks/early_stopping.py --reuse-full DIR     # the full grid from an earlier run's DIR
     python benchmarks/early_stopping.py --smoke-test         # a few tiny jobs: checks that it runs
 """
@@ -31,34 +33,32 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-CONTENT = REPO / "samples" / "content"
-STYLE = REPO / "samples" / "style"
-# pictures the defaults were never tuned on would do as well: the rule compares jobs of one picture
-PICTURES = (["tubingen.jpg", "chelsea.jpg", "flower.jpg"], ["the_scream.jpg"])
+EXPERIMENT = REPO / "experiments" / "early_stopping.yaml"
 MEASURES = ("content_distance", "style_distance")
-GRID = {
-    "style_weight": [0.5, 1, 2.5, 5, 10],
-    "optimizer": ["lbfgs", "adam"],
-    "pooling": ["max", "avg"],
-}
 
 
-def grid_spec(path: Path, contents, styles, size: int, steps: int, grid: dict, stopping: dict | None) -> Path:
-    lines = [
-        f"name: {path.stem}",
-        f"content: {json.dumps([str(c) for c in contents])}",
-        f"style: {json.dumps([str(s) for s in styles])}",
-        "algorithms:",
-        *(f"  - {{name: {a}, grid: {json.dumps(grid)}}}" for a in ("gatys", "histogram")),
-        f"size: {size}",
-        f"style_size: {max(size, 64)}",
-        f"steps: {steps}",
-        "resources: {num_cpus: 1}",
-    ]
-    if stopping:
-        lines.append(f"early_stopping: {json.dumps(stopping)}")
-    path.write_text("\n".join(lines) + "\n")
-    return path
+def specs(experiment: Path, work: Path, stopping: dict, smoke: bool) -> tuple[Path, Path]:
+    """The experiment file without and with early stopping (``stopping``), its paths made
+    absolute; ``smoke``: one photo, two style weights, 32 px, 6 steps."""
+    import yaml
+
+    spec = yaml.safe_load(experiment.read_text())
+    base = experiment.parent
+    spec["content"] = [str((base / c).resolve()) for c in spec["content"]]
+    spec["style"] = [str((base / s).resolve()) for s in spec["style"]]
+    if smoke:
+        spec["content"] = spec["content"][:1]
+        spec.update(size=32, style_size=64, steps=6)
+        for algorithm in spec["algorithms"]:
+            algorithm["grid"] = {"style_weight": [0.01, 10]}
+    spec.pop("output", None)
+    full = {**spec, "name": "full"}
+    full.pop("early_stopping", None)
+    halved = {**spec, "name": "halving", "early_stopping": stopping}
+    paths = work / "full.yaml", work / "halving.yaml"
+    for path, content in zip(paths, (full, halved), strict=True):
+        path.write_text(yaml.safe_dump(content, sort_keys=False))
+    return paths
 
 
 # --- pure: fronts, hypervolume, the comparison ------------------------------------------------------
@@ -134,48 +134,46 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--size", type=int, default=128)
-    parser.add_argument("--steps", type=int, default=100)
-    parser.add_argument("--measure", default="content_distance,style_distance",
-                        help="the measure(s) compared at the rungs, comma-separated")  # fmt: skip
-    parser.add_argument("--rungs", default="0.1,0.3", help="fractions of the steps")
-    parser.add_argument("--reduction-factor", type=float, default=3)
-    parser.add_argument("--min-results", type=int, default=3)
+    parser.add_argument("--experiment", type=Path, default=EXPERIMENT)
+    parser.add_argument(
+        "--measure", default=None, help="the measure(s) compared at the rungs, comma-separated"
+    )
+    parser.add_argument("--rungs", default=None, help="fractions of the steps, comma-separated")
+    parser.add_argument("--reduction-factor", type=float, default=None)
+    parser.add_argument("--min-results", type=int, default=None)
     parser.add_argument("--workdir", type=Path, default=None, help="keep the sweeps' folders here")
     parser.add_argument("--reuse-full", type=Path, default=None, help="a full grid's output folder to reuse")
     parser.add_argument("--smoke-test", action="store_true")
     args = parser.parse_args()
-    contents = [CONTENT / c for c in PICTURES[0]]
-    styles = [STYLE / s for s in PICTURES[1]]
-    grid = GRID
-    if args.smoke_test:
-        args.size, args.steps, contents = 32, 6, contents[:1]
-        grid = {"style_weight": [0.01, 10], "optimizer": ["lbfgs"]}
-    measure = args.measure.split(",")
-    stopping = {
-        "measure": measure[0] if len(measure) == 1 else measure,
-        "rungs": [float(r) for r in args.rungs.split(",")],
-        "reduction_factor": args.reduction_factor,
-        "min_results": args.min_results,
-    }
+    import yaml
+
+    stopping = dict(yaml.safe_load(args.experiment.read_text()).get("early_stopping") or {})
+    if args.measure:
+        measure = args.measure.split(",")
+        stopping["measure"] = measure[0] if len(measure) == 1 else measure
+    if args.rungs:
+        stopping["rungs"] = [float(r) for r in args.rungs.split(",")]
+    if args.reduction_factor:
+        stopping["reduction_factor"] = args.reduction_factor
+    if args.min_results:
+        stopping["min_results"] = args.min_results
     with tempfile.TemporaryDirectory() as tmp:
         work = args.workdir or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        full_spec = grid_spec(work / "full.yaml", contents, styles, args.size, args.steps, grid, None)
-        halved_spec = grid_spec(
-            work / "halving.yaml", contents, styles, args.size, args.steps, grid, stopping
-        )
+        full_spec, halved_spec = specs(args.experiment, work, stopping, args.smoke_test)
         if args.reuse_full:
             from orchestrator.results import read_results
 
             full, full_s = read_results(args.reuse_full).to_pandas(), float("nan")
         else:
             full, full_s = run(full_spec, work / "full")
-        halved_out = work / f"halving-{int(time.time())}"
-        halved, halved_s = run(halved_spec, halved_out)
+        halved, halved_s = run(halved_spec, work / f"halving-{int(time.time())}")
+        setup = yaml.safe_load(full_spec.read_text())
     result = compare(full, halved)
-    print(f"early stopping on {result['jobs']} jobs ({args.size} px, {args.steps} steps; "
-          f"gatys and histogram; {len(contents) * len(styles)} pictures), in one run:")  # fmt: skip
+    pictures = len(setup["content"]) * len(setup["style"])
+    algorithms = " and ".join(a["name"] for a in setup["algorithms"])
+    print(f"early stopping on {result['jobs']} jobs ({setup['size']} px, {setup['steps']} steps; "
+          f"{algorithms}; {pictures} pictures), in one run:")  # fmt: skip
     print(f"  rule: {json.dumps(stopping)}")
     print("  run              evaluations   seconds   stopped")
     print(f"  full grid        {result['evaluations_full']:>11}   {full_s:>7.0f}         0")
