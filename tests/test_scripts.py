@@ -229,3 +229,10 @@ def test_early_stopping_smoke():
     assert result["jobs"] == 4 and result["failed"] == 0
     assert result["evaluations_halved"] <= result["evaluations_full"]
     assert 0 < result["front_share"] <= 1 and 0 < result["hypervolume_share"] <= 1
+
+
+def test_video_flicker_smoke():
+    proc = run_in_process("benchmarks/video_flicker.py", "--smoke-test")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert set(result) == {"floor", "adain", "johnson"} and result["floor"] >= 0
+    assert all(0 < result[a]["error_ratio"] and 0 < result[a]["style_ratio"] for a in ("adain", "johnson"))
