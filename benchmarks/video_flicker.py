@@ -10,7 +10,7 @@ over the reliable pixels; the input clip's own is the floor the flow leaves) and
 style_distance of the frames, with their ratios blended / frame by frame. The target (issue 32):
 the warping error at most half, the style distance up by at most 10 %.
 
-    python benchmarks/video_flicker.py                     # 4 clips x 2 algorithms (about a minute)
+    python benchmarks/video_flicker.py                     # 4 clips x 2 algorithms (a few minutes)
     python benchmarks/video_flicker.py --strip strip.jpg   # also a picture: frames of one clip, both ways
     python benchmarks/video_flicker.py --smoke-test        # 1 clip, 6 frames at 64 px
 """
