@@ -95,3 +95,17 @@ def test_the_spec_option_is_checked():
         EarlyStoppingSpec(measure=["style_distance", "style_distance"])
     with pytest.raises(ValueError, match="greater than 1"):
         EarlyStoppingSpec(reduction_factor=1)
+
+
+def test_a_stopped_job_keeps_its_image_as_the_job_would_return_it():
+    import torch
+
+    from orchestrator.worker import as_output
+
+    content = torch.rand(1, 3, 48, 64)
+    coarse = torch.rand(1, 3, 24, 32) * 1.4 - 0.2  # a coarse pyramid level, a little out of range
+    out = as_output(coarse, content, preserve_color=False)
+    assert out.shape == content.shape and out.min() >= 0 and out.max() <= 1
+    grey = coarse.mean(1, keepdim=True).expand(1, 3, 24, 32)  # optimised on luminance only
+    coloured = as_output(grey, content, preserve_color=True)
+    assert coloured.shape == content.shape and not torch.allclose(coloured[:, 0], coloured[:, 1])
