@@ -100,7 +100,7 @@ FIXED_COLUMNS: list[tuple[str, pa.DataType, str]] = [
     (
         "rungs",
         pa.string(),
-        "early stopping: each rung the job reached (JSON list: rung, step, measures, go_on, reason); "
+        "early stopping: each rung the job reached (JSON list: rung, step, evaluations, measures, go_on, reason); "
         "null without early stopping",
     ),
     ("loss_total", pa.float64(), "the final total loss"),

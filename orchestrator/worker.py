@@ -155,8 +155,8 @@ class JobRunner:
             image = as_output(info.image, content, getattr(params, "preserve_color", False))
             values = measure(image)
             go_on, reason = rungs.ask(group, steps.index(info.step), job.job_id, values)
-            reached.append({"rung": steps.index(info.step), "step": info.step, "values": values,
-                            "go_on": go_on, "reason": reason})  # fmt: skip
+            reached.append({"rung": steps.index(info.step), "step": info.step, "evaluations": info.evaluations,
+                            "values": values, "go_on": go_on, "reason": reason})  # fmt: skip
             if not go_on:
                 raise StopAtRung(
                     f"stopped at step {info.step} of {info.total_steps} by early stopping ({reason})",

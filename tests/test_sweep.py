@@ -520,6 +520,7 @@ def test_early_stopping_stops_hopeless_jobs_keeps_their_rows_and_never_reruns_th
         assert (out / row.output_image).is_file() and row.style_distance > 0 and row.evaluations >= 3
         rungs = json.loads(row.rungs)
         assert [r["step"] for r in rungs] == [3] and rungs[0]["go_on"] is False
+        assert rungs[0]["evaluations"] == row.evaluations  # what it cost, stopped there
         assert rungs[0]["values"]["style_distance"] == pytest.approx(row.style_distance)
         assert row.evaluations < ok.evaluations.min()
     assert all(json.loads(r)[0]["go_on"] for r in ok.rungs)
