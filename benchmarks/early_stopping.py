@@ -18,6 +18,8 @@ The target (issue 33): at least 90 % of the front for at most 40 % of the evalua
     python benchmarks/early_stopping.py                      # 120 jobs, twice
     python benchmarks/early_stopping.py --reduction-factor 2 --rungs 0.2   # another rule
     python benchmarks/early_stopping.py --reuse-full DIR     # the full grid from an earlier run's DIR
+    python benchmarks/early_stopping.py --record-rungs --workdir runs/es   # the full grid keeps its rungs
+    python benchmarks/early_stopping.py --reuse-full runs/es/full --replay --rungs 0.2   # any rule, offline
     python benchmarks/early_stopping.py --smoke-test         # a few tiny jobs: checks that it runs
 """
 
@@ -37,9 +39,18 @@ EXPERIMENT = REPO / "experiments" / "early_stopping.yaml"
 MEASURES = ("content_distance", "style_distance")
 
 
-def specs(experiment: Path, work: Path, stopping: dict, smoke: bool) -> tuple[Path, Path]:
+# With --record-rungs the full grid measures every job at these fractions of its steps without
+# stopping any (a rung that decides only from a billion results), so that any rule on them can be
+# replayed offline from its rows (``replay``).
+RECORD_RUNGS = [0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5]
+
+
+def specs(
+    experiment: Path, work: Path, stopping: dict, smoke: bool, record: bool = False
+) -> tuple[Path, Path]:
     """The experiment file without and with early stopping (``stopping``), its paths made
-    absolute; ``smoke``: one photo, two style weights, 32 px, 6 steps."""
+    absolute; ``smoke``: one photo, two style weights, 32 px, 6 steps; ``record``: the full grid
+    measures its jobs at ``RECORD_RUNGS`` (stopping none)."""
     import yaml
 
     spec = yaml.safe_load(experiment.read_text())
@@ -54,6 +65,8 @@ def specs(experiment: Path, work: Path, stopping: dict, smoke: bool) -> tuple[Pa
     spec.pop("output", None)
     full = {**spec, "name": "full"}
     full.pop("early_stopping", None)
+    if record:
+        full["early_stopping"] = {**stopping, "rungs": RECORD_RUNGS, "min_results": 10**9}
     halved = {**spec, "name": "halving", "early_stopping": stopping}
     paths = work / "full.yaml", work / "halving.yaml"
     for path, content in zip(paths, (full, halved), strict=True):
@@ -91,9 +104,17 @@ def hypervolume(points, ref: tuple[float, float]) -> float:
 def compare(full, halved) -> dict:
     """The share of the full grid's fronts that early stopping found, their hypervolumes, and
     the evaluations of both runs."""
+    finished = set(halved[halved.status == "ok"].job_id)
+    stopped = int((halved.status == "stopped").sum())
+    result = compare_sets(full, finished, int(halved.evaluations.sum()), stopped)
+    result["failed"] += int((halved.status == "failed").sum())
+    return result
+
+
+def compare_sets(full, finished: set[str], evals_halved: int, stopped: int) -> dict:
+    """``compare`` for the jobs that ran to their end (``finished``) and the evaluations spent."""
     full_fronts, found, total = fronts(full), 0, 0
     hv_full = hv_halved = 0.0
-    finished = set(halved[halved.status == "ok"].job_id)
     for key, front in full_fronts.items():
         total += len(front)
         found += len(front & finished)
@@ -103,7 +124,7 @@ def compare(full, halved) -> dict:
         kept = [p for p, j in zip(points, group.job_id, strict=True) if j in finished]
         hv_full += hypervolume(points, ref)
         hv_halved += hypervolume(kept, ref)
-    evals_full, evals_halved = int(full.evaluations.sum()), int(halved.evaluations.sum())
+    evals_full = int(full.evaluations.sum())
     return {
         "jobs": len(full),
         "front_jobs": total,
@@ -113,9 +134,37 @@ def compare(full, halved) -> dict:
         "evaluations_full": evals_full,
         "evaluations_halved": evals_halved,
         "evaluation_share": evals_halved / evals_full if evals_full else float("nan"),
-        "stopped": int((halved.status == "stopped").sum()),
-        "failed": int((full.status == "failed").sum() + (halved.status == "failed").sum()),
+        "stopped": stopped,
+        "failed": int((full.status == "failed").sum()),
     }
+
+
+def replay(full, stopping: dict) -> tuple[set[str], int]:
+    """``stopping`` replayed on a full grid that recorded its rungs (--record-rungs): the jobs
+    taken one at a time in the order they started, each reporting its recorded measures at the
+    rule's rungs to a board and stopping where the board says so. Returns the jobs that would
+    have run to the end and the evaluations spent (a stopped job's, up to its rung)."""
+    from orchestrator.halving import RungBoard, group_of, parse_rungs, rung_steps
+
+    measure = stopping["measure"]
+    board = RungBoard([measure] if isinstance(measure, str) else measure, stopping["reduction_factor"],
+                      stopping["min_results"])  # fmt: skip
+    kept, spent = set(), 0
+    for row in full.sort_values("started_at").itertuples():
+        recorded = {int(r["step"]): r for r in parse_rungs(row.rungs)}
+        group = group_of(row.content_sha256, row.style_sha256, int(row.size), None)
+        cost, going = int(row.evaluations), True
+        for k, step in enumerate(rung_steps(int(row.steps), stopping["rungs"])):
+            if step not in recorded:
+                raise SystemExit(f"the full grid has no measures at step {step}: run it with --record-rungs")
+            go_on, _ = board.report(group, k, row.job_id, recorded[step]["values"])
+            if not go_on:
+                cost, going = int(recorded[step]["evaluations"]), False
+                break
+        spent += cost
+        if going:
+            kept.add(row.job_id)
+    return kept, spent
 
 
 # --- side effects: the two sweeps -------------------------------------------------------------------
@@ -143,6 +192,16 @@ def main() -> None:
     parser.add_argument("--min-results", type=int, default=None)
     parser.add_argument("--workdir", type=Path, default=None, help="keep the sweeps' folders here")
     parser.add_argument("--reuse-full", type=Path, default=None, help="a full grid's output folder to reuse")
+    parser.add_argument(
+        "--record-rungs",
+        action="store_true",
+        help=f"the full grid also measures its jobs at {RECORD_RUNGS} of their steps (stopping none)",
+    )
+    parser.add_argument(
+        "--replay",
+        action="store_true",
+        help="no second sweep: the rule replayed on the full grid's recorded rungs",
+    )
     parser.add_argument("--smoke-test", action="store_true")
     args = parser.parse_args()
     import yaml
@@ -160,16 +219,25 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = args.workdir or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        full_spec, halved_spec = specs(args.experiment, work, stopping, args.smoke_test)
+        record = args.record_rungs or args.smoke_test
+        full_spec, halved_spec = specs(args.experiment, work, stopping, args.smoke_test, record)
         if args.reuse_full:
             from orchestrator.results import read_results
 
             full, full_s = read_results(args.reuse_full).to_pandas(), float("nan")
         else:
             full, full_s = run(full_spec, work / "full")
-        halved, halved_s = run(halved_spec, work / f"halving-{int(time.time())}")
+        if args.replay:
+            kept, spent = replay(full, stopping)
+            result, halved_s = compare_sets(full, kept, spent, len(full) - len(kept)), float("nan")
+        else:
+            halved, halved_s = run(halved_spec, work / f"halving-{int(time.time())}")
+            result = compare(full, halved)
         setup = yaml.safe_load(full_spec.read_text())
-    result = compare(full, halved)
+    if "rungs" in full and full.rungs.notna().any() and not args.replay:
+        kept, spent = replay(full, stopping)
+        replayed = compare_sets(full, kept, spent, len(full) - len(kept))
+        result["replayed"] = {k: replayed[k] for k in ("front_share", "evaluation_share")}
     pictures = len(setup["content"]) * len(setup["style"])
     algorithms = " and ".join(a["name"] for a in setup["algorithms"])
     print(f"early stopping on {result['jobs']} jobs ({setup['size']} px, {setup['steps']} steps; "
@@ -184,6 +252,12 @@ def main() -> None:
     print(f"  Pareto fronts ({', '.join(MEASURES)}, per picture): {result['front_found']} of "
           f"{result['front_jobs']} jobs found = {result['front_share']:.1%} (target: at least 90 %)")  # fmt: skip
     print(f"  hypervolume of the fronts: {result['hypervolume_share']:.1%} of the full grid's")
+    if args.replay:
+        print("  (replayed on the full grid's recorded rungs, the jobs one at a time in their start order)")
+    elif "replayed" in result:
+        r = result["replayed"]
+        print(f"  the same rule replayed on the full grid's recorded rungs: {r['front_share']:.1%} of the "
+              f"fronts for {r['evaluation_share']:.1%} of the evaluations")  # fmt: skip
     if result["failed"]:
         print(f"  {result['failed']} jobs failed: see the sweeps' rows")
     print(json.dumps(result))

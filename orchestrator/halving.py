@@ -184,9 +184,9 @@ def rungs_record(rungs: Sequence[dict]) -> str:
     return json.dumps(list(rungs)) if rungs else ""
 
 
-def parse_rungs(cell: str | None) -> list[dict]:
-    """The rungs of a row's cell (``[]`` for null or text that is not a list)."""
-    if not cell:
+def parse_rungs(cell: object) -> list[dict]:
+    """The rungs of a row's cell (``[]`` for null, NaN or text that is not a list)."""
+    if not isinstance(cell, str) or not cell:
         return []
     try:
         value = json.loads(cell)

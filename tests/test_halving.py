@@ -78,6 +78,7 @@ def test_rung_cells_round_trip_and_tolerate_junk():
     rungs = [{"rung": 0, "step": 3, "values": {"style_distance": 0.5}, "go_on": True, "reason": "x"}]
     assert parse_rungs(rungs_record(rungs)) == rungs
     assert rungs_record([]) == "" and parse_rungs(None) == [] and parse_rungs("{not json") == []
+    assert parse_rungs(float("nan")) == []  # a null read by pandas
     assert parse_rungs('{"a": 1}') == []
     assert [ordinal(k) for k in (1, 2, 3, 4, 11, 12, 13, 21, 22, 101)] == [
         "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "101st",
