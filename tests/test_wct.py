@@ -120,6 +120,7 @@ validation_images: 1
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_train_wct_exports_decoders_that_run_uses_and_logs_the_reconstruction_losses(tmp_path, capsys):
     from mlflow.tracking import MlflowClient
 
