@@ -109,6 +109,16 @@ def blend(
     return (1 - w) * current + w * warped_previous.to(current)
 
 
+def blend_clip(outputs: list[torch.Tensor], flows: list[torch.Tensor], masks: list[torch.Tensor],
+               weight: float) -> list[torch.Tensor]:  # fmt: skip
+    """A clip's output frames blended in order: each with the previous *blended* frame warped
+    onto it (what is carried forward is the steadied picture, not the raw one)."""
+    steady = outputs[:1]
+    for t in range(1, len(outputs)):
+        steady.append(blend(outputs[t], warp(steady[-1], flows[t - 1]), masks[t - 1], weight))
+    return steady
+
+
 def clip_flows(frames: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """For each consecutive pair of input frames (t-1, t): the backward flow t -> t-1 and its
     reliable pixels."""

@@ -54,15 +54,6 @@ def camera_clip(photo: torch.Tensor, frames: int, size: int, motion: str) -> lis
     return clip
 
 
-def blended(outputs, flows, masks, weight: float) -> list[torch.Tensor]:
-    from algorithms.temporal import blend, warp
-
-    steady = [outputs[0]]
-    for t in range(1, len(outputs)):
-        steady.append(blend(outputs[t], warp(steady[-1], flows[t - 1]), masks[t - 1], weight))
-    return steady
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -76,7 +67,7 @@ def main() -> None:
     args = parser.parse_args()
     from algorithms import get_algorithm
     from algorithms.metrics import quality
-    from algorithms.temporal import clip_flows, warping_error
+    from algorithms.temporal import blend_clip, clip_flows, warping_error
     from orchestrator.images import read_image, to_tensor
 
     torch.manual_seed(0)
@@ -95,7 +86,7 @@ def main() -> None:
         for name in args.algorithms:
             algo = get_algorithm(name)
             outs = [algo.stylize(f, [style], algo.default_params()).image for f in frames]
-            steady = blended(outs, flows, masks, args.temporal_weight)
+            steady = blend_clip(outs, flows, masks, args.temporal_weight)
             t = totals.setdefault(name, {k: [] for k in ("error", "error_b", "style", "style_b")})
             t["error"].append(warping_error(outs, flows, masks))
             t["error_b"].append(warping_error(steady, flows, masks))

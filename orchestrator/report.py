@@ -471,8 +471,7 @@ def write_report(
 
 def stopped_step(row) -> int | None:
     """The step a stopped job's row stopped at (its last rung), or None."""
-    cell = getattr(row, "rungs", None)
-    rungs = parse_rungs(cell if isinstance(cell, str) else None)
+    rungs = parse_rungs(getattr(row, "rungs", None))
     return int(rungs[-1]["step"]) if rungs and "step" in rungs[-1] else None
 
 

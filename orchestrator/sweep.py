@@ -330,7 +330,7 @@ def _schedule(
     console: Console,
     init_kwargs: dict,
     model_locations: dict[str, str],
-    rung_seeds: list[tuple[str, str, list[dict]]] = (),  # type: ignore[assignment]
+    rung_seeds: Sequence[tuple[str, str, list[dict]]] = (),
 ) -> None:
     import ray
     from ray.exceptions import RayActorError

@@ -152,10 +152,11 @@ class JobRunner:
             steps = rungs.steps(info.total_steps)
             if info.step not in steps:
                 return
+            rung = steps.index(info.step)
             image = as_output(info.image, content, getattr(params, "preserve_color", False))
             values = measure(image)
-            go_on, reason = rungs.ask(group, steps.index(info.step), job.job_id, values)
-            reached.append({"rung": steps.index(info.step), "step": info.step, "evaluations": info.evaluations,
+            go_on, reason = rungs.ask(group, rung, job.job_id, values)
+            reached.append({"rung": rung, "step": info.step, "evaluations": info.evaluations,
                             "values": values, "go_on": go_on, "reason": reason})  # fmt: skip
             if not go_on:
                 raise StopAtRung(
