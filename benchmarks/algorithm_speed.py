@@ -23,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.common import load_pair, spawn  # noqa: E402
+from benchmarks.common import last_row, load_pair, spawn  # noqa: E402
 
 ALGORITHMS = ("gatys", "mrf", "histogram")
 GOALS = {"mrf": (3.0, 4096), "histogram": (1.5, None)}  # (max ratio to gatys, max peak MB) at 512 px
@@ -58,7 +58,7 @@ def run(algorithm: str, size: int, steps: int, out: Path) -> dict:
     proc, peak = spawn([*cmd, "--out", str(out)])
     if proc["returncode"] != 0:
         raise RuntimeError(f"{algorithm} at {size} px failed: {proc['stderr'][-2000:]}")
-    row = json.loads(proc["stdout"].strip().splitlines()[-1])
+    row = last_row(proc, " ".join(cmd[1:3]))
     row.update(algorithm=algorithm, size=size, peak_mb=peak, wall=proc["wall"])
     return row
 

@@ -40,7 +40,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.common import STYLE, spawn  # noqa: E402
+from benchmarks.common import STYLE, last_row, spawn  # noqa: E402
 
 GOALS = {"plain": 3.0, "sequential": 1.0}  # the catalog's rate at least this times theirs
 
@@ -234,7 +234,7 @@ def main() -> None:
             proc, peak = spawn(cmd, env)
             if proc["returncode"] != 0:
                 raise RuntimeError(f"{variant} failed: {proc['stderr'][-3000:]}")
-            row = json.loads(proc["stdout"].strip().splitlines()[-1])
+            row = last_row(proc, variant)
             row["peak_mb"] = peak
             rows[variant] = row
             print(json.dumps({"variant": variant, **row}), flush=True)

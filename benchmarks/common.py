@@ -42,3 +42,23 @@ def spawn(cmd: list[str], env: dict | None = None) -> tuple[dict, float]:
         }
     result["wall"] = time.perf_counter() - start
     return result, usage.ru_maxrss / 1024.0
+
+
+def last_row(proc: dict, what: str) -> dict:
+    """The JSON row a worker printed: the last line of its stdout that is a JSON object. Ray may
+    forward a worker's log line to the driver's stdout after the row (seen in CI), so the row is
+    not always the last line."""
+    import json
+
+    for line in reversed(proc["stdout"].splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(row, dict):
+                return row
+    raise RuntimeError(
+        f"{what} printed no JSON row; its stdout ends:\n{proc['stdout'][-2000:]}\nits stderr ends:\n{proc['stderr'][-2000:]}"
+    )

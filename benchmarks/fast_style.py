@@ -26,7 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.common import spawn  # noqa: E402
+from benchmarks.common import last_row, spawn  # noqa: E402
 
 SAMPLES = REPO / "samples"
 TRAINED_ON = {"astronaut", "chelsea", "coffee", "flower", "rocket"}
@@ -76,7 +76,7 @@ def speed(sizes, batches, images) -> list[dict]:
                 if out["returncode"] != 0:
                     raise SystemExit(f"{algorithm} {size} px batch {batch} failed:\n{out['stderr'][-2000:]}")
                 row = {"algorithm": algorithm, "size": size, "batch": batch, "peak_mb": peak,
-                       **json.loads(out["stdout"].strip().splitlines()[-1])}  # fmt: skip
+                       **last_row(out, " ".join(cmd[1:3]))}  # fmt: skip
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     return rows

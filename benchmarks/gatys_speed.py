@@ -35,7 +35,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.common import CONTENT, STYLE, load_pair, spawn  # noqa: E402
+from benchmarks.common import CONTENT, STYLE, last_row, load_pair, spawn  # noqa: E402
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 CONTENT_LAYER = "relu4_2"
@@ -194,7 +194,7 @@ def run_variant(variant: str, size: int, steps: int | None, out: Path) -> dict:
     proc, rss = spawn(cmd)
     if proc["returncode"] != 0:
         raise RuntimeError(f"{variant} failed: {proc['stderr'][-2000:]}")
-    row = json.loads(proc["stdout"].strip().splitlines()[-1])
+    row = last_row(proc, " ".join(cmd[1:3]))
     row["peak_mb"] = rss
     return row
 

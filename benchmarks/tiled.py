@@ -28,7 +28,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.common import load_pair, spawn  # noqa: E402
+from benchmarks.common import last_row, load_pair, spawn  # noqa: E402
 
 UNLIMITED = "1000GB"
 
@@ -119,7 +119,7 @@ def main() -> None:
                 proc, _ = spawn(cmd)
                 if proc["returncode"] != 0:
                     raise SystemExit(f"{algorithm} {size} {name} failed:\n{proc['stderr'][-3000:]}")
-                row = json.loads(proc["stdout"].strip().splitlines()[-1])
+                row = last_row(proc, " ".join(cmd[1:3]))
                 per = row["seconds"] / row["megapixels"] / (args.gatys_steps if algorithm == "gatys" else 1)
                 print(f"{algorithm:<9} {size:>5} {name:<14} {row['peak_mb']:>8.0f} {row['seconds']:>8.1f} "
                       f"{per:>7.2f}  {row['tiles'] or 'one pass'}", flush=True)  # fmt: skip

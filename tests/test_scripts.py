@@ -236,3 +236,15 @@ def test_video_flicker_smoke():
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert set(result) == {"floor", "adain", "johnson"} and result["floor"] >= 0
     assert all(0 < result[a]["error_ratio"] and 0 < result[a]["style_ratio"] for a in ("adain", "johnson"))
+
+
+def test_a_worker_row_is_found_when_ray_logs_after_it():
+    """CI on 2b44e67: a Ray worker's log line reached the benchmark worker's stdout after its JSON
+    row, and the driver read the last line as the row."""
+    sys.path.insert(0, str(REPO))
+    from benchmarks.common import last_row
+
+    out = '(MapWorker pid=1) loading\n{"images": 6, "seconds": 1.5}\n(raylet) [2026] worker exited {\n'
+    assert last_row({"stdout": out, "stderr": ""}, "catalog") == {"images": 6, "seconds": 1.5}
+    with pytest.raises(RuntimeError, match="catalog printed no JSON row"):
+        last_row({"stdout": "(raylet) nothing\n", "stderr": "boom"}, "catalog")
