@@ -16,7 +16,8 @@ table's ``loss_content`` / ``loss_style`` sums, so a term outside the rule is a 
   (Gatys), ``mrf`` (Li & Wand patches), ``hist`` (Risser et al. histograms), ``adain``
   (Huang & Belongie mean / std), ``swap`` (Chen & Schmidt's swapped patches) —
   ``style.gram.relu3_1``, ``style.mrf.relu4_1``;
-* ``tv``, ``laplacian``, ``range``: the regularisers; ``total``: the sum of all the others.
+* ``tv``, ``laplacian``, ``range``: the regularisers; ``temporal``: a video frame's distance to the
+  previous stylized frame warped onto it (Ruder et al.); ``total``: the sum of all the others.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import torch
 from .names import DEFAULT_SIZE, DEFAULT_STYLE_SIZE  # noqa: F401  (re-exported: the sizes every entry point starts from)
 
 STYLE_KINDS = ("gram", "mrf", "hist", "adain", "swap", "wct")
-OTHER_TERMS = ("tv", "laplacian", "range", "total")
+OTHER_TERMS = ("tv", "laplacian", "range", "temporal", "total")
 _LAYER = r"(?:conv|relu)[1-5]_[1-4]"
 _LOSS_NAME = re.compile(
     rf"^(?:content\.(?:[a-z]+\.)?{_LAYER}|style\.(?:{'|'.join(STYLE_KINDS)})\.{_LAYER}|{'|'.join(OTHER_TERMS)})$"

@@ -138,6 +138,30 @@ def regional(factory: StyleTermFactory, regions: Sequence[Region]) -> StyleTermF
 
 
 @dataclass
+class Temporal:
+    """Ruder, Dosovitskiy & Brox's short-term temporal loss for a video frame: ``weight`` times
+    the mean squared difference to the previous stylized frame warped onto this one
+    (``target``), over the pixels where the optical flow is reliable (``mask``, 0 or 1); the
+    mean is over every pixel and channel (their 1/D), so occluded pixels are free."""
+
+    target: torch.Tensor  # [1, 3, H, W]
+    mask: torch.Tensor  # [1, 1, H, W]
+    weight: float
+
+    def at(self, size: tuple[int, int], device: torch.device, grey: bool = False) -> Temporal:
+        """The same term for a pyramid level of ``size`` (a mask resized stays 1 only where
+        every pixel it covers was reliable); ``grey``: the luminance only (preserve_color)."""
+        target = resize(self.target.to(device).float(), size)
+        if grey:
+            target = color.grey(color.luminance(target))
+        mask = resize(self.mask.to(device).float(), size)
+        return Temporal(target, (mask > 0.999).float(), self.weight)
+
+    def loss(self, image: torch.Tensor) -> torch.Tensor:
+        return self.weight * (self.mask * (image - self.target) ** 2).mean()
+
+
+@dataclass
 class Objective:
     """The full loss at one scale: content + style term + TV + range penalty."""
 
@@ -152,6 +176,7 @@ class Objective:
     device: torch.device
     laplacian_weight: float = 0.0
     content_laplacian: torch.Tensor | None = None
+    temporal: Temporal | None = None  # a video frame's previous stylized frame, at this level's size
 
     @property
     def layers(self) -> tuple[str, ...]:
@@ -170,6 +195,8 @@ class Objective:
             terms["tv"] = self.tv_weight * total_variation(image)
         if self.laplacian_weight and self.content_laplacian is not None:
             terms["laplacian"] = self.laplacian_weight * laplacian_loss(image, self.content_laplacian)
+        if self.temporal is not None:
+            terms["temporal"] = self.temporal.loss(image)
         # Keeps L-BFGS from wandering far outside the displayable range; zero inside it. Weighted
         # like the rest of the loss so that scaling every weight changes nothing but the numbers.
         terms["range"] = self.range_weight * range_penalty(image)
@@ -302,8 +329,12 @@ def run_image_optimization(
     cache: MutableMapping | None = None,
     regions: Sequence[Region] | None = None,
     regional_factory: Callable[[StyleTermFactory, Sequence[Region]], StyleTermFactory] | None = None,
+    temporal: Temporal | None = None,
 ) -> StylizeResult:
     """Coarse-to-fine image optimisation; see the module docstring.
+
+    ``temporal``: a video frame's temporal term (``Temporal``, at the content's size): the
+    previous stylized frame warped onto this one, added to every level's objective.
 
     ``regions``: spatial control (``regions.py``): each region of the content takes its own style
     (or none); the style term is computed per region, by ``regional`` (each region's positions
@@ -347,6 +378,12 @@ def run_image_optimization(
     steps = split_steps(params.steps, len(sizes))
     budget = budget_bytes(params.memory_budget, device)
     cores = [level_core(h, w, budget) for h, w in sizes]
+    if temporal is not None and any(core is not None for core in cores):
+        raise ValueError(
+            f"a video frame of {content.shape[-1]}x{content.shape[-2]} px needs tiles within "
+            f"memory_budget={params.memory_budget}, and the temporal term is not tiled: raise "
+            "memory_budget or lower the size"
+        )
     if regions and any(core is not None for core in cores):
         raise ValueError(
             f"spatial control runs every pyramid level in one pass, and {content.shape[-1]}x"
@@ -356,7 +393,7 @@ def run_image_optimization(
     total = sum(level_steps(*size, core, n) for size, core, n in zip(sizes, cores, steps, strict=True))
     tracker = _Tracker(total, len(sizes), start, callback)
     cache = {} if cache is None else cache  # tiles share the style targets of their level
-    level = _LevelObjectives(encoder, params, style_term_factory, weights, precision, device, cache)
+    level = _LevelObjectives(encoder, params, style_term_factory, weights, precision, device, cache, temporal)
     x = start_image
     tiled: list[str] = []
     for scale, (size, n, core) in enumerate(zip(sizes, steps, cores, strict=True)):
@@ -450,6 +487,7 @@ class _LevelObjectives:
     precision: str
     device: torch.device
     cache: MutableMapping
+    temporal: Temporal | None = None
 
     def build(self, content: torch.Tensor, scaled_styles: Sequence[torch.Tensor], level: float) -> Objective:
         """The objective of a level whose pixels are ``level`` times the output's (or a tile of it)."""
@@ -474,6 +512,11 @@ class _LevelObjectives:
             device=self.device,
             laplacian_weight=p.laplacian_weight,
             content_laplacian=laplacian(content) if p.laplacian_weight else None,
+            temporal=(
+                self.temporal.at(tuple(content.shape[-2:]), self.device, grey=p.preserve_color)
+                if self.temporal is not None
+                else None
+            ),
         )
 
     def measure(self, image: torch.Tensor, content: torch.Tensor, styles: Sequence[torch.Tensor],
@@ -525,9 +568,10 @@ def image_optimization_stylize(
         callback: Callback | None = None,
         cache: MutableMapping | None = None,
         regions: Sequence[Region] | None = None,
+        temporal: Temporal | None = None,
     ) -> StylizeResult:
         """Stylize ``content`` [1, 3, H, W] with ``styles`` (RGB in [0, 1]), per region when
-        ``regions`` are given."""
+        ``regions`` are given; ``temporal``: a video frame's temporal term."""
         if regions and not spatial_control:
             raise ValueError(f"{params_type.__name__}: this algorithm has no spatial control")
         params = params or params_type()
@@ -545,9 +589,11 @@ def image_optimization_stylize(
             cache=cache,
             regions=regions,
             regional_factory=regional_factory_for(params) if regional_factory_for else None,
+            temporal=temporal,
         )
 
     stylize.spatial_control = spatial_control  # type: ignore[attr-defined]
+    stylize.temporal = True  # type: ignore[attr-defined]  (takes a video frame's temporal term)
     return stylize
 
 

@@ -129,3 +129,26 @@ def clip_flows(frames: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[tor
         flows.append(backward)
         masks.append(reliable(backward, forward))
     return flows, masks
+
+
+def camera_clip(photo: torch.Tensor, frames: int, size: int, motion: str) -> list[torch.Tensor]:
+    """A synthetic clip with known camera motion (the video tests and benchmark use it): ``frames``
+    crops of ``photo`` (4:3, ``size`` px wide) along a pan (2 px right and 0.5 px
+    down per frame) or a zoom (2 % in per frame, towards the centre)."""
+    h, w = photo.shape[-2:]
+    scale = 1.5 * size / min(h, w)
+    big = F.interpolate(photo, scale_factor=scale, mode="bilinear", antialias=True, align_corners=False)
+    bh, bw = big.shape[-2:]
+    out_h, out_w = round(0.75 * size), size
+    clip = []
+    for t in range(frames):
+        if motion == "pan":
+            ch, cw, y0, x0 = out_h, out_w, 4 + 0.5 * t, 4 + 2.0 * t
+        else:
+            z = 1.02**t
+            ch, cw = out_h * 1.4 / z, out_w * 1.4 / z
+            y0, x0 = (bh - ch) / 2, (bw - cw) / 2
+        theta = torch.tensor([[cw / bw, 0, (2 * x0 + cw) / bw - 1], [0, ch / bh, (2 * y0 + ch) / bh - 1]])
+        grid = F.affine_grid(theta[None].float(), [1, 3, out_h, out_w], align_corners=False)
+        clip.append(F.grid_sample(big, grid, mode="bilinear", align_corners=False).clamp(0, 1))
+    return clip

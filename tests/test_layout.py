@@ -39,8 +39,10 @@ LAYERS = [
         "train_checkpoints",
         "train_held_out",
         "regions",
+        "video_io",
+        "video_segments",
     },
-    {"sweep", "catalog", "train"},
+    {"sweep", "catalog", "train", "video"},
     {"cli", "__main__", "__init__"},
 ]
 MAX_LINES = 400

@@ -1,0 +1,189 @@
+"""``stylegrid stylize-video``: segments that join without a jump, the source's timestamps and
+audio kept, less flicker than frame by frame, resuming after a kill, and bad inputs refused in one
+line (the temporal maths itself: test_temporal.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import REPO, SAMPLES, cli_in_process
+
+from orchestrator.images import read_image, to_tensor
+from orchestrator.video_io import VideoError, clip_timestamps, read_clip
+from orchestrator.video_segments import crossfade_weights, join_segments, plan_segments
+
+STYLE = SAMPLES / "style" / "the_scream.jpg"
+
+
+def make_clip(path: Path, frames: int = 24, size: int = 128, *, audio: bool = True,
+              pts: list[int] | None = None, time_base: Fraction = Fraction(1, 24)) -> Path:  # fmt: skip
+    """A pan over a sample photo (known motion) as H.264, with a tone as AAC audio."""
+    import av
+
+    from algorithms.temporal import camera_clip
+
+    photo = to_tensor(read_image(SAMPLES / "content" / "tubingen.jpg"))
+    clip = camera_clip(photo, frames, size, "pan")
+    pts = pts or list(range(frames))
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=24)
+        video.width, video.height, video.pix_fmt = clip[0].shape[-1], clip[0].shape[-2], "yuv420p"
+        video.time_base = time_base
+        sound = out.add_stream("aac", rate=22050) if audio else None
+        for t, frame in zip(pts, clip, strict=True):
+            array = (frame[0].permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
+            f = av.VideoFrame.from_ndarray(array, format="rgb24")
+            f.pts, f.time_base = t, time_base
+            out.mux(video.encode(f))
+        out.mux(video.encode())
+        if sound is not None:
+            samples = int(22050 * frames / 24)
+            for k in range(0, samples, 1024):
+                tone = np.sin(np.arange(k, k + 1024) * 0.05).astype(np.float32) * 0.1
+                a = av.AudioFrame.from_ndarray(np.stack([tone, tone]), format="fltp", layout="stereo")
+                a.sample_rate, a.pts = 22050, k
+                out.mux(sound.encode(a))
+            out.mux(sound.encode())
+    return path
+
+
+def test_segments_overlap_and_join_with_a_crossfade():
+    segments = plan_segments(10, 4, 2)
+    assert [(s.warm, s.first, s.end) for s in segments] == [(0, 0, 4), (2, 4, 8), (6, 8, 10)]
+    assert list(crossfade_weights(2)) == pytest.approx([1 / 3, 2 / 3])
+    # each segment paints its frames one grey: 0, 90, 180
+    outputs = [np.full((s.end - s.warm, 2, 2, 3), 90 * s.index, np.uint8) for s in segments]
+    frames = join_segments(segments, outputs)
+    assert [int(f[0, 0, 0]) for f in frames] == [0, 0, 30, 60, 90, 90, 120, 150, 180, 180]
+    with pytest.raises(ValueError, match="segment 1: 3 frames, expected 6"):
+        join_segments(segments, [outputs[0], outputs[1][:3], outputs[2]])
+
+
+def test_a_clip_keeps_its_timestamps_and_bad_clips_are_refused_in_one_line(tmp_path):
+    # a variable frame rate: every frame keeps its own time
+    vfr = make_clip(tmp_path / "vfr.mp4", frames=6, size=64, audio=False, pts=[0, 1, 2, 4, 5, 7])
+    clip = read_clip(str(vfr), 64)
+    assert clip.variable_rate and not clip.audio and len(clip.frames) == 6
+    assert [float(p * clip.time_base) for p in clip.pts] == pytest.approx(
+        [0, 1 / 24, 2 / 24, 4 / 24, 5 / 24, 7 / 24], abs=1e-3
+    )
+    # --start and --duration choose frames by their time
+    assert len(read_clip(str(vfr), 64, start=2 / 24, duration=3 / 24).frames) == 2
+    with pytest.raises(VideoError, match=r"vfr.mp4: no frames between 9 s and 10 s"):
+        read_clip(str(vfr), 64, start=9, duration=1)
+    # not a video; truncated; frames without a rate
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video")
+    with pytest.raises(VideoError, match=r"notes.mp4: not a video FFmpeg can read"):
+        read_clip(str(text), 64)
+    for suffix in (".mp4", ".mkv"):
+        data = make_clip(tmp_path / f"whole{suffix}", frames=24, size=64, audio=False).read_bytes()
+        (tmp_path / f"cut{suffix}").write_bytes(data[: len(data) * 2 // 3])
+    with pytest.raises(VideoError, match=r"cut.mp4: not a video FFmpeg can read"):  # its index was at the end
+        read_clip(str(tmp_path / "cut.mp4"), 64)
+    partial = read_clip(str(tmp_path / "cut.mkv"), 64)  # Matroska: the frames before the cut
+    assert 0 < len(partial.frames) < 24
+    assert len(partial.notes) == 1 and re.fullmatch(
+        rf".*cut.mkv: its header says 1.00 s but the frames end at 0.\d\d s; the file may be truncated: "
+        rf"stylizing the {len(partial.frames)} frames there are", partial.notes[0])  # fmt: skip
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    with pytest.raises(VideoError, match=r"frames: no frames"):
+        read_clip(str(frames), 64, fps=24)
+    for i in range(3):
+        (frames / f"f{i + 8}.png").write_bytes((SAMPLES / "content" / "tubingen.jpg").read_bytes())
+    with pytest.raises(VideoError, match="needs --fps"):
+        read_clip(str(frames), 64)
+    assert len(read_clip(str(frames), 64, fps=12).frames) == 3
+
+
+def run_cli(*args: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen([sys.executable, "-m", "orchestrator", "stylize-video", *args], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+
+def test_a_clip_is_stylized_steadier_than_frame_by_frame_and_resumes_after_a_kill(tmp_path):
+    """24 frames at 128 px with the shipped AdaIN decoder, in segments of 6: killed after its
+    first segments, then run again: the finished segments are kept, the video has the source's
+    timestamps and audio, and blending halves the flicker at most +10 % style_distance."""
+    source = make_clip(tmp_path / "pan.mp4")
+    out = tmp_path / "styled"
+    args = [str(source), "--style", str(STYLE), "-o", str(out), "--size", "128", "--style-size", "128",
+            "--segment-frames", "6", "--overlap", "2", "--engine", "local", "-q"]  # fmt: skip
+    first = run_cli(*args)
+    deadline = time.monotonic() + 240
+    while not list(out.glob("segments/*/segment_00001.npz")):
+        assert first.poll() is None, first.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    kept = sorted(p.name for p in out.glob("segments/*/*.npz"))
+    assert 2 <= len(kept) < 4 and not (out / "pan.mp4").exists()
+
+    second = cli_in_process("stylize-video", *args[:-3], "--engine", "ray")  # the rest as Ray tasks
+    assert second.returncode == 0, second.stderr
+    assert f"{len(kept)} already done" in second.stdout + second.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    times, audio = clip_timestamps(out / "pan.mp4")
+    assert times == pytest.approx(clip_timestamps(source)[0], abs=1e-3) and len(times) == 24 and audio
+    m = manifest["measures"]
+    assert m["warping_error"] <= 0.5 * m["frame_by_frame_warping_error"]
+    assert m["style_distance"] <= 1.1 * m["frame_by_frame_style_distance"]
+    assert manifest["frames"] == 24 and len(manifest["segments"]) == 4 and manifest["audio"]
+    nodes = [s["node"] for s in manifest["segments"]]
+    assert nodes[: len(kept)] == ["local"] * len(kept) and "local" not in nodes[len(kept) :]
+
+
+def test_an_optimisation_algorithm_starts_each_frame_from_the_last_and_is_steadier(tiny_pan):
+    """Ruder et al.: from the second frame on, the warped previous output is the start and the
+    temporal loss holds the reliable pixels; frame by frame (weight 0) flickers more."""
+    from algorithms import get_algorithm
+    from algorithms.gatys import GatysParams
+    from algorithms.temporal import warping_error
+    from algorithms.video import stylize_frames
+
+    style = to_tensor(read_image(STYLE, max_side=64))
+    params = GatysParams(steps=15)
+    steady = stylize_frames(get_algorithm("gatys"), tiny_pan, [style], params, temporal_weight=1.0)
+    each = stylize_frames(get_algorithm("gatys"), tiny_pan, [style], params, temporal_weight=0.0)
+    assert warping_error(steady.frames, steady.flows, steady.masks) < 0.5 * warping_error(
+        each.frames, each.flows, each.masks
+    )
+
+
+@pytest.fixture
+def tiny_pan() -> list[torch.Tensor]:
+    from algorithms.temporal import camera_clip
+
+    return camera_clip(to_tensor(read_image(SAMPLES / "content" / "tubingen.jpg")), 3, 64, "pan")
+
+
+def test_bad_video_arguments_are_one_line(tmp_path):
+    clip = make_clip(tmp_path / "c.mp4", frames=4, size=32, audio=False)
+    res = cli_in_process("stylize-video", str(clip), "--style", str(STYLE), "-o", str(tmp_path / "o"),
+                         "--algorithm", "adain", "--temporal-weight", "1.5")  # fmt: skip
+    assert (
+        res.returncode == 1
+        and "temporal_weight 1.5: a feedforward algorithm takes 0 <= temporal_weight < 1" in res.stderr
+    )
+    res = cli_in_process(
+        "stylize-video", str(tmp_path / "none.mp4"), "--style", str(STYLE), "-o", str(tmp_path / "o")
+    )
+    assert res.returncode == 1 and "none.mp4: no such file or folder" in res.stderr
+    res = cli_in_process(
+        "stylize-video", str(clip), "--style", str(STYLE), "-o", str(tmp_path / "o"), "--name", "x.gif"
+    )
+    assert res.returncode == 1 and "x.gif" in res.stderr and ".mp4, .mkv, .mov" in res.stderr
