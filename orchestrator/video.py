@@ -39,7 +39,7 @@ from .images import decode_image, read_bytes
 from .lock import folder_lock, sigterm_as_interrupt
 from .runtime import Console, Summary, start_ray
 from .tracking import Tracker, resolve_tracking_uri, ui_command
-from .video_io import VIDEO_FORMATS, Clip, VideoError, read_clip, write_clip
+from .video_io import VIDEO_FORMATS, Clip, VideoError, local_copy, read_clip, write_clip
 from .video_segments import (
     Segment,
     SegmentTask,
@@ -188,8 +188,16 @@ def stylize_video(job: VideoJob, *, quiet: bool = False, ray_init_kwargs: dict |
     except OSError as exc:
         raise WriteError(out, exc) from None
     check_writable(video_path)
-    console = Console(quiet)
-    clip = read_clip(job.input, job.size, start=job.start, duration=job.duration, fps=job.fps)
+    with local_copy(job.input) as source:
+        clip = read_clip(source, job.size, start=job.start, duration=job.duration, fps=job.fps)
+        clip.source = job.input
+        return _stylize(job, algorithm, weight, styles, clip, source, video_path, quiet, ray_init_kwargs)
+
+
+def _stylize(
+    job, algorithm, weight, styles, clip, source, video_path, quiet, ray_init_kwargs
+) -> VideoSummary:
+    out, name, console = job.out, video_path.name, Console(quiet)
     notes = list(clip.notes)
     if clip.variable_rate:
         notes.append(f"{job.input}: variable frame rate: each frame keeps its own timestamp")
@@ -226,7 +234,7 @@ def stylize_video(job: VideoJob, *, quiet: bool = False, ray_init_kwargs: dict |
             raise
         saved = [dict(np.load(folder / segment_file(s))) for s in segments]
         frames = join_segments(segments, [s["frames"] for s in saved])
-        write_clip(video_path, frames, clip, audio_from=_audio_source(job.input) if clip.audio else None)
+        write_clip(video_path, frames, clip, audio_from=Path(source) if clip.audio else None)
         raw = join_segments(segments, [s["raw"] for s in saved]) if all("raw" in s for s in saved) else None
         measures = measure(clip, frames, raw, styles, job.style_size)
         measures["evaluations"] = int(sum(int(s["evaluations"]) for s in saved))
@@ -266,7 +274,8 @@ def run_segments(task: SegmentTask, clip: Clip, todo: Sequence[Segment], folder:
     import ray
 
     start_ray(ray_init_kwargs, quiet=quiet)
-    remote = ray.remote(num_cpus=1, max_retries=2)(stylize_segment)
+    # SPREAD: segments are heavy and few; one per node first, rather than packed onto one
+    remote = ray.remote(num_cpus=1, max_retries=2, scheduling_strategy="SPREAD")(stylize_segment)
     shared = ray.put(task)
     pending = {remote.remote(shared, frames_of(seg)): seg for seg in todo}
     console.say(f"{len(todo)} segment(s) as Ray tasks over {ray.cluster_resources().get('CPU', 0):g} CPU(s)")
@@ -288,10 +297,6 @@ def _as_completed(pending: dict):
     while waiting:
         ready, waiting = ray.wait(waiting, num_returns=1)
         yield from ready
-
-
-def _audio_source(source: str) -> Path | None:
-    return None if storage.is_uri(source) else Path(source)
 
 
 def _run_params(job: VideoJob, clip: Clip, algorithm: str, weight: float, segments: int) -> dict[str, Any]:

@@ -1,8 +1,8 @@
 """Reading and writing clips for ``stylegrid stylize-video`` (PyAV: FFmpeg's decoders, encoders and
 muxers).
 
-* ``read_clip``: a video file (any container FFmpeg reads), a folder of frames (with ``fps``) or an
-  object-store URI of a video file; ``start`` and ``duration`` in seconds; every frame resized to
+* ``read_clip``: a video file (any container FFmpeg reads) or a folder of frames (with ``fps``;
+  ``local_copy`` brings an object-store URI's video here first); ``start`` and ``duration`` in seconds; every frame resized to
   ``size`` px on the long side (even sides, which H.264 needs). Each frame keeps its own timestamp,
   so a variable frame rate survives. A file that stops decoding part way (truncated, damaged) gives
   the frames before the damage and a note saying so; a file with no decodable frame in the range
@@ -15,11 +15,12 @@ Frames are uint8 arrays [H, W, 3] (RGB).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -82,20 +83,26 @@ def natural_key(name: str) -> list:
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
 
 
+@contextlib.contextmanager
+def local_copy(source: str) -> Iterator[str]:
+    """``source`` itself, or for a URI a temporary local copy of the video it names (FFmpeg reads
+    files; the audio is copied from the same file at the end)."""
+    if not storage.is_uri(source):
+        yield source
+        return
+    if storage.is_dir(source):
+        raise VideoError(f"{source}: a folder of frames must be local; a URI must name a video file")
+    with tempfile.TemporaryDirectory(prefix="stylegrid-video-") as tmp:
+        local = Path(tmp) / (Path(source.rstrip("/")).name or "video")
+        local.write_bytes(storage.read_bytes(source))
+        yield str(local)
+
+
 def read_clip(source: str, size: int, *, start: float = 0.0, duration: float | None = None,
               fps: float | None = None) -> Clip:  # fmt: skip
     """The clip of ``source`` from ``start`` for ``duration`` seconds (to the end when None)."""
     if start < 0 or (duration is not None and duration <= 0):
         raise VideoError(f"{source}: --start must be >= 0 and --duration > 0")
-    if storage.is_uri(source):
-        if storage.is_dir(source):
-            raise VideoError(f"{source}: a folder of frames must be local; a URI must name a video file")
-        with tempfile.TemporaryDirectory() as tmp:
-            local = Path(tmp) / Path(source.rstrip("/")).name
-            local.write_bytes(storage.read_bytes(source))
-            clip = _read_video(local, size, start, duration)
-        clip.source = source
-        return clip
     path = Path(source)
     if not path.exists():
         raise VideoError(f"{source}: no such file or folder")

@@ -250,6 +250,33 @@ def test_catalog_from_s3_to_s3_on_pinned_actors(cluster, s3, tmp_path, monkeypat
     assert done == {(f"s3://{BUCKET}/catalog/{n}", style) for n in photos}
 
 
+def test_video_segments_spread_over_the_worker_nodes(cluster, s3, tmp_path):
+    """A clip in S3, stylized by a job submitted to the cluster: its segments run as Ray tasks on
+    both worker nodes, and the video keeps the source's timestamps and audio."""
+    from test_video import make_clip
+
+    from orchestrator.video_io import clip_timestamps
+
+    source = make_clip(tmp_path / "pan.mp4", frames=24, size=64)
+    upload(
+        s3,
+        {
+            "clips/pan.mp4": source.read_bytes(),
+            "art/the_scream.jpg": (SAMPLES / "style" / "the_scream.jpg").read_bytes(),
+        },
+    )
+    out = tmp_path / "styled"
+    args = ["stylize-video", f"s3://{BUCKET}/clips/pan.mp4", "--style", f"s3://{BUCKET}/art/the_scream.jpg",
+            "-o", str(out), "--size", "64", "--style-size", "64", "--segment-frames", "6", "--overlap", "2", "-q"]  # fmt: skip
+    status, logs = wait_for(cluster, submit(cluster, args), 600)
+    assert status == "SUCCEEDED", logs[-3000:]
+    manifest = json.loads((out / "manifest.json").read_text())
+    nodes = {s["node"] for s in manifest["segments"]}
+    assert len(manifest["segments"]) == 4 and nodes == set(cluster.worker_node_ids()), manifest["segments"]
+    times, audio = clip_timestamps(out / "pan.mp4")
+    assert times == pytest.approx(clip_timestamps(source)[0], abs=1e-3) and audio
+
+
 TRAIN_SPEC = """
 name: tiny
 content: [s3://{bucket}/photos/]
