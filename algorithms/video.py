@@ -56,6 +56,22 @@ def check_temporal_weight(kind: str, weight: float) -> None:
         raise ValueError(f"temporal_weight {weight:g}: a {kind} algorithm takes {allowed}")
 
 
+def check_frame_fits(algorithm: Algorithm, params: Any, size: tuple[int, int], temporal_weight: float,
+                     device: str | torch.device = "cpu") -> None:  # fmt: skip
+    """Refuse, before any work, frames of ``size`` (width, height) that an optimisation with a
+    temporal term would have to tile within its memory budget (the temporal term is not tiled)."""
+    if algorithm.kind != "optimization" or temporal_weight <= 0:
+        return
+    from .memory import budget_bytes
+    from .optimize_tiles import level_core
+
+    if level_core(size[1], size[0], budget_bytes(params.memory_budget, torch.device(device))) is not None:
+        raise ValueError(
+            f"frames of {size[0]}x{size[1]} px need tiles within memory_budget={params.memory_budget}, and "
+            "the temporal term is not tiled: lower --size or raise memory_budget (--set memory_budget=...)"
+        )
+
+
 def stylize_frames(
     algorithm: Algorithm,
     frames: Sequence[torch.Tensor],

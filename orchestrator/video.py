@@ -201,6 +201,11 @@ def _stylize(
     notes = list(clip.notes)
     if clip.variable_rate:
         notes.append(f"{job.input}: variable frame rate: each frame keeps its own timestamp")
+    from algorithms.video import check_frame_fits
+
+    from .params import build_params
+
+    check_frame_fits(algorithm, build_params(algorithm.params_type, job.params, "--set "), clip.size, weight)
     tracking_uri, embedded = resolve_tracking_uri(job.tracking_uri, out)
     with folder_lock(out, "stylegrid stylize-video"), sigterm_as_interrupt():
         key = job_key(job, clip, styles, weight)

@@ -82,6 +82,9 @@ def test_a_clip_keeps_its_timestamps_and_bad_clips_are_refused_in_one_line(tmp_p
     assert len(read_clip(str(vfr), 64, start=2 / 24, duration=3 / 24).frames) == 2
     with pytest.raises(VideoError, match=r"vfr.mp4: no frames between 9 s and 10 s"):
         read_clip(str(vfr), 64, start=9, duration=1)
+    # a large source is scaled as it is decoded
+    big = read_clip(str(make_clip(tmp_path / "big.mp4", frames=2, size=2560, audio=False)), 64)
+    assert big.source_size == (2560, 1920) and big.size == (64, 48)
     # not a video; truncated; frames without a rate
     text = tmp_path / "notes.mp4"
     text.write_text("not a video")
@@ -183,6 +186,10 @@ def test_bad_video_arguments_are_one_line(tmp_path):
         "stylize-video", str(tmp_path / "none.mp4"), "--style", str(STYLE), "-o", str(tmp_path / "o")
     )
     assert res.returncode == 1 and "none.mp4: no such file or folder" in res.stderr
+    res = cli_in_process("stylize-video", str(clip), "--style", str(STYLE), "-o", str(tmp_path / "o"),
+                         "--algorithm", "gatys", "--size", "4000", "--set", "memory_budget=1GB")  # fmt: skip
+    assert res.returncode == 1 and "frames of 4000x3000 px need tiles within memory_budget=1GB" in res.stderr
+    assert not list((tmp_path / "o").glob("segments/*/*"))  # refused before any work
     res = cli_in_process(
         "stylize-video", str(clip), "--style", str(STYLE), "-o", str(tmp_path / "o"), "--name", "x.gif"
     )
