@@ -32,6 +32,13 @@ from . import storage
 VIDEO_FORMATS = (".mp4", ".mkv", ".mov")  # H.264 in each; the source's audio copied
 FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 ENCODER_CRF = "18"  # x264's constant-quality level: visually lossless for stylized frames
+# The driver holds the clip's frames at the working size, and the stylized ones beside them (a
+# network's frame-by-frame ones too): the input frames may take this share of the machine's memory.
+CLIP_MEMORY_SHARE = 0.1
+
+
+def clip_memory_limit() -> int:
+    return int(CLIP_MEMORY_SHARE * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
 
 
 class VideoError(ValueError):
@@ -99,8 +106,11 @@ def local_copy(source: str) -> Iterator[str]:
 
 
 def read_clip(source: str, size: int, *, start: float = 0.0, duration: float | None = None,
-              fps: float | None = None) -> Clip:  # fmt: skip
-    """The clip of ``source`` from ``start`` for ``duration`` seconds (to the end when None)."""
+              fps: float | None = None, max_bytes: int | None = None) -> Clip:  # fmt: skip
+    """The clip of ``source`` from ``start`` for ``duration`` seconds (to the end when None);
+    refused, with the way out, when its frames would take more than ``max_bytes`` (default
+    ``clip_memory_limit()``)."""
+    max_bytes = clip_memory_limit() if max_bytes is None else max_bytes
     if start < 0 or (duration is not None and duration <= 0):
         raise VideoError(f"{source}: --start must be >= 0 and --duration > 0")
     path = Path(source)
@@ -109,13 +119,25 @@ def read_clip(source: str, size: int, *, start: float = 0.0, duration: float | N
     if path.is_dir():
         if not fps or fps <= 0:
             raise VideoError(f"{source}: a folder of frames needs --fps (its frames carry no timestamps)")
-        return _read_frames(path, size, start, duration, fps)
+        return _read_frames(path, size, start, duration, fps, max_bytes)
     if fps:
         raise VideoError(f"{source}: --fps is for a folder of frames; a video file has its own timestamps")
-    return _read_video(path, size, start, duration)
+    return _read_video(path, size, start, duration, max_bytes)
 
 
-def _read_frames(folder: Path, size: int, start: float, duration: float | None, fps: float) -> Clip:
+def check_memory(source: object, frames: list[np.ndarray], max_bytes: int) -> None:
+    held = len(frames) * frames[0].nbytes  # one size for every frame
+    if held > max_bytes:
+        h, w = frames[0].shape[:2]
+        raise VideoError(
+            f"{source}: {len(frames)} frames of {w}x{h} px already take {held / 2**20:.0f} MB, more than the "
+            f"{max_bytes / 2**20:.0f} MB a clip may hold beside its stylized copies (a tenth of this machine's "
+            "memory): stylize it in parts (--start, --duration) or lower --size"
+        )
+
+
+def _read_frames(folder: Path, size: int, start: float, duration: float | None, fps: float,
+                 max_bytes: int) -> Clip:  # fmt: skip
     from .images import read_image
 
     names = sorted(
@@ -137,6 +159,7 @@ def _read_frames(folder: Path, size: int, start: float, duration: float | None, 
                 f"{path}: {img.size[0]}x{img.size[1]} px, the frames before it {source_size[0]}x{source_size[1]}"
             )
         frames.append(np.asarray(img.convert("RGB").resize(shape, resample=3)))
+        check_memory(folder, frames, max_bytes)
     rate = Fraction(fps).limit_denominator(1001)  # 29.97 -> 2997/100: frame i at i / rate
     return Clip(str(folder), frames, list(range(len(frames))), 1 / rate, source_size, first / fps, False)
 
@@ -150,7 +173,7 @@ def _open(path: Path):
         raise VideoError(f"{path}: not a video FFmpeg can read ({exc})") from None
 
 
-def _read_video(path: Path, size: int, start: float, duration: float | None) -> Clip:
+def _read_video(path: Path, size: int, start: float, duration: float | None, max_bytes: int) -> Clip:
     import av
 
     end = math.inf if duration is None else start + duration
@@ -182,6 +205,7 @@ def _read_video(path: Path, size: int, start: float, duration: float | None) -> 
                     shape = working_size(frame.width, frame.height, size)
                 frames.append(frame.to_ndarray(format="rgb24", width=shape[0], height=shape[1]))
                 times.append(frame.pts)
+                check_memory(path, frames, max_bytes)
         except (av.error.FFmpegError, EOFError) as exc:
             if not frames:
                 raise VideoError(f"{path}: no frame could be decoded ({exc})") from None

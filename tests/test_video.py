@@ -85,6 +85,10 @@ def test_a_clip_keeps_its_timestamps_and_bad_clips_are_refused_in_one_line(tmp_p
     # a large source is scaled as it is decoded
     big = read_clip(str(make_clip(tmp_path / "big.mp4", frames=2, size=2560, audio=False)), 64)
     assert big.source_size == (2560, 1920) and big.size == (64, 48)
+    with pytest.raises(
+        VideoError, match=r"vfr.mp4: 4 frames of 64x48 px already take 0 MB, more than .* stylize it in parts"
+    ):
+        read_clip(str(vfr), 64, max_bytes=3 * 64 * 48 * 3)  # a clip longer than memory allows
     # not a video; truncated; frames without a rate
     text = tmp_path / "notes.mp4"
     text.write_text("not a video")
