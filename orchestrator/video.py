@@ -279,11 +279,18 @@ def run_segments(task: SegmentTask, clip: Clip, todo: Sequence[Segment], folder:
     import ray
 
     start_ray(ray_init_kwargs, quiet=quiet)
-    # SPREAD: segments are heavy and few; one per node first, rather than packed onto one
-    remote = ray.remote(num_cpus=1, max_retries=2, scheduling_strategy="SPREAD")(stylize_segment)
+    # A GPU per segment where the cluster has GPUs (the model on it), else one CPU. SPREAD:
+    # segments are heavy and few; one per node first, rather than packed onto one.
+    resources = ray.cluster_resources()
+    gpus = 1 if resources.get("GPU", 0) >= 1 else 0
+    task = dataclasses.replace(task, device="cuda" if gpus else "cpu")
+    remote = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=2, scheduling_strategy="SPREAD")(
+        stylize_segment
+    )
     shared = ray.put(task)
     pending = {remote.remote(shared, frames_of(seg)): seg for seg in todo}
-    console.say(f"{len(todo)} segment(s) as Ray tasks over {ray.cluster_resources().get('CPU', 0):g} CPU(s)")
+    where = f"{resources.get('GPU', 0):g} GPU(s)" if gpus else f"{resources.get('CPU', 0):g} CPU(s)"
+    console.say(f"{len(todo)} segment(s) as Ray tasks over the cluster's {where}")
     try:
         for ref in console.track(
             _as_completed(pending), sum(map(size, todo)), "frame", lambda r: size(pending[r])
