@@ -55,7 +55,13 @@ def main() -> None:
         "--steps", type=int, default=None, help="optimisation steps per frame (default the algorithm's)"
     )
     parser.add_argument("--algorithms", nargs="+", default=["adain", "johnson"])
-    parser.add_argument("--strip", type=Path, default=None, help="write frames of the first clip, both ways")
+    parser.add_argument(
+        "--strip",
+        type=Path,
+        default=None,
+        help="write frames of the first clip, both ways, per algorithm (NAME_<algorithm>.jpg)",
+    )
+    parser.add_argument("--clips", type=int, default=None, help="only the first N clips")  # fmt: skip
     parser.add_argument("--smoke-test", action="store_true")
     args = parser.parse_args()
     from algorithms import get_algorithm
@@ -69,9 +75,10 @@ def main() -> None:
     clips = [(p, s, m) for p, s in zip(photos, PAINTINGS, strict=True) for m in ("pan", "zoom")]
     if args.smoke_test:
         args.frames, args.size, clips = 6, 64, clips[:1]
+    clips = clips[: args.clips] if args.clips else clips
     totals: dict[str, dict[str, list[float]]] = {}
     floor = []
-    strip = []
+    strips: dict[str, list] = {}
     for photo_name, painting, motion in clips:
         photo = to_tensor(read_image(photo_name))
         style = to_tensor(read_image(REPO / "samples" / "style" / painting, max_side=256))
@@ -104,8 +111,7 @@ def main() -> None:
             )
             print(json.dumps({"clip": f"{photo_name.stem} {motion}", "algorithm": name, **{k: v[-1] for k, v in t.items()}}),
                   flush=True)  # fmt: skip
-            if not strip:
-                strip = [frames, outs, steady.frames]
+            strips.setdefault(name, [frames, outs, steady.frames])
     mean = lambda v: sum(v) / len(v)  # noqa: E731
     print(f"flicker on {len(clips)} clips of {args.frames} frames at {args.size} px "
           f"(pans and zooms over {', '.join(p.stem for p in photos)}), temporal_weight {'each kind default (0.5)' if args.temporal_weight is None else args.temporal_weight}:")  # fmt: skip
@@ -120,14 +126,16 @@ def main() -> None:
             f"  {name:<10}  {e:>28.2e}  {eb:>7.2e}  {eb / e:>5.2f}   {s:>30.3f}  {sb:>7.3f}  {sb / s:>5.3f}"
         )
         result[name] = {"error_ratio": eb / e, "style_ratio": sb / s}
-    if args.strip and strip:
+    if args.strip:
         from torchvision.utils import save_image
 
-        picks = [0, len(strip[0]) // 3, 2 * len(strip[0]) // 3, len(strip[0]) - 1]
-        save_image(
-            torch.cat([row[i] for row in strip for i in picks]), str(args.strip), nrow=len(picks), padding=2
-        )
-        print(f"  frames {picks} of the first clip (input, frame by frame, blended): {args.strip}")
+        for name, strip in strips.items():
+            picks = [0, len(strip[0]) // 3, 2 * len(strip[0]) // 3, len(strip[0]) - 1]
+            path = args.strip.with_name(f"{args.strip.stem}_{name}{args.strip.suffix}")
+            save_image(
+                torch.cat([row[i] for row in strip for i in picks]), str(path), nrow=len(picks), padding=2
+            )
+            print(f"  frames {picks} of the first clip (input, frame by frame, temporal): {path}")
     print(json.dumps(result))
 
 
