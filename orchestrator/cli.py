@@ -346,6 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
     vid.add_argument("--engine", choices=["auto", "ray", "local"], default="auto",
                      help="ray: segments as Ray tasks; local: in this process; auto (default): ray where a "
                      "cluster is named (RAY_ADDRESS)")  # fmt: skip
+    vid.add_argument("--baseline", action="store_true", help="optimisation algorithms: also stylize every "
+                     "frame on its own, to report the warping error beside frame by frame's (twice the "
+                     "time; networks always report it)")  # fmt: skip
     vid.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     _settings(vid, "any algorithm parameter (`stylegrid algorithms` lists them)")
     _tracking(vid, "$MLFLOW_TRACKING_URI, else sqlite:///OUTPUT/mlflow.db")
@@ -674,6 +677,7 @@ def cmd_stylize_video(args: argparse.Namespace) -> int:
         params=values, size=args.size, style_size=args.style_size, start=args.start,
         duration=args.duration, fps=args.fps, temporal_weight=args.temporal_weight,
         segment_frames=args.segment_frames, overlap=args.overlap, engine=args.engine, seed=args.seed,
+        baseline=args.baseline,
         name=args.name, tracking_uri=args.tracking_uri,
     )  # fmt: skip
     summary = stylize_video(job, quiet=args.quiet)

@@ -71,6 +71,7 @@ class VideoJob:
     segment_frames: int = 48
     overlap: int = 4
     engine: str = "auto"
+    baseline: bool = False  # an optimisation also stylized frame by frame, for the measure beside it
     seed: int = 0
     name: str | None = None  # the output video's file name (default: the input's stem + .mp4)
     tracking_uri: str | None = None
@@ -155,7 +156,7 @@ def job_key(job: VideoJob, clip: Clip, styles: Sequence[tuple[str, bytes]], weig
         h.update(hashlib.sha256(frame.tobytes()).digest())
     decided = {
         "algorithm": job.algorithm, "params": job.params, "style_size": job.style_size, "weight": weight,
-        "segment_frames": job.segment_frames, "overlap": job.overlap, "seed": job.seed,
+        "segment_frames": job.segment_frames, "overlap": job.overlap, "seed": job.seed, "baseline": job.baseline,
         "styles": [hashlib.sha256(d).hexdigest() for _, d in styles], "size": clip.size,
     }  # fmt: skip
     h.update(json.dumps(decided, sort_keys=True, default=str).encode())
@@ -224,7 +225,8 @@ def _stylize(
         tracker.log_params(run_id, _run_params(job, clip, algorithm.name, weight, len(segments)), limit=500)
         start = time.perf_counter()
         task = SegmentTask(algorithm.name, dict(job.params), tuple(d for _, d in styles),
-                           tuple(p for p, _ in styles), job.style_size, weight, job.seed)  # fmt: skip
+                           tuple(p for p, _ in styles), job.style_size, weight, job.seed,
+                           baseline=job.baseline)  # fmt: skip
         todo = [s for s in segments if s.index not in done]
         try:
             run_segments(task, clip, todo, folder, choose_engine(job.engine), console, ray_init_kwargs, quiet)

@@ -74,11 +74,13 @@ class SegmentTask:
     temporal_weight: float
     seed: int
     device: str = "auto"
+    baseline: bool = False  # an optimisation also stylizes every frame on its own (frame by frame)
 
 
 def stylize_segment(task: SegmentTask, frames: np.ndarray) -> dict[str, np.ndarray]:
     """One segment's frames [n, H, W, 3] uint8 stylized in order: {"frames": ..., "raw": ...}
-    (``raw``: a feed-forward network's frames before blending; absent for optimisation)."""
+    (``raw``: frame by frame's: a network's frames before blending; an optimisation's each from
+    the content when ``task.baseline``, else absent)."""
     import torch
 
     from algorithms import get_algorithm
@@ -93,9 +95,8 @@ def stylize_segment(task: SegmentTask, frames: np.ndarray) -> dict[str, np.ndarr
         _tensor(decode_image(d, n, task.style_size))
         for d, n in zip(task.styles, task.style_names, strict=True)
     ]
-    batch = (
-        torch.from_numpy(np.array(frames)).permute(0, 3, 1, 2).float() / 255
-    )  # a copy: Ray's arrays are read-only
+    # np.array copies: Ray hands a task read-only arrays
+    batch = torch.from_numpy(np.array(frames)).permute(0, 3, 1, 2).float() / 255
     inputs = [frame[None] for frame in batch]
     result = stylize_frames(algorithm, inputs, styles, params, temporal_weight=task.temporal_weight, seed=task.seed,
                             device=pick_device(task.device))  # fmt: skip
@@ -104,8 +105,14 @@ def stylize_segment(task: SegmentTask, frames: np.ndarray) -> dict[str, np.ndarr
         "evaluations": np.array(result.evaluations),
         "node": np.array(_node()),
     }
-    if result.raw is not None:
-        out["raw"] = _uint8(result.raw)
+    raw = result.raw
+    if raw is None and task.baseline and task.temporal_weight > 0:
+        alone = stylize_frames(algorithm, inputs, styles, params, temporal_weight=0, seed=task.seed,
+                               device=pick_device(task.device))  # fmt: skip
+        raw = alone.frames
+        out["evaluations"] = out["evaluations"] + alone.evaluations
+    if raw is not None:
+        out["raw"] = _uint8(raw)
     return out
 
 
