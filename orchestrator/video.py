@@ -198,14 +198,14 @@ def stylize_video(job: VideoJob, *, quiet: bool = False, ray_init_kwargs: dict |
 def _stylize(
     job, algorithm, weight, styles, clip, source, video_path, quiet, ray_init_kwargs
 ) -> VideoSummary:
-    out, name, console = job.out, video_path.name, Console(quiet)
-    notes = list(clip.notes)
-    if clip.variable_rate:
-        notes.append(f"{job.input}: variable frame rate: each frame keeps its own timestamp")
     from algorithms.video import check_frame_fits
 
     from .params import build_params
 
+    out, name, console = job.out, video_path.name, Console(quiet)
+    notes = list(clip.notes)
+    if clip.variable_rate:
+        notes.append(f"{job.input}: variable frame rate: each frame keeps its own timestamp")
     check_frame_fits(algorithm, build_params(algorithm.params_type, job.params, "--set "), clip.size, weight)
     tracking_uri, embedded = resolve_tracking_uri(job.tracking_uri, out)
     with folder_lock(out, "stylegrid stylize-video"), sigterm_as_interrupt():
@@ -230,6 +230,13 @@ def _stylize(
         todo = [s for s in segments if s.index not in done]
         try:
             run_segments(task, clip, todo, folder, choose_engine(job.engine), console, ray_init_kwargs, quiet)
+            saved = [dict(np.load(folder / segment_file(s))) for s in segments]
+            frames = join_segments(segments, [s["frames"] for s in saved])
+            write_clip(video_path, frames, clip, audio_from=Path(source) if clip.audio else None)
+            raw = (
+                join_segments(segments, [s["raw"] for s in saved]) if all("raw" in s for s in saved) else None
+            )
+            measures = measure(clip, frames, raw, styles, job.style_size)
         except KeyboardInterrupt:
             tracker.end_run(run_id, "KILLED")
             left = sum(1 for s in segments if not (folder / segment_file(s)).exists())
@@ -239,28 +246,11 @@ def _stylize(
         except BaseException:
             tracker.end_run(run_id, "FAILED")
             raise
-        saved = [dict(np.load(folder / segment_file(s))) for s in segments]
-        frames = join_segments(segments, [s["frames"] for s in saved])
-        write_clip(video_path, frames, clip, audio_from=Path(source) if clip.audio else None)
-        raw = join_segments(segments, [s["raw"] for s in saved]) if all("raw" in s for s in saved) else None
-        measures = measure(clip, frames, raw, styles, job.style_size)
         measures["evaluations"] = int(sum(int(s["evaluations"]) for s in saved))
         seconds = time.perf_counter() - start
         nodes = [str(s.get("node", "local")) for s in saved]
-        manifest = _manifest(
-            job,
-            clip,
-            algorithm.name,
-            weight,
-            segments,
-            nodes,
-            key,
-            video_path,
-            measures,
-            notes,
-            run_id,
-            seconds,
-        )
+        manifest = _manifest(job, clip, algorithm.name, weight, segments, nodes, key, video_path, measures,
+                             notes, run_id, seconds)  # fmt: skip
         write_atomic(out / "manifest.json", json.dumps(manifest, indent=2).encode())
         _log_run(tracker, run_id, measures, seconds, frames, clip, manifest)
         return VideoSummary(out, video_path, len(segments), len(done), len(clip.frames), seconds, False, measures,

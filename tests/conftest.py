@@ -202,8 +202,9 @@ LONGEST_FIRST = (
     "tests/test_reliability_services.py::test_a_tracking_server_lost_mid_sweep",
     "tests/test_catalog.py::test_a_killed_run",
     "tests/test_wct.py::test_train_wct",
-    "tests/test_scripts.py::test_catalog_throughput_smoke",  # then the suite's longest (30-60 s)
     "tests/test_scripts.py::test_gpu_check_smoke",
+    "tests/test_scripts.py::test_catalog_throughput_smoke",  # then the suite's longest (30-60 s)
+    "tests/test_video.py::test_a_clip_is_stylized",
     "tests/test_scripts.py::test_sweep_overhead_smoke",
     "tests/test_scripts.py::test_early_stopping_smoke",
     "tests/test_sweep.py::test_early_stopping",

@@ -200,6 +200,7 @@ def test_inverse_validation_smoke():
     assert rows[:2] == ["64", "default"] and "wct" in rows and rows[5] == "1.00x"
 
 
+@pytest.mark.long  # 100 s in the suite (its pieces have their own tests there): ./run checks
 def test_gpu_check_smoke():
     # the demo sweep, a catalog, a training and a tiled picture, checked, on the CPU
     proc = run_in_process("benchmarks/gpu_check.py", "--smoke")
