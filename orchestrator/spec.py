@@ -156,8 +156,14 @@ class RegionSetSpec(BaseModel):
 class SweepSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-    content: list[str] = Field(min_length=1)
-    style: list[str] = Field(min_length=1)
+    content: list[str] = Field(
+        default_factory=list,
+        description="photos: files, globs, folders; the grid's (empty in a spec of regions only)",
+    )
+    style: list[str] = Field(
+        default_factory=list,
+        description="style images: files, globs, folders; the grid's (empty in a spec of regions only)",
+    )
     algorithms: list[AlgorithmSpec] = Field(min_length=1)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     size: int = Field(DEFAULT_SIZE, description="output long side in pixels (16..8192)")
@@ -201,15 +207,29 @@ class SweepSpec(BaseModel):
     def _bounded(cls, value: int) -> int:
         return check_size(value, "size")
 
+    @pydantic.model_validator(mode="after")
+    def _grid_or_regions(self) -> SweepSpec:
+        """A grid needs photos and styles; a spec of regions only (each with its photo and
+        styles) needs neither, and half a grid is a mistake."""
+        missing = [f for f in ("content", "style") if not getattr(self, f)]
+        if missing and not self.regions:
+            raise ValueError(
+                f"{missing[0]}: give at least one image (or regions: each names its photo and styles)"
+            )
+        if len(missing) == 1:
+            raise ValueError(f"{missing[0]}: empty while {'style' if missing[0] == 'content' else 'content'} is "
+                             "not: give both (the whole-photo grid) or neither (regions only)")  # fmt: skip
+        return self
+
 
 def _format_validation_error(path: Path, exc: pydantic.ValidationError) -> str:
     problems = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        msg = err["msg"]
+        loc = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown field"
-        problems.append(f"{loc}: {msg}")
+        problems.append(f"{loc}: {msg}" if loc else msg)  # a whole-spec check names its fields itself
     return f"{path}: " + "; ".join(problems)
 
 

@@ -294,3 +294,30 @@ def test_a_memory_budget_of_auto_leaves_the_job_ids_as_they_were():
 
     assert job_id(memory_budget="auto") == job_id()
     assert job_id(memory_budget="2GB") != job_id()
+
+
+def test_a_spec_of_regions_only_needs_no_grid_and_half_a_grid_is_refused(tmp_path):
+    regions = f"""
+    regions:
+      - name: sky
+        content: {TUBINGEN}
+        mask: {SAMPLES.parent / "experiments" / "masks" / "tubingen_labels.png"}
+        styles: {{"#ff0000": {STARRY}, "#0000ff": none, "#000000": none}}
+    """
+    only = write_spec(
+        tmp_path, "name: r\nalgorithms: [{name: gatys}, {name: johnson}]\n" + textwrap.dedent(regions)
+    )
+    jobs = expand(load_spec(only), str(only))
+    assert [(j.algorithm, j.variant) for j in jobs] == [
+        ("gatys", "regions=sky")
+    ]  # johnson has no spatial control
+    half = write_spec(
+        tmp_path, f"name: r\nstyle: [{STARRY}]\nalgorithms: [{{name: gatys}}]\n" + textwrap.dedent(regions)
+    )
+    with pytest.raises(
+        SpecError, match=r"s.yaml: content: empty while style is not: give both .* or neither"
+    ):
+        load_spec(half)
+    none = write_spec(tmp_path, "name: r\nalgorithms: [{name: gatys}]\n")
+    with pytest.raises(SpecError, match=r"s.yaml: content: give at least one image \(or regions"):
+        load_spec(none)
