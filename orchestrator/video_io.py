@@ -8,7 +8,8 @@ muxers).
   the frames before the damage and a note saying so; a file with no decodable frame in the range
   is refused with one line naming it.
 * ``write_clip``: H.264 frames at the given timestamps, and the source's audio of the same span
-  copied packet by packet (not re-encoded), into a temporary file renamed into place when whole.
+  copied packet by packet (not re-encoded; AAC when the container cannot hold its codec, such as
+  PCM in MP4), into a temporary file renamed into place when whole.
 
 Frames are uint8 arrays [H, W, 3] (RGB).
 """
@@ -255,14 +256,22 @@ def write_clip(out: Path, frames: Iterable[np.ndarray], clip: Clip, *, audio_fro
             video.pix_fmt = "yuv420p"
             video.time_base = clip.time_base
             audio_src = _audio_source(audio_from) if audio_from is not None else None
-            audio_out = container.add_stream_from_template(audio_src[1]) if audio_src else None
+            copy = audio_src is not None and audio_copies(audio_from, out.suffix)
+            if audio_src is None:
+                audio_out = None
+            elif copy:
+                audio_out = container.add_stream_from_template(audio_src[1])
+            else:  # a codec the container cannot hold (PCM in MP4): AAC
+                channels = audio_src[1].codec_context.channels or 2  # its layout may have no name
+                layout = {1: "mono", 6: "5.1", 8: "7.1"}.get(channels, "stereo")
+                audio_out = container.add_stream("aac", rate=audio_src[1].rate or 48000, layout=layout)
             for array, pts in zip(frames, clip.pts, strict=True):
                 frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb24")
                 frame.pts, frame.time_base = pts, clip.time_base
                 container.mux(video.encode(frame))
             container.mux(video.encode())
             if audio_src:
-                _copy_audio(audio_src, audio_out, container, clip)
+                (_copy_audio if copy else _transcode_audio)(audio_src, audio_out, container, clip)
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
@@ -295,6 +304,46 @@ def _copy_audio(source, stream_out, container, clip: Clip) -> None:
                 packet.dts -= offset
             packet.stream = stream_out
             container.mux(packet)
+
+
+def audio_copies(source: Path, suffix: str) -> bool:
+    """Whether the source's audio goes into a container of ``suffix`` packet by packet (tried
+    on a scratch file with its first packet: FFmpeg's muxers say what they take only so)."""
+    import av
+
+    with _open(source) as src, tempfile.TemporaryDirectory() as tmp:
+        stream = src.streams.audio[0]
+        try:
+            with av.open(str(Path(tmp) / f"probe{suffix}"), "w") as out:
+                target = out.add_stream_from_template(stream)
+                for packet in src.demux(stream):
+                    if packet.pts is not None and packet.size:
+                        packet.stream = target
+                        out.mux(packet)
+                        break
+        except av.error.FFmpegError:
+            return False
+        return True
+
+
+def _transcode_audio(source, stream_out, container, clip: Clip) -> None:
+    """The source's audio over the clip's span, decoded and encoded as ``stream_out``'s codec."""
+    import av
+
+    src, stream = source
+    start, end = clip.start, clip.start + clip.seconds
+    resampler = av.AudioResampler(format=stream_out.format.name, layout=stream_out.layout.name,
+                                  rate=stream_out.rate)  # fmt: skip
+    written = 0
+    with src:
+        for frame in src.decode(stream):
+            if frame.time is None or frame.time < start - 1e-6 or frame.time >= end:
+                continue
+            for part in resampler.resample(frame):
+                part.pts, part.time_base = written, Fraction(1, stream_out.rate)
+                written += part.samples
+                container.mux(stream_out.encode(part))
+    container.mux(stream_out.encode())
 
 
 def clip_timestamps(path: Path) -> tuple[list[float], bool]:

@@ -20,15 +20,15 @@ import torch
 from conftest import REPO, SAMPLES, cli_in_process
 
 from orchestrator.images import read_image, to_tensor
-from orchestrator.video_io import VideoError, clip_timestamps, read_clip
+from orchestrator.video_io import VideoError, clip_timestamps, read_clip, write_clip
 from orchestrator.video_segments import crossfade_weights, join_segments, plan_segments
 
 STYLE = SAMPLES / "style" / "the_scream.jpg"
 
 
-def make_clip(path: Path, frames: int = 24, size: int = 128, *, audio: bool = True,
+def make_clip(path: Path, frames: int = 24, size: int = 128, *, audio: bool = True, audio_codec: str = "aac",
               pts: list[int] | None = None, time_base: Fraction = Fraction(1, 24)) -> Path:  # fmt: skip
-    """A pan over a sample photo (known motion) as H.264, with a tone as AAC audio."""
+    """A pan over a sample photo (known motion) as H.264, with a tone as audio (AAC by default)."""
     import av
 
     from algorithms.temporal import camera_clip
@@ -40,7 +40,7 @@ def make_clip(path: Path, frames: int = 24, size: int = 128, *, audio: bool = Tr
         video = out.add_stream("libx264", rate=24)
         video.width, video.height, video.pix_fmt = clip[0].shape[-1], clip[0].shape[-2], "yuv420p"
         video.time_base = time_base
-        sound = out.add_stream("aac", rate=22050) if audio else None
+        sound = out.add_stream(audio_codec, rate=22050) if audio else None
         for t, frame in zip(pts, clip, strict=True):
             array = (frame[0].permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
             f = av.VideoFrame.from_ndarray(array, format="rgb24")
@@ -82,6 +82,14 @@ def test_a_clip_keeps_its_timestamps_and_bad_clips_are_refused_in_one_line(tmp_p
     assert len(read_clip(str(vfr), 64, start=2 / 24, duration=3 / 24).frames) == 2
     with pytest.raises(VideoError, match=r"vfr.mp4: no frames between 9 s and 10 s"):
         read_clip(str(vfr), 64, start=9, duration=1)
+    # audio the output's container cannot hold as it is (PCM in MP4) is encoded as AAC
+    pcm = make_clip(tmp_path / "pcm.mkv", frames=6, size=64, audio_codec="pcm_s16le")
+    clip = read_clip(str(pcm), 64)
+    write_clip(tmp_path / "pcm.mp4", clip.frames, clip, audio_from=pcm)
+    assert clip_timestamps(tmp_path / "pcm.mp4") == (
+        pytest.approx([i / 24 for i in range(6)], abs=1e-3),
+        True,
+    )
     # a large source is scaled as it is decoded
     big = read_clip(str(make_clip(tmp_path / "big.mp4", frames=2, size=2560, audio=False)), 64)
     assert big.source_size == (2560, 1920) and big.size == (64, 48)
