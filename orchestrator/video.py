@@ -148,12 +148,18 @@ def read_styles(job: VideoJob) -> list[tuple[str, bytes]]:
     return styles
 
 
-def job_key(job: VideoJob, clip: Clip, styles: Sequence[tuple[str, bytes]], weight: float) -> str:
-    """A digest of everything that decides the segments' pictures: a run with the same key
-    re-uses the segments already saved."""
+def frames_digest(clip: Clip) -> str:
+    """The SHA-256 of the clip's frames as stylized (the same for a file and its frames)."""
     h = hashlib.sha256()
     for frame in clip.frames:
         h.update(hashlib.sha256(frame.tobytes()).digest())
+    return h.hexdigest()
+
+
+def job_key(job: VideoJob, clip: Clip, styles: Sequence[tuple[str, bytes]], weight: float) -> str:
+    """A digest of everything that decides the segments' pictures: a run with the same key
+    re-uses the segments already saved."""
+    h = hashlib.sha256(frames_digest(clip).encode())
     decided = {
         "algorithm": job.algorithm, "params": job.params, "style_size": job.style_size, "weight": weight,
         "segment_frames": job.segment_frames, "overlap": job.overlap, "seed": job.seed, "baseline": job.baseline,
@@ -223,6 +229,13 @@ def _stylize(
         tracker = Tracker(tracking_uri, job.experiment, out / "mlartifacts" if embedded else None)
         run_id = tracker.start_run(f"video {name}", {"stylegrid.kind": "video", "stylegrid.out": str(out)})
         tracker.log_params(run_id, _run_params(job, clip, algorithm.name, weight, len(segments)), limit=500)
+        # the inputs as MLflow datasets, as a sweep's runs have them (the runs table's Dataset column)
+        tracker.log_images_as_datasets(
+            run_id, "content", {Path(job.input.rstrip("/")).name: frames_digest(clip)}
+        )
+        tracker.log_images_as_datasets(
+            run_id, "style", {Path(p).name: hashlib.sha256(d).hexdigest() for p, d in styles}
+        )
         start = time.perf_counter()
         task = SegmentTask(algorithm.name, dict(job.params), tuple(d for _, d in styles),
                            tuple(p for p, _ in styles), job.style_size, weight, job.seed,

@@ -158,6 +158,15 @@ def test_a_clip_is_stylized_steadier_than_frame_by_frame_and_resumes_after_a_kil
     assert m["warping_error"] <= 0.5 * m["frame_by_frame_warping_error"]
     assert m["style_distance"] <= 1.1 * m["frame_by_frame_style_distance"]
     assert manifest["frames"] == 24 and len(manifest["segments"]) == 4 and manifest["audio"]
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
+    run = client.get_run(manifest["mlflow_run_id"])
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} == {"manifest.json", "preview.gif"}
+    assert run.info.status == "FINISHED" and run.data.metrics["warping_error"] == pytest.approx(
+        m["warping_error"]
+    )
+    assert sorted(d.dataset.name for d in run.inputs.dataset_inputs) == ["pan.mp4", "the_scream.jpg"]
     nodes = [s["node"] for s in manifest["segments"]]
     assert nodes[: len(kept)] == ["local"] * len(kept) and "local" not in nodes[len(kept) :]
 
