@@ -50,10 +50,14 @@ class FramesResult:
     evaluations: int
 
 
-def check_temporal_weight(kind: str, weight: float) -> None:
+def check_temporal_weight(algorithm: Algorithm, weight: float) -> None:
+    """A weight the algorithm's kind takes, and a temporal term where the weight asks for one."""
+    kind = algorithm.kind
     if weight < 0 or (kind == "feedforward" and weight >= 1):
         allowed = "0 <= temporal_weight < 1" if kind == "feedforward" else "temporal_weight >= 0"
         raise ValueError(f"temporal_weight {weight:g}: a {kind} algorithm takes {allowed}")
+    if weight > 0 and kind == "optimization" and not getattr(algorithm.stylize, "temporal", False):
+        raise ValueError(f"{algorithm.name} has no temporal term: give temporal_weight 0")
 
 
 def check_frame_fits(algorithm: Algorithm, params: Any, size: tuple[int, int], temporal_weight: float,
@@ -86,7 +90,7 @@ def stylize_frames(
     on_frame: Callable[[int], None] | None = None,
 ) -> FramesResult:
     """The stylized ``frames`` (see the module docstring); ``on_frame(i)`` after each frame."""
-    check_temporal_weight(algorithm.kind, temporal_weight)
+    check_temporal_weight(algorithm, temporal_weight)
     if not frames:
         raise ValueError("no frames to stylize")
     cache = {} if cache is None else cache
@@ -105,8 +109,6 @@ def stylize_frames(
 
 def _optimize_frames(algorithm, frames, styles, params, temporal_weight, style_weights, seed, device,
                      cache, flows, masks, on_frame) -> FramesResult:  # fmt: skip
-    if temporal_weight > 0 and not getattr(algorithm.stylize, "temporal", False):
-        raise ValueError(f"{algorithm.name} has no temporal term: give temporal_weight 0")
     outputs: list[torch.Tensor] = []
     evaluations = 0
     later = dataclasses.replace(params, init="previous frame", scales=1) if temporal_weight > 0 else params

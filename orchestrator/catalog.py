@@ -27,7 +27,6 @@ wins), and MLflow needs a store of its own (``tracking_uri`` or ``MLFLOW_TRACKIN
 from __future__ import annotations
 
 import io
-import os
 import posixpath
 import time
 import uuid
@@ -47,12 +46,12 @@ from .catalog_manifest import (
 )
 from .catalog_pipeline import CatalogError, PoolPlan, build_pipeline
 from .files import WriteError, remove_partial_files
-from .images import decode_image, read_bytes
+from .images import read_checked_images
 from .lock import folder_lock, sigterm_as_interrupt
 from .models import model_uris, resolve_locations
 from .params import ParameterError, build_params
 from .pictures import contact_sheet
-from .runtime import Console, Summary, start_ray
+from .runtime import Console, Summary, cluster_named, start_ray
 from .spec import CatalogSpec
 from .tracking import Tracker, resolve_tracking_uri, ui_command
 
@@ -135,11 +134,8 @@ def choose_engine(spec: CatalogSpec, ray_init_kwargs: dict | None = None) -> str
     where ``num_gpus: 0`` keeps the model on the CPU)."""
     if spec.engine != "auto":
         return spec.engine
-    import ray
-
-    named = bool(os.environ.get("RAY_ADDRESS")) or "address" in (ray_init_kwargs or {})
     scheduled = spec.actors is not None or bool(spec.actor_resources) or (spec.num_gpus or 0) > 0
-    return "ray" if named or scheduled or ray.is_initialized() else "local"
+    return "ray" if scheduled or cluster_named(ray_init_kwargs) else "local"
 
 
 def describe_plan(plan: PoolPlan) -> str:
@@ -156,14 +152,8 @@ def describe_plan(plan: PoolPlan) -> str:
 
 
 def read_styles(spec: CatalogSpec) -> list[tuple[str, bytes]]:
-    """(absolute path or URI, bytes) per style, each checked to decode (errors name the file)."""
-    styles = []
-    for s in spec.style:
-        path = s if storage.is_uri(s) else str(Path(os.path.expanduser(s)).resolve())
-        data = read_bytes(path)
-        decode_image(data, path, spec.style_size)
-        styles.append((path, data))
-    return list(dict(styles).items())
+    """(absolute path or URI, bytes) per distinct style, each checked to decode."""
+    return list(dict(read_checked_images(spec.style, spec.style_size)).items())
 
 
 def stylize_catalog(

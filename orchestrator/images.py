@@ -89,6 +89,20 @@ def read_bytes(path: str | os.PathLike) -> bytes:
         raise ImageError(path, f"cannot read ({exc.strerror or exc})") from None
 
 
+def read_checked_images(
+    locations: list[str] | tuple[str, ...], max_side: int | None
+) -> list[tuple[str, bytes]]:
+    """(absolute path or URI, bytes) per location, in order, each checked to decode (an
+    ``ImageError`` names the file): style images read once by a driver and handed to its workers."""
+    images = []
+    for location in locations:
+        path = location if storage.is_uri(location) else str(Path(os.path.expanduser(location)).resolve())
+        data = read_bytes(path)
+        decode_image(data, path, max_side)
+        images.append((path, data))
+    return images
+
+
 def decode_image(data: bytes, name: str | os.PathLike, max_side: int | None = None) -> Image.Image:
     """Validate and convert an encoded image (a file's bytes) to 8-bit RGB; ``name`` is for errors."""
     if not data:

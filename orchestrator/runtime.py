@@ -42,6 +42,15 @@ def start_ray(init_kwargs: Mapping[str, Any] | None = None, *, quiet: bool = Fal
     arm_sigterm()
 
 
+def cluster_named(init_kwargs: Mapping[str, Any] | None = None) -> bool:
+    """Whether a Ray cluster is there to use: named by ``RAY_ADDRESS`` (as ``ray job submit`` and
+    ``ray start`` set it) or by an address in ``init_kwargs``, or already joined by this process.
+    The workflows that can also run in their own process (a catalog, a video) choose Ray then."""
+    import ray
+
+    return bool(os.environ.get("RAY_ADDRESS")) or "address" in (init_kwargs or {}) or ray.is_initialized()
+
+
 def share_memory_with_other_workers() -> None:
     """In a Ray worker: give the ``auto`` memory budgets of its jobs this worker's part of its
     node (the CPUs it holds of the node's CPUs; the part of a GPU it holds), so that workers side

@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,11 +32,10 @@ from typing import Any
 
 import numpy as np
 
-from . import storage
 from .files import WriteError, check_writable, write_atomic
-from .images import decode_image, read_bytes
+from .images import read_checked_images
 from .lock import folder_lock, sigterm_as_interrupt
-from .runtime import Console, Summary, start_ray
+from .runtime import Console, Summary, cluster_named, start_ray
 from .tracking import Tracker, resolve_tracking_uri, ui_command
 from .video_io import VIDEO_FORMATS, Clip, VideoError, local_copy, read_clip, write_clip
 from .video_segments import (
@@ -119,33 +117,21 @@ class VideoSummary:
 
 
 def check_job(job: VideoJob):
-    """The algorithm, its parameters' values and the temporal weight, or a clear refusal."""
+    """The algorithm, its parameters and the temporal weight, or a clear refusal."""
     from algorithms import get_algorithm
     from algorithms.video import DEFAULT_TEMPORAL_WEIGHT, check_temporal_weight
 
     from .params import build_params
 
     algorithm = get_algorithm(job.algorithm)
-    build_params(algorithm.params_type, job.params, "--set ")
+    params = build_params(algorithm.params_type, job.params, "--set ")
     weight = DEFAULT_TEMPORAL_WEIGHT[algorithm.kind] if job.temporal_weight is None else job.temporal_weight
-    check_temporal_weight(algorithm.kind, weight)
-    if weight > 0 and algorithm.kind == "optimization" and not getattr(algorithm.stylize, "temporal", False):
-        raise ValueError(f"--algorithm {algorithm.name}: no temporal term; give --temporal-weight 0")
+    check_temporal_weight(algorithm, weight)
     if job.overlap >= job.segment_frames:
         raise ValueError(
             f"--overlap {job.overlap} must be smaller than --segment-frames {job.segment_frames}"
         )
-    return algorithm, weight
-
-
-def read_styles(job: VideoJob) -> list[tuple[str, bytes]]:
-    styles = []
-    for s in job.styles:
-        path = s if storage.is_uri(s) else str(Path(os.path.expanduser(s)).resolve())
-        data = read_bytes(path)
-        decode_image(data, path, job.style_size)  # a bad style fails here, naming the file
-        styles.append((path, data))
-    return styles
+    return algorithm, params, weight
 
 
 def frames_digest(clip: Clip) -> str:
@@ -169,18 +155,15 @@ def job_key(job: VideoJob, clip: Clip, styles: Sequence[tuple[str, bytes]], weig
     return h.hexdigest()[:16]
 
 
-def choose_engine(engine: str) -> str:
-    if engine != "auto":
-        return engine
-    import ray
-
-    return "ray" if os.environ.get("RAY_ADDRESS") or ray.is_initialized() else "local"
+def choose_engine(engine: str, ray_init_kwargs: dict | None) -> str:
+    """``engine``, with ``auto`` resolved: Ray tasks where a cluster is named, else this process."""
+    return engine if engine != "auto" else ("ray" if cluster_named(ray_init_kwargs) else "local")
 
 
 def stylize_video(job: VideoJob, *, quiet: bool = False, ray_init_kwargs: dict | None = None) -> VideoSummary:
     """Run (or resume) a video job; see the module docstring."""
-    algorithm, weight = check_job(job)
-    styles = read_styles(job)
+    algorithm, params, weight = check_job(job)
+    styles = read_checked_images(job.styles, job.style_size)  # a bad style fails here, naming it
     out = job.out
     if out.exists() and not out.is_dir():
         raise VideoError(f"--output {out}: exists and is not a folder")
@@ -198,21 +181,21 @@ def stylize_video(job: VideoJob, *, quiet: bool = False, ray_init_kwargs: dict |
     with local_copy(job.input) as source:
         clip = read_clip(source, job.size, start=job.start, duration=job.duration, fps=job.fps)
         clip.source = job.input
-        return _stylize(job, algorithm, weight, styles, clip, source, video_path, quiet, ray_init_kwargs)
+        return _stylize(
+            job, algorithm, params, weight, styles, clip, source, video_path, quiet, ray_init_kwargs
+        )
 
 
 def _stylize(
-    job, algorithm, weight, styles, clip, source, video_path, quiet, ray_init_kwargs
+    job, algorithm, params, weight, styles, clip, source, video_path, quiet, ray_init_kwargs
 ) -> VideoSummary:
     from algorithms.video import check_frame_fits
-
-    from .params import build_params
 
     out, name, console = job.out, video_path.name, Console(quiet)
     notes = list(clip.notes)
     if clip.variable_rate:
         notes.append(f"{job.input}: variable frame rate: each frame keeps its own timestamp")
-    check_frame_fits(algorithm, build_params(algorithm.params_type, job.params, "--set "), clip.size, weight)
+    check_frame_fits(algorithm, params, clip.size, weight)
     tracking_uri, embedded = resolve_tracking_uri(job.tracking_uri, out)
     with folder_lock(out, "stylegrid stylize-video"), sigterm_as_interrupt():
         key = job_key(job, clip, styles, weight)
@@ -242,7 +225,16 @@ def _stylize(
                            baseline=job.baseline)  # fmt: skip
         todo = [s for s in segments if s.index not in done]
         try:
-            run_segments(task, clip, todo, folder, choose_engine(job.engine), console, ray_init_kwargs, quiet)
+            run_segments(
+                task,
+                clip,
+                todo,
+                folder,
+                choose_engine(job.engine, ray_init_kwargs),
+                console,
+                ray_init_kwargs,
+                quiet,
+            )
             saved = [dict(np.load(folder / segment_file(s))) for s in segments]
             frames = join_segments(segments, [s["frames"] for s in saved])
             write_clip(video_path, frames, clip, audio_from=Path(source) if clip.audio else None)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .files import write_atomic
-from .images import decode_image
+from .images import decode_image, fitted_size, to_tensor
 from .video_io import Clip
 
 MEASURED_FRAMES = 8  # style_distance is measured on this many frames spread over the clip
@@ -81,7 +81,6 @@ def stylize_segment(task: SegmentTask, frames: np.ndarray) -> dict[str, np.ndarr
     """One segment's frames [n, H, W, 3] uint8 stylized in order: {"frames": ..., "raw": ...}
     (``raw``: frame by frame's: a network's frames before blending; an optimisation's each from
     the content when ``task.baseline``, else absent)."""
-    import torch
 
     from algorithms import get_algorithm
     from algorithms.device import pick_device
@@ -92,14 +91,13 @@ def stylize_segment(task: SegmentTask, frames: np.ndarray) -> dict[str, np.ndarr
     algorithm = get_algorithm(task.algorithm)
     params = build_params(algorithm.params_type, task.params, "")
     styles = [
-        _tensor(decode_image(d, n, task.style_size))
+        to_tensor(decode_image(d, n, task.style_size))
         for d, n in zip(task.styles, task.style_names, strict=True)
     ]
-    # np.array copies: Ray hands a task read-only arrays
-    batch = torch.from_numpy(np.array(frames)).permute(0, 3, 1, 2).float() / 255
-    inputs = [frame[None] for frame in batch]
+    inputs = [frame_tensor(f) for f in frames]
+    device = pick_device(task.device)
     result = stylize_frames(algorithm, inputs, styles, params, temporal_weight=task.temporal_weight, seed=task.seed,
-                            device=pick_device(task.device))  # fmt: skip
+                            device=device)  # fmt: skip
     out = {
         "frames": _uint8(result.frames),
         "evaluations": np.array(result.evaluations),
@@ -108,7 +106,7 @@ def stylize_segment(task: SegmentTask, frames: np.ndarray) -> dict[str, np.ndarr
     raw = result.raw
     if raw is None and task.baseline and task.temporal_weight > 0:
         alone = stylize_frames(algorithm, inputs, styles, params, temporal_weight=0, seed=task.seed,
-                               device=pick_device(task.device))  # fmt: skip
+                               device=device)  # fmt: skip
         raw = alone.frames
         out["evaluations"] = out["evaluations"] + alone.evaluations
     if raw is not None:
@@ -123,10 +121,12 @@ def _node() -> str:
     return ray.get_runtime_context().get_node_id() if ray.is_initialized() else "local"
 
 
-def _tensor(img):
-    from .images import to_tensor
+def frame_tensor(frame: np.ndarray):
+    """A uint8 frame [H, W, 3] as a tensor [1, 3, H, W] in [0, 1] (a copy: Ray hands a task
+    read-only arrays)."""
+    import torch
 
-    return to_tensor(img)
+    return torch.from_numpy(np.array(frame)).permute(2, 0, 1)[None].float() / 255
 
 
 def _uint8(frames) -> np.ndarray:
@@ -151,20 +151,18 @@ def measure(clip: Clip, frames: Sequence[np.ndarray], raw: Sequence[np.ndarray] 
     """The temporal measure (warping error on the input's reliable pixels) of the output, of the
     input itself and, when there, of the frame-by-frame output; and the mean style_distance /
     content_distance on up to ``MEASURED_FRAMES`` frames against the first style."""
-    import torch
 
     from algorithms.metrics import quality
     from algorithms.temporal import clip_flows, warping_error
 
-    as_tensor = lambda f: torch.from_numpy(np.ascontiguousarray(f)).permute(2, 0, 1)[None].float() / 255  # noqa: E731
-    inputs = [as_tensor(f) for f in clip.frames]
-    outputs = [as_tensor(f) for f in frames]
+    inputs = [frame_tensor(f) for f in clip.frames]
+    outputs = [frame_tensor(f) for f in frames]
     flows, masks = clip_flows(inputs)
     result = {
         "warping_error": warping_error(outputs, flows, masks),
         "input_warping_error": warping_error(inputs, flows, masks),
     }
-    style = _tensor(decode_image(styles[0][1], styles[0][0], style_size))
+    style = to_tensor(decode_image(styles[0][1], styles[0][0], style_size))
     picks = sorted(
         set(np.linspace(0, len(frames) - 1, min(MEASURED_FRAMES, len(frames))).round().astype(int))
     )
@@ -172,7 +170,7 @@ def measure(clip: Clip, frames: Sequence[np.ndarray], raw: Sequence[np.ndarray] 
     result["style_distance"] = float(np.mean([q.style_distance for q in scores]))
     result["content_distance"] = float(np.mean([q.content_distance for q in scores]))
     if raw is not None:
-        raws = [as_tensor(f) for f in raw]
+        raws = [frame_tensor(f) for f in raw]
         result["frame_by_frame_warping_error"] = warping_error(raws, flows, masks)
         result["frame_by_frame_style_distance"] = float(
             np.mean([quality(raws[i], inputs[i], style).style_distance for i in picks])
@@ -186,13 +184,9 @@ def preview_gif(frames: Sequence[np.ndarray], clip: Clip, seconds: float = PREVI
 
     count = max(1, min(len(frames), round(seconds * clip.fps) if clip.fps else len(frames)))
     images = [Image.fromarray(f) for f in frames[:count]]
-    images = [im.resize(_fit(im.size), resample=Image.Resampling.LANCZOS) for im in images]
+    side = min(PREVIEW_SIDE, max(images[0].size))  # never enlarged
+    images = [im.resize(fitted_size(*im.size, side), resample=Image.Resampling.LANCZOS) for im in images]
     buf = io.BytesIO()
     duration = round(1000 / clip.fps) if clip.fps else 40
     images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=duration, loop=0)
     return buf.getvalue()
-
-
-def _fit(size: tuple[int, int]) -> tuple[int, int]:
-    f = min(1.0, PREVIEW_SIDE / max(size))
-    return max(1, round(size[0] * f)), max(1, round(size[1] * f))
