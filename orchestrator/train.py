@@ -168,6 +168,20 @@ def train_loop(config: dict) -> None:
             recent = recent[-spec.log_every :]
 
 
+def check_start(recipe: Recipe, spec: TrainSpec, styles, spec_path) -> None:
+    """Build, in the driver, the network every worker will build first, so that a spec whose
+    starting weights (``init_*``) are missing, unreadable or of another shape fails now, naming
+    the spec, rather than in every worker after Ray has started and retried."""
+    from algorithms.vgg import WeightsUnavailable
+
+    try:
+        recipe.new_model(spec, styles)
+    except SpecError as error:
+        raise SpecError(f"{spec_path}: {error}") from None
+    except (WeightsUnavailable, OSError, RuntimeError, KeyError, ValueError) as error:
+        raise SpecError(f"{spec_path}: the network to start from cannot be built: {error}") from None
+
+
 def learning_rate(step: int, lr: float, decay: float) -> float:
     """Inverse-time decay (pytorch-AdaIN's): lr / (1 + decay x step); constant when decay is 0."""
     return lr / (1.0 + decay * step)
@@ -277,6 +291,7 @@ def train(
                 f"{spec_path}: held_out_sha256 {spec.held_out_sha256} leaves no {what} image to train on"
             )
     styles = recipe.styles(spec, style, str(spec_path))
+    check_start(recipe, spec, styles, spec_path)
     data = data_record(
         spec, spec_path, content, style, held_content, held_style
     )  # a bad provenance fails now

@@ -332,3 +332,25 @@ def test_resolving_a_model_uri_leaves_the_tracking_environment_as_it_was(tmp_pat
     with mlflow_at(f"sqlite:///{tmp_path / 'a.db'}"):
         pass
     assert os.environ["MLFLOW_TRACKING_URI"].endswith("b.db")
+
+
+def test_a_bad_network_to_start_from_fails_in_the_driver_before_ray(tmp_path):
+    """init_network is built once by the driver: a file without its .json, or a network of other
+    paintings, is a one-line error naming the spec (exit 1), with no Ray started and nothing trained."""
+    lonely = tmp_path / "lonely.pth"
+    lonely.write_bytes(DEFAULT_NETWORK.read_bytes())
+    spec = tmp_path / "ft.yaml"
+    base = (
+        f"name: ft\ncontent: [{SAMPLES / 'content'}]\nstyle: [{SAMPLES / 'style' / 'starry_night.jpg'}]\n"
+        "steps: 2\nbatch_size: 2\nimage_size: 48\ncrop: 32\nnum_workers: 1\n"
+    )
+    for start, message in ((lonely, "lonely.json: missing"), (DEFAULT_NETWORK, "are not the spec's")):
+        spec.write_text(base + f"init_network: {start}\n")
+        done = subprocess.run(
+            [sys.executable, "-m", "orchestrator.cli", "train-johnson", str(spec), "-o", str(tmp_path / "out")],
+            cwd=REPO, capture_output=True, text=True, timeout=120,
+            env={**os.environ, "RAY_ADDRESS": "127.0.0.1:1"},  # a Ray started or joined would fail otherwise
+        )  # fmt: skip
+        assert done.returncode == 1, done.stderr
+        assert "ft.yaml" in done.stderr and message in done.stderr, done.stderr
+        assert not (tmp_path / "out" / "train_state.json").exists()
