@@ -28,7 +28,7 @@ from .provenance import provenance
 from .report import STANDALONE
 from .results import COMPACT_EVERY, compact, curve_path, param_cells, result_schema, write_row
 from .services import lost_server, server_problem
-from .tracking import RunsView, Tracker, ms, redact_uri
+from .tracking import RunsCharts, RunsView, Tracker, ms, redact_uri
 from .worker import JobOutcome
 
 IMAGE_KEY = "stylized"  # the MLflow image key of a job's output and snapshots
@@ -107,6 +107,12 @@ SWEEP_VIEW = RunsView(
     ),
     group_by=(("tag", "series"),),
     search="tags.`stylegrid.kind` = 'job'",
+    charts=RunsCharts(
+        scatter=("content_distance", "style_distance"),
+        parallel=(*(m.name for m in MEASURES), "wall_seconds"),
+        once=(*(m.name for m in MEASURES), "wall_seconds", "evaluations", "attempts"),
+        images=(IMAGE_KEY,),
+    ),
 )  # fmt: skip
 
 
@@ -244,9 +250,16 @@ class SweepRuns:
         def at(step: int) -> float:  # steps spread over the job's duration
             return started + (finished - started) * step / last
 
+        # a one-shot algorithm's losses (a network's single pass) at step 0: the UI compares
+        # values logged at step 0 across runs as bars, not as one-point line charts
+        steps = [h.step if len(outcome.history) > 1 else 0 for h in outcome.history]
         self.tracker.log_history(
             run_id,
-            [Metric(n, v, ms(at(h.step)), h.step) for h in outcome.history for n, v in h.losses.items()],
+            [
+                Metric(n, v, ms(at(h.step)), step)
+                for h, step in zip(outcome.history, steps, strict=True)
+                for n, v in h.losses.items()
+            ],
         )
         finals = {
             **outcome.quality,

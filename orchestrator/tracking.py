@@ -130,6 +130,44 @@ class RunsView:
     columns: tuple[str, ...]  # "metrics.`style_distance`", "tags.`variant`", "params.`lr`"
     group_by: tuple[tuple[str, str], ...] = ()  # (mode: param | tag, name)
     search: str = ""  # the runs filter
+    charts: RunsCharts | None = None  # the chart view's cards; None: the UI's own
+
+
+@dataclass(frozen=True)
+class RunsCharts:
+    """The chart view of a saved view: measures logged once per run compared across runs (a
+    scatter of two, parallel coordinates of all), not as the one-point line or bar chart per
+    measure the UI would make of each; metrics logged along the steps (losses) and logged images
+    still get the UI's own line charts and image grids."""
+
+    scatter: tuple[str, str]  # (x, y) metric keys
+    parallel: tuple[str, ...]  # metric keys, one axis each
+    once: tuple[str, ...]  # metric keys logged once per run: no chart of their own
+    images: tuple[str, ...] = ()  # image keys (``log_image``) shown side by side, run by run
+
+
+CHART_SECTION = "Model metrics"  # the section the UI puts metrics without a "/" prefix in
+
+
+def chart_cards(charts: RunsCharts) -> tuple[list[dict], list[dict]]:
+    """``compareRunCharts`` and ``compareRunSections`` of the UI's state for ``charts``. A metric
+    the UI finds a card for (even a deleted one) gets no card of its own, so each measure logged
+    once has a deleted card: the UI's "add chart" can still bring it back."""
+    section = "stylegrid-measures"
+    base = {"metricSectionId": section, "isGenerated": False, "deleted": False, "runsCountToCompare": 100}
+    x, y = charts.scatter
+    cards = [
+        {**base, "uuid": "stylegrid-scatter", "type": "SCATTER", "displayName": f"{y} against {x}",
+         "xaxis": {"key": x, "type": "METRIC"}, "yaxis": {"key": y, "type": "METRIC"}},
+        {**base, "uuid": "stylegrid-parallel", "type": "PARALLEL", "displayName": "every measure",
+         "selectedParams": [], "selectedMetrics": list(charts.parallel), "showAllRuns": True},
+        *({**base, "uuid": f"stylegrid-images-{key}", "type": "IMAGE", "imageKeys": [key], "step": 0,
+           "showRunParams": True} for key in charts.images),
+        *({**base, "uuid": f"stylegrid-once-{key}", "type": "BAR", "metricKey": key, "displayName": key,
+           "deleted": True} for key in charts.once),
+    ]  # fmt: skip
+    sections = [{"uuid": section, "name": CHART_SECTION, "display": True, "isReordered": False}]
+    return cards, sections
 
 
 SHARED_VIEW_PREFIX = "mlflow.sharedViewState."
@@ -143,12 +181,16 @@ def view_tag(view: RunsView, now_ms: int) -> tuple[str, str]:
         "startTime": "ALL", "lifecycleFilter": "Active", "datasetsFilter": [], "modelVersionFilter": "All Runs",
         "selectedColumns": list(view.columns), "columnOrder": [], "columnWidths": {}, "runsHiddenMode": "SHOW_ALL",
         "viewMaximized": False, "runListHidden": False, "isAccordionReordered": False,
-        "useGroupedValuesInCharts": True, "hideEmptyCharts": True,
+        # the charts show each job, not a group's average: a point per job in the scatter, and
+        # the image grid has pictures (a group has none); the table keeps the groups
+        "useGroupedValuesInCharts": False, "hideEmptyCharts": True,
         "groupBy": {"aggregateFunction": "average",
                     "groupByKeys": [{"mode": mode, "groupByData": name} for mode, name in view.group_by]}
         if view.group_by else None,
         "groupsExpanded": {}, "globalLineChartConfig": {"xAxisKey": "step", "lineSmoothness": 0, "selectedXAxisMetricKey": ""},
     }  # fmt: skip
+    if view.charts is not None:
+        state["compareRunCharts"], state["compareRunSections"] = chart_cards(view.charts)
     packed = base64.b64encode(zlib.compress(json.dumps(state, separators=(",", ":")).encode())).decode()
     value = {"name": view.name, "createdAt": now_ms, "updatedAt": now_ms, "state": f"deflate;{packed}"}
     return SHARED_VIEW_PREFIX + view.key, json.dumps(value, separators=(",", ":"))

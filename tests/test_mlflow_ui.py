@@ -68,6 +68,24 @@ def test_the_printed_page_opens_on_the_runs_with_the_measures(every_algorithm_sw
                 break
             time.sleep(0.5)
         browser.save_screenshot(str(tmp_path / "mlflow.png"))
+        # the same view's charts: the measures as a scatter and parallel coordinates (no chart of
+        # one point per measure), the jobs' pictures side by side
+        browser.get(page + "&compareRunsMode=CHART")
+        charts: list[str] = []
+        pictures = 0
+        for _ in range(120):  # the charts and the pictures load after the runs
+            charts = browser.execute_script(
+                "return Array.from(document.querySelectorAll('h4, [role=heading]'))"
+                ".map(e => e.innerText.split('\\n')[0])"
+            )
+            pictures = browser.execute_script(
+                "return Array.from(document.images)"
+                ".filter(i => i.src.includes('stylized') && i.complete && i.naturalWidth > 0).length"
+            )
+            if "stylized" in charts and pictures:
+                break
+            time.sleep(0.5)
+        browser.save_screenshot(str(tmp_path / "mlflow_charts.png"))
         # the report links each picture to its run: the UI's direct route opens the run's page
         report = (out / "report" / "index.html").read_text()
         run_link = re.search(r'<a class="run" href="([^"]+)"', report).group(1)
@@ -111,6 +129,9 @@ def test_the_printed_page_opens_on_the_runs_with_the_measures(every_algorithm_sw
     # every algorithm and each Gatys variant is a group of its own
     assert "Group: gatys style_weight=2.5" in text and "Group: gatys style_weight=5" in text
     assert "Group: mrf" in text
+    assert charts[:3] == ["content_distance vs. style_distance", "Parallel Coordinates", "stylized"], charts
+    assert not {"content_distance", "style_distance", "style_swd", "wall_seconds"} & set(charts), charts
+    assert pictures > 0  # the image grid shows the jobs' outputs
     assert "content_distance" in run_text and "Overview" in run_text  # the job's run page, its metrics
     assert viewer[0] > 10 and viewer[0] == viewer[1], viewer  # every thumbnail and chart, inline
 
