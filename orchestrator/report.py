@@ -212,7 +212,7 @@ def _cell_html(
         curve = curve_path(out, row.job_id)
         curve_link = (Path("..") / curve.relative_to(out)).as_posix() if curve.is_file() else ""
         run = (
-            run_page(ui, row.mlflow_run_id)
+            run_page(ui, row.mlflow_run_id, row.get("mlflow_experiment_id"))
             if ui and isinstance(row.mlflow_run_id, str) and row.mlflow_run_id
             else ""
         )

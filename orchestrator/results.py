@@ -116,13 +116,16 @@ FIXED_COLUMNS: list[tuple[str, pa.DataType, str]] = [
     ("tiles", pa.string(), "the tile layout a memory budget asked for; null for one pass"),
     ("output_image", pa.string(), "the output image, relative to the output folder; null if the job failed"),
     ("mlflow_run_id", pa.string(), "the job's MLflow run; null if it was not logged"),
+    ("mlflow_experiment_id", pa.string(), "the MLflow experiment of the job's run; null if it was not logged"),
     ("attempts", pa.int64(), "how many times the job was started (retries after a lost worker or a timeout)"),
     ("finished_at", pa.timestamp("ms", tz="UTC"), "when the row was written"),
     ("code_version", pa.string(), "stylegrid's version and git commit"),
     ("params_json", pa.string(), "every parameter that applies to the job (JSON)"),
 ]
 # String columns where an empty value means "none": stored as null (older rows' "" read as null)
-NULL_WHEN_EMPTY = ("error", "variant", "tiles", "output_image", "mlflow_run_id", "regions", "rungs")
+NULL_WHEN_EMPTY = (
+    "error", "variant", "tiles", "output_image", "mlflow_run_id", "mlflow_experiment_id", "regions", "rungs",
+)  # fmt: skip
 
 
 SCALARS = {bool: pa.bool_(), int: pa.int64(), float: pa.float64(), str: pa.string()}

@@ -31,7 +31,8 @@ from .services import lost_server, server_problem
 from .tracking import RunsCharts, RunsView, Tracker, ms, redact_uri
 from .worker import JobOutcome
 
-IMAGE_KEY = "stylized"  # the MLflow image key of a job's output and snapshots
+IMAGE_KEY = "stylized"  # the MLflow image key of a job's snapshots, by step, the output last
+OUTPUT_KEY = "output"  # ... and of its output alone, at step 0: the image grid's one step for all jobs
 OUTPUT_TAG = "stylegrid.output"  # the results folder a run belongs to
 
 
@@ -49,7 +50,8 @@ def image_path(output: Path, job: Job) -> Path:
 
 
 def result_row(
-    job: Job, outcome: JobOutcome, sweep_id: str, spec_name: str, image: str, run_id: str, attempts: int
+    job: Job, outcome: JobOutcome, sweep_id: str, spec_name: str, image: str, run_id: str, attempts: int,
+    experiment_id: str = "",
 ):
     losses = outcome.final_losses
     loss_content, loss_style = group_sums(losses)
@@ -86,6 +88,7 @@ def result_row(
         "tiles": outcome.tiles,
         "output_image": image,
         "mlflow_run_id": run_id,
+        "mlflow_experiment_id": experiment_id,
         "attempts": attempts,
         "finished_at": datetime.now(UTC),
         "code_version": provenance().code_version,
@@ -111,7 +114,7 @@ SWEEP_VIEW = RunsView(
         scatter=("content_distance", "style_distance"),
         parallel=(*(m.name for m in MEASURES), "wall_seconds"),
         once=(*(m.name for m in MEASURES), "wall_seconds", "evaluations", "attempts"),
-        images=(IMAGE_KEY,),
+        images=(OUTPUT_KEY,),
     ),
 )  # fmt: skip
 
@@ -283,7 +286,9 @@ class SweepRuns:
         return run_id
 
     def _log_images(self, run_id: str, outcome: JobOutcome, image: Path | None, last: int, at) -> None:
-        """The snapshots and the output under one key, by step: the UI shows them with a slider."""
+        """The output at step 0 under ``OUTPUT_KEY`` (the UI's image grid shows one step for every
+        run, and jobs end at different steps); the snapshots, if any, under ``IMAGE_KEY`` by step,
+        ending with the output: the UI shows them with a slider."""
         from PIL import Image
 
         for step, png in outcome.snapshots:
@@ -291,7 +296,10 @@ class SweepRuns:
                 self.tracker.log_image(run_id, snap.convert("RGB"), IMAGE_KEY, step, at(step))
         if image is not None:
             with Image.open(image) as out:
-                self.tracker.log_image(run_id, out.convert("RGB"), IMAGE_KEY, last, at(last))
+                picture = out.convert("RGB")
+            self.tracker.log_image(run_id, picture, OUTPUT_KEY, 0, at(last))
+            if outcome.snapshots:
+                self.tracker.log_image(run_id, picture, IMAGE_KEY, last, at(last))
 
 
 @dataclass
@@ -365,8 +373,10 @@ class Sink:
                 if problem:  # the server itself is gone: the sweep stops (the scheduler checks `lost`)
                     self.lost = lost_server(self.mlflow.tracker.tracking_uri, problem)
                 raise RuntimeError(f"MLflow logging failed ({type(exc).__name__}: {exc})") from exc
+        experiment = self.mlflow.tracker.experiment_id if run_id and self.mlflow is not None else ""
         row = write_row(
-            self.output, result_row(job, outcome, self.sweep_id, self.spec_name, image_rel, run_id, attempts)
+            self.output,
+            result_row(job, outcome, self.sweep_id, self.spec_name, image_rel, run_id, attempts, experiment),
         )
         if self.mirror is not None:
             self._upload(job, [p for p in (image, curve, row) if p is not None])

@@ -104,8 +104,12 @@ def ui_base(tracking_uri: str | None) -> str | None:
     return None
 
 
-def run_page(base: str, run_id: str) -> str:
-    """A run's page in the MLflow UI (its direct route: no experiment id needed)."""
+def run_page(base: str, run_id: str, experiment: str | None = None) -> str:
+    """A run's page in the MLflow UI: under its experiment in the model-training view (MLflow 3
+    opens the direct route ``#/runs/<id>``, whose query it drops, in the GenAI view), or the
+    direct route when the experiment is not known (rows of an older stylegrid)."""
+    if experiment:
+        return f"{base}/#/experiments/{experiment}/runs/{run_id}?workflowType=machine_learning"
     return f"{base}/#/runs/{run_id}"
 
 

@@ -80,16 +80,16 @@ def test_the_printed_page_opens_on_the_runs_with_the_measures(every_algorithm_sw
             )
             pictures = browser.execute_script(
                 "return Array.from(document.images)"
-                ".filter(i => i.src.includes('stylized') && i.complete && i.naturalWidth > 0).length"
+                ".filter(i => i.src.includes('output') && i.complete && i.naturalWidth > 0).length"
             )
-            if "stylized" in charts and pictures:
+            if "output" in charts and pictures:
                 break
             time.sleep(0.5)
         browser.save_screenshot(str(tmp_path / "mlflow_charts.png"))
         # the report links each picture to its run: the UI's direct route opens the run's page
         report = (out / "report" / "index.html").read_text()
         run_link = re.search(r'<a class="run" href="([^"]+)"', report).group(1)
-        run_id = run_link.rsplit("/", 1)[1]
+        run_id = re.search(r"/runs/([0-9a-f]+)\?workflowType=machine_learning$", run_link).group(1)
         browser.get(run_link.replace("127.0.0.1:5000", f"127.0.0.1:{port}"))
         run_text = ""
         for _ in range(60):
@@ -129,10 +129,11 @@ def test_the_printed_page_opens_on_the_runs_with_the_measures(every_algorithm_sw
     # every algorithm and each Gatys variant is a group of its own
     assert "Group: gatys style_weight=2.5" in text and "Group: gatys style_weight=5" in text
     assert "Group: mrf" in text
-    assert charts[:3] == ["content_distance vs. style_distance", "Parallel Coordinates", "stylized"], charts
+    assert charts[:3] == ["content_distance vs. style_distance", "Parallel Coordinates", "output"], charts
     assert not {"content_distance", "style_distance", "style_swd", "wall_seconds"} & set(charts), charts
     assert pictures > 0  # the image grid shows the jobs' outputs
     assert "content_distance" in run_text and "Overview" in run_text  # the job's run page, its metrics
+    assert "Observability" not in run_text  # ... in the model-training view, not GenAI's sidebar
     assert viewer[0] > 10 and viewer[0] == viewer[1], viewer  # every thumbnail and chart, inline
 
 
