@@ -35,8 +35,9 @@ class AdaINOptimParams(ImageOptimParams):
     """AdaIN's objective optimised on the image, no decoder (``adain_optimize``): the content
     loss to the AdaIN target at relu4_1 replaces the loop's content layers."""
 
-    alpha: float = param(1.0, ALPHA_HELP)
-    style_weight: float = param(10.0, "weight of the mean/std style loss (the paper's lambda)")
+    # chosen by experiments/tune_adain_optimize.yaml (docs/defaults.md); the paper's 1 and 10
+    alpha: float = param(0.8, ALPHA_HELP)
+    style_weight: float = param(3.0, "weight of the mean/std style loss (the paper's lambda)")
 
     def __post_init__(self) -> None:
         super().__post_init__()

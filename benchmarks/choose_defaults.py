@@ -73,17 +73,19 @@ def choose(table: pd.DataFrame, photo_style: float) -> pd.DataFrame:
     return pd.concat(out)
 
 
-def photo_style_distance(df: pd.DataFrame) -> float:
+def photo_style_distance(df: pd.DataFrame, output: Path) -> float:
     """The mean style_distance of the photos themselves, each against its painting, over the
-    sweep's pairs (the photo at the sweep's size, as a job's output would be)."""
+    sweep's pairs (the photo at the sweep's size, as a job's output would be). The rows name the
+    images relative to the spec's folder: ``output``'s record finds them."""
     from algorithms.metrics import quality
     from orchestrator.images import load_image, read_image, resize_to, to_tensor
+    from orchestrator.results import source_file
 
     pairs = df[["content", "style", "size"]].drop_duplicates()
     scores = []
     for content, style, size in pairs.itertuples(index=False):
-        photo = to_tensor(resize_to(read_image(content), int(size)))
-        scores.append(quality(photo, photo, load_image(style)).style_distance)
+        photo = to_tensor(resize_to(read_image(source_file(output, content)), int(size)))
+        scores.append(quality(photo, photo, load_image(source_file(output, style))).style_distance)
     return sum(scores) / len(scores)
 
 
@@ -110,7 +112,7 @@ def main() -> int:
 
     for folder in args.outputs:
         df = read_results(Path(folder)).to_pandas()
-        photo = photo_style_distance(df[df["status"] == "ok"])
+        photo = photo_style_distance(df[df["status"] == "ok"], Path(folder))
         print(f"### {folder}\n")
         print(
             f"The photos themselves: style_distance {photo:.3f}; a default brings it to at most {STYLIZED * photo:.3f}.\n"

@@ -323,7 +323,7 @@ def test_every_registered_algorithm_runs_in_a_sweep(every_algorithm_sweep):
         by.loc[("adain", ""), "param.style_weight"]
     )
     assert (
-        pd.isna(by.loc[("mrf", ""), "param.alpha"]) and by.loc[("adain_optimize", ""), "param.alpha"] == 1.0
+        pd.isna(by.loc[("mrf", ""), "param.alpha"]) and by.loc[("adain_optimize", ""), "param.alpha"] == 0.8
     )
     assert rows["param.learning_rate"].isna().all()  # L-BFGS everywhere: no step size
     assert pd.isna(by.loc[("adain_optimize", ""), "param.content_layers"])
