@@ -116,7 +116,7 @@ FIXED_COLUMNS: list[tuple[str, pa.DataType, str]] = [
     ("tiles", pa.string(), "the tile layout a memory budget asked for; null for one pass"),
     ("output_image", pa.string(), "the output image, relative to the output folder; null if the job failed"),
     ("mlflow_run_id", pa.string(), "the job's MLflow run; null if it was not logged"),
-    ("mlflow_experiment_id", pa.string(), "the MLflow experiment of the job's run; null if it was not logged"),
+    ("mlflow_experiment_id", pa.string(), "the MLflow experiment of the job's run; null if not logged"),
     ("attempts", pa.int64(), "how many times the job was started (retries after a lost worker or a timeout)"),
     ("finished_at", pa.timestamp("ms", tz="UTC"), "when the row was written"),
     ("code_version", pa.string(), "stylegrid's version and git commit"),

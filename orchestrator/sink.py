@@ -52,7 +52,7 @@ def image_path(output: Path, job: Job) -> Path:
 def result_row(
     job: Job, outcome: JobOutcome, sweep_id: str, spec_name: str, image: str, run_id: str, attempts: int,
     experiment_id: str = "",
-):
+):  # fmt: skip
     losses = outcome.final_losses
     loss_content, loss_style = group_sums(losses)
     row = {
@@ -255,15 +255,10 @@ class SweepRuns:
 
         # a one-shot algorithm's losses (a network's single pass) at step 0: the UI compares
         # values logged at step 0 across runs as bars, not as one-point line charts
-        steps = [h.step if len(outcome.history) > 1 else 0 for h in outcome.history]
-        self.tracker.log_history(
-            run_id,
-            [
-                Metric(n, v, ms(at(h.step)), step)
-                for h, step in zip(outcome.history, steps, strict=True)
-                for n, v in h.losses.items()
-            ],
-        )
+        one_shot = len(outcome.history) == 1
+        metrics = [Metric(n, v, ms(at(h.step)), 0 if one_shot else h.step) for h in outcome.history
+                   for n, v in h.losses.items()]  # fmt: skip
+        self.tracker.log_history(run_id, metrics)
         finals = {
             **outcome.quality,
             "wall_seconds": outcome.wall_seconds,

@@ -383,13 +383,13 @@ def test_the_mlflow_store_holds_what_a_researcher_compares(every_algorithm_sweep
         # through log_image: the output at step 0 (the image grid's step), and for the optimisers
         # the snapshot at step 2 and the output again at its last step (a slider)
         images = [a.path.split("/")[-1] for a in client.list_artifacts(info.run_id, "images")]
-
-        def steps(key):
-            return sorted(int(p.split("+step+")[1].split("+")[0]) for p in images if p.startswith(f"{key}+") and p.endswith(".png"))
-
+        steps = {
+            key: sorted(int(p.split("+step+")[1].split("+")[0]) for p in images if p.startswith(f"{key}+") and p.endswith(".png"))
+            for key in ("output", "stylized")
+        }  # fmt: skip
         one_pass = ALGORITHMS[row.algorithm].kind == "feedforward"  # adain, johnson
-        assert steps("output") == [0], (row.algorithm, images)
-        assert steps("stylized") == ([] if one_pass else [2, EVERY_ALGORITHM_STEPS]), (row.algorithm, images)
+        assert steps["output"] == [0], (row.algorithm, images)
+        assert steps["stylized"] == ([] if one_pass else [2, EVERY_ALGORITHM_STEPS]), (row.algorithm, images)
         assert data.tags["mlflow.loggedImages"] == "True"
         assert [a.path for a in client.list_artifacts(info.run_id, "plots")] == ["plots/loss_curve.png"]
     # the parent run: the results table (as MLflow's table artifact) and the report
