@@ -357,18 +357,18 @@ class Sink:
         curve = None
         if outcome.plot_png and len(outcome.history) > 1:  # a one-step (feed-forward) job has no curve
             curve = write_atomic(curve_path(self.output, job.job_id), outcome.plot_png)
-        run_id = ""
+        run_id = experiment = ""
         if self.mlflow is not None:  # a job whose run was not logged is not recorded: it runs again
             if self.lost:
                 raise RuntimeError("the MLflow tracking server is lost")
             try:
                 run_id = self.mlflow.log_job(job, outcome, image, attempts)
+                experiment = self.mlflow.tracker.experiment_id
             except Exception as exc:
                 problem = server_problem(self.mlflow.tracker.tracking_uri)
                 if problem:  # the server itself is gone: the sweep stops (the scheduler checks `lost`)
                     self.lost = lost_server(self.mlflow.tracker.tracking_uri, problem)
                 raise RuntimeError(f"MLflow logging failed ({type(exc).__name__}: {exc})") from exc
-        experiment = self.mlflow.tracker.experiment_id if run_id and self.mlflow is not None else ""
         row = write_row(
             self.output,
             result_row(job, outcome, self.sweep_id, self.spec_name, image_rel, run_id, attempts, experiment),

@@ -168,12 +168,18 @@ def train_loop(config: dict) -> None:
             recent = recent[-spec.log_every :]
 
 
+INIT_FIELDS = ("init_decoder", "init_network", "init_decoders", "init_relu4_1")  # weights to start from
+
+
 def check_start(recipe: Recipe, spec: TrainSpec, styles, spec_path) -> None:
     """Build, in the driver, the network every worker will build first, so that a spec whose
-    starting weights (``init_*``) are missing, unreadable or of another shape fails now, naming
-    the spec, rather than in every worker after Ray has started and retried."""
+    starting weights (``INIT_FIELDS``) are missing, unreadable or of another shape fails now,
+    naming the spec, rather than in every worker after Ray has started and retried. A spec that
+    starts from scratch has nothing to check."""
     from algorithms.vgg import WeightsUnavailable
 
+    if not any(getattr(spec, field, None) for field in INIT_FIELDS):
+        return
     try:
         recipe.new_model(spec, styles)
     except SpecError as error:
@@ -275,7 +281,7 @@ def train(
     spec = spec.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     base = spec_dir(spec_path)
     as_written = spec  # what the model's .json records (paths as the spec gives them)
-    for field in ("init_decoder", "init_network", "init_decoders", "init_relu4_1"):  # files to start from
+    for field in INIT_FIELDS:  # files to start from
         start = getattr(spec, field, None)  # ... relative to the spec's folder
         if start and start not in ("default", "wct") and "://" not in start:  # wct: the shipped WCT decoders
             spec = spec.model_copy(update={field: str(resolve_path(start, base))})
