@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from .adain import ALGORITHM as _ADAIN
-from .adain_optimize import ALGORITHM as _ADAIN_OPTIMIZE
 from .base import Algorithm
-from .gatys import ALGORITHM as _GATYS
-from .histogram import ALGORITHM as _HISTOGRAM
-from .johnson import ALGORITHM as _JOHNSON
-from .mrf import ALGORITHM as _MRF
+from .feedforward.adain.algorithm import ALGORITHM as _ADAIN
+from .feedforward.johnson.algorithm import ALGORITHM as _JOHNSON
+from .feedforward.style_swap.algorithm import ALGORITHM as _STYLE_SWAP
+from .feedforward.wct.algorithm import ALGORITHM as _WCT
 from .names import unknown_algorithm
-from .style_swap import ALGORITHM as _STYLE_SWAP
-from .style_swap_optimize import ALGORITHM as _STYLE_SWAP_OPTIMIZE
-from .wct import ALGORITHM as _WCT
+from .optimization.adain_optimize import ALGORITHM as _ADAIN_OPTIMIZE
+from .optimization.gatys import ALGORITHM as _GATYS
+from .optimization.histogram import ALGORITHM as _HISTOGRAM
+from .optimization.mrf import ALGORITHM as _MRF
+from .optimization.style_swap_optimize import ALGORITHM as _STYLE_SWAP_OPTIMIZE
 
 ALGORITHMS: dict[str, Algorithm] = {
     a.name: a

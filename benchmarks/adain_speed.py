@@ -1,6 +1,6 @@
 """AdaIN images per second at 256 and 512 px for batch sizes 1, 4 and 16, beside a plain loop.
 
-* ``stylegrid``  ``algorithms.adain.stylize_batch``: one call per batch (style statistics memoised,
+* ``stylegrid``  ``algorithms.feedforward.adain.algorithm.stylize_batch``: one call per batch (style statistics memoised,
                  bf16 where the CPU computes it natively, channels-last), as a catalog job runs it.
 * ``plain``      the loop of pytorch-AdaIN's ``test.py``: one image at a time, fp32, the style
                  encoded again for every image, the same encoder and decoder modules.
@@ -27,15 +27,9 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from algorithms.adain import (  # noqa: E402
-    CONTENT_LAYER,
-    AdaINParams,
-    adain,
-    decoder_layout,
-    get_adain_encoder,
-    get_decoder,
-    stylize_batch,
-)
+from algorithms.feedforward.adain.algorithm import stylize_batch  # noqa: E402
+from algorithms.feedforward.adain.network import AdaINParams, decoder_layout, get_adain_encoder, get_decoder  # noqa: E402
+from algorithms.shared.instance_norm import CONTENT_LAYER, adain  # noqa: E402
 from benchmarks.common import load_pair  # noqa: E402
 
 

@@ -79,7 +79,7 @@ def main() -> None:
     if args.smoke_test:
         args.sizes, args.steps = [64], 3
 
-    from algorithms.metrics import quality
+    from algorithms.shared.metrics import quality
     from orchestrator.images import load_image
 
     args.out_dir.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,7 @@ folder) is stylized at 256 px with Starry Night by the shipped AdaIN decoder, wr
                   pytorch-AdaIN's test.py step (fp32; encode the content and the style, AdaIN,
                   decode), encode the PNG, write it. The same encoder and decoder weights.
 * ``sequential``  the same loop calling stylegrid's model the way the catalog does
-                  (``algorithms.adain.stylize_batch``: bf16 where native, style statistics
+                  (``algorithms.feedforward.adain.algorithm.stylize_batch``: bf16 where native, style statistics
                   memoised): what the catalog adds beyond the faster model call.
 * ``catalog``     ``stylize_catalog`` as it runs on one machine (``engine: local``: a thread
                   decodes ahead of the model in the driver's process), timed from the call to its
@@ -74,16 +74,10 @@ def run_loop(variant: str, catalog: Path, out: Path, size: int, precision: str) 
     """Child process: the plain or the sequential loop over every image of the catalog."""
     import torch
 
-    from algorithms.adain import (
-        CONTENT_LAYER,
-        AdaINParams,
-        adain,
-        get_adain_encoder,
-        get_decoder,
-        resolve_pair,
-        stylize_batch,
-    )
     from algorithms.base import DEFAULT_STYLE_SIZE
+    from algorithms.feedforward.adain.algorithm import stylize_batch
+    from algorithms.feedforward.adain.network import AdaINParams, get_adain_encoder, get_decoder, resolve_pair
+    from algorithms.shared.instance_norm import CONTENT_LAYER, adain
     from orchestrator.catalog_manifest import list_sources
     from orchestrator.catalog_pipeline import encode
     from orchestrator.files import write_atomic
@@ -152,8 +146,9 @@ def run_profile(catalog: Path, out: Path, size: int, precision: str) -> dict:
     import numpy as np
     import torch
 
-    from algorithms.adain import AdaINParams, stylize_batch
     from algorithms.base import DEFAULT_STYLE_SIZE
+    from algorithms.feedforward.adain.algorithm import stylize_batch
+    from algorithms.feedforward.adain.network import AdaINParams
     from orchestrator import storage
     from orchestrator.catalog_local import blocks
     from orchestrator.catalog_manifest import list_sources

@@ -77,7 +77,7 @@ def photo_style_distance(df: pd.DataFrame, output: Path) -> float:
     """The mean style_distance of the photos themselves, each against its painting, over the
     sweep's pairs (the photo at the sweep's size, as a job's output would be). The rows name the
     images relative to the spec's folder: ``output``'s record finds them."""
-    from algorithms.metrics import quality
+    from algorithms.shared.metrics import quality
     from orchestrator.images import load_image, read_image, resize_to, to_tensor
     from orchestrator.results import source_file
 

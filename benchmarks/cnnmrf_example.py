@@ -39,7 +39,7 @@ def equivalent_layer_weights(content, style, layers=("relu3_1", "relu4_1")) -> t
     """CNNMRF's per-layer MRF weights in stylegrid's relative units, content weight 1."""
     import torch
 
-    from algorithms.vgg import get_encoder
+    from algorithms.shared.vgg import get_encoder
 
     enc = get_encoder((*layers, "relu4_2"), source="caffe")
     with torch.no_grad():
@@ -74,7 +74,7 @@ def main() -> int:
     from PIL import Image
 
     from algorithms import get_algorithm
-    from algorithms.metrics import quality
+    from algorithms.shared.metrics import quality
     from orchestrator.images import load_image, to_pil
 
     content, style = load_image(files["content"], SIZE), load_image(files["style"], SIZE)

@@ -1,6 +1,6 @@
 """The shipped fast style network (``johnson``) against AdaIN with its shipped decoder, side by side
 in one run on this machine: images per second and peak memory at 256 and 512 px for batches of 1
-and 8, then the report's quality measures (``algorithms/metrics.py``) on sample pairs beside Gatys.
+and 8, then the report's quality measures (``algorithms/shared/metrics.py``) on sample pairs beside Gatys.
 
 * speed: each (algorithm, size, batch) runs in a child process of its own, so that its peak
   resident memory (``os.wait4``) is its own; a child loads the model, runs one warm-up batch,
@@ -37,7 +37,7 @@ def child(algorithm: str, size: int, batch: int, images: int) -> None:
     import torch
 
     from algorithms import get_algorithm
-    from algorithms.device import resolve_precision
+    from algorithms.shared.device import resolve_precision
     from benchmarks.common import load_pair
 
     image, _ = load_pair(size)
@@ -88,7 +88,7 @@ def quality_table(contents, styles, size, gatys_steps) -> list[dict]:
     import torch
 
     from algorithms import get_algorithm
-    from algorithms.metrics import quality
+    from algorithms.shared.metrics import quality
     from orchestrator.images import read_image, resize_to, to_tensor
 
     torch.set_num_threads(2)
@@ -126,7 +126,7 @@ def main() -> None:
     if args.child:
         algorithm, size, batch, images = args.child
         return child(algorithm, int(size), int(batch), int(images))
-    from algorithms.johnson import DEFAULT_NETWORK
+    from algorithms.feedforward.johnson.algorithm import DEFAULT_NETWORK
 
     styles = [s["name"] for s in json.loads(DEFAULT_NETWORK.with_suffix(".json").read_text())["styles"]]
     if args.smoke_test:

@@ -16,7 +16,7 @@ Variants, each in its own process (so that peak memory is its own, read with os.
                           the time-to-result goal (at most 25 s at 256 px with content distance
                           <= 0.29 and style distance <= 0.36 on tubingen x starry_night).
 
-For every output the neutral distances of ``algorithms/metrics.py`` are printed.
+For every output the neutral distances of ``algorithms/shared/metrics.py`` are printed.
 
     python benchmarks/gatys_speed.py                 # 256 and 512 px, 300 steps (about 25 minutes)
     python benchmarks/gatys_speed.py --sizes 256     # 256 px only
@@ -49,7 +49,7 @@ PLAIN_STYLE_WEIGHT = 1e6 / (255 * 0.226) ** 2
 
 
 def worker_stylegrid(size: int, steps: int | None, out: Path, precision: str, multiscale: bool) -> dict:
-    from algorithms.gatys import GatysParams, stylize
+    from algorithms.optimization.gatys import GatysParams, stylize
     from orchestrator.images import save_png
 
     content, style = load_pair(size)
@@ -83,7 +83,7 @@ def worker_plain(size: int, steps: int, out: Path) -> dict:
     import torch.nn.functional as F
     from torch import nn
 
-    from algorithms.vgg import LAYER_NAMES, VGGEncoder, load_weights
+    from algorithms.shared.vgg import LAYER_NAMES, VGGEncoder, load_weights
     from orchestrator.images import save_png
 
     content, style = load_pair(size)
@@ -229,7 +229,7 @@ def main() -> None:
     if args.smoke_test:
         args.sizes, args.steps = [64], 3
 
-    from algorithms.metrics import quality
+    from algorithms.shared.metrics import quality
     from orchestrator.images import load_image
 
     args.out_dir.mkdir(parents=True, exist_ok=True)

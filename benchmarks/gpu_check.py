@@ -168,8 +168,9 @@ def tiled_step(s: Settings, tmp: Path) -> Step:
     from the device (CUDA's peak allocation; on the CPU the process's resident growth)."""
     import torch
 
-    from algorithms.adain import AdaINParams, stylize_batch, tile_layout
-    from algorithms.memory import budget_bytes
+    from algorithms.feedforward.adain.algorithm import stylize_batch, tile_layout
+    from algorithms.feedforward.adain.network import AdaINParams
+    from algorithms.shared.memory import budget_bytes
     from orchestrator.images import load_image
 
     step = Step(f"tiled {s.tiled_size} px")

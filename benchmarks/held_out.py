@@ -1,6 +1,6 @@
 """Every algorithm's defaults and every shipped network, with the previous shipped networks beside
 them, on pairs none of them saw (``experiments/held_out.yaml``), in one run on this machine: the
-mean of each quality measure (``algorithms/metrics.py``) and the seconds per image, then the checks
+mean of each quality measure (``algorithms/shared/metrics.py``) and the seconds per image, then the checks
 the defaults and networks are held to:
 
 * the shipped AdaIN decoder and fast network beat the previous ones on both content_distance and

@@ -32,7 +32,7 @@ SAMPLES = REPO / "samples"
 def network_file(name: str) -> str:
     """A ``--networks`` entry as what ``get_inverse`` loads."""
     if name == "wct":
-        from algorithms.wct_decoders import DEFAULT_DECODERS
+        from algorithms.feedforward.wct.decoders import DEFAULT_DECODERS
 
         return str(DEFAULT_DECODERS)
     return name
@@ -67,7 +67,7 @@ def sample_images(count: int) -> dict:
 def validation_losses(spec, images: dict, networks: list[str], crop: int) -> dict[str, dict]:
     """Each network's held-out losses at ``crop`` px crops (the shorter side resized to twice
     that, as the spec trains at 128 of 256)."""
-    from algorithms.swap_inverse import get_inverse
+    from algorithms.feedforward.style_swap.inverse import get_inverse
     from orchestrator.train_held_out import Validation
     from orchestrator.train_recipes import STYLE_SWAP
 

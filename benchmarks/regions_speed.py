@@ -31,7 +31,7 @@ ALGORITHMS = ("gatys", "mrf", "histogram", "adain_optimize", "adain", "wct")  # 
 def label_regions(height: int, width: int, first: int, second: int):
     """The left half (style ``first``), an ellipse in the upper right (style ``second``), the
     rest kept as the photo."""
-    from algorithms.regions import Region
+    from algorithms.shared.regions import Region
 
     ys = torch.arange(height).float().reshape(-1, 1)
     xs = torch.arange(width).float().reshape(1, -1)

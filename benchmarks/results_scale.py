@@ -54,7 +54,7 @@ def finished_rows(spec: Path):
     as one table with the results schema."""
     import pyarrow as pa
 
-    from orchestrator.jobs import plan_jobs
+    from orchestrator.plan import plan_jobs
     from orchestrator.results import result_schema
     from orchestrator.sink import result_row
     from orchestrator.spec import load_spec

@@ -1,5 +1,5 @@
 """Flicker of stylization on clips with a known camera motion, frame by frame against the temporal
-path (algorithms/video.py), side by side in one run.
+path (algorithms/video/stylize.py), side by side in one run.
 
 Each clip is a pan or a zoom over a photo (24 frames at 128 px, made here: the motion is known and
 nothing is downloaded); the photos are two the training corpus holds out (the sample photos
@@ -50,7 +50,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=24)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--temporal-weight", type=float, default=None,
-                        help="default: each kind's (algorithms/video.py), 0.5")  # fmt: skip
+                        help="default: each kind's (algorithms/video/stylize.py), 0.5")  # fmt: skip
     parser.add_argument(
         "--steps", type=int, default=None, help="optimisation steps per frame (default the algorithm's)"
     )
@@ -65,9 +65,9 @@ def main() -> None:
     parser.add_argument("--smoke-test", action="store_true")
     args = parser.parse_args()
     from algorithms import get_algorithm
-    from algorithms.metrics import quality
-    from algorithms.temporal import camera_clip, clip_flows, warping_error
-    from algorithms.video import DEFAULT_TEMPORAL_WEIGHT, stylize_frames
+    from algorithms.shared.metrics import quality
+    from algorithms.video.stylize import DEFAULT_TEMPORAL_WEIGHT, stylize_frames
+    from algorithms.video.temporal import camera_clip, clip_flows, warping_error
     from orchestrator.images import read_image, to_tensor
 
     torch.manual_seed(0)

@@ -19,7 +19,7 @@
         --variants "gatys (defaults)" "adain (defaults)" "johnson (shipped)" "johnson blend with shipwreck" \
         --pairs tubingen:starry_night china:the_scream tubingen:woman_with_hat china:starry_night
 
-Each variant is an algorithm with parameter overrides; the distances of algorithms/metrics.py
+Each variant is an algorithm with parameter overrides; the distances of algorithms/shared/metrics.py
 are printed under every output.
 """
 
@@ -36,7 +36,7 @@ sys.path.insert(0, str(REPO))
 
 from algorithms import get_algorithm  # noqa: E402
 from algorithms.base import DEFAULT_STYLE_SIZE  # noqa: E402
-from algorithms.metrics import quality  # noqa: E402
+from algorithms.shared.metrics import quality  # noqa: E402
 from orchestrator.images import load_image, read_image, resize_to, to_pil, to_tensor  # noqa: E402
 from orchestrator.params import build_params  # noqa: E402
 

@@ -27,7 +27,7 @@ def local_plan(batch_size: int | None, num_gpus: float | None) -> PoolPlan:
     ``num_gpus`` does not say 0)."""
     import torch
 
-    from algorithms.device import pick_device
+    from algorithms.shared.device import pick_device
 
     gpu = num_gpus != 0 and pick_device(True).type == "cuda"
     return PoolPlan(

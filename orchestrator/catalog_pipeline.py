@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from algorithms.device import pick_device
+from algorithms.shared.device import pick_device
 
 from . import storage
 from .files import safe_name

@@ -51,7 +51,7 @@ RUN_FORMATS = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff")
 
 
 def resolve_device(name: str) -> torch.device:
-    from algorithms.device import pick_device
+    from algorithms.shared.device import pick_device
 
     try:
         return pick_device(name)
@@ -752,7 +752,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     job_ids = current_jobs(Path(args.output))  # the folder's latest sweep's jobs (None: every row)
     if args.spec:
-        from .jobs import expand
+        from .plan import expand
         from .spec import load_spec
 
         job_ids = {j.job_id for j in expand(load_spec(args.spec), args.spec)}
@@ -807,7 +807,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def known_errors() -> tuple[type[BaseException], ...]:
     """The errors whose message says it all: stylegrid's own (ValueErrors: a bad image, spec or
     parameter), the system's (OSError) and missing VGG weights (if that module was loaded at all)."""
-    vgg = sys.modules.get("algorithms.vgg")
+    vgg = sys.modules.get("algorithms.shared.vgg")
     return (ValueError, OSError, UserError, *([vgg.WeightsUnavailable] if vgg else []))
 
 

@@ -10,7 +10,7 @@ is among the best ``1 / reduction_factor`` of them (ties kept), or while the run
 measures at that step). Nothing waits at a rung: a job is never paused for others, so the workers
 stay busy and a job that goes on runs exactly as it would without early stopping.
 
-The measure is one quality measure (``algorithms.metrics.MEASURES``) or two, compared by Pareto
+The measure is one quality measure (``algorithms.shared.metrics.MEASURES``) or two, compared by Pareto
 rank (non-dominated sorting): the jobs on the best fronts go on, and the first front (every
 trade-off no other job at the rung beats) always does.
 
@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from algorithms.metrics import MEASURES
+from algorithms.shared.metrics import MEASURES
 
 BETTER = {m.name: m.better for m in MEASURES}
 

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from algorithms.vgg import MIN_SIDE
+from algorithms.shared.vgg import MIN_SIDE
 
 from . import storage
 from .files import write_atomic

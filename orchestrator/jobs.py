@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from algorithms import get_algorithm
-from algorithms.parameters import file_fields
+from algorithms.shared.parameters import file_fields
 
 from .params import ParameterError, build_params, params_to_dict
-from .spec import SpecError, SweepSpec, resolve_images, spec_dir
+from .spec import SpecError, SweepSpec, spec_dir
 
 
 @dataclass(frozen=True)
@@ -147,19 +147,6 @@ def _short(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
-
-
-@dataclass(frozen=True)
-class Expansion:
-    """A spec's jobs, and how many the expansion folded because they could not differ."""
-
-    jobs: list[Job]
-    folded_seeds: int  # seed copies of jobs whose parameters do not use the seed
-    folded_duplicates: int  # grid points identical once unused parameters are left out, and
-    # images listed twice
-    without_regions: tuple[
-        str, ...
-    ] = ()  # algorithms of the spec left out of its regions (no spatial control)
 
 
 def file_sha256(path: Path) -> str:
@@ -321,56 +308,3 @@ def spec_job(spec: SweepSpec, pset: ParameterSet, seed: int | None, varied: dict
         num_cpus=spec.resources.num_cpus, num_gpus=spec.resources.num_gpus, snapshot_every=spec.snapshot_every,
         varied=shown, spec_folder=str(base), **fields,
     )  # fmt: skip
-
-
-def plan_jobs(spec: SweepSpec, spec_path: str) -> Expansion:
-    """Every content x style x (algorithm, grid point) x seed, in a stable order; one job where
-    the seed cannot matter (``Params.uses_seed``) and one per distinct set of parameters."""
-    base = spec_dir(spec_path)
-    contents = resolve_images(spec.content, base, "content", spec_path)
-    styles = resolve_images(spec.style, base, "style", spec_path)
-    check_grid_size(spec, spec_path, len(contents), len(styles))
-    shas = {p: file_sha256(p) for p in [*contents, *styles]}
-    keys = image_keys(contents, shas) | image_keys(styles, shas)
-    sets = parameter_sets(spec, spec_path)
-    check_style_names(spec, spec_path, styles)
-    varied = varied_keys(sets)
-    jobs: dict[str, Job] = {}
-    folded_seeds = considered = 0
-    for pset, content, style in itertools.product(sets, contents, styles):
-        if pset.styles is not None and not style_named(style, pset.styles):
-            continue
-        seeds: list[int | None] = list(spec.seeds) if pset.uses_seed else [None]
-        folded_seeds += len(spec.seeds) - len(seeds)
-        for seed in seeds:
-            considered += 1
-            jid = make_job_id(
-                keys[content], keys[style], pset.algorithm, pset.params, seed, spec.size, spec.style_size
-            )
-            jobs.setdefault(
-                jid,
-                spec_job(
-                    spec,
-                    pset,
-                    seed,
-                    varied,
-                    base,
-                    job_id=jid,
-                    content=str(content),
-                    style=str(style),
-                    content_sha256=shas[content],
-                    style_sha256=shas[style],
-                ),  # fmt: skip
-            )
-    from .region_jobs import region_jobs
-
-    folded = considered - len(jobs)
-    extra, left_out = region_jobs(spec, spec_path, sets, varied)
-    for job in extra:
-        jobs.setdefault(job.job_id, job)
-    return Expansion(list(jobs.values()), folded_seeds, folded, left_out)
-
-
-def expand(spec: SweepSpec, spec_path: str) -> list[Job]:
-    """The jobs of ``plan_jobs``."""
-    return plan_jobs(spec, spec_path).jobs

@@ -23,7 +23,7 @@ import pandas as pd
 from PIL import Image, ImageDraw
 
 from algorithms import StepLoss
-from algorithms.metrics import Measure
+from algorithms.shared.metrics import Measure
 
 from . import storage
 from .images import png_bytes, to_pil

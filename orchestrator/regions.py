@@ -1,5 +1,5 @@
 """Spatial control from the command line: a label image whose colours name the regions of the
-photo, and per colour a style image or ``none`` (``algorithms/regions.py`` has the maths).
+photo, and per colour a style image or ``none`` (``algorithms/shared/regions.py`` has the maths).
 
     stylegrid run --content photo.jpg --mask labels.png \\
         --region '#ff0000=starry_night.jpg' --region '#000000=none' -o out.png
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from algorithms.regions import Region, colour_mask, label_masks
+from algorithms.shared.regions import Region, colour_mask, label_masks
 
 from .images import decode_image, read_bytes, to_tensor
 from .region_jobs import ASPECT_TOLERANCE, parse_colour

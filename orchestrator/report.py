@@ -36,7 +36,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from algorithms.metrics import MEASURES, Measure
+from algorithms.shared.metrics import MEASURES, Measure
 
 from . import pictures
 from .files import safe_name, write_atomic
@@ -442,7 +442,7 @@ def write_report(
         f"<h1>stylegrid report: {_e(names)}</h1>",
         f"<p>{len(df)} jobs: {ok} ok, {stopped_text}{failed} failed. Folder {_e(out)}. Code {_e(versions or 'unknown')}. "
         f"Written {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC.{older}</p>",
-        "<p>Measures (algorithms/metrics.py): "
+        "<p>Measures (algorithms/shared/metrics.py): "
         + "; ".join(f"<b>{m.name}</b> {_e(m.summary)}, {m.better} is better" for m in MEASURES)
         + ". Under each picture: <i>c</i> content_distance, <i>ssim</i> content_ssim, "
         "<i>s</i> style_distance, <i>swd</i> style_swd, <i>col</i> color_swd.</p>",

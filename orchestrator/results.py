@@ -42,7 +42,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from algorithms import ALGORITHMS
-from algorithms.metrics import MEASURES
+from algorithms.shared.metrics import MEASURES
 
 from .errors import UserError
 from .files import write_atomic

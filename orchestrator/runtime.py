@@ -57,7 +57,7 @@ def share_memory_with_other_workers() -> None:
     by side on one machine divide its memory between them. Nothing outside a Ray worker."""
     import ray
 
-    from algorithms.memory import share_device
+    from algorithms.shared.memory import share_device
 
     if not ray.is_initialized():
         return

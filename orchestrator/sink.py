@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from algorithms.base import group_sums
-from algorithms.metrics import MEASURES
+from algorithms.shared.metrics import MEASURES
 
 from .files import safe_name, write_atomic
 from .halving import rungs_record

@@ -100,7 +100,7 @@ class EarlyStoppingSpec(BaseModel):
     @field_validator("measure")
     @classmethod
     def _known(cls, value: str | list[str]) -> str | list[str]:
-        from algorithms.metrics import MEASURES
+        from algorithms.shared.metrics import MEASURES
 
         names = [value] if isinstance(value, str) else value
         known = [m.name for m in MEASURES]

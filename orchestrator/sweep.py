@@ -27,15 +27,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from algorithms.metrics import MEASURES
+from algorithms.shared.metrics import MEASURES
 
 from . import storage
 from .files import WriteError, remove_partial_files
 from .halving import RungBoard, Rungs, group_of, parse_rungs
-from .jobs import Expansion, Job, plan_jobs
+from .jobs import Job
 from .lock import folder_lock, sigterm_as_interrupt
 from .mirror import Mirror, store_results
 from .models import model_uris, resolve_locations
+from .plan import Expansion, plan_jobs
 from .report import write_report
 from .results import (
     collect,

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from algorithms.vgg import LAYER_INDEX, MIN_SIDE
+from algorithms.shared.vgg import LAYER_INDEX, MIN_SIDE
 
 from .spec import SpecError, read_model
 
@@ -133,7 +133,13 @@ class JohnsonTrainSpec(TrainSpec):
         return [_vgg_layer(x) for x in v]
 
 
-WCT_LEVELS = ("relu5_1", "relu4_1", "relu3_1", "relu2_1", "relu1_1")  # algorithms.wct.LEVELS (no torch here)
+WCT_LEVELS = (
+    "relu5_1",
+    "relu4_1",
+    "relu3_1",
+    "relu2_1",
+    "relu1_1",
+)  # algorithms.feedforward.wct.algorithm.LEVELS (no torch here)
 
 
 class WCTTrainSpec(TrainSpec):

@@ -7,7 +7,7 @@
 The driver reads the clip (``video_io.read_clip``: a file, a folder of frames or a URI; each
 frame's own timestamp kept), splits it into segments of ``segment_frames`` frames, each
 stylized from ``overlap`` frames before its own so that its temporal chain has settled when its
-own frames begin (``algorithms/video.py``: flow-guided blending for feed-forward networks,
+own frames begin (``algorithms/video/stylize.py``: flow-guided blending for feed-forward networks,
 Ruder et al.'s warped start and temporal loss for optimisation). Segments run as Ray tasks across
 the cluster (``engine: ray``, where a cluster is named) or one after another in this process;
 each finished segment is saved under ``OUT/segments/<key>/`` at once, so a killed run re-does only
@@ -119,7 +119,7 @@ class VideoSummary:
 def check_job(job: VideoJob):
     """The algorithm, its parameters and the temporal weight, or a clear refusal."""
     from algorithms import get_algorithm
-    from algorithms.video import DEFAULT_TEMPORAL_WEIGHT, check_temporal_weight
+    from algorithms.video.stylize import DEFAULT_TEMPORAL_WEIGHT, check_temporal_weight
 
     from .params import build_params
 
@@ -189,7 +189,7 @@ def stylize_video(job: VideoJob, *, quiet: bool = False, ray_init_kwargs: dict |
 def _stylize(
     job, algorithm, params, weight, styles, clip, source, video_path, quiet, ray_init_kwargs
 ) -> VideoSummary:
-    from algorithms.video import check_frame_fits
+    from algorithms.video.stylize import check_frame_fits
 
     out, name, console = job.out, video_path.name, Console(quiet)
     notes = list(clip.notes)

@@ -83,8 +83,8 @@ def stylize_segment(task: SegmentTask, frames: np.ndarray) -> dict[str, np.ndarr
     the content when ``task.baseline``, else absent)."""
 
     from algorithms import get_algorithm
-    from algorithms.device import pick_device
-    from algorithms.video import stylize_frames
+    from algorithms.shared.device import pick_device
+    from algorithms.video.stylize import stylize_frames
 
     from .params import build_params
 
@@ -152,8 +152,8 @@ def measure(clip: Clip, frames: Sequence[np.ndarray], raw: Sequence[np.ndarray] 
     input itself and, when there, of the frame-by-frame output; and the mean style_distance /
     content_distance on up to ``MEASURED_FRAMES`` frames against the first style."""
 
-    from algorithms.metrics import quality
-    from algorithms.temporal import clip_flows, warping_error
+    from algorithms.shared.metrics import quality
+    from algorithms.video.temporal import clip_flows, warping_error
 
     inputs = [frame_tensor(f) for f in clip.frames]
     outputs = [frame_tensor(f) for f in frames]

@@ -1,7 +1,7 @@
 """Running one Job in a worker process: plain Python, wrapped as a Ray actor by the scheduler.
 
 A ``JobRunner`` lives as long as its worker process and keeps things warm between jobs: the
-VGG-19 encoder (cached per process in ``algorithms.vgg``), the decoded images, and the style
+VGG-19 encoder (cached per process in ``algorithms.shared.vgg``), the decoded images, and the style
 targets (the ``cache`` memo each algorithm may fill). Any exception inside a job becomes a failed
 ``JobOutcome`` carrying the error, so one bad image never takes other jobs down. The runner
 writes no file: the image comes back as PNG bytes and the driver is the only writer.
@@ -21,8 +21,8 @@ import torch
 
 from algorithms import StepInfo, StepLoss, get_algorithm
 from algorithms.base import check_loss_names
-from algorithms.device import pick_device
-from algorithms.metrics import quality, regional_quality
+from algorithms.shared.device import pick_device
+from algorithms.shared.metrics import quality, regional_quality
 
 from .halving import Rungs, StopAtRung, group_of
 from .images import ImageError, decode_image, load_image, png_bytes, resize_to, to_tensor
@@ -46,7 +46,7 @@ class JobOutcome:
     history: list[StepLoss] = field(default_factory=list)
     final_losses: dict[str, float] = field(default_factory=dict)
     evaluations: int = 0
-    quality: dict[str, float] = field(default_factory=dict)  # algorithms.metrics.MEASURES by name
+    quality: dict[str, float] = field(default_factory=dict)  # algorithms.shared.metrics.MEASURES by name
     wall_seconds: float = 0.0
     started_at: float = 0.0  # wall-clock time.time() of the job's start and end in the worker
     finished_at: float = 0.0
@@ -210,14 +210,14 @@ def as_output(image: torch.Tensor, content: torch.Tensor, preserve_color: bool) 
     """An image as it stands mid-optimisation made what the job would return: at the content's
     size (a coarse pyramid level is smaller), in [0, 1], in the content's colours when the
     optimisation runs on luminance only (``preserve_color``)."""
-    from algorithms.optimize import resize
+    from algorithms.shared.sizing import resize
 
     out = image.detach().float().cpu()
     if out.shape[-2:] != content.shape[-2:]:
         out = resize(out, tuple(content.shape[-2:]))
     out = out.clamp(0, 1)
     if preserve_color:
-        from algorithms.color import recombine_luminance
+        from algorithms.shared.color import recombine_luminance
 
         out = recombine_luminance(out, content.cpu()).clamp(0, 1)
     return out

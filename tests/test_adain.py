@@ -11,22 +11,16 @@ import torch
 from torch import nn
 
 from algorithms import get_algorithm
-from algorithms.adain import (
-    AdaINParams,
-    adain,
-    adain_target,
-    decoder_layout,
-    pad_to_multiple,
-    published_vgg,
-    stylize,
-    stylize_batch,
-)
-from algorithms.adain_optimize import AdaINOptimParams
-from algorithms.adain_optimize import stylize as optimize_stylize
 from algorithms.base import check_loss_names
-from algorithms.color import coral
-from algorithms.losses import mean_std
-from algorithms.vgg import WeightsUnavailable
+from algorithms.feedforward.adain.algorithm import stylize, stylize_batch
+from algorithms.feedforward.adain.network import AdaINParams, decoder_layout, published_vgg
+from algorithms.optimization.adain_optimize import AdaINOptimParams
+from algorithms.optimization.adain_optimize import stylize as optimize_stylize
+from algorithms.shared.color import coral
+from algorithms.shared.instance_norm import adain, adain_target
+from algorithms.shared.losses import mean_std
+from algorithms.shared.sizing import pad_to_multiple
+from algorithms.shared.vgg import WeightsUnavailable
 
 
 def test_adain_output_has_exactly_the_style_mean_and_std_per_channel():
@@ -148,10 +142,10 @@ def test_a_stylegrid_decoder_records_its_encoder(tmp_path):
 
 
 def test_pad_to_multiple_of_eight():
-    assert pad_to_multiple(torch.rand(1, 3, 37, 50)).shape[-2:] == (40, 56)
-    assert pad_to_multiple(torch.rand(1, 3, 5, 3)).shape[-2:] == (8, 8)  # too small to reflect
+    assert pad_to_multiple(torch.rand(1, 3, 37, 50), 8).shape[-2:] == (40, 56)
+    assert pad_to_multiple(torch.rand(1, 3, 5, 3), 8).shape[-2:] == (8, 8)  # too small to reflect
     x = torch.rand(1, 3, 16, 8)
-    assert pad_to_multiple(x) is x
+    assert pad_to_multiple(x, 8) is x
 
 
 def test_coral_matches_the_colour_mean_and_covariance():

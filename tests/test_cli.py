@@ -16,7 +16,7 @@ from conftest import BAD, REPO, SAMPLES, cli_in_process
 from PIL import Image
 from test_images import CONVERTED, REFUSED
 
-from algorithms.gatys import GatysParams
+from algorithms.optimization.gatys import GatysParams
 
 CONTENT = SAMPLES / "content" / "chelsea.jpg"
 STYLE = SAMPLES / "style" / "the_scream.jpg"

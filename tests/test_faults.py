@@ -21,7 +21,7 @@ import psutil
 import pytest
 from conftest import EMBEDDED_ENV, REPO, SAMPLES, ray_workers
 
-from orchestrator.jobs import expand
+from orchestrator.plan import expand
 from orchestrator.results import finished_status, read_results
 from orchestrator.spec import load_spec
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from algorithms.patch_swap import style_patches, swap
-from algorithms.whitening import MomentSums, apply, colour, moments, transform, wct, whiten
+from algorithms.feedforward.wct.whitening import MomentSums, apply, colour, moments, transform, wct, whiten
+from algorithms.shared.patches import style_patches, swap
 
 
 def correlated(batch: int, channels: int, h: int, w: int, seed: int, scale: float = 1.0) -> torch.Tensor:

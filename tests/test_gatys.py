@@ -7,10 +7,11 @@ import dataclasses
 import pytest
 import torch
 
-from algorithms import color, get_algorithm
-from algorithms.gatys import GatysParams, stylize
-from algorithms.metrics import quality
-from algorithms.optimize import pyramid_sizes, split_steps
+from algorithms import get_algorithm
+from algorithms.optimization.gatys import GatysParams, stylize
+from algorithms.optimization.loop import pyramid_sizes, split_steps
+from algorithms.shared import color
+from algorithms.shared.metrics import quality
 
 pytestmark = pytest.mark.slow
 

@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from algorithms import get_algorithm
-from algorithms.gatys import GatysParams
-from algorithms.gatys import stylize as gatys
-from algorithms.histogram import HistogramParams, histogram_loss, histogram_match, stylize
-from algorithms.losses import laplacian, laplacian_loss
-from algorithms.metrics import quality
+from algorithms.optimization.gatys import GatysParams
+from algorithms.optimization.gatys import stylize as gatys
+from algorithms.optimization.histogram import HistogramParams, histogram_loss, histogram_match, stylize
+from algorithms.shared.losses import laplacian, laplacian_loss
+from algorithms.shared.metrics import quality
 
 
 def test_histogram_match_equal_counts_reproduces_the_style_values_in_rank_order():
@@ -68,7 +68,7 @@ def test_histogram_loss_on_channels_last_bf16_with_a_workspace_equals_the_plain_
 
 
 def test_sort_rows_in_two_threads_equals_torch_sort():
-    from algorithms.histogram import sort_rows
+    from algorithms.optimization.histogram import sort_rows
 
     torch.manual_seed(5)
     x = torch.randn(8, 2**18)  # big enough for the two-thread sort

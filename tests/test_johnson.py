@@ -1,4 +1,4 @@
-"""Fast style networks (algorithms/johnson.py, style_network.py): the network, its files and styles, the perceptual
+"""Fast style networks (algorithms/feedforward/johnson/algorithm.py, style_network.py): the network, its files and styles, the perceptual
 loss, the shipped network, and `stylegrid train-johnson` end to end through MLflow's registry."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 import torch
 from conftest import REPO, SAMPLES
 
-from algorithms.johnson import (
+from algorithms.feedforward.johnson.algorithm import (
     DEFAULT_NETWORK,
     STYLE_LAYERS,
     JohnsonParams,
@@ -20,7 +20,7 @@ from algorithms.johnson import (
     stylize,
     stylize_batch,
 )
-from algorithms.style_network import (
+from algorithms.feedforward.johnson.network import (
     ConditionalInstanceNorm,
     load_network,
     network_record,
@@ -29,7 +29,7 @@ from algorithms.style_network import (
     perceptual_losses,
     style_grams,
 )
-from algorithms.vgg import WeightsUnavailable, get_encoder
+from algorithms.shared.vgg import WeightsUnavailable, get_encoder
 from orchestrator.images import load_image, read_image, resize_to, to_tensor
 from orchestrator.models import mlflow_at
 from orchestrator.spec import SpecError
@@ -168,7 +168,7 @@ def test_the_perceptual_loss_trains_a_network_towards_its_styles():
 
 @pytest.mark.skipif(not DEFAULT_NETWORK.is_file(), reason="the shipped network is not in this checkout")
 def test_the_shipped_network_holds_four_paintings_and_each_output_is_nearest_its_own():
-    from algorithms.losses import gram_matrix, relative_squared_error
+    from algorithms.shared.losses import gram_matrix, relative_squared_error
 
     assert DEFAULT_NETWORK.stat().st_size <= 10 * 2**20
     record = json.loads(DEFAULT_NETWORK.with_suffix(".json").read_text())

@@ -25,6 +25,7 @@ LAYERS = [
         "models",
         "train_spec",
         "region_jobs",
+        "plan",
         "halving",
     },
     {
@@ -64,6 +65,116 @@ def _imports(path: Path) -> tuple[set[str], set[str]]:
     return siblings, packages
 
 
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(REPO).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _modules(tree: str) -> dict[str, Path]:
+    return {_module_name(p): p for p in sorted((REPO / tree).rglob("*.py"))}
+
+
+def _internal_imports(path: Path, known: dict[str, Path]) -> set[str]:
+    """The modules of the same tree that ``path`` imports, at its top or inside a function."""
+    name = _module_name(path)
+    package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - node.level + 1] + (
+                    node.module.split(".") if node.module else []
+                )
+            else:
+                base = (node.module or "").split(".")
+            target = ".".join(base)
+            for alias in node.names:  # `from . import color` imports a module
+                sub = f"{target}.{alias.name}"
+                found.add(sub if sub in known else target)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+    return {m for m in found if m in known and m != name}
+
+
+def _cycles(tree: str) -> list[list[str]]:
+    """Every import cycle among the modules of ``tree`` (one list per strongly connected set)."""
+    known = _modules(tree)
+    graph = {m: _internal_imports(p, known) for m, p in known.items()}
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(v):  # Tarjan's strongly connected components
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in graph:
+        if v not in index:
+            visit(v)
+    return found
+
+
+@pytest.mark.parametrize("tree", ["algorithms", "orchestrator"])
+def test_no_import_cycles(tree):
+    """Imports inside functions count too: a lazy import hides a cycle, it does not remove it."""
+    assert _cycles(tree) == []
+
+
+# algorithms/ by sub-package: what each may import of the tree (its own modules always)
+ALGORITHM_LAYERS = {
+    "names": set(),
+    "weights": set(),
+    "base": {"names"},
+    "shared": {"base", "names"},
+    "optimization": {"base", "names", "shared", "weights"},
+    "feedforward": {"base", "names", "shared", "weights"},
+    "video": {"base", "names", "shared", "optimization"},
+    "registry": {"base", "names", "optimization", "feedforward"},
+}
+
+
+def _part(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "algorithms").rglob("*.py")), ids=_module_name)
+def test_algorithms_import_down_only(path):
+    known = _modules("algorithms")
+    own = _part(_module_name(path))
+    if own == "__init__":
+        return  # the package's lazy registry
+    allowed = ALGORITHM_LAYERS[own] | {own}
+    wrong = sorted(m for m in _internal_imports(path, known) if _part(m) not in allowed)
+    assert not wrong, f"{_module_name(path)} ({own}) imports {wrong}"
+
+
+def test_every_algorithms_module_is_in_a_layer():
+    parts = {_part(m) for m in _modules("algorithms")} - {"__init__"}
+    assert parts == set(ALGORITHM_LAYERS), parts ^ set(ALGORITHM_LAYERS)
+
+
+def test_every_package_says_what_it_holds():
+    for tree in ("algorithms", "orchestrator"):
+        for init in (REPO / tree).rglob("__init__.py"):
+            assert ast.get_docstring(ast.parse(init.read_text())), init
+
+
 def test_every_orchestrator_module_has_a_layer():
     modules = {p.stem for p in (REPO / "orchestrator").glob("*.py")}
     placed = set().union(*LAYERS)
@@ -78,15 +189,20 @@ def test_orchestrator_imports_never_reach_back_up(path):
     assert not upward, f"{path.name} (layer {level[path.stem]}) imports {upward}"
 
 
-@pytest.mark.parametrize("path", sorted((REPO / "algorithms").glob("*.py")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", sorted((REPO / "algorithms").rglob("*.py")), ids=_module_name)
 def test_algorithms_stay_pure(path):
     _, packages = _imports(path)
     assert not packages & {"orchestrator", "ray", "mlflow", "pyarrow", "pandas"}, path.name
 
 
-@pytest.mark.parametrize(
-    "path", sorted([*REPO.glob("orchestrator/*.py"), *REPO.glob("algorithms/*.py")]), ids=lambda p: p.stem
-)
+@pytest.mark.parametrize("path", sorted((REPO / "algorithms").rglob("*.py")), ids=_module_name)
+def test_algorithms_modules_stay_short(path):
+    """No exemption: a module that grows past the limit is split by what it does."""
+    lines = path.read_text().count("\n")
+    assert lines <= MAX_LINES, f"{_module_name(path)}: {lines} lines"
+
+
+@pytest.mark.parametrize("path", sorted(REPO.glob("orchestrator/*.py")), ids=lambda p: p.stem)
 def test_long_modules_say_why(path):
     lines = path.read_text().count("\n")
     doc = ast.get_docstring(ast.parse(path.read_text())) or ""
@@ -99,7 +215,7 @@ def test_the_readme_quotes_the_job_counts_of_its_experiment_files():
 
     from conftest import CORPUS, needs_absent_corpus
 
-    from orchestrator.jobs import plan_jobs
+    from orchestrator.plan import plan_jobs
     from orchestrator.spec import load_spec
 
     checked = 0

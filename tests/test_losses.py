@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from algorithms import color
-from algorithms.losses import (
+from algorithms.shared import color
+from algorithms.shared.losses import (
     blend_grams,
     content_loss,
     gram_matrix,
@@ -128,7 +128,7 @@ def test_recombine_keeps_content_chroma():
 
 
 def test_gram_backward_matches_autograd_of_the_plain_product():
-    from algorithms.losses import _Gram
+    from algorithms.shared.losses import _Gram
 
     f = torch.randn(2, 3, 7, dtype=torch.double, requires_grad=True)
     assert torch.autograd.gradcheck(_Gram.apply, (f,))
@@ -143,7 +143,7 @@ def test_gram_backward_matches_autograd_of_the_plain_product():
 
 
 def test_rank_order_is_a_stable_argsort_with_negatives_ties_and_signed_zeros():
-    from algorithms.histogram import rank_order
+    from algorithms.optimization.histogram import rank_order
 
     torch.manual_seed(3)
     x = torch.randn(5, 1000)

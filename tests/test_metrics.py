@@ -1,4 +1,4 @@
-"""The quality measures (algorithms/metrics.py): hand computations, then sanity on real images."""
+"""The quality measures (algorithms/shared/metrics.py): hand computations, then sanity on real images."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from conftest import SAMPLES
 
-from algorithms.color import rgb_to_lab
-from algorithms.metrics import MEASURES, Quality, projections, quality, sliced_wasserstein, ssim
+from algorithms.shared.color import rgb_to_lab
+from algorithms.shared.metrics import MEASURES, Quality, projections, quality, sliced_wasserstein, ssim
 
 
 def test_ssim_of_constant_images_is_the_luminance_term():
@@ -113,7 +113,7 @@ def test_real_images_rank_as_a_researcher_expects(pair):
 @pytest.mark.slow
 def test_a_stylized_output_sits_between_the_photo_and_the_painting(pair):
     from algorithms import get_algorithm
-    from algorithms.gatys import GatysParams
+    from algorithms.optimization.gatys import GatysParams
 
     content, style, _ = pair
     out = get_algorithm("gatys").stylize(content, [style], GatysParams(steps=40)).image

@@ -10,8 +10,8 @@ from test_cli import stylegrid
 from test_cli_grammar import assert_one_line, cli
 
 from algorithms import get_algorithm
-from algorithms.losses import gram_matrix
-from algorithms.regions import Region, RegionTerms, label_masks, positions, select
+from algorithms.shared.losses import gram_matrix
+from algorithms.shared.regions import Region, RegionTerms, label_masks, positions, select
 from orchestrator.images import load_image
 
 CONTENT = SAMPLES / "content" / "tubingen.jpg"
@@ -299,8 +299,8 @@ def test_a_sweep_refuses_bad_regions_before_any_job_runs(tmp_path):
 
 
 def test_regional_measures_take_each_region_against_its_own_painting():
-    from algorithms.metrics import quality, regional_quality
-    from algorithms.regions import Region
+    from algorithms.shared.metrics import quality, regional_quality
+    from algorithms.shared.regions import Region
 
     photo = torch.rand(1, 3, 48, 64, generator=torch.Generator().manual_seed(5)) * 0.3 + 0.35
     red, blue = tinted(0), tinted(2)

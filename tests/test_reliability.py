@@ -20,9 +20,9 @@ from PIL import Image
 
 from orchestrator.files import WriteError, check_writable, write_atomic
 from orchestrator.images import ImageError, check_size, resize_to
-from orchestrator.jobs import plan_jobs
 from orchestrator.lock import LockError, acquire, folder_lock, release
 from orchestrator.params import ParameterError, build_params
+from orchestrator.plan import plan_jobs
 from orchestrator.results import finished_status, load_rows, write_row
 from orchestrator.spec import SpecError, load_spec, resolve_images
 
@@ -170,7 +170,7 @@ def test_spec_sizes_are_bounded(tmp_path):
 
 @pytest.mark.parametrize("value", [float("inf"), float("nan"), float("-inf")])
 def test_non_finite_parameters_are_refused(value):
-    from algorithms.gatys import GatysParams
+    from algorithms.optimization.gatys import GatysParams
 
     with pytest.raises(ParameterError, match="style_weight") as err:
         build_params(GatysParams, {"style_weight": value})
@@ -191,7 +191,7 @@ def test_run_refuses_non_finite_weights_in_one_line(tmp_path, args):
 def test_a_loss_that_becomes_nan_fails_the_job_instead_of_returning_the_photo(tubingen_64, optimizer):
     from algorithms import get_algorithm
     from algorithms.base import NonFiniteLoss
-    from algorithms.gatys import GatysParams
+    from algorithms.optimization.gatys import GatysParams
 
     content = tubingen_64[..., :32, :32].clone()
     content[..., 3, 3] = float("nan")
@@ -201,8 +201,8 @@ def test_a_loss_that_becomes_nan_fails_the_job_instead_of_returning_the_photo(tu
 
 
 def test_a_decoder_with_nan_weights_is_never_checkpointed(tmp_path):
-    from algorithms.adain import decoder_layout
     from algorithms.base import NonFiniteLoss
+    from algorithms.feedforward.adain.network import decoder_layout
     from orchestrator.train_checkpoints import save_checkpoint
 
     decoder = decoder_layout()

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pyarrow as pa
 import pytest
 
-from algorithms.gatys import GatysParams
+from algorithms.optimization.gatys import GatysParams
 from orchestrator.params import params_to_dict
 from orchestrator.results import (
     FIXED_COLUMNS,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import SAMPLES
 
-from orchestrator.jobs import expand, plan_jobs
+from orchestrator.plan import expand, plan_jobs
 from orchestrator.sink import image_path
 from orchestrator.spec import SpecError, load_spec, output_dir
 from orchestrator.sweep import plan

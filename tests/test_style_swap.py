@@ -12,10 +12,10 @@ from conftest import SAMPLES
 
 from algorithms import get_algorithm
 from algorithms.base import check_loss_names
-from algorithms.style_swap import StyleSwapParams, stylize, stylize_batch, tile_layout
-from algorithms.swap_inverse import LAYER, get_inverse, inverse_network, swapped_features
-from algorithms.vgg import WeightsUnavailable, encode_targets, get_encoder
-from algorithms.wct_decoders import DEFAULT_DECODERS
+from algorithms.feedforward.style_swap.algorithm import StyleSwapParams, stylize, stylize_batch, tile_layout
+from algorithms.feedforward.style_swap.inverse import LAYER, get_inverse, inverse_network, swapped_features
+from algorithms.feedforward.wct.decoders import DEFAULT_DECODERS
+from algorithms.shared.vgg import WeightsUnavailable, encode_targets, get_encoder
 from orchestrator.images import load_image
 from orchestrator.train_recipes import STYLE_SWAP
 from orchestrator.train_spec import StyleSwapTrainSpec

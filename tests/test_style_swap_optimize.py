@@ -8,8 +8,8 @@ from conftest import SAMPLES
 
 from algorithms import get_algorithm
 from algorithms.base import check_loss_names
-from algorithms.style_swap_optimize import LAYER, StyleSwapOptimizeParams, stylize
-from algorithms.vgg import encode_targets, get_encoder
+from algorithms.optimization.style_swap_optimize import LAYER, StyleSwapOptimizeParams, stylize
+from algorithms.shared.vgg import encode_targets, get_encoder
 from orchestrator.images import load_image
 
 

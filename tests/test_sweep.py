@@ -169,7 +169,7 @@ def test_sweep_records_failures_and_resumes_incrementally(tmp_path, local_ray):
 
 
 def test_style_targets_stay_warm_in_a_worker(tmp_path):
-    from orchestrator.jobs import expand
+    from orchestrator.plan import expand
     from orchestrator.spec import load_spec
     from orchestrator.worker import JobRunner
 
@@ -289,7 +289,7 @@ def test_ctrl_c_stops_cleanly_and_keeps_finished_jobs(tmp_path):
 
 def test_every_registered_algorithm_runs_in_a_sweep(every_algorithm_sweep):
     from algorithms import ALGORITHMS
-    from algorithms.metrics import MEASURES
+    from algorithms.shared.metrics import MEASURES
 
     out, summary = every_algorithm_sweep
     rows = read_results(out).to_pandas()
@@ -340,7 +340,7 @@ def test_the_mlflow_store_holds_what_a_researcher_compares(every_algorithm_sweep
     from conftest import EVERY_ALGORITHM_STEPS
 
     from algorithms import ALGORITHMS
-    from algorithms.metrics import MEASURES
+    from algorithms.shared.metrics import MEASURES
 
     out, _ = every_algorithm_sweep
     rows = read_results(out).to_pandas().set_index("mlflow_run_id")

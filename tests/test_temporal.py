@@ -1,4 +1,4 @@
-"""Temporal consistency (algorithms/temporal.py): the flow finds a known motion, warping undoes
+"""Temporal consistency (algorithms/video/temporal.py): the flow finds a known motion, warping undoes
 it, the forward-backward check finds what was uncovered, and on a panning clip flow-guided
 blending takes most of a feed-forward network's flicker away."""
 
@@ -9,7 +9,15 @@ import torch
 import torch.nn.functional as F
 from conftest import SAMPLES
 
-from algorithms.temporal import blend, blend_clip, clip_flows, optical_flow, reliable, warp, warping_error
+from algorithms.video.temporal import (
+    blend,
+    blend_clip,
+    clip_flows,
+    optical_flow,
+    reliable,
+    warp,
+    warping_error,
+)
 from orchestrator.images import read_image, to_tensor
 
 
@@ -55,7 +63,7 @@ def test_blending_takes_most_of_the_flicker_away(photo):
     """A 10-frame pan stylized by the shipped AdaIN decoder, frame by frame and blended: the
     warping error falls to at most half, the style distance rises by at most 10 %."""
     from algorithms import get_algorithm
-    from algorithms.metrics import quality
+    from algorithms.shared.metrics import quality
 
     style = to_tensor(read_image(SAMPLES / "style" / "the_scream.jpg", max_side=128))
     small = F.interpolate(photo, scale_factor=0.5, mode="bilinear", antialias=True, align_corners=False)

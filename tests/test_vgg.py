@@ -7,8 +7,8 @@ import urllib.error
 import pytest
 import torch
 
-from algorithms import vgg
-from algorithms.vgg import (
+from algorithms.shared import vgg
+from algorithms.shared.vgg import (
     CAFFE,
     CONV_LAYERS,
     IMAGENET,

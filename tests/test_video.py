@@ -31,7 +31,7 @@ def make_clip(path: Path, frames: int = 24, size: int = 128, *, audio: bool = Tr
     """A pan over a sample photo (known motion) as H.264, with a tone as audio (AAC by default)."""
     import av
 
-    from algorithms.temporal import camera_clip
+    from algorithms.video.temporal import camera_clip
 
     photo = to_tensor(read_image(SAMPLES / "content" / "tubingen.jpg"))
     clip = camera_clip(photo, frames, size, "pan")

@@ -1,4 +1,4 @@
-"""WCT (algorithms/wct.py): the decoders' layouts and files, the per-level transform against its
+"""WCT (algorithms/feedforward/wct/algorithm.py): the decoders' layouts and files, the per-level transform against its
 definition, the shipped decoders on held-out pictures, and `stylegrid train-wct` end to end into
 `stylegrid run`."""
 
@@ -10,12 +10,19 @@ import pytest
 import torch
 from conftest import SAMPLES
 
-from algorithms.adain import decoder_layout as adain_layout
+from algorithms.feedforward.adain.network import decoder_layout as adain_layout
+from algorithms.feedforward.wct.algorithm import stylize, stylize_batch
+from algorithms.feedforward.wct.decoders import (
+    DEFAULT_DECODERS,
+    LEVELS,
+    Decoders,
+    decoder_layout,
+    get_decoders,
+)
+from algorithms.feedforward.wct.transfer import WCTParams, coloured_target
+from algorithms.feedforward.wct.whitening import moments
 from algorithms.registry import get_algorithm
-from algorithms.vgg import WeightsUnavailable
-from algorithms.wct import WCTParams, coloured_target, stylize, stylize_batch
-from algorithms.wct_decoders import DEFAULT_DECODERS, LEVELS, Decoders, decoder_layout, get_decoders
-from algorithms.whitening import moments
+from algorithms.shared.vgg import WeightsUnavailable
 from orchestrator.images import load_image
 
 TUBINGEN = SAMPLES / "content" / "tubingen.jpg"
