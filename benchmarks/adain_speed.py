@@ -27,9 +27,15 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from algorithms.feedforward.adain.algorithm import stylize_batch  # noqa: E402
-from algorithms.feedforward.adain.network import AdaINParams, decoder_layout, get_adain_encoder, get_decoder  # noqa: E402
-from algorithms.shared.instance_norm import CONTENT_LAYER, adain  # noqa: E402
+from stylegrid.algorithms.feedforward.adain.algorithm import stylize_batch  # noqa: E402
+from stylegrid.algorithms.feedforward.adain.network import (  # noqa: E402
+    AdaINParams,
+    decoder_layout,
+    get_adain_encoder,
+    get_decoder,
+)
+from stylegrid.algorithms.shared.instance_norm import CONTENT_LAYER, adain  # noqa: E402
+
 from benchmarks.common import load_pair  # noqa: E402
 
 

@@ -31,8 +31,8 @@ GOALS = {"mrf": (3.0, 4096), "histogram": (1.5, None)}  # (max ratio to gatys, m
 
 def worker(algorithm: str, size: int, steps: int, out: Path) -> dict:
     """Runs in the child process: one stylize call, timed from its callback."""
-    from algorithms import get_algorithm
-    from orchestrator.images import save_png
+    from stylegrid.algorithms import get_algorithm
+    from stylegrid.orchestrator.images import save_png
 
     algo = get_algorithm(algorithm)
     content, style = load_pair(size)
@@ -79,8 +79,8 @@ def main() -> None:
     if args.smoke_test:
         args.sizes, args.steps = [64], 3
 
-    from algorithms.shared.metrics import quality
-    from orchestrator.images import load_image
+    from stylegrid.algorithms.shared.metrics import quality
+    from stylegrid.orchestrator.images import load_image
 
     args.out_dir.mkdir(parents=True, exist_ok=True)
     rows = []

@@ -53,7 +53,7 @@ def tree_rss(pid: int) -> tuple[float, float]:
 def measure(catalog: Path, out: Path, size: int, engine: str) -> dict:
     """One catalog run's seconds and peak memory: the driver's, and the whole process tree's
     (on the ``ray`` engine the local Ray it starts is in that tree)."""
-    cmd = [sys.executable, "-m", "orchestrator", "stylize-catalog", "--input", str(catalog),
+    cmd = [sys.executable, "-m", "stylegrid", "stylize-catalog", "--input", str(catalog),
            "--style", str(STYLE), "--out", str(out), "--size", str(size), "--engine", engine,
            "--quiet"]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(REPO)}

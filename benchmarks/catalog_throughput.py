@@ -73,15 +73,19 @@ def make_catalog(folder: Path, n: int, seed: int = 0, long_sides: tuple[int, int
 def run_loop(variant: str, catalog: Path, out: Path, size: int, precision: str) -> dict:
     """Child process: the plain or the sequential loop over every image of the catalog."""
     import torch
-
-    from algorithms.base import DEFAULT_STYLE_SIZE
-    from algorithms.feedforward.adain.algorithm import stylize_batch
-    from algorithms.feedforward.adain.network import AdaINParams, get_adain_encoder, get_decoder, resolve_pair
-    from algorithms.shared.instance_norm import CONTENT_LAYER, adain
-    from orchestrator.catalog_manifest import list_sources
-    from orchestrator.catalog_pipeline import encode
-    from orchestrator.files import write_atomic
-    from orchestrator.images import decode_image, load_image, resize_to, to_pil, to_tensor
+    from stylegrid.algorithms.base import DEFAULT_STYLE_SIZE
+    from stylegrid.algorithms.feedforward.adain.algorithm import stylize_batch
+    from stylegrid.algorithms.feedforward.adain.network import (
+        AdaINParams,
+        get_adain_encoder,
+        get_decoder,
+        resolve_pair,
+    )
+    from stylegrid.algorithms.shared.instance_norm import CONTENT_LAYER, adain
+    from stylegrid.orchestrator.catalog_manifest import list_sources
+    from stylegrid.orchestrator.catalog_pipeline import encode
+    from stylegrid.orchestrator.files import write_atomic
+    from stylegrid.orchestrator.images import decode_image, load_image, resize_to, to_pil, to_tensor
 
     sources = list_sources(str(catalog))
     params = AdaINParams(precision=precision)
@@ -110,8 +114,8 @@ def run_loop(variant: str, catalog: Path, out: Path, size: int, precision: str) 
 def run_catalog(engine: str, catalog: Path, out: Path, size: int, precision: str) -> dict:
     """Child process: the catalog job in this process (``local``) or on a Ray started here
     (``ray``; joining ``RAY_ADDRESS`` where it is set)."""
-    from orchestrator.catalog import stylize_catalog
-    from orchestrator.spec import CatalogSpec
+    from stylegrid.orchestrator.catalog import stylize_catalog
+    from stylegrid.orchestrator.spec import CatalogSpec
 
     init = 0.0
     if engine == "ray":
@@ -145,15 +149,14 @@ def run_profile(catalog: Path, out: Path, size: int, precision: str) -> dict:
     engines' wall time shows what overlapping them gains and what Ray Data adds."""
     import numpy as np
     import torch
-
-    from algorithms.base import DEFAULT_STYLE_SIZE
-    from algorithms.feedforward.adain.algorithm import stylize_batch
-    from algorithms.feedforward.adain.network import AdaINParams
-    from orchestrator import storage
-    from orchestrator.catalog_local import blocks
-    from orchestrator.catalog_manifest import list_sources
-    from orchestrator.catalog_pipeline import encode, load_batch
-    from orchestrator.images import load_image, to_pil
+    from stylegrid.algorithms.base import DEFAULT_STYLE_SIZE
+    from stylegrid.algorithms.feedforward.adain.algorithm import stylize_batch
+    from stylegrid.algorithms.feedforward.adain.network import AdaINParams
+    from stylegrid.orchestrator import storage
+    from stylegrid.orchestrator.catalog_local import blocks
+    from stylegrid.orchestrator.catalog_manifest import list_sources
+    from stylegrid.orchestrator.catalog_pipeline import encode, load_batch
+    from stylegrid.orchestrator.images import load_image, to_pil
 
     todo = [{"source": s, "todo": "0"} for s in list_sources(str(catalog))]
     params = AdaINParams(precision=precision)

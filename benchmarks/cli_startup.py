@@ -27,10 +27,10 @@ def commands() -> dict[str, list[str]]:
     python = [sys.executable]
     found = {
         "python -c pass": [*python, "-c", "pass"],
-        "stylegrid --help": [*python, "-m", "orchestrator", "--help"],
-        "stylegrid sweep --help": [*python, "-m", "orchestrator", "sweep", "--help"],
-        "stylegrid --version": [*python, "-m", "orchestrator", "--version"],
-        "stylegrid run (usage error)": [*python, "-m", "orchestrator", "run", "--algorithm", "gatis",
+        "stylegrid --help": [*python, "-m", "stylegrid", "--help"],
+        "stylegrid sweep --help": [*python, "-m", "stylegrid", "sweep", "--help"],
+        "stylegrid --version": [*python, "-m", "stylegrid", "--version"],
+        "stylegrid run (usage error)": [*python, "-m", "stylegrid", "run", "--algorithm", "gatis",
                                         "--content", "c.jpg", "--style", "s.jpg", "-o", "o.png"],
     }  # fmt: skip
     for peer in ("mlflow", "ray"):

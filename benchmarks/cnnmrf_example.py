@@ -38,8 +38,7 @@ MRF_WEIGHT, CONTENT_WEIGHT = 1e-4, 20.0  # CNNMRF's, on raw caffe features
 def equivalent_layer_weights(content, style, layers=("relu3_1", "relu4_1")) -> tuple[float, ...]:
     """CNNMRF's per-layer MRF weights in stylegrid's relative units, content weight 1."""
     import torch
-
-    from algorithms.shared.vgg import get_encoder
+    from stylegrid.algorithms.shared.vgg import get_encoder
 
     enc = get_encoder((*layers, "relu4_2"), source="caffe")
     with torch.no_grad():
@@ -72,10 +71,9 @@ def main() -> int:
         return 2
 
     from PIL import Image
-
-    from algorithms import get_algorithm
-    from algorithms.shared.metrics import quality
-    from orchestrator.images import load_image, to_pil
+    from stylegrid.algorithms import get_algorithm
+    from stylegrid.algorithms.shared.metrics import quality
+    from stylegrid.orchestrator.images import load_image, to_pil
 
     content, style = load_image(files["content"], SIZE), load_image(files["style"], SIZE)
     theirs = load_image(files["cnnmrf"])

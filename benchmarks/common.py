@@ -17,8 +17,8 @@ STYLE = REPO / "samples" / "style" / "starry_night.jpg"
 def load_pair(size: int):
     """The content at ``size`` px on the long side and the style at the default style size, as
     tensors."""
-    from algorithms.base import DEFAULT_STYLE_SIZE
-    from orchestrator.images import load_image, read_image, resize_to, to_tensor
+    from stylegrid.algorithms.base import DEFAULT_STYLE_SIZE
+    from stylegrid.orchestrator.images import load_image, read_image, resize_to, to_tensor
 
     return to_tensor(resize_to(read_image(CONTENT), size)), load_image(STYLE, max_side=DEFAULT_STYLE_SIZE)
 

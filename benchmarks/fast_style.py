@@ -35,9 +35,9 @@ TRAINED_ON = {"astronaut", "chelsea", "coffee", "flower", "rocket"}
 def child(algorithm: str, size: int, batch: int, images: int) -> None:
     """Time ``images`` images through one algorithm's ``stylize_batch``; print images/s as JSON."""
     import torch
+    from stylegrid.algorithms import get_algorithm
+    from stylegrid.algorithms.shared.device import resolve_precision
 
-    from algorithms import get_algorithm
-    from algorithms.shared.device import resolve_precision
     from benchmarks.common import load_pair
 
     image, _ = load_pair(size)
@@ -60,8 +60,8 @@ def child(algorithm: str, size: int, batch: int, images: int) -> None:
 
 
 def load_style(name: str, size: int | None = None):
-    from algorithms.base import DEFAULT_STYLE_SIZE
-    from orchestrator.images import load_image
+    from stylegrid.algorithms.base import DEFAULT_STYLE_SIZE
+    from stylegrid.orchestrator.images import load_image
 
     return load_image(SAMPLES / "style" / f"{name}.jpg", max_side=size or DEFAULT_STYLE_SIZE)
 
@@ -86,10 +86,9 @@ def quality_table(contents, styles, size, gatys_steps) -> list[dict]:
     import dataclasses
 
     import torch
-
-    from algorithms import get_algorithm
-    from algorithms.shared.metrics import quality
-    from orchestrator.images import read_image, resize_to, to_tensor
+    from stylegrid.algorithms import get_algorithm
+    from stylegrid.algorithms.shared.metrics import quality
+    from stylegrid.orchestrator.images import read_image, resize_to, to_tensor
 
     torch.set_num_threads(2)
     rows = []
@@ -126,7 +125,7 @@ def main() -> None:
     if args.child:
         algorithm, size, batch, images = args.child
         return child(algorithm, int(size), int(batch), int(images))
-    from algorithms.feedforward.johnson.algorithm import DEFAULT_NETWORK
+    from stylegrid.algorithms.feedforward.johnson.algorithm import DEFAULT_NETWORK
 
     styles = [s["name"] for s in json.loads(DEFAULT_NETWORK.with_suffix(".json").read_text())["styles"]]
     if args.smoke_test:

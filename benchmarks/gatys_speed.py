@@ -49,8 +49,8 @@ PLAIN_STYLE_WEIGHT = 1e6 / (255 * 0.226) ** 2
 
 
 def worker_stylegrid(size: int, steps: int | None, out: Path, precision: str, multiscale: bool) -> dict:
-    from algorithms.optimization.gatys import GatysParams, stylize
-    from orchestrator.images import save_png
+    from stylegrid.algorithms.optimization.gatys import GatysParams, stylize
+    from stylegrid.orchestrator.images import save_png
 
     content, style = load_pair(size)
     overrides = {"precision": precision}
@@ -81,10 +81,9 @@ def worker_plain(size: int, steps: int, out: Path) -> dict:
     """PyTorch's Neural Transfer tutorial loop, on the same caffe VGG-19 and layers."""
     import torch
     import torch.nn.functional as F
+    from stylegrid.algorithms.shared.vgg import LAYER_NAMES, VGGEncoder, load_weights
+    from stylegrid.orchestrator.images import save_png
     from torch import nn
-
-    from algorithms.shared.vgg import LAYER_NAMES, VGGEncoder, load_weights
-    from orchestrator.images import save_png
 
     content, style = load_pair(size)
     style = F.interpolate(style, size=content.shape[-2:], mode="bilinear")  # the tutorial's same-size images
@@ -229,8 +228,8 @@ def main() -> None:
     if args.smoke_test:
         args.sizes, args.steps = [64], 3
 
-    from algorithms.shared.metrics import quality
-    from orchestrator.images import load_image
+    from stylegrid.algorithms.shared.metrics import quality
+    from stylegrid.orchestrator.images import load_image
 
     args.out_dir.mkdir(parents=True, exist_ok=True)
     rows = []

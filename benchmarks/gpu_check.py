@@ -65,9 +65,8 @@ def sweep_step(s: Settings, tmp: Path) -> Step:
     """The demo sweep (its photos, paintings and algorithms), every job on the GPU."""
     import numpy as np
     import yaml
-
-    from orchestrator.results import read_results
-    from orchestrator.sweep import run_sweep
+    from stylegrid.orchestrator.results import read_results
+    from stylegrid.orchestrator.sweep import run_sweep
 
     step = Step("demo sweep")
     spec = yaml.safe_load((REPO / "experiments" / "demo.yaml").read_text())
@@ -104,10 +103,9 @@ def catalog_step(s: Settings, tmp: Path) -> Step:
     """A catalog of crops of the sample photos through the shipped AdaIN decoder, in this process
     (the engine a one-machine run takes), on the GPU."""
     from PIL import Image
-
-    from orchestrator.catalog import stylize_catalog
-    from orchestrator.catalog_manifest import read_manifest
-    from orchestrator.spec import CatalogSpec
+    from stylegrid.orchestrator.catalog import stylize_catalog
+    from stylegrid.orchestrator.catalog_manifest import read_manifest
+    from stylegrid.orchestrator.spec import CatalogSpec
 
     step = Step("catalog")
     photos = sorted((SAMPLES / "content").glob("*.jpg"))
@@ -134,8 +132,7 @@ def catalog_step(s: Settings, tmp: Path) -> Step:
 def train_step(s: Settings, tmp: Path) -> Step:
     """A short AdaIN decoder training (Ray Train, one worker, on the GPU) exported to a file."""
     import torch
-
-    from orchestrator.train import train
+    from stylegrid.orchestrator.train import train
 
     step = Step("training")
     spec = tmp / "train.yaml"
@@ -167,11 +164,10 @@ def tiled_step(s: Settings, tmp: Path) -> Step:
     """A tiled AdaIN picture of ``tiled_size`` px within ``tiled_budget``, its peak memory read
     from the device (CUDA's peak allocation; on the CPU the process's resident growth)."""
     import torch
-
-    from algorithms.feedforward.adain.algorithm import stylize_batch, tile_layout
-    from algorithms.feedforward.adain.network import AdaINParams
-    from algorithms.shared.memory import budget_bytes
-    from orchestrator.images import load_image
+    from stylegrid.algorithms.feedforward.adain.algorithm import stylize_batch, tile_layout
+    from stylegrid.algorithms.feedforward.adain.network import AdaINParams
+    from stylegrid.algorithms.shared.memory import budget_bytes
+    from stylegrid.orchestrator.images import load_image
 
     step = Step(f"tiled {s.tiled_size} px")
     device = torch.device(s.device)

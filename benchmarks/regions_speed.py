@@ -31,7 +31,7 @@ ALGORITHMS = ("gatys", "mrf", "histogram", "adain_optimize", "adain", "wct")  # 
 def label_regions(height: int, width: int, first: int, second: int):
     """The left half (style ``first``), an ellipse in the upper right (style ``second``), the
     rest kept as the photo."""
-    from algorithms.shared.regions import Region
+    from stylegrid.algorithms.shared.regions import Region
 
     ys = torch.arange(height).float().reshape(-1, 1)
     xs = torch.arange(width).float().reshape(1, -1)
@@ -59,9 +59,9 @@ def main() -> None:
     if args.smoke_test:
         args.size, args.steps, args.style_size = 64, 2, 64  # 64 px: MRF needs 3x3 patches of relu4_1
 
-    from algorithms import get_algorithm
-    from algorithms.base import DEFAULT_STYLE_SIZE
-    from orchestrator.images import load_image, read_image, resize_to, save_image, to_tensor
+    from stylegrid.algorithms import get_algorithm
+    from stylegrid.algorithms.base import DEFAULT_STYLE_SIZE
+    from stylegrid.orchestrator.images import load_image, read_image, resize_to, save_image, to_tensor
 
     content = to_tensor(resize_to(read_image(CONTENT), args.size))
     styles = [load_image(s, max_side=args.style_size or DEFAULT_STYLE_SIZE) for s in (STYLE, SECOND_STYLE)]

@@ -53,12 +53,11 @@ def finished_rows(spec: Path):
     """A row with status ok for every job of ``spec`` (the sink's own rows, of a made-up outcome),
     as one table with the results schema."""
     import pyarrow as pa
-
-    from orchestrator.plan import plan_jobs
-    from orchestrator.results import result_schema
-    from orchestrator.sink import result_row
-    from orchestrator.spec import load_spec
-    from orchestrator.worker import JobOutcome
+    from stylegrid.orchestrator.plan import plan_jobs
+    from stylegrid.orchestrator.results import result_schema
+    from stylegrid.orchestrator.sink import result_row
+    from stylegrid.orchestrator.spec import load_spec
+    from stylegrid.orchestrator.worker import JobOutcome
 
     jobs = plan_jobs(load_spec(spec), str(spec)).jobs
     rows = [
@@ -72,8 +71,7 @@ def finished_rows(spec: Path):
 def lay_out_loose(table, out: Path) -> None:
     """One file per job, as write_row leaves them (written here without its fsync: setup only)."""
     import pyarrow.parquet as pq
-
-    from orchestrator.results import rows_dir
+    from stylegrid.orchestrator.results import rows_dir
 
     rows_dir(out).mkdir(parents=True)
     for i in range(table.num_rows):
@@ -84,7 +82,7 @@ def lay_out_loose(table, out: Path) -> None:
 def timed(*args: str) -> float:
     """Seconds of ``stylegrid ARGS`` in a fresh process. (Not its peak memory: a forked child's
     maximum RSS starts at this process's, which holds the rows it made.)"""
-    result, _ = spawn([sys.executable, "-m", "orchestrator", *args])
+    result, _ = spawn([sys.executable, "-m", "stylegrid", *args])
     if result["returncode"] != 0:
         raise SystemExit(f"stylegrid {' '.join(args)} failed:\n{result['stderr'][-2000:]}")
     return result["wall"]
@@ -100,7 +98,7 @@ def main() -> None:
     n = 200 if args.smoke_test else args.jobs
     n -= n % 4
 
-    from orchestrator.results import compact, load_rows, part_files
+    from stylegrid.orchestrator.results import compact, load_rows, part_files
 
     with tempfile.TemporaryDirectory(prefix="results_scale_") as tmp:
         work = Path(tmp)

@@ -50,9 +50,8 @@ def write_spec(path: Path, n_jobs: int, size: int, steps: int) -> Path:
 
 def sweep_overhead(n_jobs: int, workdir: Path) -> dict:
     import ray
-
-    from orchestrator.results import read_results
-    from orchestrator.sweep import run_sweep
+    from stylegrid.orchestrator.results import read_results
+    from stylegrid.orchestrator.sweep import run_sweep
 
     out = workdir / "overhead_out"
     warm = write_spec(workdir / "warmup.yaml", 1, 20, 1)  # other jobs than the measured ones
@@ -145,8 +144,8 @@ def scaling(n_jobs: int, workdir: Path, size: int = 64, steps: int = 40) -> dict
     """End to end (worker start-up included) and steady state (between the first and the last
     job to finish, which leaves out the few seconds each new worker process spends importing
     torch and warming up)."""
-    from orchestrator.results import read_results
-    from orchestrator.sweep import run_sweep
+    from stylegrid.orchestrator.results import read_results
+    from stylegrid.orchestrator.sweep import run_sweep
 
     spec = write_spec(workdir / "scaling.yaml", n_jobs, size, steps)
     result = {}
@@ -179,8 +178,7 @@ def main() -> None:
         args.trivial_jobs, args.real_jobs = 4, 2
 
     import ray
-
-    from orchestrator.runtime import start_ray
+    from stylegrid.orchestrator.runtime import start_ray
 
     # the cluster of RAY_ADDRESS when set (the test suite's head), else an embedded 2-CPU Ray
     start_ray({} if os.environ.get("RAY_ADDRESS") else {"num_cpus": 2}, quiet=True)

@@ -41,11 +41,10 @@ def _status(key: str) -> float:
 def child(algorithm: str, size: int, budget: str, steps: int) -> None:
     """One measurement; prints {seconds, peak_mb, tiles, megapixels} as JSON."""
     import torch
-
-    from algorithms.feedforward.adain.algorithm import stylize_batch
-    from algorithms.feedforward.adain.network import AdaINParams
-    from algorithms.optimization.gatys import GatysParams
-    from algorithms.optimization.gatys import stylize as gatys
+    from stylegrid.algorithms.feedforward.adain.algorithm import stylize_batch
+    from stylegrid.algorithms.feedforward.adain.network import AdaINParams
+    from stylegrid.algorithms.optimization.gatys import GatysParams
+    from stylegrid.algorithms.optimization.gatys import stylize as gatys
 
     content, style = load_pair(size)
     small, _ = load_pair(64)
@@ -53,7 +52,7 @@ def child(algorithm: str, size: int, budget: str, steps: int) -> None:
     def run(image, budget_text, n):
         if algorithm == "adain":
             params = AdaINParams(memory_budget=budget_text)
-            from algorithms.feedforward.adain.algorithm import tile_layout
+            from stylegrid.algorithms.feedforward.adain.algorithm import tile_layout
 
             return stylize_batch(image, [style], params), tile_layout(params, image.shape, "cpu")
         result = gatys(image, [style], GatysParams(steps=n, scales=1, memory_budget=budget_text))
@@ -73,8 +72,8 @@ def child(algorithm: str, size: int, budget: str, steps: int) -> None:
 
 def fits_in_ram(algorithm: str, size: int) -> bool:
     """Whether one pass at ``size`` (4:3) is estimated to fit half of this machine's RAM."""
-    from algorithms.feedforward.adain.network import BYTES_PER_PIXEL as ADAIN
-    from algorithms.optimization.tiles import BYTES_PER_PIXEL as OPTIM
+    from stylegrid.algorithms.feedforward.adain.network import BYTES_PER_PIXEL as ADAIN
+    from stylegrid.algorithms.optimization.tiles import BYTES_PER_PIXEL as OPTIM
 
     per_pixel = ADAIN if algorithm == "adain" else OPTIM
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")

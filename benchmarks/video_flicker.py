@@ -64,11 +64,11 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=None, help="only the first N clips")  # fmt: skip
     parser.add_argument("--smoke-test", action="store_true")
     args = parser.parse_args()
-    from algorithms import get_algorithm
-    from algorithms.shared.metrics import quality
-    from algorithms.video.stylize import DEFAULT_TEMPORAL_WEIGHT, stylize_frames
-    from algorithms.video.temporal import camera_clip, clip_flows, warping_error
-    from orchestrator.images import read_image, to_tensor
+    from stylegrid.algorithms import get_algorithm
+    from stylegrid.algorithms.shared.metrics import quality
+    from stylegrid.algorithms.video.stylize import DEFAULT_TEMPORAL_WEIGHT, stylize_frames
+    from stylegrid.algorithms.video.temporal import camera_clip, clip_flows, warping_error
+    from stylegrid.orchestrator.images import read_image, to_tensor
 
     torch.manual_seed(0)
     photos = PHOTOS if all(p.exists() for p in PHOTOS) and not args.smoke_test else SAMPLE_PHOTOS

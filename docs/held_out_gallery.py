@@ -26,9 +26,10 @@ from PIL import Image, ImageDraw
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from stylegrid.orchestrator.images import read_image  # noqa: E402
+from stylegrid.orchestrator.results import read_results, source_file  # noqa: E402
+
 from benchmarks.held_out import label  # noqa: E402
-from orchestrator.images import read_image  # noqa: E402
-from orchestrator.results import read_results, source_file  # noqa: E402
 
 CELL = 200  # px, the long side of every picture
 CAPTION = 28  # px under each

@@ -34,11 +34,11 @@ from PIL import Image, ImageDraw
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from algorithms import get_algorithm  # noqa: E402
-from algorithms.base import DEFAULT_STYLE_SIZE  # noqa: E402
-from algorithms.shared.metrics import quality  # noqa: E402
-from orchestrator.images import load_image, read_image, resize_to, to_pil, to_tensor  # noqa: E402
-from orchestrator.params import build_params  # noqa: E402
+from stylegrid.algorithms import get_algorithm  # noqa: E402
+from stylegrid.algorithms.base import DEFAULT_STYLE_SIZE  # noqa: E402
+from stylegrid.algorithms.shared.metrics import quality  # noqa: E402
+from stylegrid.orchestrator.images import load_image, read_image, resize_to, to_pil, to_tensor  # noqa: E402
+from stylegrid.orchestrator.params import build_params  # noqa: E402
 
 VARIANTS = {
     "gatys (defaults)": ("gatys", {}),

@@ -3,7 +3,7 @@ the driver.
 
     stylegrid stylize-catalog --input photos/ --style starry.jpg --out styled/
     stylegrid stylize-catalog experiments/catalog.yaml            # the same as a YAML file
-    python -m orchestrator stylize-catalog ...                    # the `ray job submit` entrypoint
+    python -m stylegrid stylize-catalog ...                    # the `ray job submit` entrypoint
 
 The pipeline streams; nothing holds the catalog's pixels at once. The driver lists the sources (a
 folder, recursively; a glob; or the ``path`` column of a CSV or Parquet manifest; each a local
@@ -96,7 +96,7 @@ class CatalogSummary:
 
 def check_algorithm(spec: CatalogSpec):
     """The algorithm and its parameters, or a clear refusal for image-optimisation algorithms."""
-    from algorithms import ALGORITHMS, get_algorithm
+    from stylegrid.algorithms import ALGORITHMS, get_algorithm
 
     if spec.algorithm not in ALGORITHMS:
         raise CatalogError(

@@ -26,8 +26,7 @@ def local_plan(batch_size: int | None, num_gpus: float | None) -> PoolPlan:
     """One model in this process: every torch thread it has, the GPU when there is one (and
     ``num_gpus`` does not say 0)."""
     import torch
-
-    from algorithms.shared.device import pick_device
+    from stylegrid.algorithms.shared.device import pick_device
 
     gpu = num_gpus != 0 and pick_device(True).type == "cuda"
     return PoolPlan(

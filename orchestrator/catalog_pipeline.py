@@ -29,8 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from algorithms.shared.device import pick_device
+from stylegrid.algorithms.shared.device import pick_device
 
 from . import storage
 from .files import safe_name
@@ -208,8 +207,7 @@ class CatalogStylizer:
         model_locations: dict[str, str],
     ):
         import torch
-
-        from algorithms import get_algorithm
+        from stylegrid.algorithms import get_algorithm
 
         torch.set_num_threads(threads)
         share_memory_with_other_workers()

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 # Only light modules at the top: `stylegrid --help` and a usage error answer without loading
 # PyTorch, Ray, MLflow or pandas (tests/test_cli_grammar.py checks; benchmarks/cli_startup.py
 # times it). Each subcommand imports what it needs.
-from algorithms.names import (
+from stylegrid.algorithms.names import (
     ALGORITHM_NAMES,
     BUDGET_HELP,
     DEFAULT_SIZE,
@@ -43,15 +43,14 @@ from .limits import check_size
 
 if TYPE_CHECKING:
     import torch
-
-    from algorithms import StepInfo
+    from stylegrid.algorithms import StepInfo
 
 # Output formats of `stylegrid run`, by the extension of --output (orchestrator.images.FORMATS)
 RUN_FORMATS = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff")
 
 
 def resolve_device(name: str) -> torch.device:
-    from algorithms.shared.device import pick_device
+    from stylegrid.algorithms.shared.device import pick_device
 
     try:
         return pick_device(name)
@@ -369,7 +368,7 @@ class ProgressPrinter:
         self.latest: torch.Tensor | None = None
 
     def __call__(self, info: StepInfo) -> None:
-        from algorithms.base import group_sums
+        from stylegrid.algorithms.base import group_sums
 
         from .images import save_image
 
@@ -445,8 +444,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
 
     import torch
-
-    from algorithms import get_algorithm
+    from stylegrid.algorithms import get_algorithm
 
     from .files import check_writable
     from .images import load_image, read_image, resize_to, save_image, to_tensor
@@ -519,7 +517,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def format_algorithms() -> str:
-    from algorithms import ALGORITHMS
+    from stylegrid.algorithms import ALGORITHMS
 
     lines = []
     for name in sorted(ALGORITHMS):
@@ -609,7 +607,7 @@ CATALOG_FLAGS = ("input", "algorithm", "size", "alpha", "memory_budget", "format
 
 def catalog_spec_from_args(args: argparse.Namespace):
     """The YAML file's spec (if any) with the command-line options on top."""
-    from algorithms import get_algorithm
+    from stylegrid.algorithms import get_algorithm
 
     from .params import check_names, parse_assignment, parse_cli_value, parse_setting
     from .spec import CatalogSpec, load_catalog_spec
@@ -661,7 +659,7 @@ def cmd_stylize_video(args: argparse.Namespace) -> int:
         check_algorithm_name(args.algorithm)
     except ValueError as exc:
         raise UsageError(f"--algorithm: {exc}") from None
-    from algorithms import get_algorithm
+    from stylegrid.algorithms import get_algorithm
 
     from .params import check_names, parse_assignment, parse_cli_value
     from .runtime import print_summary
@@ -807,7 +805,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def known_errors() -> tuple[type[BaseException], ...]:
     """The errors whose message says it all: stylegrid's own (ValueErrors: a bad image, spec or
     parameter), the system's (OSError) and missing VGG weights (if that module was loaded at all)."""
-    vgg = sys.modules.get("algorithms.shared.vgg")
+    vgg = sys.modules.get("stylegrid.algorithms.shared.vgg")
     return (ValueError, OSError, UserError, *([vgg.WeightsUnavailable] if vgg else []))
 
 

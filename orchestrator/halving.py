@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from algorithms.shared.metrics import MEASURES
+from stylegrid.algorithms.shared.metrics import MEASURES
 
 BETTER = {m.name: m.better for m in MEASURES}
 

@@ -31,8 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
-
-from algorithms.shared.vgg import MIN_SIDE
+from stylegrid.algorithms.shared.vgg import MIN_SIDE
 
 from . import storage
 from .files import write_atomic

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from algorithms import get_algorithm
-from algorithms.shared.parameters import file_fields
+from stylegrid.algorithms import get_algorithm
+from stylegrid.algorithms.shared.parameters import file_fields
 
 from .params import ParameterError, build_params, params_to_dict
 from .spec import SpecError, SweepSpec, spec_dir

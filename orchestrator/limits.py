@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from algorithms.names import MIN_SIDE
+from stylegrid.algorithms.names import MIN_SIDE
 
 DEFAULT_MAX_SIZE = 8192  # output and style sizes: MIN_SIDE..8192 px unless $STYLEGRID_MAX_SIZE says more
 MAX_SIZE_ENV = "STYLEGRID_MAX_SIZE"

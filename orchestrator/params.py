@@ -15,8 +15,7 @@ from typing import Any, TypeVar
 
 import pydantic
 import yaml
-
-from algorithms.names import did_you_mean
+from stylegrid.algorithms.names import did_you_mean
 
 from .errors import ParameterError
 

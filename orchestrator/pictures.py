@@ -21,9 +21,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw
-
-from algorithms import StepLoss
-from algorithms.shared.metrics import Measure
+from stylegrid.algorithms import StepLoss
+from stylegrid.algorithms.shared.metrics import Measure
 
 from . import storage
 from .images import png_bytes, to_pil

@@ -16,8 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from PIL import Image, ImageColor
-
-from algorithms import get_algorithm
+from stylegrid.algorithms import get_algorithm
 
 from .jobs import Job, ParameterSet, RegionRef, file_sha256, make_job_id, spec_job
 from .spec import RegionSetSpec, SpecError, SweepSpec, resolve_path, spec_dir

@@ -16,8 +16,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-
-from algorithms.shared.regions import Region, colour_mask, label_masks
+from stylegrid.algorithms.shared.regions import Region, colour_mask, label_masks
 
 from .images import decode_image, read_bytes, to_tensor
 from .region_jobs import ASPECT_TOLERANCE, parse_colour

@@ -35,8 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-
-from algorithms.shared.metrics import MEASURES, Measure
+from stylegrid.algorithms.shared.metrics import MEASURES, Measure
 
 from . import pictures
 from .files import safe_name, write_atomic

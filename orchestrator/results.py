@@ -40,9 +40,8 @@ from typing import Any, Literal
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-
-from algorithms import ALGORITHMS
-from algorithms.shared.metrics import MEASURES
+from stylegrid.algorithms import ALGORITHMS
+from stylegrid.algorithms.shared.metrics import MEASURES
 
 from .errors import UserError
 from .files import write_atomic

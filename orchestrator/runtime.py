@@ -56,8 +56,7 @@ def share_memory_with_other_workers() -> None:
     node (the CPUs it holds of the node's CPUs; the part of a GPU it holds), so that workers side
     by side on one machine divide its memory between them. Nothing outside a Ray worker."""
     import ray
-
-    from algorithms.shared.memory import share_device
+    from stylegrid.algorithms.shared.memory import share_device
 
     if not ray.is_initialized():
         return

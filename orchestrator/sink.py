@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from algorithms.base import group_sums
-from algorithms.shared.metrics import MEASURES
+from stylegrid.algorithms.base import group_sums
+from stylegrid.algorithms.shared.metrics import MEASURES
 
 from .files import safe_name, write_atomic
 from .halving import rungs_record

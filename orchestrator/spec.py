@@ -42,9 +42,14 @@ from typing import Any, Literal, TypeVar
 import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-
-from algorithms import ALGORITHMS, get_algorithm
-from algorithms.names import DEFAULT_SIZE, DEFAULT_STYLE_SIZE, MAX_STEPS, did_you_mean, unknown_algorithm
+from stylegrid.algorithms import ALGORITHMS, get_algorithm
+from stylegrid.algorithms.names import (
+    DEFAULT_SIZE,
+    DEFAULT_STYLE_SIZE,
+    MAX_STEPS,
+    did_you_mean,
+    unknown_algorithm,
+)
 
 from .limits import check_size
 from .params import (
@@ -100,7 +105,7 @@ class EarlyStoppingSpec(BaseModel):
     @field_validator("measure")
     @classmethod
     def _known(cls, value: str | list[str]) -> str | list[str]:
-        from algorithms.shared.metrics import MEASURES
+        from stylegrid.algorithms.shared.metrics import MEASURES
 
         names = [value] if isinstance(value, str) else value
         known = [m.name for m in MEASURES]

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from algorithms.shared.metrics import MEASURES
+from stylegrid.algorithms.shared.metrics import MEASURES
 
 from . import storage
 from .files import WriteError, remove_partial_files

@@ -44,8 +44,7 @@ from pathlib import Path
 
 import torch
 from PIL import Image
-
-from algorithms.base import check_finite
+from stylegrid.algorithms.base import check_finite
 
 from . import storage
 from .files import write_atomic
@@ -94,7 +93,7 @@ def train_loop(config: dict) -> None:
 
     logging.getLogger("ray.data").setLevel(logging.WARNING)  # not a plan and a "finished" per shard
 
-    from algorithms.shared.device import resolve_precision
+    from stylegrid.algorithms.shared.device import resolve_precision
 
     recipe: Recipe = RECIPES[config["kind"]]
     spec = recipe.spec_type.model_validate(config["spec"])
@@ -176,7 +175,7 @@ def check_start(recipe: Recipe, spec: TrainSpec, styles, spec_path) -> None:
     starting weights (``INIT_FIELDS``) are missing, unreadable or of another shape fails now,
     naming the spec, rather than in every worker after Ray has started and retried. A spec that
     starts from scratch has nothing to check."""
-    from algorithms.shared.vgg import WeightsUnavailable
+    from stylegrid.algorithms.shared.vgg import WeightsUnavailable
 
     if not any(getattr(spec, field, None) for field in INIT_FIELDS):
         return

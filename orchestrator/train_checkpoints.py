@@ -12,8 +12,7 @@ import tempfile
 from pathlib import Path
 
 import torch
-
-from algorithms.base import NonFiniteLoss
+from stylegrid.algorithms.base import NonFiniteLoss
 
 from . import storage
 from .files import write_atomic

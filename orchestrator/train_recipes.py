@@ -13,8 +13,8 @@ the driver (Ray Train, data, checkpoints, MLflow, export) shared.
   inverts the photo crops' relu3_1 features and the same features swapped with painting crops'.
 
 A recipe's pure parts are in ``algorithms/`` (``adain.training_losses``,
-``style_network.perceptual_losses``, ``wct_decoders.reconstruction_losses``,
-``swap_inverse.inverse_losses``); here are the choices of data, model and record.
+``johnson.network.perceptual_losses``, ``wct.decoders.reconstruction_losses``,
+``style_swap.inverse.inverse_losses``); here are the choices of data, model and record.
 """
 
 from __future__ import annotations
@@ -81,18 +81,18 @@ class AdaINRecipe(Recipe):
     kind, spec_type, model_file, style_crops = "adain", AdaINTrainSpec, "decoder.pth", True
 
     def setup(self, spec, styles, device, precision):
-        from algorithms.shared.instance_norm import STYLE_LAYERS
-        from algorithms.shared.vgg import get_encoder
+        from stylegrid.algorithms.shared.instance_norm import STYLE_LAYERS
+        from stylegrid.algorithms.shared.vgg import get_encoder
 
         return get_encoder(STYLE_LAYERS, source=spec.encoder, device=device)
 
     def architecture(self, spec, styles):
-        from algorithms.feedforward.adain.network import decoder_layout
+        from stylegrid.algorithms.feedforward.adain.network import decoder_layout
 
         return decoder_layout()
 
     def new_model(self, spec, styles):
-        from algorithms.feedforward.adain.network import get_decoder
+        from stylegrid.algorithms.feedforward.adain.network import get_decoder
 
         torch.manual_seed(spec.seed)
         decoder = self.architecture(spec, styles)
@@ -101,7 +101,7 @@ class AdaINRecipe(Recipe):
         return decoder
 
     def step(self, task, model, content, style, rng, spec, precision):
-        from algorithms.feedforward.adain.network import training_losses
+        from stylegrid.algorithms.feedforward.adain.network import training_losses
 
         losses = training_losses(task, model, content, style, spec.style_weight, precision)
         terms = {"content": float(losses.content), "style": float(losses.style)}
@@ -150,8 +150,8 @@ class JohnsonRecipe(Recipe):
         return [to_tensor(decode_image(s.data, s.source, spec.style_size)) for s in styles]
 
     def setup(self, spec, styles, device, precision):
-        from algorithms.feedforward.johnson.network import style_grams
-        from algorithms.shared.vgg import get_encoder
+        from stylegrid.algorithms.feedforward.johnson.network import style_grams
+        from stylegrid.algorithms.shared.vgg import get_encoder
 
         layers = sorted({spec.content_layer, *spec.style_layers})
         encoder = get_encoder(layers, device=device)
@@ -161,12 +161,12 @@ class JohnsonRecipe(Recipe):
         return JohnsonTask(encoder, grams, previews)
 
     def architecture(self, spec, styles):
-        from algorithms.feedforward.johnson.network import TransformNet
+        from stylegrid.algorithms.feedforward.johnson.network import TransformNet
 
         return TransformNet(len(styles), spec.width, spec.blocks)
 
     def new_model(self, spec, styles):
-        from algorithms.feedforward.johnson.network import load_network
+        from stylegrid.algorithms.feedforward.johnson.network import load_network
 
         torch.manual_seed(spec.seed)
         network = self.architecture(spec, styles)
@@ -181,7 +181,7 @@ class JohnsonRecipe(Recipe):
         return network
 
     def step(self, task, model, content, style, rng, spec, precision):
-        from algorithms.feedforward.johnson.network import perceptual_losses
+        from stylegrid.algorithms.feedforward.johnson.network import perceptual_losses
 
         n = task.previews.shape[0]
         index = torch.tensor([rng.randrange(n) for _ in range(content.shape[0])])
@@ -195,7 +195,7 @@ class JohnsonRecipe(Recipe):
         return StepResult(losses.total, terms, (content, task.previews[index], losses.output))
 
     def record(self, spec, styles):
-        from algorithms.feedforward.johnson.network import network_record
+        from stylegrid.algorithms.feedforward.johnson.network import network_record
 
         images = self._images(spec, styles)
         return network_record([(s.name, s.source, t) for s, t in zip(styles, images, strict=True)],
@@ -206,18 +206,18 @@ class WCTRecipe(Recipe):
     kind, spec_type, model_file, style_crops = "wct", WCTTrainSpec, "decoders.pth", True
 
     def setup(self, spec, styles, device, precision):
-        from algorithms.shared.vgg import get_encoder
+        from stylegrid.algorithms.shared.vgg import get_encoder
 
         return get_encoder(list(spec.widths), device=device)
 
     def architecture(self, spec, styles):
-        from algorithms.feedforward.wct.decoders import Decoders
+        from stylegrid.algorithms.feedforward.wct.decoders import Decoders
 
         return Decoders(spec.widths)
 
     def new_model(self, spec, styles):
-        from algorithms.feedforward.adain.network import get_decoder
-        from algorithms.feedforward.wct.decoders import get_decoders
+        from stylegrid.algorithms.feedforward.adain.network import get_decoder
+        from stylegrid.algorithms.feedforward.wct.decoders import get_decoders
 
         torch.manual_seed(spec.seed)
         decoders = self.architecture(spec, styles)
@@ -234,7 +234,7 @@ class WCTRecipe(Recipe):
                 raise SpecError(
                     "init_relu4_1 needs relu4_1 in widths at width 1 (the AdaIN decoder's layout)"
                 )
-            from algorithms.feedforward.adain.network import DEFAULT_DECODER
+            from stylegrid.algorithms.feedforward.adain.network import DEFAULT_DECODER
 
             path = str(DEFAULT_DECODER) if spec.init_relu4_1 == "default" else spec.init_relu4_1
             decoders.levels["relu4_1"].load_state_dict(get_decoder(path, "cpu").state_dict())
@@ -242,7 +242,7 @@ class WCTRecipe(Recipe):
         return decoders
 
     def step(self, task, model, content, style, rng, spec, precision):
-        from algorithms.feedforward.wct.decoders import reconstruction_losses
+        from stylegrid.algorithms.feedforward.wct.decoders import reconstruction_losses
 
         images = content if style is None else torch.cat([content, style])  # validation may have no paintings
         losses = reconstruction_losses(task, model, images, spec.feature_weight, precision)
@@ -258,19 +258,19 @@ class StyleSwapRecipe(Recipe):
     kind, spec_type, model_file, style_crops = "style-swap", StyleSwapTrainSpec, "inverse.pth", True
 
     def setup(self, spec, styles, device, precision):
-        from algorithms.feedforward.style_swap.inverse import LAYER
-        from algorithms.shared.vgg import get_encoder
+        from stylegrid.algorithms.feedforward.style_swap.inverse import LAYER
+        from stylegrid.algorithms.shared.vgg import get_encoder
 
         return get_encoder([LAYER], device=device)
 
     def architecture(self, spec, styles):
-        from algorithms.feedforward.style_swap.inverse import inverse_network
+        from stylegrid.algorithms.feedforward.style_swap.inverse import inverse_network
 
         return inverse_network(spec.width)
 
     def new_model(self, spec, styles):
-        from algorithms.feedforward.style_swap.inverse import LAYER, get_inverse
-        from algorithms.feedforward.wct.decoders import DEFAULT_DECODERS
+        from stylegrid.algorithms.feedforward.style_swap.inverse import LAYER, get_inverse
+        from stylegrid.algorithms.feedforward.wct.decoders import DEFAULT_DECODERS
 
         torch.manual_seed(spec.seed)
         network = self.architecture(spec, styles)
@@ -286,7 +286,7 @@ class StyleSwapRecipe(Recipe):
         return network
 
     def step(self, task, model, content, style, rng, spec, precision):
-        from algorithms.feedforward.style_swap.inverse import inverse_losses
+        from stylegrid.algorithms.feedforward.style_swap.inverse import inverse_losses
 
         if style is None:  # validation without paintings: the photos swapped with each other
             style = content.roll(1, dims=0)
@@ -299,7 +299,7 @@ class StyleSwapRecipe(Recipe):
         return StepResult(losses.total, terms, (content, style[:n], losses.outputs[n:]))
 
     def record(self, spec, styles):
-        from algorithms.feedforward.style_swap.inverse import LAYER, NETWORK
+        from stylegrid.algorithms.feedforward.style_swap.inverse import LAYER, NETWORK
 
         return {"encoder": "caffe", "network": NETWORK, "widths": {LAYER: spec.width},
                 "patch_size": spec.patch_size}  # fmt: skip

@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-
-from algorithms.shared.vgg import LAYER_INDEX, MIN_SIDE
+from stylegrid.algorithms.shared.vgg import LAYER_INDEX, MIN_SIDE
 
 from .spec import SpecError, read_model
 

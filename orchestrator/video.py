@@ -2,7 +2,7 @@
 
     stylegrid stylize-video clip.mp4 --style starry.jpg -o styled/              # adain, the fast path
     stylegrid stylize-video frames/ --fps 24 --style scream.jpg --algorithm gatys -o styled/
-    python -m orchestrator stylize-video ...                                    # the `ray job submit` entrypoint
+    python -m stylegrid stylize-video ...                                    # the `ray job submit` entrypoint
 
 The driver reads the clip (``video_io.read_clip``: a file, a folder of frames or a URI; each
 frame's own timestamp kept), splits it into segments of ``segment_frames`` frames, each
@@ -118,8 +118,8 @@ class VideoSummary:
 
 def check_job(job: VideoJob):
     """The algorithm, its parameters and the temporal weight, or a clear refusal."""
-    from algorithms import get_algorithm
-    from algorithms.video.stylize import DEFAULT_TEMPORAL_WEIGHT, check_temporal_weight
+    from stylegrid.algorithms import get_algorithm
+    from stylegrid.algorithms.video.stylize import DEFAULT_TEMPORAL_WEIGHT, check_temporal_weight
 
     from .params import build_params
 
@@ -189,7 +189,7 @@ def stylize_video(job: VideoJob, *, quiet: bool = False, ray_init_kwargs: dict |
 def _stylize(
     job, algorithm, params, weight, styles, clip, source, video_path, quiet, ray_init_kwargs
 ) -> VideoSummary:
-    from algorithms.video.stylize import check_frame_fits
+    from stylegrid.algorithms.video.stylize import check_frame_fits
 
     out, name, console = job.out, video_path.name, Console(quiet)
     notes = list(clip.notes)

@@ -82,9 +82,9 @@ def stylize_segment(task: SegmentTask, frames: np.ndarray) -> dict[str, np.ndarr
     (``raw``: frame by frame's: a network's frames before blending; an optimisation's each from
     the content when ``task.baseline``, else absent)."""
 
-    from algorithms import get_algorithm
-    from algorithms.shared.device import pick_device
-    from algorithms.video.stylize import stylize_frames
+    from stylegrid.algorithms import get_algorithm
+    from stylegrid.algorithms.shared.device import pick_device
+    from stylegrid.algorithms.video.stylize import stylize_frames
 
     from .params import build_params
 
@@ -152,8 +152,8 @@ def measure(clip: Clip, frames: Sequence[np.ndarray], raw: Sequence[np.ndarray] 
     input itself and, when there, of the frame-by-frame output; and the mean style_distance /
     content_distance on up to ``MEASURED_FRAMES`` frames against the first style."""
 
-    from algorithms.shared.metrics import quality
-    from algorithms.video.temporal import clip_flows, warping_error
+    from stylegrid.algorithms.shared.metrics import quality
+    from stylegrid.algorithms.video.temporal import clip_flows, warping_error
 
     inputs = [frame_tensor(f) for f in clip.frames]
     outputs = [frame_tensor(f) for f in frames]

@@ -18,11 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-
-from algorithms import StepInfo, StepLoss, get_algorithm
-from algorithms.base import check_loss_names
-from algorithms.shared.device import pick_device
-from algorithms.shared.metrics import quality, regional_quality
+from stylegrid.algorithms import StepInfo, StepLoss, get_algorithm
+from stylegrid.algorithms.base import check_loss_names
+from stylegrid.algorithms.shared.device import pick_device
+from stylegrid.algorithms.shared.metrics import quality, regional_quality
 
 from .halving import Rungs, StopAtRung, group_of
 from .images import ImageError, decode_image, load_image, png_bytes, resize_to, to_tensor
@@ -210,14 +209,14 @@ def as_output(image: torch.Tensor, content: torch.Tensor, preserve_color: bool) 
     """An image as it stands mid-optimisation made what the job would return: at the content's
     size (a coarse pyramid level is smaller), in [0, 1], in the content's colours when the
     optimisation runs on luminance only (``preserve_color``)."""
-    from algorithms.shared.sizing import resize
+    from stylegrid.algorithms.shared.sizing import resize
 
     out = image.detach().float().cpu()
     if out.shape[-2:] != content.shape[-2:]:
         out = resize(out, tuple(content.shape[-2:]))
     out = out.clamp(0, 1)
     if preserve_color:
-        from algorithms.shared.color import recombine_luminance
+        from stylegrid.algorithms.shared.color import recombine_luminance
 
         out = recombine_luminance(out, content.cpu()).clamp(0, 1)
     return out

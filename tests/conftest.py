@@ -270,14 +270,14 @@ def ray_head() -> RayHead:
 
 @pytest.fixture(scope="session")
 def tubingen_64() -> torch.Tensor:
-    from orchestrator.images import read_image, resize_to, to_tensor
+    from stylegrid.orchestrator.images import read_image, resize_to, to_tensor
 
     return to_tensor(resize_to(read_image(SAMPLES / "content" / "tubingen.jpg"), 64))
 
 
 @pytest.fixture(scope="session")
 def starry_128() -> torch.Tensor:
-    from orchestrator.images import load_image
+    from stylegrid.orchestrator.images import load_image
 
     return load_image(SAMPLES / "style" / "starry_night.jpg", max_side=128)
 
@@ -292,8 +292,8 @@ def every_algorithm_sweep(tmp_path_factory):
     rows, MLflow store and report are checked by test_sweep.py and test_report.py."""
     import json
 
-    from algorithms import ALGORITHMS
-    from orchestrator.sweep import run_sweep
+    from stylegrid.algorithms import ALGORITHMS
+    from stylegrid.orchestrator.sweep import run_sweep
 
     folder = tmp_path_factory.mktemp("every")
     algorithms = [{"name": "gatys", "grid": {"style_weight": [2.5, 5.0]}}]
@@ -354,7 +354,7 @@ def cli_in_process(*args, cwd: str | os.PathLike | None = None) -> subprocess.Co
     import contextlib
     import io
 
-    from orchestrator.cli import main
+    from stylegrid.orchestrator.cli import main
 
     out, err = io.StringIO(), io.StringIO()
     before = os.getcwd()

@@ -8,19 +8,18 @@ import re
 
 import pytest
 import torch
+from stylegrid.algorithms import get_algorithm
+from stylegrid.algorithms.base import check_loss_names
+from stylegrid.algorithms.feedforward.adain.algorithm import stylize, stylize_batch
+from stylegrid.algorithms.feedforward.adain.network import AdaINParams, decoder_layout, published_vgg
+from stylegrid.algorithms.optimization.adain_optimize import AdaINOptimParams
+from stylegrid.algorithms.optimization.adain_optimize import stylize as optimize_stylize
+from stylegrid.algorithms.shared.color import coral
+from stylegrid.algorithms.shared.instance_norm import adain, adain_target
+from stylegrid.algorithms.shared.losses import mean_std
+from stylegrid.algorithms.shared.sizing import pad_to_multiple
+from stylegrid.algorithms.shared.vgg import WeightsUnavailable
 from torch import nn
-
-from algorithms import get_algorithm
-from algorithms.base import check_loss_names
-from algorithms.feedforward.adain.algorithm import stylize, stylize_batch
-from algorithms.feedforward.adain.network import AdaINParams, decoder_layout, published_vgg
-from algorithms.optimization.adain_optimize import AdaINOptimParams
-from algorithms.optimization.adain_optimize import stylize as optimize_stylize
-from algorithms.shared.color import coral
-from algorithms.shared.instance_norm import adain, adain_target
-from algorithms.shared.losses import mean_std
-from algorithms.shared.sizing import pad_to_multiple
-from algorithms.shared.vgg import WeightsUnavailable
 
 
 def test_adain_output_has_exactly_the_style_mean_and_std_per_channel():

@@ -16,10 +16,9 @@ import pandas as pd
 import pytest
 from conftest import BAD, EMBEDDED_ENV, REPO, SAMPLES, cli_in_process
 from PIL import Image
-
-from orchestrator.catalog import check_algorithm
-from orchestrator.catalog_manifest import ManifestWriter, list_sources, read_manifest
-from orchestrator.catalog_pipeline import (
+from stylegrid.orchestrator.catalog import check_algorithm
+from stylegrid.orchestrator.catalog_manifest import ManifestWriter, list_sources, read_manifest
+from stylegrid.orchestrator.catalog_pipeline import (
     MANIFEST_COLUMNS,
     CatalogError,
     actor_nodes,
@@ -27,7 +26,7 @@ from orchestrator.catalog_pipeline import (
     output_path,
     plan_pool,
 )  # fmt: skip
-from orchestrator.spec import CatalogSpec
+from stylegrid.orchestrator.spec import CatalogSpec
 
 STARRY = SAMPLES / "style" / "starry_night.jpg"
 SCREAM = SAMPLES / "style" / "the_scream.jpg"
@@ -69,13 +68,13 @@ def stylegrid(*args, timeout: float = 600, embedded: bool = False) -> subprocess
     """The CLI as a subprocess, joining the session's Ray head, or (``embedded``) starting its own."""
     env = {**(EMBEDDED_ENV if embedded else os.environ), "PYTHONPATH": str(REPO)}
     return subprocess.run(
-        [sys.executable, "-m", "orchestrator", *map(str, args)],
+        [sys.executable, "-m", "stylegrid", *map(str, args)],
         capture_output=True, text=True, cwd=REPO, env=env, timeout=timeout,
     )  # fmt: skip
 
 
 def expected_size(w: int, h: int, long_side: int) -> tuple[int, int]:
-    from orchestrator.images import resize_to
+    from stylegrid.orchestrator.images import resize_to
 
     return resize_to(Image.new("RGB", (w, h)), long_side).size
 
@@ -347,7 +346,7 @@ def test_a_killed_run_resumes_and_writes_every_pair_exactly_once(tmp_path):
     made = make_catalog(tmp_path / "cat", 30, sizes=(150, 250))
     goods = [p for p, wh in made.items() if wh != (0, 0) or "gray" in p or "rgba" in p]
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "orchestrator", "stylize-catalog", "--input", str(tmp_path / "cat"),
+    cmd = [sys.executable, "-m", "stylegrid", "stylize-catalog", "--input", str(tmp_path / "cat"),
            "--style", str(STARRY), "--style", str(SCREAM), "--out", str(out), "--size", "160",
            "--format", "jpeg", "--quiet"]  # fmt: skip
     # as on a laptop: no Ray cluster named, so the catalog runs in the CLI's process (the
@@ -411,8 +410,8 @@ def test_a_csv_manifest_with_missing_paths(tmp_path):
 
 @pytest.mark.xdist_group("ray_catalog")  # catalogs on the shared head run one at a time (./run test)
 def test_an_object_store_output_needs_a_tracking_store(tmp_path, monkeypatch):
-    from orchestrator.catalog import stylize_catalog
-    from orchestrator.cli import build_parser, catalog_spec_from_args
+    from stylegrid.orchestrator.catalog import stylize_catalog
+    from stylegrid.orchestrator.cli import build_parser, catalog_spec_from_args
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     spec = CatalogSpec(input=str(tmp_path), style=[str(STARRY)], out="s3://bucket/styled")
@@ -453,9 +452,8 @@ def test_the_command_refuses_bad_options_in_one_line(tmp_path):
 
 def test_the_engine_is_ray_where_a_cluster_is_named_and_this_process_otherwise(monkeypatch):
     import ray
-
-    from orchestrator.catalog import choose_engine
-    from orchestrator.spec import CatalogSpec
+    from stylegrid.orchestrator.catalog import choose_engine
+    from stylegrid.orchestrator.spec import CatalogSpec
 
     base = {"input": "x", "style": ["s.jpg"], "out": "o"}
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
@@ -477,7 +475,7 @@ def test_the_engine_is_ray_where_a_cluster_is_named_and_this_process_otherwise(m
 def test_the_local_engine_stops_its_decoding_thread_when_the_model_fails(tmp_path, monkeypatch):
     import threading
 
-    from orchestrator import catalog_local
+    from stylegrid.orchestrator import catalog_local
 
     def broken(self, batch, styles):
         raise RuntimeError("the model failed")

@@ -14,9 +14,8 @@ import pytest
 import torch
 from conftest import BAD, REPO, SAMPLES, cli_in_process
 from PIL import Image
+from stylegrid.algorithms.optimization.gatys import GatysParams
 from test_images import CONVERTED, REFUSED
-
-from algorithms.optimization.gatys import GatysParams
 
 CONTENT = SAMPLES / "content" / "chelsea.jpg"
 STYLE = SAMPLES / "style" / "the_scream.jpg"
@@ -26,7 +25,7 @@ def stylegrid(*args: str) -> subprocess.CompletedProcess:
     """A real process (the entry point as a user starts it)."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.run(
-        [sys.executable, "-m", "orchestrator", *map(str, args)],
+        [sys.executable, "-m", "stylegrid", *map(str, args)],
         capture_output=True,
         text=True,
         cwd=REPO,

@@ -9,14 +9,13 @@ import sys
 import pytest
 from conftest import REPO, SAMPLES
 from PIL import Image
+from stylegrid.algorithms import ALGORITHMS
+from stylegrid.algorithms.names import ALGORITHM_NAMES
+from stylegrid.orchestrator.cli import build_parser, catalog_spec_from_args, main
+from stylegrid.orchestrator.errors import ParameterError
+from stylegrid.orchestrator.spec import apply_sweep_settings, load_spec
+from stylegrid.orchestrator.train_spec import JohnsonTrainSpec, load_train_spec
 from test_cli import run_args
-
-from algorithms import ALGORITHMS
-from algorithms.names import ALGORITHM_NAMES
-from orchestrator.cli import build_parser, catalog_spec_from_args, main
-from orchestrator.errors import ParameterError
-from orchestrator.spec import apply_sweep_settings, load_spec
-from orchestrator.train_spec import JohnsonTrainSpec, load_train_spec
 
 DEMO = REPO / "experiments" / "demo.yaml"
 HEAVY = ("torch", "ray", "mlflow", "pandas")
@@ -104,7 +103,7 @@ def test_plan_and_train_take_set(tmp_path, capsys):
     fewer, more = (int(text.split(": ", 1)[1].split(" jobs")[0]) for text in (changed, full))
     assert fewer < more  # the two Gatys style weights became one
     spec_path = REPO / "experiments" / "train_johnson.yaml"
-    from orchestrator.params import apply_model_settings
+    from stylegrid.orchestrator.params import apply_model_settings
 
     spec = apply_model_settings(load_train_spec(spec_path, JohnsonTrainSpec), ["lr=1e-4", "batch_size=2"])
     assert spec.lr == 1e-4 and spec.batch_size == 2

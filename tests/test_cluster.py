@@ -68,9 +68,9 @@ def test_readme_cluster_commands_refer_to_real_entrypoints():
         assert (REPO / spec).is_file(), spec
     assert "ray up cluster.yaml" in section and "ray down cluster.yaml" in section
     assert "RAY_AUTH_MODE=token ray job submit" in section and "ray dashboard cluster.yaml" in section
-    for sub in set(re.findall(r"python -m orchestrator (\w[\w-]*)", section)):
+    for sub in set(re.findall(r"python -m stylegrid (\w[\w-]*)", section)):
         proc = subprocess.run(
-            [sys.executable, "-m", "orchestrator", sub, "--help"], cwd=REPO, capture_output=True
+            [sys.executable, "-m", "stylegrid", sub, "--help"], cwd=REPO, capture_output=True
         )
         assert proc.returncode == 0, sub
 

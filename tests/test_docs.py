@@ -34,7 +34,7 @@ def _text(html: Path) -> str:
 
 
 def test_the_parameter_reference_lists_every_parameter_of_every_algorithm(site):
-    from algorithms import ALGORITHMS
+    from stylegrid.algorithms import ALGORITHMS
 
     page = _text(site / "reference" / "parameters" / "index.html")
     for name, algo in ALGORITHMS.items():
@@ -47,9 +47,9 @@ def test_the_parameter_reference_lists_every_parameter_of_every_algorithm(site):
 
 
 def test_the_spec_results_and_cli_references_come_from_the_code(site):
-    from orchestrator.results import result_schema
-    from orchestrator.spec import CatalogSpec, SweepSpec
-    from orchestrator.train_spec import JohnsonTrainSpec
+    from stylegrid.orchestrator.results import result_schema
+    from stylegrid.orchestrator.spec import CatalogSpec, SweepSpec
+    from stylegrid.orchestrator.train_spec import JohnsonTrainSpec
 
     specs = _text(site / "reference" / "specs" / "index.html")
     for model in (SweepSpec, CatalogSpec, JohnsonTrainSpec):

@@ -20,10 +20,9 @@ from pathlib import Path
 import psutil
 import pytest
 from conftest import EMBEDDED_ENV, REPO, SAMPLES, ray_workers
-
-from orchestrator.plan import expand
-from orchestrator.results import finished_status, read_results
-from orchestrator.spec import load_spec
+from stylegrid.orchestrator.plan import expand
+from stylegrid.orchestrator.results import finished_status, read_results
+from stylegrid.orchestrator.spec import load_spec
 
 pytestmark = pytest.mark.slow
 
@@ -52,14 +51,14 @@ def spec_file(path: Path, contents: list[Path], *, steps: int = 2, size: int = 3
 
 def stylegrid(*args, timeout: float = 900) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "orchestrator", *map(str, args)],
+        [sys.executable, "-m", "stylegrid", *map(str, args)],
         cwd=REPO, env=ENV, capture_output=True, text=True, timeout=timeout,
     )  # fmt: skip
 
 
 def popen(*args, env: dict = ENV) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "orchestrator", *map(str, args)],
+        [sys.executable, "-m", "stylegrid", *map(str, args)],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
 

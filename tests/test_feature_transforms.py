@@ -5,9 +5,16 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from algorithms.feedforward.wct.whitening import MomentSums, apply, colour, moments, transform, wct, whiten
-from algorithms.shared.patches import style_patches, swap
+from stylegrid.algorithms.feedforward.wct.whitening import (
+    MomentSums,
+    apply,
+    colour,
+    moments,
+    transform,
+    wct,
+    whiten,
+)
+from stylegrid.algorithms.shared.patches import style_patches, swap
 
 
 def correlated(batch: int, channels: int, h: int, w: int, seed: int, scale: float = 1.0) -> torch.Tensor:

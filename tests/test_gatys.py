@@ -6,12 +6,11 @@ import dataclasses
 
 import pytest
 import torch
-
-from algorithms import get_algorithm
-from algorithms.optimization.gatys import GatysParams, stylize
-from algorithms.optimization.loop import pyramid_sizes, split_steps
-from algorithms.shared import color
-from algorithms.shared.metrics import quality
+from stylegrid.algorithms import get_algorithm
+from stylegrid.algorithms.optimization.gatys import GatysParams, stylize
+from stylegrid.algorithms.optimization.loop import pyramid_sizes, split_steps
+from stylegrid.algorithms.shared import color
+from stylegrid.algorithms.shared.metrics import quality
 
 pytestmark = pytest.mark.slow
 
@@ -57,8 +56,7 @@ def _running_rise(totals: list[float]) -> float:
 @pytest.fixture(scope="module")
 def tubingen_96():
     from conftest import SAMPLES
-
-    from orchestrator.images import read_image, resize_to, to_tensor
+    from stylegrid.orchestrator.images import read_image, resize_to, to_tensor
 
     return to_tensor(resize_to(read_image(SAMPLES / "content" / "tubingen.jpg"), 96))
 

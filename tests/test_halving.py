@@ -6,8 +6,7 @@ from __future__ import annotations
 import math
 
 import pytest
-
-from orchestrator.halving import (
+from stylegrid.orchestrator.halving import (
     RungBoard,
     Rungs,
     decide,
@@ -18,7 +17,7 @@ from orchestrator.halving import (
     rung_steps,
     rungs_record,
 )
-from orchestrator.spec import EarlyStoppingSpec
+from stylegrid.orchestrator.spec import EarlyStoppingSpec
 
 
 def test_rungs_are_steps_before_the_last():
@@ -100,8 +99,7 @@ def test_the_spec_option_is_checked():
 
 def test_a_stopped_job_keeps_its_image_as_the_job_would_return_it():
     import torch
-
-    from orchestrator.worker import as_output
+    from stylegrid.orchestrator.worker import as_output
 
     content = torch.rand(1, 3, 48, 64)
     coarse = torch.rand(1, 3, 24, 32) * 1.4 - 0.2  # a coarse pyramid level, a little out of range

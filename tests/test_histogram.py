@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from algorithms import get_algorithm
-from algorithms.optimization.gatys import GatysParams
-from algorithms.optimization.gatys import stylize as gatys
-from algorithms.optimization.histogram import HistogramParams, histogram_loss, histogram_match, stylize
-from algorithms.shared.losses import laplacian, laplacian_loss
-from algorithms.shared.metrics import quality
+from stylegrid.algorithms import get_algorithm
+from stylegrid.algorithms.optimization.gatys import GatysParams
+from stylegrid.algorithms.optimization.gatys import stylize as gatys
+from stylegrid.algorithms.optimization.histogram import (
+    HistogramParams,
+    histogram_loss,
+    histogram_match,
+    stylize,
+)
+from stylegrid.algorithms.shared.losses import laplacian, laplacian_loss
+from stylegrid.algorithms.shared.metrics import quality
 
 
 def test_histogram_match_equal_counts_reproduces_the_style_values_in_rank_order():
@@ -68,7 +72,7 @@ def test_histogram_loss_on_channels_last_bf16_with_a_workspace_equals_the_plain_
 
 
 def test_sort_rows_in_two_threads_equals_torch_sort():
-    from algorithms.optimization.histogram import sort_rows
+    from stylegrid.algorithms.optimization.histogram import sort_rows
 
     torch.manual_seed(5)
     x = torch.randn(8, 2**18)  # big enough for the two-thread sort

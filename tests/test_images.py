@@ -9,8 +9,7 @@ import pytest
 import torch
 from conftest import BAD
 from PIL import Image
-
-from orchestrator.images import (
+from stylegrid.orchestrator.images import (
     MAX_PIXELS,
     ImageError,
     load_image,

@@ -11,8 +11,7 @@ import sys
 import pytest
 import torch
 from conftest import REPO, SAMPLES
-
-from algorithms.feedforward.johnson.algorithm import (
+from stylegrid.algorithms.feedforward.johnson.algorithm import (
     DEFAULT_NETWORK,
     STYLE_LAYERS,
     JohnsonParams,
@@ -20,7 +19,7 @@ from algorithms.feedforward.johnson.algorithm import (
     stylize,
     stylize_batch,
 )
-from algorithms.feedforward.johnson.network import (
+from stylegrid.algorithms.feedforward.johnson.network import (
     ConditionalInstanceNorm,
     load_network,
     network_record,
@@ -29,11 +28,12 @@ from algorithms.feedforward.johnson.network import (
     perceptual_losses,
     style_grams,
 )
-from algorithms.shared.vgg import WeightsUnavailable, get_encoder
-from orchestrator.images import load_image, read_image, resize_to, to_tensor
-from orchestrator.models import mlflow_at
-from orchestrator.spec import SpecError
+from stylegrid.algorithms.shared.vgg import WeightsUnavailable, get_encoder
+from stylegrid.orchestrator.images import load_image, read_image, resize_to, to_tensor
+from stylegrid.orchestrator.models import mlflow_at
+from stylegrid.orchestrator.spec import SpecError
 
+DATA = REPO / "tests" / "data"
 PAINTINGS = ["starry_night", "the_scream", "woman_with_hat", "shipwreck"]
 TUBINGEN = SAMPLES / "content" / "tubingen.jpg"
 SCREAM = SAMPLES / "style" / "the_scream.jpg"
@@ -168,7 +168,7 @@ def test_the_perceptual_loss_trains_a_network_towards_its_styles():
 
 @pytest.mark.skipif(not DEFAULT_NETWORK.is_file(), reason="the shipped network is not in this checkout")
 def test_the_shipped_network_holds_four_paintings_and_each_output_is_nearest_its_own():
-    from algorithms.shared.losses import gram_matrix, relative_squared_error
+    from stylegrid.algorithms.shared.losses import gram_matrix, relative_squared_error
 
     assert DEFAULT_NETWORK.stat().st_size <= 10 * 2**20
     record = json.loads(DEFAULT_NETWORK.with_suffix(".json").read_text())
@@ -212,7 +212,7 @@ register_as: tiny
 
 def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "orchestrator", *args], capture_output=True, text=True, cwd=REPO,
+        [sys.executable, "-m", "stylegrid", *args], capture_output=True, text=True, cwd=REPO,
         timeout=900, env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
     )  # fmt: skip
 
@@ -222,14 +222,13 @@ def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 def test_train_johnson_logs_a_registered_model_that_run_sweeps_and_catalogs_use(tmp_path, monkeypatch):
     import mlflow.pytorch
     from mlflow.tracking import MlflowClient
-
-    from orchestrator.catalog import stylize_catalog
-    from orchestrator.catalog_manifest import read_manifest
-    from orchestrator.cli import main
-    from orchestrator.results import read_results
-    from orchestrator.spec import CatalogSpec
-    from orchestrator.sweep import run_sweep
-    from orchestrator.train import train
+    from stylegrid.orchestrator.catalog import stylize_catalog
+    from stylegrid.orchestrator.catalog_manifest import read_manifest
+    from stylegrid.orchestrator.cli import main
+    from stylegrid.orchestrator.results import read_results
+    from stylegrid.orchestrator.spec import CatalogSpec
+    from stylegrid.orchestrator.sweep import run_sweep
+    from stylegrid.orchestrator.train import train
 
     spec = tmp_path / "tiny.yaml"
     spec.write_text(TINY.format(samples=SAMPLES))
@@ -347,10 +346,24 @@ def test_a_bad_network_to_start_from_fails_in_the_driver_before_ray(tmp_path):
     for start, message in ((lonely, "lonely.json: missing"), (DEFAULT_NETWORK, "are not the spec's")):
         spec.write_text(base + f"init_network: {start}\n")
         done = subprocess.run(
-            [sys.executable, "-m", "orchestrator.cli", "train-johnson", str(spec), "-o", str(tmp_path / "out")],
+            [sys.executable, "-m", "stylegrid", "train-johnson", str(spec), "-o", str(tmp_path / "out")],
             cwd=REPO, capture_output=True, text=True, timeout=120,
             env={**os.environ, "RAY_ADDRESS": "127.0.0.1:1"},  # a Ray started or joined would fail otherwise
         )  # fmt: skip
         assert done.returncode == 1, done.stderr
         assert "ft.yaml" in done.stderr and message in done.stderr, done.stderr
         assert not (tmp_path / "out" / "train_state.json").exists()
+
+
+def test_a_model_logged_before_the_stylegrid_namespace_still_loads():
+    """Networks logged to MLflow were pickled with the class paths of their time
+    (``algorithms.style_network.TransformNet``): they load, as the same classes, and compute what
+    they did (tests/data/legacy_johnson_model was saved by the code before the namespace)."""
+    import mlflow.pytorch
+    from stylegrid.algorithms.feedforward.johnson.network import TransformNet
+
+    net = mlflow.pytorch.load_model(str(DATA / "legacy_johnson_model"))
+    assert type(net) is TransformNet
+    io = torch.load(DATA / "legacy_johnson_model_io.pt")
+    with torch.no_grad():
+        assert torch.equal(net(io["x"], io["w"]), io["y"])

@@ -44,7 +44,7 @@ LAYERS = [
         "video_segments",
     },
     {"sweep", "catalog", "train", "video"},
-    {"cli", "__main__", "__init__"},
+    {"cli", "__init__"},
 ]
 MAX_LINES = 400
 
@@ -59,13 +59,20 @@ def _imports(path: Path) -> tuple[set[str], set[str]]:
             else:
                 siblings.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            packages.add(node.module.split(".")[0])
+            packages.add(_package(node.module))
         elif isinstance(node, ast.Import):
-            packages.update(a.name.split(".")[0] for a in node.names)
+            packages.update(_package(a.name) for a in node.names)
     return siblings, packages
 
 
+def _package(module: str) -> str:
+    """The top-level package of an absolute import; ``stylegrid.<x>`` counts as ``<x>``."""
+    parts = module.split(".")
+    return parts[1] if parts[0] == "stylegrid" and len(parts) > 1 else parts[0]
+
+
 def _module_name(path: Path) -> str:
+    """``algorithms.shared.vgg`` for algorithms/shared/vgg.py (``stylegrid.`` left off)."""
     parts = path.relative_to(REPO).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
@@ -87,12 +94,13 @@ def _internal_imports(path: Path, known: dict[str, Path]) -> set[str]:
                 )
             else:
                 base = (node.module or "").split(".")
+                base = base[1:] if base[0] == "stylegrid" else base
             target = ".".join(base)
             for alias in node.names:  # `from . import color` imports a module
                 sub = f"{target}.{alias.name}"
                 found.add(sub if sub in known else target)
         elif isinstance(node, ast.Import):
-            found.update(a.name for a in node.names)
+            found.update(a.name.removeprefix("stylegrid.") for a in node.names)
     return {m for m in found if m in known and m != name}
 
 
@@ -169,6 +177,30 @@ def test_every_algorithms_module_is_in_a_layer():
     assert parts == set(ALGORITHM_LAYERS), parts ^ set(ALGORITHM_LAYERS)
 
 
+def test_one_namespace():
+    """Code imports ``stylegrid.algorithms`` / ``stylegrid.orchestrator``, never the folders'
+    own names (those are PyPI distributions of other projects), and every package folder is one
+    pyproject.toml installs."""
+    import tomllib
+
+    code = [*REPO.glob("*/**/*.py")]
+    for path in code:
+        if path.is_relative_to(REPO / ".venv") or path.is_relative_to(REPO / "stylegrid"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 else []
+            names += [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            bare = [n for n in names if n and n.split(".")[0] in {"algorithms", "orchestrator"}]
+            assert not bare, f"{path.relative_to(REPO)}: import {bare[0]} (use stylegrid.{bare[0]})"
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    folders = {"stylegrid"} | {
+        "stylegrid." + ".".join(init.parent.relative_to(REPO).parts)
+        for tree in ("algorithms", "orchestrator")
+        for init in (REPO / tree).rglob("__init__.py")
+    }
+    assert listed == folders, listed ^ folders
+
+
 def test_every_package_says_what_it_holds():
     for tree in ("algorithms", "orchestrator"):
         for init in (REPO / tree).rglob("__init__.py"):
@@ -214,9 +246,8 @@ def test_the_readme_quotes_the_job_counts_of_its_experiment_files():
     import re
 
     from conftest import CORPUS, needs_absent_corpus
-
-    from orchestrator.plan import plan_jobs
-    from orchestrator.spec import load_spec
+    from stylegrid.orchestrator.plan import plan_jobs
+    from stylegrid.orchestrator.spec import load_spec
 
     checked = 0
     for row in (REPO / "README.md").read_text().splitlines():

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import torch
-
-from algorithms.shared import color
-from algorithms.shared.losses import (
+from stylegrid.algorithms.shared import color
+from stylegrid.algorithms.shared.losses import (
     blend_grams,
     content_loss,
     gram_matrix,
@@ -128,7 +127,7 @@ def test_recombine_keeps_content_chroma():
 
 
 def test_gram_backward_matches_autograd_of_the_plain_product():
-    from algorithms.shared.losses import _Gram
+    from stylegrid.algorithms.shared.losses import _Gram
 
     f = torch.randn(2, 3, 7, dtype=torch.double, requires_grad=True)
     assert torch.autograd.gradcheck(_Gram.apply, (f,))
@@ -143,7 +142,7 @@ def test_gram_backward_matches_autograd_of_the_plain_product():
 
 
 def test_rank_order_is_a_stable_argsort_with_negatives_ties_and_signed_zeros():
-    from algorithms.optimization.histogram import rank_order
+    from stylegrid.algorithms.optimization.histogram import rank_order
 
     torch.manual_seed(3)
     x = torch.randn(5, 1000)

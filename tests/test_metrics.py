@@ -8,9 +8,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import SAMPLES
-
-from algorithms.shared.color import rgb_to_lab
-from algorithms.shared.metrics import MEASURES, Quality, projections, quality, sliced_wasserstein, ssim
+from stylegrid.algorithms.shared.color import rgb_to_lab
+from stylegrid.algorithms.shared.metrics import (
+    MEASURES,
+    Quality,
+    projections,
+    quality,
+    sliced_wasserstein,
+    ssim,
+)
 
 
 def test_ssim_of_constant_images_is_the_luminance_term():
@@ -76,7 +82,7 @@ def test_every_measure_is_declared_once():
 
 @pytest.fixture(scope="module")
 def pair():
-    from orchestrator.images import load_image, read_image, resize_to, to_tensor
+    from stylegrid.orchestrator.images import load_image, read_image, resize_to, to_tensor
 
     content = to_tensor(resize_to(read_image(SAMPLES / "content" / "tubingen.jpg"), 96))
     style = load_image(SAMPLES / "style" / "starry_night.jpg", max_side=128)
@@ -112,8 +118,8 @@ def test_real_images_rank_as_a_researcher_expects(pair):
 
 @pytest.mark.slow
 def test_a_stylized_output_sits_between_the_photo_and_the_painting(pair):
-    from algorithms import get_algorithm
-    from algorithms.optimization.gatys import GatysParams
+    from stylegrid.algorithms import get_algorithm
+    from stylegrid.algorithms.optimization.gatys import GatysParams
 
     content, style, _ = pair
     out = get_algorithm("gatys").stylize(content, [style], GatysParams(steps=40)).image

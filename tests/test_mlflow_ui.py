@@ -11,10 +11,9 @@ import time
 import urllib.request
 
 import pytest
+from stylegrid.orchestrator.sink import SWEEP_VIEW
+from stylegrid.orchestrator.tracking import runs_page, view_state, view_tag
 from test_report import chromium
-
-from orchestrator.sink import SWEEP_VIEW
-from orchestrator.tracking import runs_page, view_state, view_tag
 
 pytestmark = pytest.mark.slow
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-
-from algorithms import get_algorithm
-from algorithms.optimization.mrf import MRFParams, mrf_loss, rotate, style_variants, stylize
-from algorithms.shared.patches import extract_patches, nearest_patches, normalise_rows
+from stylegrid.algorithms import get_algorithm
+from stylegrid.algorithms.optimization.mrf import MRFParams, mrf_loss, rotate, style_variants, stylize
+from stylegrid.algorithms.shared.patches import extract_patches, nearest_patches, normalise_rows
 
 
 def _bank(style: torch.Tensor, k: int = 3, stride: int = 2):
@@ -108,14 +107,14 @@ def test_rotated_and_scaled_bank_runs(tubingen_64, starry_128):
 
 
 def test_split_rounds():
-    from algorithms.optimization.loop import split_rounds
+    from stylegrid.algorithms.optimization.loop import split_rounds
 
     assert split_rounds(200, 0) == [200] and split_rounds(5, 10) == [5]
     assert split_rounds(25, 10) == [10, 10, 5] and split_rounds(20, 10) == [10, 10]
 
 
 def test_held_matches_are_used_until_the_next_refresh():
-    from algorithms.optimization.mrf import MRFStyleTerm, PatchBank
+    from stylegrid.algorithms.optimization.mrf import MRFStyleTerm, PatchBank
 
     g = torch.Generator().manual_seed(0)
     style = torch.rand(1, 4, 12, 12, generator=g)
@@ -135,7 +134,7 @@ def test_held_matches_are_used_until_the_next_refresh():
 
 @pytest.mark.slow
 def test_the_loop_rematches_once_per_round(tubingen_64, starry_128, monkeypatch):
-    from algorithms.optimization.mrf import MRFStyleTerm
+    from stylegrid.algorithms.optimization.mrf import MRFStyleTerm
 
     calls = []
     original = MRFStyleTerm.refresh
@@ -151,7 +150,7 @@ def test_the_loop_rematches_once_per_round(tubingen_64, starry_128, monkeypatch)
 def test_a_coarser_level_weighs_its_mrf_term_by_its_share_of_the_pixels():
     """CNNMRF sums its MRF term over the positions: a level of a quarter of the pixels has a
     quarter of the weight against the content (the layout comes from the photo's coarse levels)."""
-    from algorithms.optimization.mrf import MRFStyleTerm, PatchBank
+    from stylegrid.algorithms.optimization.mrf import MRFStyleTerm, PatchBank
 
     g = torch.Generator().manual_seed(0)
     patches, filters, norm = _bank(torch.rand(1, 4, 12, 12, generator=g))
@@ -167,7 +166,7 @@ def test_a_coarser_level_weighs_its_mrf_term_by_its_share_of_the_pixels():
 
 @pytest.mark.slow
 def test_the_loop_tells_each_level_its_share_of_the_output_pixels(tubingen_64, starry_128):
-    from algorithms.optimization.mrf import mrf_term_factory
+    from stylegrid.algorithms.optimization.mrf import mrf_term_factory
 
     seen = []
     params = MRFParams(steps=4, scales=2, style_scale=None)  # the style as loaded: big enough at 32 px
@@ -177,7 +176,7 @@ def test_the_loop_tells_each_level_its_share_of_the_output_pixels(tubingen_64, s
         seen.append((tuple(inputs.content.shape[-2:]), inputs.level))
         return factory(inputs)
 
-    from algorithms.optimization.loop import run_image_optimization
+    from stylegrid.algorithms.optimization.loop import run_image_optimization
 
     run_image_optimization(tubingen_64, [starry_128], params, recording, params.mrf_layers)
     (h, w), (h0, w0) = tubingen_64.shape[-2:], seen[0][0]

@@ -133,9 +133,9 @@ def cluster(s3):
 
 
 def submit(cluster: LocalCluster, args: list[str]) -> str:
-    """``ray job submit --no-wait ... -- python -m orchestrator <args>``: the job's id."""
+    """``ray job submit --no-wait ... -- python -m stylegrid <args>``: the job's id."""
     cmd = ["ray", "job", "submit", "--no-wait", "--address", cluster.dashboard, "--working-dir", str(REPO),
-           "--", "python", "-m", "orchestrator", *args]  # fmt: skip
+           "--", "python", "-m", "stylegrid", *args]  # fmt: skip
     submitted = submit_job(cmd, cluster.env)
     assert submitted.returncode == 0, submitted.stdout[-3000:] + submitted.stderr[-3000:]
     return re.search(r"raysubmit_\w+", submitted.stdout + submitted.stderr).group(0)
@@ -241,7 +241,7 @@ def test_catalog_from_s3_to_s3_on_pinned_actors(cluster, s3, tmp_path, monkeypat
     assert {a["node_id"] for a in stylizers} == set(cluster.worker_node_ids())  # one per worker node
 
     # what a re-run reads from the store: the three done pairs, not the broken one (tried again)
-    from orchestrator.catalog_manifest import done_pairs
+    from stylegrid.orchestrator.catalog_manifest import done_pairs
 
     for key, value in s3.env.items():
         monkeypatch.setenv(key, value)
@@ -253,9 +253,8 @@ def test_catalog_from_s3_to_s3_on_pinned_actors(cluster, s3, tmp_path, monkeypat
 def test_video_segments_spread_over_the_worker_nodes(cluster, s3, tmp_path):
     """A clip in S3, stylized by a job submitted to the cluster: its segments run as Ray tasks on
     both worker nodes, and the video keeps the source's timestamps and audio."""
+    from stylegrid.orchestrator.video_io import clip_timestamps
     from test_video import make_clip
-
-    from orchestrator.video_io import clip_timestamps
 
     source = make_clip(tmp_path / "pan.mp4", frames=24, size=64)
     upload(

@@ -14,9 +14,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import BUCKET, REPO, SAMPLES
-
-from orchestrator.mirror import Mirror, working_copy
-from orchestrator.results import compact, load_rows, write_row
+from stylegrid.orchestrator.mirror import Mirror, working_copy
+from stylegrid.orchestrator.results import compact, load_rows, write_row
 
 
 def row(job_id: str, loss: float) -> dict:
@@ -86,8 +85,8 @@ tracking_uri: sqlite:///{db}
 
 @pytest.mark.slow
 def test_a_sweep_into_s3_resumes_from_the_store_on_a_fresh_machine(s3, tmp_path, monkeypatch, capsys):
-    from orchestrator.cli import main
-    from orchestrator.sweep import plan, run_sweep
+    from stylegrid.orchestrator.cli import main
+    from stylegrid.orchestrator.sweep import plan, run_sweep
 
     spec = tmp_path / "tiny.yaml"
     db = tmp_path / "mlflow.db"
@@ -133,7 +132,7 @@ def test_a_sweep_into_an_object_store_needs_a_tracking_store(tmp_path):
     text = SPEC.format(content=SAMPLES / "content", style=SAMPLES / "style", bucket=BUCKET, db="x")
     spec.write_text(text.replace("tracking_uri: sqlite:///x\n", ""))
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    proc = subprocess.run([sys.executable, "-m", "orchestrator", "sweep", str(spec)], cwd=REPO, env=env,
+    proc = subprocess.run([sys.executable, "-m", "stylegrid", "sweep", str(spec)], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=600)  # fmt: skip
     assert proc.returncode == 1, proc.stderr[-2000:]  # an invalid spec
     assert "the MLflow store cannot live in an object store" in proc.stderr and "Traceback" not in proc.stderr

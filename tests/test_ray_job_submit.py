@@ -9,14 +9,29 @@ import subprocess
 
 import pytest
 from conftest import REPO, SAMPLES, submit_job
-
-from orchestrator.results import read_results
+from stylegrid.orchestrator.results import read_results
 
 pytestmark = pytest.mark.slow
 
 
+# A site hook that takes the editable install of stylegrid out of an interpreter (what a node
+# where stylegrid is not installed is like): the job sees only the code it was submitted with.
+NOT_INSTALLED = """import sys
+sys.meta_path[:] = [f for f in sys.meta_path if "__editable__" not in getattr(f, "__module__", "")]
+sys.path_hooks[:] = [h for h in sys.path_hooks if "__editable__" not in getattr(h, "__module__", "")]
+"""
+
+
 def test_ray_job_submit_runs_a_sweep(ray_head, tmp_path):
+    """With ``--working-dir`` the job runs the submitted code (``python -m stylegrid``), on
+    a node where stylegrid is not installed."""
     address, env = ray_head.dashboard, ray_head.env
+    hide = tmp_path / "not_installed"
+    hide.mkdir()
+    (hide / "sitecustomize.py").write_text(NOT_INSTALLED)
+    bare = subprocess.run(["python", "-c", "import stylegrid"], env={**env, "PYTHONPATH": str(hide)},
+                          cwd=tmp_path, capture_output=True, text=True)  # fmt: skip
+    assert "No module named 'stylegrid'" in bare.stderr, bare.stderr  # the hook does hide it
     spec = tmp_path / "submitted.yaml"
     contents = [str(SAMPLES / "content" / "tubingen.jpg"), str(SAMPLES / "content" / "chelsea.jpg")]
     spec.write_text(
@@ -25,8 +40,10 @@ def test_ray_job_submit_runs_a_sweep(ray_head, tmp_path):
         "algorithms: [{name: gatys}]\nsize: 32\nstyle_size: 64\nsteps: 3\nresources: {num_cpus: 1}\n"
     )
     out = tmp_path / "out"
-    submit = ["ray", "job", "submit", "--address", address, "--working-dir", str(REPO), "--",
-              "python", "-m", "orchestrator", "sweep", str(spec), "--output", str(out), "--quiet"]  # fmt: skip
+    runtime_env = json.dumps({"env_vars": {"PYTHONPATH": str(hide)}})
+    submit = ["ray", "job", "submit", "--address", address, "--working-dir", str(REPO),
+              "--runtime-env-json", runtime_env, "--",
+              "python", "-m", "stylegrid", "sweep", str(spec), "--output", str(out), "--quiet"]  # fmt: skip
 
     # token authentication is on: a client without RAY_AUTH_MODE=token is refused
     no_token = {k: v for k, v in env.items() if k != "RAY_AUTH_MODE"}
@@ -52,7 +69,7 @@ def test_ray_job_submit_runs_a_sweep(ray_head, tmp_path):
 @pytest.mark.long
 @pytest.mark.xdist_group("ray_catalog")  # catalogs on the shared head run one at a time (./run test)
 def test_ray_job_submit_runs_a_catalog_job(ray_head, tmp_path):
-    from orchestrator.catalog_manifest import read_manifest
+    from stylegrid.orchestrator.catalog_manifest import read_manifest
 
     address, env = ray_head.dashboard, ray_head.env
     photos = tmp_path / "photos"
@@ -62,7 +79,7 @@ def test_ray_job_submit_runs_a_catalog_job(ray_head, tmp_path):
     (photos / "c" / "broken.jpg").write_bytes(b"not a jpeg")
     out = tmp_path / "styled"
     submit = ["ray", "job", "submit", "--address", address, "--working-dir", str(REPO), "--",
-              "python", "-m", "orchestrator", "stylize-catalog", "--input", str(photos),
+              "python", "-m", "stylegrid", "stylize-catalog", "--input", str(photos),
               "--style", str(SAMPLES / "style" / "the_scream.jpg"), "--out", str(out), "--size", "64",
               "--quiet"]  # fmt: skip
     proc = submit_job(submit, env)
@@ -79,9 +96,8 @@ def test_ray_job_submit_runs_a_catalog_job(ray_head, tmp_path):
     # the same pictures within rounding (one torch thread in each actor there, two here)
     import numpy as np
     from PIL import Image
-
-    from orchestrator.catalog import stylize_catalog
-    from orchestrator.spec import CatalogSpec
+    from stylegrid.orchestrator.catalog import stylize_catalog
+    from stylegrid.orchestrator.spec import CatalogSpec
 
     local = tmp_path / "local"
     spec = CatalogSpec(input=str(photos), style=[str(SAMPLES / "style" / "the_scream.jpg")], out=str(local),

@@ -6,13 +6,12 @@ import pytest
 import torch
 from conftest import SAMPLES
 from PIL import Image, ImageDraw
+from stylegrid.algorithms import get_algorithm
+from stylegrid.algorithms.shared.losses import gram_matrix
+from stylegrid.algorithms.shared.regions import Region, RegionTerms, label_masks, positions, select
+from stylegrid.orchestrator.images import load_image
 from test_cli import stylegrid
 from test_cli_grammar import assert_one_line, cli
-
-from algorithms import get_algorithm
-from algorithms.shared.losses import gram_matrix
-from algorithms.shared.regions import Region, RegionTerms, label_masks, positions, select
-from orchestrator.images import load_image
 
 CONTENT = SAMPLES / "content" / "tubingen.jpg"
 
@@ -248,9 +247,8 @@ def test_a_sweep_runs_its_regions_with_every_algorithm_that_has_spatial_control(
     import json
 
     from conftest import own_ray
-
-    from orchestrator.results import read_results
-    from orchestrator.sweep import plan, run_sweep
+    from stylegrid.orchestrator.results import read_results
+    from stylegrid.orchestrator.sweep import plan, run_sweep
 
     regions = [
         {"content": str(CONTENT), "mask": "labels.png", "styles": {"#ff0000": "red.png", "blue": "none"}}
@@ -280,8 +278,8 @@ def test_a_sweep_runs_its_regions_with_every_algorithm_that_has_spatial_control(
 
 
 def test_a_sweep_refuses_bad_regions_before_any_job_runs(tmp_path):
-    from orchestrator.spec import SpecError
-    from orchestrator.sweep import plan
+    from stylegrid.orchestrator.spec import SpecError
+    from stylegrid.orchestrator.sweep import plan
 
     cases = [
         ({"mask": "nope.png", "styles": {"red": "red.png"}}, r"regions\[0\].mask 'nope.png': no such file"),
@@ -299,8 +297,8 @@ def test_a_sweep_refuses_bad_regions_before_any_job_runs(tmp_path):
 
 
 def test_regional_measures_take_each_region_against_its_own_painting():
-    from algorithms.shared.metrics import quality, regional_quality
-    from algorithms.shared.regions import Region
+    from stylegrid.algorithms.shared.metrics import quality, regional_quality
+    from stylegrid.algorithms.shared.regions import Region
 
     photo = torch.rand(1, 3, 48, 64, generator=torch.Generator().manual_seed(5)) * 0.3 + 0.35
     red, blue = tinted(0), tinted(2)

@@ -17,14 +17,13 @@ import pytest
 import torch
 from conftest import REPO, SAMPLES, cli_in_process
 from PIL import Image
-
-from orchestrator.files import WriteError, check_writable, write_atomic
-from orchestrator.images import ImageError, check_size, resize_to
-from orchestrator.lock import LockError, acquire, folder_lock, release
-from orchestrator.params import ParameterError, build_params
-from orchestrator.plan import plan_jobs
-from orchestrator.results import finished_status, load_rows, write_row
-from orchestrator.spec import SpecError, load_spec, resolve_images
+from stylegrid.orchestrator.files import WriteError, check_writable, write_atomic
+from stylegrid.orchestrator.images import ImageError, check_size, resize_to
+from stylegrid.orchestrator.lock import LockError, acquire, folder_lock, release
+from stylegrid.orchestrator.params import ParameterError, build_params
+from stylegrid.orchestrator.plan import plan_jobs
+from stylegrid.orchestrator.results import finished_status, load_rows, write_row
+from stylegrid.orchestrator.spec import SpecError, load_spec, resolve_images
 
 STARRY = SAMPLES / "style" / "starry_night.jpg"
 
@@ -76,7 +75,7 @@ def test_write_errors_name_the_file_and_say_no_space_left(tmp_path):
 
 
 def test_a_row_file_cut_short_leaves_the_folder_usable(tmp_path):
-    from orchestrator.results import result_schema
+    from stylegrid.orchestrator.results import result_schema
 
     row = {name: None for name in result_schema().names}
     row.update(job_id="a" * 16, status="ok")
@@ -108,7 +107,7 @@ def test_names_that_exist_are_taken_literally_brackets_and_all(tmp_path):
 
 
 def test_catalog_sources_take_existing_names_literally(tmp_path):
-    from orchestrator.catalog_manifest import list_sources
+    from stylegrid.orchestrator.catalog_manifest import list_sources
 
     shoot = tmp_path / "shoot [2024]"
     shoot.mkdir()
@@ -170,7 +169,7 @@ def test_spec_sizes_are_bounded(tmp_path):
 
 @pytest.mark.parametrize("value", [float("inf"), float("nan"), float("-inf")])
 def test_non_finite_parameters_are_refused(value):
-    from algorithms.optimization.gatys import GatysParams
+    from stylegrid.algorithms.optimization.gatys import GatysParams
 
     with pytest.raises(ParameterError, match="style_weight") as err:
         build_params(GatysParams, {"style_weight": value})
@@ -189,9 +188,9 @@ def test_run_refuses_non_finite_weights_in_one_line(tmp_path, args):
 
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
 def test_a_loss_that_becomes_nan_fails_the_job_instead_of_returning_the_photo(tubingen_64, optimizer):
-    from algorithms import get_algorithm
-    from algorithms.base import NonFiniteLoss
-    from algorithms.optimization.gatys import GatysParams
+    from stylegrid.algorithms import get_algorithm
+    from stylegrid.algorithms.base import NonFiniteLoss
+    from stylegrid.algorithms.optimization.gatys import GatysParams
 
     content = tubingen_64[..., :32, :32].clone()
     content[..., 3, 3] = float("nan")
@@ -201,9 +200,9 @@ def test_a_loss_that_becomes_nan_fails_the_job_instead_of_returning_the_photo(tu
 
 
 def test_a_decoder_with_nan_weights_is_never_checkpointed(tmp_path):
-    from algorithms.base import NonFiniteLoss
-    from algorithms.feedforward.adain.network import decoder_layout
-    from orchestrator.train_checkpoints import save_checkpoint
+    from stylegrid.algorithms.base import NonFiniteLoss
+    from stylegrid.algorithms.feedforward.adain.network import decoder_layout
+    from stylegrid.orchestrator.train_checkpoints import save_checkpoint
 
     decoder = decoder_layout()
     with torch.no_grad():
@@ -275,7 +274,7 @@ def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path):
 
 
 def test_unexpected_errors_are_one_line():
-    from orchestrator.cli import describe_error
+    from stylegrid.orchestrator.cli import describe_error
 
     assert describe_error(MemoryError()).startswith("out of memory")
     oom = RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory")
@@ -295,7 +294,7 @@ def test_run_checks_the_output_before_computing(tmp_path):
 
 
 def test_the_docs_document_the_exit_statuses():
-    from orchestrator import cli
+    from stylegrid.orchestrator import cli
 
     readme = (REPO / "docs" / "cli.md").read_text()
     section = readme.split("## Exit statuses", 1)[1].split("\n#", 1)[0]
@@ -307,9 +306,8 @@ def test_the_docs_document_the_exit_statuses():
 def test_catalog_failed_images_are_tried_again(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
-
-    from orchestrator.catalog_manifest import done_pairs, manifest_dir, read_manifest
-    from orchestrator.catalog_pipeline import manifest_schema
+    from stylegrid.orchestrator.catalog_manifest import done_pairs, manifest_dir, read_manifest
+    from stylegrid.orchestrator.catalog_pipeline import manifest_schema
 
     Path(manifest_dir(tmp_path)).mkdir()
 
@@ -331,7 +329,7 @@ def test_catalog_failed_images_are_tried_again(tmp_path):
 
 
 def test_spec_docs_mention_every_reliability_field():
-    from orchestrator import spec
+    from stylegrid.orchestrator import spec
 
     for name in ("timeout_s", "max_jobs", "retries"):
         assert name in spec.__doc__ and name in spec.SweepSpec.model_fields

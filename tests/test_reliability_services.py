@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import cli_in_process
-
-from orchestrator.services import ServiceUnavailable, check_ray_address, check_tracking_store
+from stylegrid.orchestrator.services import ServiceUnavailable, check_ray_address, check_tracking_store
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "samples"
@@ -28,7 +27,7 @@ STARRY = SAMPLES / "style" / "starry_night.jpg"
 def stylegrid(*args, env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
     full = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "orchestrator", *map(str, args)],
+        [sys.executable, "-m", "stylegrid", *map(str, args)],
         capture_output=True, text=True, cwd=REPO, env=full, timeout=300, **kwargs,
     )  # fmt: skip
 
@@ -160,7 +159,7 @@ def test_a_store_left_mid_transaction_by_a_killed_driver_is_usable(tmp_path):
 
 
 def test_a_catalog_never_reads_its_own_outputs(tmp_path):
-    from orchestrator.catalog_manifest import CatalogError, list_sources, own_outputs
+    from stylegrid.orchestrator.catalog_manifest import CatalogError, list_sources, own_outputs
 
     folder = tmp_path / "photos"
     (folder / "images" / "starry-1").mkdir(parents=True)
@@ -183,8 +182,7 @@ def test_a_catalog_never_reads_its_own_outputs(tmp_path):
 def test_a_truncated_row_file_is_named_and_set_aside_not_shown_as_a_table(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
-
-    from orchestrator.results import UNREADABLE_DIR, load_rows, result_schema, rows_dir, set_aside
+    from stylegrid.orchestrator.results import UNREADABLE_DIR, load_rows, result_schema, rows_dir, set_aside
 
     out = tmp_path / "out"
     rows_dir(out).mkdir(parents=True)
@@ -221,7 +219,7 @@ def test_outputs_that_cannot_be_written_are_refused_before_the_work(tmp_path):
 
 
 def test_step_counts_have_an_upper_bound(tmp_path):
-    from algorithms.names import MAX_STEPS
+    from stylegrid.algorithms.names import MAX_STEPS
 
     line = one_line(cli_in_process("run", "--content", CHELSEA, "--style", STARRY, "-o", tmp_path / "o.png",
                               "--steps", MAX_STEPS + 1), 2)  # fmt: skip
@@ -234,7 +232,7 @@ def test_step_counts_have_an_upper_bound(tmp_path):
 
 def test_a_closed_pipe_ends_quietly(tmp_path):
     proc = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator", "algorithms"],
+        [sys.executable, "-m", "stylegrid", "algorithms"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )  # fmt: skip
@@ -244,8 +242,8 @@ def test_a_closed_pipe_ends_quietly(tmp_path):
 
 
 def test_a_folder_in_use_is_one_line_without_a_debug_hint():
-    from orchestrator.cli import describe_error
-    from orchestrator.lock import LockError
+    from stylegrid.orchestrator.cli import describe_error
+    from stylegrid.orchestrator.lock import LockError
 
     assert (
         describe_error(LockError("runs/x: in use by stylegrid sweep")) == "runs/x: in use by stylegrid sweep"
@@ -255,7 +253,7 @@ def test_a_folder_in_use_is_one_line_without_a_debug_hint():
 def test_a_moved_output_folder_keeps_its_artifacts_and_writes_new_ones_inside_it(tmp_path):
     import shutil
 
-    from orchestrator.tracking import Tracker, default_tracking_uri
+    from stylegrid.orchestrator.tracking import Tracker, default_tracking_uri
 
     old = tmp_path / "old"
     old.mkdir()
@@ -279,7 +277,7 @@ def test_a_moved_output_folder_keeps_its_artifacts_and_writes_new_ones_inside_it
 
 
 def test_a_cluster_watch_says_the_cluster_is_gone_after_two_failed_tries():
-    from orchestrator.services import ClusterWatch
+    from stylegrid.orchestrator.services import ClusterWatch
 
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
@@ -299,8 +297,7 @@ def test_a_cluster_watch_says_the_cluster_is_gone_after_two_failed_tries():
 def test_a_ray_cluster_lost_mid_sweep_stops_it_in_one_line_and_the_next_run_repairs_it(tmp_path):
     from conftest import SESSION_MARKER, kill_marked, start_head, stop_head
     from mlflow.tracking import MlflowClient
-
-    from orchestrator.results import read_results
+    from stylegrid.orchestrator.results import read_results
 
     spec = tmp_path / "lost.yaml"
     spec.write_text(
@@ -313,7 +310,7 @@ def test_a_ray_cluster_lost_mid_sweep_stops_it_in_one_line_and_the_next_run_repa
         env = {k: v for k, v in head.env.items() if k != SESSION_MARKER}
         env.update(RAY_ADDRESS=head.address, PYTHONPATH=str(REPO))
         sweep = subprocess.Popen(
-            [sys.executable, "-m", "orchestrator", "sweep", str(spec), "-o", str(out), "-q"],
+            [sys.executable, "-m", "stylegrid", "sweep", str(spec), "-o", str(out), "-q"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=env,
         )  # fmt: skip
         deadline = time.monotonic() + 180
@@ -341,8 +338,8 @@ def test_a_ray_cluster_lost_mid_sweep_stops_it_in_one_line_and_the_next_run_repa
 def test_rows_name_their_images_relative_to_the_spec_and_find_them_after_a_move(tmp_path):
     import shutil
 
-    from orchestrator.jobs import source_ref
-    from orchestrator.results import source_file, write_current_jobs
+    from stylegrid.orchestrator.jobs import source_ref
+    from stylegrid.orchestrator.results import source_file, write_current_jobs
 
     project = tmp_path / "project"
     (project / "photos").mkdir(parents=True)
@@ -382,8 +379,7 @@ def small_disk(tmp_path):
 @pytest.mark.long
 def test_a_disk_that_fills_mid_sweep_is_a_few_lines_and_the_next_run_repairs_everything(tmp_path, small_disk):
     from mlflow.tracking import MlflowClient
-
-    from orchestrator.results import read_results
+    from stylegrid.orchestrator.results import read_results
 
     photos = sorted((SAMPLES / "content").glob("*.jpg"))[:4]
     spec = tmp_path / "full.yaml"
@@ -439,7 +435,7 @@ def test_a_tracking_server_lost_mid_sweep_stops_it_in_one_line(tmp_path):
         out = tmp_path / "out"
         env = {**os.environ, "PYTHONPATH": str(REPO), "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{port}"}
         sweep = subprocess.Popen(
-            [sys.executable, "-m", "orchestrator", "sweep", str(spec), "-o", str(out), "-q"],
+            [sys.executable, "-m", "stylegrid", "sweep", str(spec), "-o", str(out), "-q"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=env,
         )  # fmt: skip
         while not list((out / "rows").glob("*.parquet")):  # the first job is recorded: lose the server
@@ -456,7 +452,7 @@ def test_a_tracking_server_lost_mid_sweep_stops_it_in_one_line(tmp_path):
     assert first.startswith(
         f"warning: lost the MLflow tracking server http://127.0.0.1:{port} (connection refused)"
     )
-    from orchestrator.results import read_results
+    from stylegrid.orchestrator.results import read_results
 
     rows = read_results(out).to_pandas()
     assert 1 <= len(rows) < 14 and set(rows.status) == {"ok"} and rows.mlflow_run_id.notna().all()

@@ -14,9 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import REPO
-
-from orchestrator.pictures import pareto_front, series_colours, series_label
-from orchestrator.report import measures_line, summary_table, varied_parameters
+from stylegrid.orchestrator.pictures import pareto_front, series_colours, series_label
+from stylegrid.orchestrator.report import measures_line, summary_table, varied_parameters
 
 
 def test_pareto_front_by_hand():
@@ -121,7 +120,7 @@ def test_the_report_opens_in_chromium_with_every_picture(every_algorithm_sweep, 
     shutil.copytree(out, copy, ignore=shutil.ignore_patterns("report", "mlartifacts", "mlflow.db"))
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run(
-        [sys.executable, "-m", "orchestrator", "report", str(copy)], capture_output=True, text=True, env=env
+        [sys.executable, "-m", "stylegrid", "report", str(copy)], capture_output=True, text=True, env=env
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().endswith(str(copy / "report" / "index.html"))
@@ -216,7 +215,7 @@ def test_the_report_opens_in_chromium_with_every_picture(every_algorithm_sweep, 
 def test_report_of_a_folder_that_is_not_a_sweep_is_one_line(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run(
-        [sys.executable, "-m", "orchestrator", "report", str(tmp_path)],
+        [sys.executable, "-m", "stylegrid", "report", str(tmp_path)],
         capture_output=True,
         text=True,
         env=env,
@@ -227,8 +226,8 @@ def test_report_of_a_folder_that_is_not_a_sweep_is_one_line(tmp_path):
 
 @pytest.mark.slow
 def test_a_report_of_the_spec_as_it_stands_leaves_older_rows_out(every_algorithm_sweep, tmp_path):
-    from orchestrator.report import write_report
-    from orchestrator.results import read_results
+    from stylegrid.orchestrator.report import write_report
+    from stylegrid.orchestrator.results import read_results
 
     out, _ = every_algorithm_sweep
     copy = tmp_path / "copy"

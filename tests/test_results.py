@@ -8,10 +8,9 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 import pytest
-
-from algorithms.optimization.gatys import GatysParams
-from orchestrator.params import params_to_dict
-from orchestrator.results import (
+from stylegrid.algorithms.optimization.gatys import GatysParams
+from stylegrid.orchestrator.params import params_to_dict
+from stylegrid.orchestrator.results import (
     FIXED_COLUMNS,
     collect,
     compact,

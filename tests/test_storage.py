@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-from orchestrator import storage
-from orchestrator.spec import SpecError, resolve_image_locations
+from stylegrid.orchestrator import storage
+from stylegrid.orchestrator.spec import SpecError, resolve_image_locations
 
 
 def test_uris_are_told_from_paths():

@@ -9,16 +9,25 @@ import random
 import pytest
 import torch
 from conftest import SAMPLES
-
-from algorithms import get_algorithm
-from algorithms.base import check_loss_names
-from algorithms.feedforward.style_swap.algorithm import StyleSwapParams, stylize, stylize_batch, tile_layout
-from algorithms.feedforward.style_swap.inverse import LAYER, get_inverse, inverse_network, swapped_features
-from algorithms.feedforward.wct.decoders import DEFAULT_DECODERS
-from algorithms.shared.vgg import WeightsUnavailable, encode_targets, get_encoder
-from orchestrator.images import load_image
-from orchestrator.train_recipes import STYLE_SWAP
-from orchestrator.train_spec import StyleSwapTrainSpec
+from stylegrid.algorithms import get_algorithm
+from stylegrid.algorithms.base import check_loss_names
+from stylegrid.algorithms.feedforward.style_swap.algorithm import (
+    StyleSwapParams,
+    stylize,
+    stylize_batch,
+    tile_layout,
+)
+from stylegrid.algorithms.feedforward.style_swap.inverse import (
+    LAYER,
+    get_inverse,
+    inverse_network,
+    swapped_features,
+)
+from stylegrid.algorithms.feedforward.wct.decoders import DEFAULT_DECODERS
+from stylegrid.algorithms.shared.vgg import WeightsUnavailable, encode_targets, get_encoder
+from stylegrid.orchestrator.images import load_image
+from stylegrid.orchestrator.train_recipes import STYLE_SWAP
+from stylegrid.orchestrator.train_spec import StyleSwapTrainSpec
 
 
 @pytest.fixture(scope="module")

@@ -5,12 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 from conftest import SAMPLES
-
-from algorithms import get_algorithm
-from algorithms.base import check_loss_names
-from algorithms.optimization.style_swap_optimize import LAYER, StyleSwapOptimizeParams, stylize
-from algorithms.shared.vgg import encode_targets, get_encoder
-from orchestrator.images import load_image
+from stylegrid.algorithms import get_algorithm
+from stylegrid.algorithms.base import check_loss_names
+from stylegrid.algorithms.optimization.style_swap_optimize import LAYER, StyleSwapOptimizeParams, stylize
+from stylegrid.algorithms.shared.vgg import encode_targets, get_encoder
+from stylegrid.orchestrator.images import load_image
 
 
 def test_the_image_moves_to_the_style_swapped_features_and_takes_the_styles_colours(tubingen_64):

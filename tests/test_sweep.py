@@ -21,10 +21,9 @@ import psutil
 import pytest
 from conftest import BAD, EMBEDDED_ENV, REPO, SAMPLES, own_ray, ray_workers
 from PIL import Image
-
-from orchestrator.provenance import provenance
-from orchestrator.results import finished_status, read_results
-from orchestrator.sweep import run_sweep
+from stylegrid.orchestrator.provenance import provenance
+from stylegrid.orchestrator.results import finished_status, read_results
+from stylegrid.orchestrator.sweep import run_sweep
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +33,7 @@ STARRY = SAMPLES / "style" / "starry_night.jpg"
 @pytest.fixture
 def local_ray():
     """An in-process Ray: the session's head joined (conftest), or an embedded one."""
-    from orchestrator.runtime import start_ray
+    from stylegrid.orchestrator.runtime import start_ray
 
     start_ray(own_ray(), quiet=True)
 
@@ -107,7 +106,7 @@ def test_sweep_records_failures_and_resumes_incrementally(tmp_path, local_ray):
     # `stylegrid results` prints the table and exports every column as CSV
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     shown = subprocess.run(
-        [sys.executable, "-m", "orchestrator", "results", str(out)], capture_output=True, text=True, env=env
+        [sys.executable, "-m", "stylegrid", "results", str(out)], capture_output=True, text=True, env=env
     )
     assert shown.returncode == 0 and "tubingen.jpg" in shown.stdout and "truncated or corrupt" in shown.stdout
     header = shown.stdout.splitlines()[0].split()
@@ -116,7 +115,7 @@ def test_sweep_records_failures_and_resumes_incrementally(tmp_path, local_ray):
     )
     csv = tmp_path / "all.csv"
     exported = subprocess.run(
-        [sys.executable, "-m", "orchestrator", "results", str(out), "--csv", str(csv)],
+        [sys.executable, "-m", "stylegrid", "results", str(out), "--csv", str(csv)],
         capture_output=True,
         env=env,
     )
@@ -126,7 +125,7 @@ def test_sweep_records_failures_and_resumes_incrementally(tmp_path, local_ray):
     table = pd.read_csv(csv)
     assert len(table) == 2 and "param.style_weight" in table.columns and "mlflow_run_id" in table.columns
     missing = subprocess.run(
-        [sys.executable, "-m", "orchestrator", "results", str(tmp_path / "nope")],
+        [sys.executable, "-m", "stylegrid", "results", str(tmp_path / "nope")],
         capture_output=True,
         text=True,
         env=env,
@@ -154,11 +153,11 @@ def test_sweep_records_failures_and_resumes_incrementally(tmp_path, local_ray):
     run_sweep(str(spec), output=str(out), quiet=True)
     assert len(read_results(out)) == 3 and len(pd.read_parquet(out / "results.parquet")) == 2
     current = subprocess.run(
-        [sys.executable, "-m", "orchestrator", "results", str(out)], capture_output=True, text=True, env=env
+        [sys.executable, "-m", "stylegrid", "results", str(out)], capture_output=True, text=True, env=env
     )
     assert "truncated.jpg" not in current.stdout and "1 rows of jobs the spec no longer has" in current.stderr
     history = subprocess.run(
-        [sys.executable, "-m", "orchestrator", "results", str(out), "--history"],
+        [sys.executable, "-m", "stylegrid", "results", str(out), "--history"],
         capture_output=True, text=True, env=env,
     )  # fmt: skip
     assert history.stdout.splitlines()[0].split()[-1] == "current"
@@ -169,9 +168,9 @@ def test_sweep_records_failures_and_resumes_incrementally(tmp_path, local_ray):
 
 
 def test_style_targets_stay_warm_in_a_worker(tmp_path):
-    from orchestrator.plan import expand
-    from orchestrator.spec import load_spec
-    from orchestrator.worker import JobRunner
+    from stylegrid.orchestrator.plan import expand
+    from stylegrid.orchestrator.spec import load_spec
+    from stylegrid.orchestrator.worker import JobRunner
 
     spec = write_spec(
         tmp_path / "warm.yaml", [SAMPLES / "content" / "tubingen.jpg", SAMPLES / "content" / "chelsea.jpg"]
@@ -195,7 +194,7 @@ def sweep_process(spec: Path, out: Path, *extra: str, embedded: bool = False) ->
     starting its own Ray as on a laptop."""
     env = {**(EMBEDDED_ENV if embedded else os.environ), "PYTHONPATH": str(REPO)}
     return subprocess.Popen(
-        [sys.executable, "-m", "orchestrator", "sweep", str(spec), "--output", str(out), "--quiet", *extra],
+        [sys.executable, "-m", "stylegrid", "sweep", str(spec), "--output", str(out), "--quiet", *extra],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,
@@ -235,7 +234,7 @@ def test_a_killed_worker_is_retried_and_the_sweep_completes(tmp_path):
 
 SHARED_CLUSTER = """
 import sys, time, ray
-from orchestrator.sweep import run_sweep
+from stylegrid.orchestrator.sweep import run_sweep
 
 ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
 blocker = ray.remote(num_cpus=1)(type("Other", (), {"ping": lambda self: 1})).remote()
@@ -288,8 +287,8 @@ def test_ctrl_c_stops_cleanly_and_keeps_finished_jobs(tmp_path):
 
 
 def test_every_registered_algorithm_runs_in_a_sweep(every_algorithm_sweep):
-    from algorithms import ALGORITHMS
-    from algorithms.shared.metrics import MEASURES
+    from stylegrid.algorithms import ALGORITHMS
+    from stylegrid.algorithms.shared.metrics import MEASURES
 
     out, summary = every_algorithm_sweep
     rows = read_results(out).to_pandas()
@@ -338,9 +337,8 @@ def test_every_registered_algorithm_runs_in_a_sweep(every_algorithm_sweep):
 
 def test_the_mlflow_store_holds_what_a_researcher_compares(every_algorithm_sweep):
     from conftest import EVERY_ALGORITHM_STEPS
-
-    from algorithms import ALGORITHMS
-    from algorithms.shared.metrics import MEASURES
+    from stylegrid.algorithms import ALGORITHMS
+    from stylegrid.algorithms.shared.metrics import MEASURES
 
     out, _ = every_algorithm_sweep
     rows = read_results(out).to_pandas().set_index("mlflow_run_id")
@@ -403,8 +401,8 @@ def test_the_mlflow_store_holds_what_a_researcher_compares(every_algorithm_sweep
 
 
 def test_loss_curve_of_a_one_step_algorithm_is_not_empty():
-    from algorithms import StepLoss
-    from orchestrator.pictures import loss_curve_png
+    from stylegrid.algorithms import StepLoss
+    from stylegrid.orchestrator.pictures import loss_curve_png
 
     one = loss_curve_png([StepLoss(1, 0, {"content.adain.relu4_1": 0.3, "style.adain.relu1_1": 0.02})], "t")
     blank = loss_curve_png([StepLoss(1, 0, {"total": 0.0})], "t")
@@ -459,7 +457,7 @@ def test_mlflow_tracking_uri_from_the_environment_and_credentials_never_shown(tm
         "MLFLOW_TRACKING_URI": f"http://alice:{secret}@127.0.0.1:{port}",
     }
     proc = subprocess.run(
-        [sys.executable, "-m", "orchestrator", "sweep", str(spec), "--output", str(out), "--quiet"],
+        [sys.executable, "-m", "stylegrid", "sweep", str(spec), "--output", str(out), "--quiet"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
@@ -481,7 +479,7 @@ def test_mlflow_tracking_uri_from_the_environment_and_credentials_never_shown(tm
 
 
 def test_redact_uri():
-    from orchestrator.tracking import redact_uri, ui_command
+    from stylegrid.orchestrator.tracking import redact_uri, ui_command
 
     assert (
         redact_uri("postgresql://bob:pa%40ss@db.internal:5432/mlflow")

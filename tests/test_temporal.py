@@ -8,8 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import SAMPLES
-
-from algorithms.video.temporal import (
+from stylegrid.algorithms.video.temporal import (
     blend,
     blend_clip,
     clip_flows,
@@ -18,7 +17,7 @@ from algorithms.video.temporal import (
     warp,
     warping_error,
 )
-from orchestrator.images import read_image, to_tensor
+from stylegrid.orchestrator.images import read_image, to_tensor
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +61,8 @@ def test_the_forward_backward_check_marks_what_the_motion_uncovered():
 def test_blending_takes_most_of_the_flicker_away(photo):
     """A 10-frame pan stylized by the shipped AdaIN decoder, frame by frame and blended: the
     warping error falls to at most half, the style distance rises by at most 10 %."""
-    from algorithms import get_algorithm
-    from algorithms.shared.metrics import quality
+    from stylegrid.algorithms import get_algorithm
+    from stylegrid.algorithms.shared.metrics import quality
 
     style = to_tensor(read_image(SAMPLES / "style" / "the_scream.jpg", max_side=128))
     small = F.interpolate(photo, scale_factor=0.5, mode="bilinear", antialias=True, align_corners=False)

@@ -8,13 +8,12 @@ import math
 import pytest
 import torch
 from conftest import SAMPLES
-
-from algorithms.feedforward.adain.algorithm import stylize_batch
-from algorithms.feedforward.adain.network import AdaINParams
-from algorithms.feedforward.adain.tiles import HALO, stylize_tiled
-from algorithms.shared.sizing import pad_to_multiple
-from algorithms.shared.tiling import Canvas, crop, plan_tiles, seam_ratio, tile_weights
-from orchestrator.images import load_image, read_image, resize_to, to_tensor
+from stylegrid.algorithms.feedforward.adain.algorithm import stylize_batch
+from stylegrid.algorithms.feedforward.adain.network import AdaINParams
+from stylegrid.algorithms.feedforward.adain.tiles import HALO, stylize_tiled
+from stylegrid.algorithms.shared.sizing import pad_to_multiple
+from stylegrid.algorithms.shared.tiling import Canvas, crop, plan_tiles, seam_ratio, tile_weights
+from stylegrid.orchestrator.images import load_image, read_image, resize_to, to_tensor
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -92,9 +91,9 @@ def test_adain_in_tiles_is_the_one_pass_image_without_seams():
 
 
 def test_a_fast_network_in_tiles_is_the_one_pass_image_without_seams():
-    from algorithms.feedforward.johnson.algorithm import DEFAULT_NETWORK
-    from algorithms.feedforward.johnson.network import load_network
-    from algorithms.feedforward.johnson.tiles import stylize_tiled as johnson_tiled
+    from stylegrid.algorithms.feedforward.johnson.algorithm import DEFAULT_NETWORK
+    from stylegrid.algorithms.feedforward.johnson.network import load_network
+    from stylegrid.algorithms.feedforward.johnson.tiles import stylize_tiled as johnson_tiled
 
     content = to_tensor(resize_to(read_image(SAMPLES / "content" / "china.jpg"), 200))  # 200 x 133
     h, w = content.shape[-2:]
@@ -119,7 +118,7 @@ def test_a_fast_network_in_tiles_is_the_one_pass_image_without_seams():
 
 
 def test_memory_budgets_and_the_tile_they_allow():
-    from algorithms.shared.memory import MIN_CORE, budget_bytes, check_budget, tile_core
+    from stylegrid.algorithms.shared.memory import MIN_CORE, budget_bytes, check_budget, tile_core
 
     cpu = torch.device("cpu")
     assert budget_bytes("512MB", cpu) == 512 * 2**20 and budget_bytes("1.5g", cpu) == int(1.5 * 2**30)
@@ -138,7 +137,7 @@ def test_memory_budgets_and_the_tile_they_allow():
 
 
 def test_a_small_budget_tiles_the_same_picture_and_says_so():
-    from algorithms import get_algorithm
+    from stylegrid.algorithms import get_algorithm
 
     content = to_tensor(resize_to(read_image(SAMPLES / "content" / "tubingen.jpg"), 384))  # 384 x 288
     style = load_image(SAMPLES / "style" / "starry_night.jpg", max_side=256)
@@ -156,7 +155,7 @@ def test_a_small_budget_tiles_the_same_picture_and_says_so():
 
 MEASURED = """
 import json, torch
-from orchestrator.images import load_image, read_image, resize_to, to_tensor
+from stylegrid.orchestrator.images import load_image, read_image, resize_to, to_tensor
 def status(key):
     line = next(l for l in open("/proc/self/status") if l.startswith(key + ":"))
     return int(line.split()[1]) / 1024
@@ -190,7 +189,7 @@ def test_the_budget_bounds_the_memory_a_large_image_takes():
     # in a process of its own: the models warmed up on a small image, then 768 px through AdaIN
     # in tiles at 250 MB and in one pass
     mb = run_measured("""
-from algorithms.feedforward.adain.algorithm import AdaINParams, stylize_batch
+from stylegrid.algorithms.feedforward.adain.algorithm import AdaINParams, stylize_batch
 torch.set_num_threads(1)
 photo = read_image("samples/content/tubingen.jpg")
 style = load_image("samples/style/starry_night.jpg", max_side=256)
@@ -208,7 +207,7 @@ print(json.dumps({"tiled": tiled, "one_pass": one_pass}))
 
 
 def test_a_tiled_pyramid_level_shifts_its_grid_between_passes():
-    from algorithms.optimization.tiles import HALO, level_core, level_steps, pass_layouts
+    from stylegrid.algorithms.optimization.tiles import HALO, level_core, level_steps, pass_layouts
 
     (first, n1), (second, n2) = pass_layouts(288, 384, 192, 21)
     assert (n1, n2) == (10, 11) and first.grid == (2, 2) and second.grid == (2, 3)
@@ -227,11 +226,11 @@ def test_image_optimisation_in_tiles_keeps_the_picture_without_seams_within_the_
     # 350 MB that puts the 384 px level in 2 x 2 tiles (2 x 3 on the shifted grid), with the
     # tiled run's peak memory
     got = run_measured("""
-from algorithms.optimization.gatys import GatysParams, stylize
-from algorithms.shared.memory import budget_bytes
-from algorithms.shared.metrics import quality
-from algorithms.optimization.tiles import level_core, pass_layouts
-from algorithms.shared.tiling import seam_ratio
+from stylegrid.algorithms.optimization.gatys import GatysParams, stylize
+from stylegrid.algorithms.shared.memory import budget_bytes
+from stylegrid.algorithms.shared.metrics import quality
+from stylegrid.algorithms.optimization.tiles import level_core, pass_layouts
+from stylegrid.algorithms.shared.tiling import seam_ratio
 torch.set_num_threads(2)
 photo = read_image("samples/content/tubingen.jpg")
 style = load_image("samples/style/starry_night.jpg", max_side=256)
@@ -269,9 +268,8 @@ print(json.dumps(out))
 
 def test_workers_side_by_side_share_the_auto_budget():
     import ray
-
-    from algorithms.shared import memory
-    from orchestrator.runtime import share_memory_with_other_workers, start_ray
+    from stylegrid.algorithms.shared import memory
+    from stylegrid.orchestrator.runtime import share_memory_with_other_workers, start_ray
 
     cpu = torch.device("cpu")
     whole = memory.device_budget(cpu)

@@ -6,9 +6,8 @@ import urllib.error
 
 import pytest
 import torch
-
-from algorithms.shared import vgg
-from algorithms.shared.vgg import (
+from stylegrid.algorithms.shared import vgg
+from stylegrid.algorithms.shared.vgg import (
     CAFFE,
     CONV_LAYERS,
     IMAGENET,

@@ -18,10 +18,9 @@ import numpy as np
 import pytest
 import torch
 from conftest import REPO, SAMPLES, cli_in_process
-
-from orchestrator.images import read_image, to_tensor
-from orchestrator.video_io import VideoError, clip_timestamps, read_clip, write_clip
-from orchestrator.video_segments import crossfade_weights, join_segments, plan_segments
+from stylegrid.orchestrator.images import read_image, to_tensor
+from stylegrid.orchestrator.video_io import VideoError, clip_timestamps, read_clip, write_clip
+from stylegrid.orchestrator.video_segments import crossfade_weights, join_segments, plan_segments
 
 STYLE = SAMPLES / "style" / "the_scream.jpg"
 
@@ -30,8 +29,7 @@ def make_clip(path: Path, frames: int = 24, size: int = 128, *, audio: bool = Tr
               pts: list[int] | None = None, time_base: Fraction = Fraction(1, 24)) -> Path:  # fmt: skip
     """A pan over a sample photo (known motion) as H.264, with a tone as audio (AAC by default)."""
     import av
-
-    from algorithms.video.temporal import camera_clip
+    from stylegrid.algorithms.video.temporal import camera_clip
 
     photo = to_tensor(read_image(SAMPLES / "content" / "tubingen.jpg"))
     clip = camera_clip(photo, frames, size, "pan")
@@ -125,7 +123,7 @@ def test_a_clip_keeps_its_timestamps_and_bad_clips_are_refused_in_one_line(tmp_p
 
 def run_cli(*args: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.Popen([sys.executable, "-m", "orchestrator", "stylize-video", *args], cwd=REPO, env=env,
+    return subprocess.Popen([sys.executable, "-m", "stylegrid", "stylize-video", *args], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
 
 

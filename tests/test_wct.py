@@ -9,21 +9,20 @@ import json
 import pytest
 import torch
 from conftest import SAMPLES
-
-from algorithms.feedforward.adain.network import decoder_layout as adain_layout
-from algorithms.feedforward.wct.algorithm import stylize, stylize_batch
-from algorithms.feedforward.wct.decoders import (
+from stylegrid.algorithms.feedforward.adain.network import decoder_layout as adain_layout
+from stylegrid.algorithms.feedforward.wct.algorithm import stylize, stylize_batch
+from stylegrid.algorithms.feedforward.wct.decoders import (
     DEFAULT_DECODERS,
     LEVELS,
     Decoders,
     decoder_layout,
     get_decoders,
 )
-from algorithms.feedforward.wct.transfer import WCTParams, coloured_target
-from algorithms.feedforward.wct.whitening import moments
-from algorithms.registry import get_algorithm
-from algorithms.shared.vgg import WeightsUnavailable
-from orchestrator.images import load_image
+from stylegrid.algorithms.feedforward.wct.transfer import WCTParams, coloured_target
+from stylegrid.algorithms.feedforward.wct.whitening import moments
+from stylegrid.algorithms.registry import get_algorithm
+from stylegrid.algorithms.shared.vgg import WeightsUnavailable
+from stylegrid.orchestrator.images import load_image
 
 TUBINGEN = SAMPLES / "content" / "tubingen.jpg"
 SCREAM = SAMPLES / "style" / "the_scream.jpg"
@@ -130,8 +129,7 @@ validation_images: 1
 @pytest.mark.long
 def test_train_wct_exports_decoders_that_run_uses_and_logs_the_reconstruction_losses(tmp_path, capsys):
     from mlflow.tracking import MlflowClient
-
-    from orchestrator.cli import main
+    from stylegrid.orchestrator.cli import main
 
     spec = tmp_path / "tiny.yaml"
     spec.write_text(TINY.format(samples=SAMPLES))
@@ -159,7 +157,7 @@ def test_train_wct_exports_decoders_that_run_uses_and_logs_the_reconstruction_lo
 
 @shipped
 def test_past_the_memory_budget_every_level_runs_in_tiles_with_the_whole_images_moments():
-    from algorithms.registry import get_algorithm
+    from stylegrid.algorithms.registry import get_algorithm
 
     content = load_image(TUBINGEN, max_side=384)  # 384 x 288 px x 1600 bytes > 150 MB: tiles
     style = load_image(SCREAM, max_side=128)

@@ -1,5 +1,5 @@
 """``adain_optimize``: AdaIN's objective (Huang & Belongie 2017) optimised on the image, with no
-decoder. The image is optimised on the shared loop (``optimize.py``) toward the AdaIN target at
+decoder. The image is optimised on the shared loop (``loop.py``) toward the AdaIN target at
 relu4_1 with the mean / std style loss of the paper; the content loss to the AdaIN target replaces
 the loop's own content layers.
 """

@@ -2,14 +2,14 @@
 (2016), with the image recovered by optimisation (their section 3.2, equation 3).
 
 The content's relu3_1 features have every 3 x 3 patch replaced by the best-matching style patch
-(``patch_swap.swap``: normalised cross-correlation, arg-max, the chosen patches put back and
-averaged); the image is then optimised on the shared loop (``optimize.py``) so that its own
+(``shared/patches.swap``: normalised cross-correlation, arg-max, the chosen patches put back and
+averaged); the image is then optimised on the shared loop (``loop.py``) so that its own
 relu3_1 features reach that target, ``||Phi(I) - SS(C, S)||^2 + lambda TV(I)``, starting from the
 content. No training, any style. The swap is local, so tiles of a large image swap exactly as
 the whole would; on the loop's coarser scales the target is swapped again at that scale.
 
 The paper's fast path inverts the swapped features with a trained inverse network instead of
-optimising: that is ``style_swap`` (``style_swap.py``). Several style images share one patch
+optimising: that is ``style_swap`` (``feedforward/style_swap/``). Several style images share one patch
 bank (their patches together); a weighted blend has no meaning for an arg-max and is refused.
 """
 

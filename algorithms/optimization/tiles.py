@@ -1,5 +1,5 @@
 """Image optimisation at pyramid levels too large for one pass: the level is optimised tile by tile
-(pure helpers here; the loop in ``optimize.py`` calls them).
+(pure helpers here; the loop in ``loop.py`` calls them).
 
 An evaluation of an optimisation objective holds VGG-19's activations and their gradients, about
 ``BYTES_PER_PIXEL`` bytes per pixel with L-BFGS's memory (measured with ``benchmarks/tiled.py``):

@@ -8,7 +8,7 @@ content patch's own norm does not change which style patch wins), the arg-max pi
 transposed convolution of the one-hot choice with the unnormalised style patches places the
 chosen patches back, overlapping values averaged. Here the transposed convolution of a one-hot
 is written as what it computes, ``F.fold`` of the chosen patches (no [N_style, H, W] one-hot
-tensor), and the matching reuses the chunked search of ``mrf.py``, so that the scores held at
+tensor), and the matching reuses the chunked search that MRF's matching uses, so that the scores held at
 once stay bounded whatever the number of style patches.
 """
 

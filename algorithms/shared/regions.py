@@ -104,7 +104,7 @@ def regional_style_statistics(
     """Per region, ``reduce`` (a statistic of [1, C, n, 1] features: mean / std, moments) of its
     style's features at every layer, over the style mask's positions (all of the style image
     without one), memoised by the images' values under ``kind``; None for a region that keeps
-    the photo (the feed-forward algorithms' spatial control: ``adain_regions``, ``wct_regions``)."""
+    the photo (the feed-forward algorithms' spatial control: ``feedforward/adain/regions``, ``feedforward/wct/regions``)."""
     from .memo import memo, style_key
     from .vgg import encode_targets
 

@@ -52,7 +52,7 @@ def table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
 
 
 def parameters_md() -> str:
-    from algorithms import ALGORITHMS
+    from stylegrid.algorithms import ALGORITHMS
 
     out = []
     for name in sorted(ALGORITHMS):
@@ -82,8 +82,8 @@ def model_table(model: Any) -> str:
 
 
 def specs_md() -> str:
-    from orchestrator.spec import AlgorithmSpec, CatalogSpec, Resources, SweepSpec
-    from orchestrator.train_spec import AdaINTrainSpec, JohnsonTrainSpec
+    from stylegrid.orchestrator.spec import AlgorithmSpec, CatalogSpec, Resources, SweepSpec
+    from stylegrid.orchestrator.train_spec import AdaINTrainSpec, JohnsonTrainSpec
 
     sections = [
         ("Sweep spec (`stylegrid sweep`, `stylegrid plan`)", SweepSpec),
@@ -100,8 +100,8 @@ def specs_md() -> str:
 
 
 def results_md() -> str:
-    from orchestrator.catalog_pipeline import manifest_schema
-    from orchestrator.results import result_schema
+    from stylegrid.orchestrator.catalog_pipeline import manifest_schema
+    from stylegrid.orchestrator.results import result_schema
 
     def schema_rows(schema) -> list[tuple[str, ...]]:
         return [
@@ -135,7 +135,7 @@ def results_md() -> str:
 def cli_md() -> str:
     import argparse
 
-    from orchestrator.cli import build_parser
+    from stylegrid.orchestrator.cli import build_parser
 
     parser = build_parser()
     out = ["## `stylegrid`", "", "```text", parser.format_help().rstrip(), "```", ""]

@@ -87,7 +87,7 @@ def stylize(
 ) -> StylizeResult:
     """The ``stylize`` interface: one pass of the decoder (``init_image``, ``seed`` and
     ``callback`` have nothing to act on). ``regions`` (``regions.Region``): spatial control,
-    each region re-normalised with its own statistics to its own style's (``adain_regions.py``)."""
+    each region re-normalised with its own statistics to its own style's (``regions.py``)."""
     params = params or AdaINParams()
     if not styles:
         raise ValueError("at least one style image is needed")

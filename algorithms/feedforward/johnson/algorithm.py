@@ -4,7 +4,7 @@ and Super-Resolution" (ECCV 2016), with the instance normalisation of Ulyanov, V
 Representation for Artistic Style" (ICLR 2017): one network holds N styles, one forward pass
 stylizes a photo, and styles blend by interpolating their normalisation parameters.
 
-The network, its training objective and its files are ``style_network.py``; here are the
+The network, its training objective and its files are ``network.py``; here are the
 algorithm: choosing the styles of a call (recognising the given style images by thumbnail, or
 names, indices and blends in ``style``), inference at any size, and the losses of a result. The
 Ray Train driver that trains networks is ``orchestrator/train.py`` (``stylegrid train-johnson``),

@@ -1,4 +1,4 @@
-"""The fast style network of ``johnson.py`` and what trains and stores it, as pure parts.
+"""The fast style network of ``algorithm.py`` and what trains and stores it, as pure parts.
 
 * ``TransformNet``: Johnson, Alahi & Fei-Fei's image transformation network (ECCV 2016): a 9x9
   convolution, two stride-2 3x3 convolutions, five residual blocks at 128 channels, two

@@ -1,8 +1,8 @@
 """Chen & Schmidt, "Fast Patch-based Style Transfer of Arbitrary Style" (2016): ``style_swap``.
 
 The photo is encoded to relu3_1, every 3 x 3 patch of its features is replaced by the style
-patch with the highest normalised cross-correlation (``patch_swap.swap``), and the trained
-inverse network (``swap_inverse.py``) turns the swapped features into the image in one pass:
+patch with the highest normalised cross-correlation (``shared/patches.swap``), and the trained
+inverse network (``inverse.py``) turns the swapped features into the image in one pass:
 the paper's fast method, any style, no training per style. The inverse network is trained once
 (``stylegrid train-style-swap``; the shipped ``algorithms/weights/style_swap_inverse.pth`` by
 ``experiments/train_style_swap_default.yaml``); ``style_swap_optimize`` recovers the image by

@@ -2,7 +2,7 @@
 features back into an image in one pass, its file, and the objective ``stylegrid train-style-swap``
 trains it on.
 
-The network is WCT's relu3_1 decoder layout (``wct_decoders.decoder_layout``: VGG-19 mirrored
+The network is WCT's relu3_1 decoder layout (``wct/decoders.decoder_layout``: VGG-19 mirrored
 from relu3_1, reflection padding, nearest-neighbour upsampling), possibly narrower, held in a
 one-level ``Decoders`` so that its file, its ``.json`` and its feature scale are WCT's. What
 differs is the training: the paper's inverse network learns to invert features no image has,

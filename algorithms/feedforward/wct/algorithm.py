@@ -4,11 +4,11 @@ Coarse to fine, at relu5_1, relu4_1, relu3_1, relu2_1 and relu1_1 in turn, the c
 encoded (VGG-19 up to that layer), its features are whitened and coloured to the style's
 covariance (``whitening.wct``, blended with the image's own by ``alpha``) and a decoder trained
 only to invert that layer turns them back into an image, which the next, finer level starts
-from. No training per style: the decoders (``wct_decoders.py``) are trained once to reconstruct
+from. No training per style: the decoders (``decoders.py``) are trained once to reconstruct
 photos and paintings (the Ray Train recipe is ``orchestrator/train_recipes.WCT``); the shipped
 file (``algorithms/weights/wct_decoders.pth``) was trained with
 ``experiments/train_wct_default.yaml``. Large images go level by level in tiles
-(``wct_tiles.py``), regions of the photo each with its own style through ``wct_regions.py``.
+(``tiles.py``), regions of the photo each with its own style through ``regions.py``.
 """
 
 from __future__ import annotations

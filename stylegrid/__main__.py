@@ -1,0 +1,7 @@
+"""``python -m stylegrid ...``: the same commands as ``stylegrid`` (the ``ray job submit`` entrypoint)."""
+
+import sys
+
+from stylegrid.orchestrator.cli import main
+
+sys.exit(main())
