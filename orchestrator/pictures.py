@@ -2,7 +2,8 @@
 where the files go.
 
 * the loss curve of a job (``loss_curve_png``), drawn with Pillow: rendered by the sweep's
-  workers, where matplotlib took 0.15 s per plot here and this takes a few milliseconds;
+  workers, where a matplotlib figure costs a large part of a tiny job and this a few milliseconds
+  (the per-job overhead ``benchmarks/sweep_overhead.py`` measures);
 * the catalog's contact sheet (``contact_sheet``) and training's sample grids (``sample_grid``),
   pasted with Pillow;
 * the report's charts (``trade_off``, ``parameter_effect``, ``seconds_by_algorithm``), drawn with
@@ -43,8 +44,8 @@ PLOT_COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (1
 def loss_curve_png(history: list[StepLoss], title: str, size: tuple[int, int] = (640, 360)) -> bytes:
     """Every loss term against the step on a log scale, drawn with Pillow, as PNG bytes.
 
-    Rendered by the worker, not by the driver's single writer (matplotlib took 0.15 s per plot
-    here, which the driver then spent on every job; this takes a few milliseconds).
+    Rendered by the worker, not by the driver's single writer, which would spend it on every job
+    (the per-job overhead ``benchmarks/sweep_overhead.py`` measures).
     """
 
     w, h = size

@@ -1,6 +1,7 @@
 """Running a sweep: spec -> jobs -> Ray actors -> (one writer) images, MLflow runs, Parquet rows.
 
-Ray Core actors, not Ray Tune: Tune's MLflow callback cost 1.1 s per trivial trial here, and a
+Ray Core actors, not Ray Tune: Tune with its MLflow callback costs several times stylegrid's
+overhead per trivial trial (``benchmarks/sweep_overhead.py`` runs both side by side), and a
 restored Tune run cannot grow its search space (a spec that gains an image runs just the new jobs).
 * One actor per concurrent job slot, each a ``JobRunner`` that keeps the encoder, images and style
   targets warm across its jobs, with the spec's ``num_cpus`` / ``num_gpus``. A job goes only to

@@ -8,7 +8,7 @@ evaluations when the loss is scaled small. This version
 
 * accepts a step only when it lowers the loss enough (Armijo, c1 = 1e-4), backtracking with a
   safeguarded quadratic interpolation otherwise. With a noisy loss (bf16 activations quantise
-  it: a relative noise of about 2e-4 was measured here) the condition is relaxed by twice the
+  it: a relative noise of about 2e-4, ``loop.LOSS_NOISE``) the condition is relaxed by twice the
   noise level, as in Berahas, Byrd & Nocedal, "Derivative-free optimization of noisy functions
   via quasi-Newton methods" (SIAM J. Optim. 2019); with an exact loss accepted iterates never
   go up, with a noisy one by at most the noise;

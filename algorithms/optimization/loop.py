@@ -55,8 +55,9 @@ def split_steps(total: int, parts: int) -> list[int]:
     return [base] * (parts - 1) + [total - base * (parts - 1)]
 
 
-# Relative noise of the total loss by encoder precision (measured here: bf16 activations made the
-# loss fluctuate by about 2e-4 of its value between nearly identical images near convergence).
+# Relative noise of the total loss by encoder precision: bf16 activations make the loss fluctuate
+# by about 2e-4 of its value between nearly identical images near convergence (the spread of the
+# totals over the last steps of a bf16 run); fp32 is exact to rounding.
 LOSS_NOISE = {"fp32": 1e-6, "bf16": 3e-4}
 
 

@@ -15,10 +15,11 @@ The balance between the levels, as CNNMRF has it. CNNMRF's MRF gradient is a fix
 times each feature's distance to its matched patches, summed over the positions, while its content
 loss is a mean: the MRF term weighs four times less, relative to the content, at each coarser
 level. The coarse levels therefore set the layout from the photo and the fine levels bring in the
-style's local structure. A loss that is a mean at every level (stylegrid's convention, and this
-module's until it was measured) gives the 64 px level the full style weight; there a 3x3 patch of
-relu4_1 spans most of the picture, so whole objects of the painting were pasted into the layout (a
-painted eye across a face, stars over a torso) and the finer levels only refined them. Here each
+style's local structure. A loss that is a mean at every level (stylegrid's convention for its
+other terms) would give the 64 px level the full style weight; there a 3x3 patch of
+relu4_1 spans most of the picture, so whole objects of the painting would be pasted into the layout (a
+painted eye across a face, stars over a torso) and the finer levels would only refine them (docs/mrf.md
+shows it). Here each
 level's MRF term is multiplied by its pixels relative to the output's (``TermInputs.level``): the
 finest level has ``style_weight``, the one below a quarter of it. Where this departs from CNNMRF:
 the finest level has the same balance at any output size (CNNMRF's grows with the pixels, so its

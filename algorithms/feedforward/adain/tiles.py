@@ -1,5 +1,5 @@
-"""AdaIN at any size in overlapping tiles, with the image's global statistics (the first part of
-high-resolution output; ``tiling.py`` has the layout and the blending).
+"""AdaIN at any size in overlapping tiles, with the image's global statistics (``shared/tiling.py``
+has the layout and the blending).
 
 A tile sees only part of the photo, and AdaIN re-normalises the content's relu4_1 features with
 their mean and standard deviation: taken per tile, each tile would get its own brightness and

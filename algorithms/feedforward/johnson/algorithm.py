@@ -36,7 +36,7 @@ DEFAULT_NETWORK = WEIGHTS_DIR / "johnson_styles.pth"
 CONTENT_LAYER = "relu2_2"
 STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
 MULTIPLE = 4  # two stride-2 convolutions: sizes are padded to a multiple of 4
-BYTES_PER_PIXEL = 800  # one pass's peak above the loaded network, per pixel (measured: about 720)
+BYTES_PER_PIXEL = 800  # one pass's peak above the loaded network, per pixel (measured: about 720, ``benchmarks/fast_style.py``)
 MATCH_TOLERANCE = 0.06  # mean absolute difference (RGB in [0, 1]) of thumbnails of one painting
 
 

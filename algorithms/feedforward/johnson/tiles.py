@@ -1,5 +1,5 @@
 """A fast style network at any size in overlapping tiles, with instance-norm statistics of the
-whole image (the second part of high-resolution output; ``tiling.py`` has the layout).
+whole image (``shared/tiling.py`` has the layout).
 
 Every one of the network's conditional instance norms normalises with the mean and deviation of
 its input over the whole image; a tile alone would use its own, and its colours and contrast would
