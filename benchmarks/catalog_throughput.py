@@ -82,10 +82,10 @@ def run_loop(variant: str, catalog: Path, out: Path, size: int, precision: str) 
         resolve_pair,
     )
     from stylegrid.algorithms.shared.instance_norm import CONTENT_LAYER, adain
-    from stylegrid.orchestrator.catalog_manifest import list_sources
-    from stylegrid.orchestrator.catalog_pipeline import encode
-    from stylegrid.orchestrator.files import write_atomic
+    from stylegrid.orchestrator.catalog.manifest import list_sources
+    from stylegrid.orchestrator.catalog.pipeline import encode
     from stylegrid.orchestrator.images import decode_image, load_image, resize_to, to_pil, to_tensor
+    from stylegrid.orchestrator.storage.files import write_atomic
 
     sources = list_sources(str(catalog))
     params = AdaINParams(precision=precision)
@@ -114,8 +114,8 @@ def run_loop(variant: str, catalog: Path, out: Path, size: int, precision: str) 
 def run_catalog(engine: str, catalog: Path, out: Path, size: int, precision: str) -> dict:
     """Child process: the catalog job in this process (``local``) or on a Ray started here
     (``ray``; joining ``RAY_ADDRESS`` where it is set)."""
-    from stylegrid.orchestrator.catalog import stylize_catalog
-    from stylegrid.orchestrator.spec import CatalogSpec
+    from stylegrid.orchestrator.catalog.driver import stylize_catalog
+    from stylegrid.orchestrator.specs.sweep import CatalogSpec
 
     init = 0.0
     if engine == "ray":
@@ -153,9 +153,9 @@ def run_profile(catalog: Path, out: Path, size: int, precision: str) -> dict:
     from stylegrid.algorithms.feedforward.adain.algorithm import stylize_batch
     from stylegrid.algorithms.feedforward.adain.network import AdaINParams
     from stylegrid.orchestrator import storage
-    from stylegrid.orchestrator.catalog_local import blocks
-    from stylegrid.orchestrator.catalog_manifest import list_sources
-    from stylegrid.orchestrator.catalog_pipeline import encode, load_batch
+    from stylegrid.orchestrator.catalog.local import blocks
+    from stylegrid.orchestrator.catalog.manifest import list_sources
+    from stylegrid.orchestrator.catalog.pipeline import encode, load_batch
     from stylegrid.orchestrator.images import load_image, to_pil
 
     todo = [{"source": s, "todo": "0"} for s in list_sources(str(catalog))]

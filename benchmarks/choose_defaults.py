@@ -79,7 +79,7 @@ def photo_style_distance(df: pd.DataFrame, output: Path) -> float:
     images relative to the spec's folder: ``output``'s record finds them."""
     from stylegrid.algorithms.shared.metrics import quality
     from stylegrid.orchestrator.images import load_image, read_image, resize_to, to_tensor
-    from stylegrid.orchestrator.results import source_file
+    from stylegrid.orchestrator.results.rows import source_file
 
     pairs = df[["content", "style", "size"]].drop_duplicates()
     scores = []
@@ -108,7 +108,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("outputs", nargs="+", help="sweep folders (runs/tune_mrf ...)")
     args = parser.parse_args()
-    from stylegrid.orchestrator.results import read_results
+    from stylegrid.orchestrator.results.rows import read_results
 
     for folder in args.outputs:
         df = read_results(Path(folder)).to_pandas()

@@ -79,7 +79,7 @@ def specs(
 
 def fronts(df) -> dict[tuple[str, str], set[str]]:
     """(content, style) -> job ids on that picture's Pareto front of ``MEASURES`` (ok jobs)."""
-    from stylegrid.orchestrator.halving import pareto_ranks
+    from stylegrid.orchestrator.sweep.halving import pareto_ranks
 
     out = {}
     ok = df[df.status == "ok"]
@@ -144,7 +144,8 @@ def replay(full, stopping: dict) -> tuple[set[str], int]:
     taken one at a time in the order they started, each reporting its recorded measures at the
     rule's rungs to a board and stopping where the board says so. Returns the jobs that would
     have run to the end and the evaluations spent (a stopped job's, up to its rung)."""
-    from stylegrid.orchestrator.halving import RungBoard, group_of, parse_rungs, rung_steps
+    from stylegrid.orchestrator.results.rows import parse_rungs
+    from stylegrid.orchestrator.sweep.halving import RungBoard, group_of, rung_steps
 
     measure = stopping["measure"]
     board = RungBoard([measure] if isinstance(measure, str) else measure, stopping["reduction_factor"],
@@ -171,8 +172,8 @@ def replay(full, stopping: dict) -> tuple[set[str], int]:
 
 
 def run(spec: Path, out: Path) -> tuple[object, float]:
-    from stylegrid.orchestrator.results import read_results
-    from stylegrid.orchestrator.sweep import run_sweep
+    from stylegrid.orchestrator.results.rows import read_results
+    from stylegrid.orchestrator.sweep.driver import run_sweep
 
     start = time.perf_counter()
     run_sweep(str(spec), output=str(out), quiet=True, ray_init_kwargs={})
@@ -222,7 +223,7 @@ def main() -> None:
         record = args.record_rungs or args.smoke_test
         full_spec, halved_spec = specs(args.experiment, work, stopping, args.smoke_test, record)
         if args.reuse_full:
-            from stylegrid.orchestrator.results import read_results
+            from stylegrid.orchestrator.results.rows import read_results
 
             full, full_s = read_results(args.reuse_full).to_pandas(), float("nan")
         else:

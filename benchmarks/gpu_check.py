@@ -65,8 +65,8 @@ def sweep_step(s: Settings, tmp: Path) -> Step:
     """The demo sweep (its photos, paintings and algorithms), every job on the GPU."""
     import numpy as np
     import yaml
-    from stylegrid.orchestrator.results import read_results
-    from stylegrid.orchestrator.sweep import run_sweep
+    from stylegrid.orchestrator.results.rows import read_results
+    from stylegrid.orchestrator.sweep.driver import run_sweep
 
     step = Step("demo sweep")
     spec = yaml.safe_load((REPO / "experiments" / "demo.yaml").read_text())
@@ -103,9 +103,9 @@ def catalog_step(s: Settings, tmp: Path) -> Step:
     """A catalog of crops of the sample photos through the shipped AdaIN decoder, in this process
     (the engine a one-machine run takes), on the GPU."""
     from PIL import Image
-    from stylegrid.orchestrator.catalog import stylize_catalog
-    from stylegrid.orchestrator.catalog_manifest import read_manifest
-    from stylegrid.orchestrator.spec import CatalogSpec
+    from stylegrid.orchestrator.catalog.driver import stylize_catalog
+    from stylegrid.orchestrator.catalog.manifest import read_manifest
+    from stylegrid.orchestrator.specs.sweep import CatalogSpec
 
     step = Step("catalog")
     photos = sorted((SAMPLES / "content").glob("*.jpg"))
@@ -132,7 +132,7 @@ def catalog_step(s: Settings, tmp: Path) -> Step:
 def train_step(s: Settings, tmp: Path) -> Step:
     """A short AdaIN decoder training (Ray Train, one worker, on the GPU) exported to a file."""
     import torch
-    from stylegrid.orchestrator.train import train
+    from stylegrid.orchestrator.train.driver import train
 
     step = Step("training")
     spec = tmp / "train.yaml"

@@ -152,8 +152,8 @@ def main() -> int:
     )
     args = parser.parse_args()
 
-    from stylegrid.orchestrator.results import read_results
-    from stylegrid.orchestrator.sweep import run_sweep
+    from stylegrid.orchestrator.results.rows import read_results
+    from stylegrid.orchestrator.sweep.driver import run_sweep
 
     with tempfile.TemporaryDirectory() as tmp:
         spec, output = str(SPEC), args.output

@@ -40,8 +40,8 @@ def network_file(name: str) -> str:
 
 def held_out_images(spec_path: Path, spec, count: int) -> dict:
     """The spec's held-out photos and paintings, the first ``count`` of each by name."""
-    from stylegrid.orchestrator.spec import resolve_image_locations, spec_dir
-    from stylegrid.orchestrator.train_held_out import first_images, split_held_out
+    from stylegrid.orchestrator.specs.sweep import resolve_image_locations, spec_dir
+    from stylegrid.orchestrator.train.held_out import first_images, split_held_out
 
     base = spec_dir(spec_path)
     images = {}
@@ -56,7 +56,7 @@ def held_out_images(spec_path: Path, spec, count: int) -> dict:
 
 def sample_images(count: int) -> dict:
     """The repository's sample photos and paintings (the smoke test: no corpus needed)."""
-    from stylegrid.orchestrator.train_held_out import first_images
+    from stylegrid.orchestrator.train.held_out import first_images
 
     return {
         "content": first_images([str(p) for p in (SAMPLES / "content").iterdir()], count),
@@ -68,8 +68,8 @@ def validation_losses(spec, images: dict, networks: list[str], crop: int) -> dic
     """Each network's held-out losses at ``crop`` px crops (the shorter side resized to twice
     that, as the spec trains at 128 of 256)."""
     from stylegrid.algorithms.feedforward.style_swap.inverse import get_inverse
-    from stylegrid.orchestrator.train_held_out import Validation
-    from stylegrid.orchestrator.train_recipes import STYLE_SWAP
+    from stylegrid.orchestrator.train.held_out import Validation
+    from stylegrid.orchestrator.train.recipes import STYLE_SWAP
 
     device = torch.device("cpu")
     at = spec.model_copy(update={"crop": crop, "image_size": 2 * crop})
@@ -92,7 +92,7 @@ def main() -> None:
     parser.add_argument("--smoke-test", action="store_true")
     args = parser.parse_args()
 
-    from stylegrid.orchestrator.train_spec import StyleSwapTrainSpec, load_train_spec
+    from stylegrid.orchestrator.specs.train import StyleSwapTrainSpec, load_train_spec
 
     spec = load_train_spec(args.spec, StyleSwapTrainSpec)
     count = args.images or spec.validation_images

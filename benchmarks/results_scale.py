@@ -53,11 +53,11 @@ def finished_rows(spec: Path):
     """A row with status ok for every job of ``spec`` (the sink's own rows, of a made-up outcome),
     as one table with the results schema."""
     import pyarrow as pa
-    from stylegrid.orchestrator.plan import plan_jobs
-    from stylegrid.orchestrator.results import result_schema
-    from stylegrid.orchestrator.sink import result_row
-    from stylegrid.orchestrator.spec import load_spec
-    from stylegrid.orchestrator.worker import JobOutcome
+    from stylegrid.orchestrator.results.rows import result_schema
+    from stylegrid.orchestrator.specs.sweep import load_spec
+    from stylegrid.orchestrator.sweep.plan import plan_jobs
+    from stylegrid.orchestrator.sweep.sink import result_row
+    from stylegrid.orchestrator.sweep.worker import JobOutcome
 
     jobs = plan_jobs(load_spec(spec), str(spec)).jobs
     rows = [
@@ -71,7 +71,7 @@ def finished_rows(spec: Path):
 def lay_out_loose(table, out: Path) -> None:
     """One file per job, as write_row leaves them (written here without its fsync: setup only)."""
     import pyarrow.parquet as pq
-    from stylegrid.orchestrator.results import rows_dir
+    from stylegrid.orchestrator.results.rows import rows_dir
 
     rows_dir(out).mkdir(parents=True)
     for i in range(table.num_rows):
@@ -98,7 +98,7 @@ def main() -> None:
     n = 200 if args.smoke_test else args.jobs
     n -= n % 4
 
-    from stylegrid.orchestrator.results import compact, load_rows, part_files
+    from stylegrid.orchestrator.results.rows import compact, load_rows, part_files
 
     with tempfile.TemporaryDirectory(prefix="results_scale_") as tmp:
         work = Path(tmp)

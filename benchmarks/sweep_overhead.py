@@ -50,8 +50,8 @@ def write_spec(path: Path, n_jobs: int, size: int, steps: int) -> Path:
 
 def sweep_overhead(n_jobs: int, workdir: Path) -> dict:
     import ray
-    from stylegrid.orchestrator.results import read_results
-    from stylegrid.orchestrator.sweep import run_sweep
+    from stylegrid.orchestrator.results.rows import read_results
+    from stylegrid.orchestrator.sweep.driver import run_sweep
 
     out = workdir / "overhead_out"
     warm = write_spec(workdir / "warmup.yaml", 1, 20, 1)  # other jobs than the measured ones
@@ -144,8 +144,8 @@ def scaling(n_jobs: int, workdir: Path, size: int = 64, steps: int = 40) -> dict
     """End to end (worker start-up included) and steady state (between the first and the last
     job to finish, which leaves out the few seconds each new worker process spends importing
     torch and warming up)."""
-    from stylegrid.orchestrator.results import read_results
-    from stylegrid.orchestrator.sweep import run_sweep
+    from stylegrid.orchestrator.results.rows import read_results
+    from stylegrid.orchestrator.sweep.driver import run_sweep
 
     spec = write_spec(workdir / "scaling.yaml", n_jobs, size, steps)
     result = {}

@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from stylegrid.orchestrator.images import read_image  # noqa: E402
-from stylegrid.orchestrator.results import read_results, source_file  # noqa: E402
+from stylegrid.orchestrator.results.rows import read_results, source_file  # noqa: E402
 
 from benchmarks.held_out import label  # noqa: E402
 

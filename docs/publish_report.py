@@ -27,7 +27,7 @@ def folder_mb(folder: Path) -> float:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20
 
 
-STANDALONE = "standalone.html"  # orchestrator.report.STANDALONE
+STANDALONE = "standalone.html"  # orchestrator.report.html.STANDALONE
 
 
 def main() -> int:

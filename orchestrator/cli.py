@@ -417,7 +417,7 @@ def check_style_args(args: argparse.Namespace) -> list | None:
             )
         if not args.region:
             raise UsageError("--mask needs a --region COLOUR=STYLE (or COLOUR=none) per colour of the mask")
-        from .regions import parse_regions
+        from .sweep.regions import parse_regions
 
         try:
             return parse_regions(args.region, args.style_mask)
@@ -446,10 +446,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     import torch
     from stylegrid.algorithms import get_algorithm
 
-    from .files import check_writable
     from .images import load_image, read_image, resize_to, save_image, to_tensor
-    from .models import localize_here
     from .params import params_from_cli
+    from .storage.files import check_writable
+    from .tracking.model_uris import localize_here
 
     algorithm = get_algorithm(args.algorithm)
     fixed = {"steps": args.steps} if args.steps is not None else {}
@@ -466,7 +466,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not algorithm.spatial_control:
             able = ", ".join(n for n in sorted(ALGORITHM_NAMES) if get_algorithm(n).spatial_control)
             raise UsageError(f"--mask: {algorithm.name} has no spatial control (these have: {able})")
-        from .regions import load_regions
+        from .sweep.regions import load_regions
 
         styles, regions = load_regions(args.mask, region_args, content.shape[-2:], args.style_size)
         spatial = {"regions": regions}
@@ -548,7 +548,7 @@ def spec_settings(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from .sweep import plan
+    from .sweep.driver import plan
 
     print(plan(args.spec, args.output, args.sample, settings=spec_settings(args)))
     return 0
@@ -556,7 +556,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from .runtime import print_summary
-    from .sweep import run_sweep
+    from .sweep.driver import run_sweep
 
     summary = run_sweep(
         args.spec,
@@ -585,7 +585,7 @@ def exit_status(interrupted: bool, failed: int) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .train import train
+    from .train.driver import train
 
     train(
         args.spec,
@@ -610,7 +610,7 @@ def catalog_spec_from_args(args: argparse.Namespace):
     from stylegrid.algorithms import get_algorithm
 
     from .params import check_names, parse_assignment, parse_cli_value, parse_setting
-    from .spec import CatalogSpec, load_catalog_spec
+    from .specs.sweep import CatalogSpec, load_catalog_spec
 
     overrides = {k: getattr(args, k) for k in CATALOG_FLAGS if getattr(args, k) is not None}
     if args.output is not None:
@@ -641,7 +641,7 @@ def catalog_spec_from_args(args: argparse.Namespace):
 def cmd_stylize_catalog(args: argparse.Namespace) -> int:
     import pydantic
 
-    from .catalog import stylize_catalog
+    from .catalog.driver import stylize_catalog
     from .runtime import print_summary
 
     try:
@@ -663,7 +663,7 @@ def cmd_stylize_video(args: argparse.Namespace) -> int:
 
     from .params import check_names, parse_assignment, parse_cli_value
     from .runtime import print_summary
-    from .video import VideoJob, stylize_video
+    from .video.driver import VideoJob, stylize_video
 
     algorithm = get_algorithm(args.algorithm)
     values = {}
@@ -692,12 +692,12 @@ SUMMARY_COLUMNS = [
 def cmd_results(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from . import storage
-    from .results import current_jobs, only_current, read_results, rows_dir, to_pandas, with_current
+    from .results.rows import current_jobs, only_current, read_results, rows_dir, to_pandas, with_current
+    from .storage import locations as storage
 
     current = None
     if storage.is_remote(args.output):  # a sweep's output in an object store: its rows, read here
-        from .mirror import store_results
+        from .sweep.mirror import store_results
 
         table = store_results(args.output)
         if table is None:
@@ -726,7 +726,7 @@ def cmd_results(args: argparse.Namespace) -> int:
 def report_ui(args: argparse.Namespace) -> str | None:
     """The MLflow UI the report's run links open: that of --tracking-uri, else of
     MLFLOW_TRACKING_URI, else ``mlflow ui``'s own when the folder holds its store."""
-    from .tracking import default_tracking_uri, ui_base
+    from .tracking.tracker import default_tracking_uri, ui_base
 
     folder = Path(args.output)
     uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "").strip()
@@ -736,8 +736,8 @@ def report_ui(args: argparse.Namespace) -> str | None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from . import storage
-    from .report import ReportError, write_report
+    from .report.html import ReportError, write_report
+    from .storage import locations as storage
 
     if storage.is_remote(args.output):
         raise UsageError(
@@ -746,12 +746,12 @@ def cmd_report(args: argparse.Namespace) -> int:
             "running the sweep again makes it anew"
         )
 
-    from .results import current_jobs
+    from .results.rows import current_jobs
 
     job_ids = current_jobs(Path(args.output))  # the folder's latest sweep's jobs (None: every row)
     if args.spec:
-        from .plan import expand
-        from .spec import load_spec
+        from .specs.sweep import load_spec
+        from .sweep.plan import expand
 
         job_ids = {j.job_id for j in expand(load_spec(args.spec), args.spec)}
     try:

@@ -33,9 +33,9 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from stylegrid.algorithms.shared.vgg import MIN_SIDE
 
-from . import storage
-from .files import write_atomic
 from .limits import DEFAULT_MAX_SIZE, MAX_SIZE_ENV, check_size, size_limit  # noqa: F401  (re-exported)
+from .storage import locations as storage
+from .storage.files import write_atomic
 
 MAX_PIXELS = 64_000_000  # 8000 x 8000; a PNG header can declare far more than memory holds
 

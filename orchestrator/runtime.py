@@ -11,8 +11,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .lock import arm_sigterm
 from .services import check_ray_address
+from .storage.lock import arm_sigterm
 
 
 def start_ray(init_kwargs: Mapping[str, Any] | None = None, *, quiet: bool = False) -> None:

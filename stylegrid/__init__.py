@@ -26,7 +26,7 @@ from pathlib import Path
 PACKAGES = ("algorithms", "orchestrator")
 _HERE = Path(__file__).resolve().parent
 
-# modules that moved when algorithms/ was split into sub-packages: old name -> new (under stylegrid)
+# modules that moved when the folders were split into sub-packages: old name -> new (under stylegrid)
 MOVED = {
     "algorithms.color": "algorithms.shared.color",
     "algorithms.device": "algorithms.shared.device",
@@ -63,6 +63,36 @@ MOVED = {
     "algorithms.whitening": "algorithms.feedforward.wct.whitening",
     "algorithms.video": "algorithms.video.stylize",
     "algorithms.temporal": "algorithms.video.temporal",
+    "orchestrator.files": "orchestrator.storage.files",
+    "orchestrator.lock": "orchestrator.storage.lock",
+    "orchestrator.storage": "orchestrator.storage.locations",
+    "orchestrator.tracking": "orchestrator.tracking.tracker",
+    "orchestrator.models": "orchestrator.tracking.model_uris",
+    "orchestrator.results": "orchestrator.results.rows",
+    "orchestrator.report": "orchestrator.report.html",
+    "orchestrator.pictures": "orchestrator.report.pictures",
+    "orchestrator.spec": "orchestrator.specs.sweep",
+    "orchestrator.train_spec": "orchestrator.specs.train",
+    "orchestrator.jobs": "orchestrator.sweep.jobs",
+    "orchestrator.region_jobs": "orchestrator.sweep.region_jobs",
+    "orchestrator.regions": "orchestrator.sweep.regions",
+    "orchestrator.worker": "orchestrator.sweep.worker",
+    "orchestrator.sink": "orchestrator.sweep.sink",
+    "orchestrator.halving": "orchestrator.sweep.halving",
+    "orchestrator.mirror": "orchestrator.sweep.mirror",
+    "orchestrator.sweep": "orchestrator.sweep.driver",
+    "orchestrator.catalog": "orchestrator.catalog.driver",
+    "orchestrator.catalog_manifest": "orchestrator.catalog.manifest",
+    "orchestrator.catalog_pipeline": "orchestrator.catalog.pipeline",
+    "orchestrator.catalog_local": "orchestrator.catalog.local",
+    "orchestrator.train": "orchestrator.train.driver",
+    "orchestrator.train_data": "orchestrator.train.data",
+    "orchestrator.train_recipes": "orchestrator.train.recipes",
+    "orchestrator.train_checkpoints": "orchestrator.train.checkpoints",
+    "orchestrator.train_held_out": "orchestrator.train.held_out",
+    "orchestrator.video": "orchestrator.video.driver",
+    "orchestrator.video_io": "orchestrator.video.clips",
+    "orchestrator.video_segments": "orchestrator.video.segments",
 }
 
 

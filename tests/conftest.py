@@ -293,7 +293,7 @@ def every_algorithm_sweep(tmp_path_factory):
     import json
 
     from stylegrid.algorithms import ALGORITHMS
-    from stylegrid.orchestrator.sweep import run_sweep
+    from stylegrid.orchestrator.sweep.driver import run_sweep
 
     folder = tmp_path_factory.mktemp("every")
     algorithms = [{"name": "gatys", "grid": {"style_weight": [2.5, 5.0]}}]

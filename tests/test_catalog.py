@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 from conftest import BAD, EMBEDDED_ENV, REPO, SAMPLES, cli_in_process
 from PIL import Image
-from stylegrid.orchestrator.catalog import check_algorithm
-from stylegrid.orchestrator.catalog_manifest import ManifestWriter, list_sources, read_manifest
-from stylegrid.orchestrator.catalog_pipeline import (
+from stylegrid.orchestrator.catalog.driver import check_algorithm
+from stylegrid.orchestrator.catalog.manifest import ManifestWriter, list_sources, read_manifest
+from stylegrid.orchestrator.catalog.pipeline import (
     MANIFEST_COLUMNS,
     CatalogError,
     actor_nodes,
@@ -26,7 +26,7 @@ from stylegrid.orchestrator.catalog_pipeline import (
     output_path,
     plan_pool,
 )  # fmt: skip
-from stylegrid.orchestrator.spec import CatalogSpec
+from stylegrid.orchestrator.specs.sweep import CatalogSpec
 
 STARRY = SAMPLES / "style" / "starry_night.jpg"
 SCREAM = SAMPLES / "style" / "the_scream.jpg"
@@ -410,7 +410,7 @@ def test_a_csv_manifest_with_missing_paths(tmp_path):
 
 @pytest.mark.xdist_group("ray_catalog")  # catalogs on the shared head run one at a time (./run test)
 def test_an_object_store_output_needs_a_tracking_store(tmp_path, monkeypatch):
-    from stylegrid.orchestrator.catalog import stylize_catalog
+    from stylegrid.orchestrator.catalog.driver import stylize_catalog
     from stylegrid.orchestrator.cli import build_parser, catalog_spec_from_args
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -452,8 +452,8 @@ def test_the_command_refuses_bad_options_in_one_line(tmp_path):
 
 def test_the_engine_is_ray_where_a_cluster_is_named_and_this_process_otherwise(monkeypatch):
     import ray
-    from stylegrid.orchestrator.catalog import choose_engine
-    from stylegrid.orchestrator.spec import CatalogSpec
+    from stylegrid.orchestrator.catalog.driver import choose_engine
+    from stylegrid.orchestrator.specs.sweep import CatalogSpec
 
     base = {"input": "x", "style": ["s.jpg"], "out": "o"}
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
@@ -475,7 +475,7 @@ def test_the_engine_is_ray_where_a_cluster_is_named_and_this_process_otherwise(m
 def test_the_local_engine_stops_its_decoding_thread_when_the_model_fails(tmp_path, monkeypatch):
     import threading
 
-    from stylegrid.orchestrator import catalog_local
+    from stylegrid.orchestrator.catalog import local as catalog_local
 
     def broken(self, batch, styles):
         raise RuntimeError("the model failed")

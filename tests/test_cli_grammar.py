@@ -13,8 +13,8 @@ from stylegrid.algorithms import ALGORITHMS
 from stylegrid.algorithms.names import ALGORITHM_NAMES
 from stylegrid.orchestrator.cli import build_parser, catalog_spec_from_args, main
 from stylegrid.orchestrator.errors import ParameterError
-from stylegrid.orchestrator.spec import apply_sweep_settings, load_spec
-from stylegrid.orchestrator.train_spec import JohnsonTrainSpec, load_train_spec
+from stylegrid.orchestrator.specs.sweep import apply_sweep_settings, load_spec
+from stylegrid.orchestrator.specs.train import JohnsonTrainSpec, load_train_spec
 from test_cli import run_args
 
 DEMO = REPO / "experiments" / "demo.yaml"

@@ -20,9 +20,9 @@ from pathlib import Path
 import psutil
 import pytest
 from conftest import EMBEDDED_ENV, REPO, SAMPLES, ray_workers
-from stylegrid.orchestrator.plan import expand
-from stylegrid.orchestrator.results import finished_status, read_results
-from stylegrid.orchestrator.spec import load_spec
+from stylegrid.orchestrator.results.rows import finished_status, read_results
+from stylegrid.orchestrator.specs.sweep import load_spec
+from stylegrid.orchestrator.sweep.plan import expand
 
 pytestmark = pytest.mark.slow
 

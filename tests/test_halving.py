@@ -1,4 +1,4 @@
-"""Early stopping's maths (orchestrator/halving.py): rungs, Pareto ranks, the ASHA decision, the
+"""Early stopping's maths (orchestrator/sweep/halving.py): rungs, Pareto ranks, the ASHA decision, the
 board and its seeding from earlier rows; the sweep itself is tested in test_sweep."""
 
 from __future__ import annotations
@@ -6,18 +6,17 @@ from __future__ import annotations
 import math
 
 import pytest
-from stylegrid.orchestrator.halving import (
+from stylegrid.orchestrator.results.rows import parse_rungs, rungs_record
+from stylegrid.orchestrator.specs.sweep import EarlyStoppingSpec
+from stylegrid.orchestrator.sweep.halving import (
     RungBoard,
     Rungs,
     decide,
     ordinal,
     oriented,
     pareto_ranks,
-    parse_rungs,
     rung_steps,
-    rungs_record,
 )
-from stylegrid.orchestrator.spec import EarlyStoppingSpec
 
 
 def test_rungs_are_steps_before_the_last():
@@ -99,7 +98,7 @@ def test_the_spec_option_is_checked():
 
 def test_a_stopped_job_keeps_its_image_as_the_job_would_return_it():
     import torch
-    from stylegrid.orchestrator.worker import as_output
+    from stylegrid.orchestrator.sweep.worker import as_output
 
     content = torch.rand(1, 3, 48, 64)
     coarse = torch.rand(1, 3, 24, 32) * 1.4 - 0.2  # a coarse pyramid level, a little out of range

@@ -30,8 +30,8 @@ from stylegrid.algorithms.feedforward.johnson.network import (
 )
 from stylegrid.algorithms.shared.vgg import WeightsUnavailable, get_encoder
 from stylegrid.orchestrator.images import load_image, read_image, resize_to, to_tensor
-from stylegrid.orchestrator.models import mlflow_at
-from stylegrid.orchestrator.spec import SpecError
+from stylegrid.orchestrator.specs.sweep import SpecError
+from stylegrid.orchestrator.tracking.model_uris import mlflow_at
 
 DATA = REPO / "tests" / "data"
 PAINTINGS = ["starry_night", "the_scream", "woman_with_hat", "shipwreck"]
@@ -222,13 +222,13 @@ def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 def test_train_johnson_logs_a_registered_model_that_run_sweeps_and_catalogs_use(tmp_path, monkeypatch):
     import mlflow.pytorch
     from mlflow.tracking import MlflowClient
-    from stylegrid.orchestrator.catalog import stylize_catalog
-    from stylegrid.orchestrator.catalog_manifest import read_manifest
+    from stylegrid.orchestrator.catalog.driver import stylize_catalog
+    from stylegrid.orchestrator.catalog.manifest import read_manifest
     from stylegrid.orchestrator.cli import main
-    from stylegrid.orchestrator.results import read_results
-    from stylegrid.orchestrator.spec import CatalogSpec
-    from stylegrid.orchestrator.sweep import run_sweep
-    from stylegrid.orchestrator.train import train
+    from stylegrid.orchestrator.results.rows import read_results
+    from stylegrid.orchestrator.specs.sweep import CatalogSpec
+    from stylegrid.orchestrator.sweep.driver import run_sweep
+    from stylegrid.orchestrator.train.driver import train
 
     spec = tmp_path / "tiny.yaml"
     spec.write_text(TINY.format(samples=SAMPLES))

@@ -10,42 +10,16 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
-# orchestrator/ modules by layer: a module imports only from its own layer or lower ones
-LAYERS = [
-    {"errors", "files", "limits", "lock", "provenance", "params", "services", "storage"},
-    {
-        "images",
-        "spec",
-        "jobs",
-        "results",
-        "tracking",
-        "pictures",
-        "runtime",
-        "mirror",
-        "models",
-        "train_spec",
-        "region_jobs",
-        "plan",
-        "halving",
-    },
-    {
-        "worker",
-        "sink",
-        "report",
-        "catalog_pipeline",
-        "catalog_manifest",
-        "catalog_local",
-        "train_data",
-        "train_recipes",
-        "train_checkpoints",
-        "train_held_out",
-        "regions",
-        "video_io",
-        "video_segments",
-    },
+# orchestrator/ by sub-package (and the foundation modules at its top), lowest layer first: a part
+# imports only from its own layer or lower ones, and the workflows never from one another
+ORCHESTRATOR_LAYERS = [
+    {"errors", "limits", "provenance", "services", "params", "storage"},
+    {"images", "runtime", "specs", "tracking", "results"},
+    {"report"},
     {"sweep", "catalog", "train", "video"},
-    {"cli", "__init__"},
+    {"cli"},
 ]
+WORKFLOWS = {"sweep", "catalog", "train", "video"}
 MAX_LINES = 400
 
 
@@ -207,18 +181,24 @@ def test_every_package_says_what_it_holds():
             assert ast.get_docstring(ast.parse(init.read_text())), init
 
 
-def test_every_orchestrator_module_has_a_layer():
-    modules = {p.stem for p in (REPO / "orchestrator").glob("*.py")}
-    placed = set().union(*LAYERS)
-    assert modules == placed, f"unplaced: {modules - placed}; gone: {placed - modules}"
+def test_every_orchestrator_part_has_a_layer():
+    parts = {_part(m) for m in _modules("orchestrator")} - {"__init__"}
+    placed = set().union(*ORCHESTRATOR_LAYERS)
+    assert parts == placed, f"unplaced: {parts - placed}; gone: {placed - parts}"
 
 
-@pytest.mark.parametrize("path", sorted((REPO / "orchestrator").glob("*.py")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", sorted((REPO / "orchestrator").rglob("*.py")), ids=_module_name)
 def test_orchestrator_imports_never_reach_back_up(path):
-    level = {m: i for i, layer in enumerate(LAYERS) for m in layer}
-    siblings, _ = _imports(path)
-    upward = sorted(m for m in siblings if level.get(m, 0) > level[path.stem])
-    assert not upward, f"{path.name} (layer {level[path.stem]}) imports {upward}"
+    known = _modules("orchestrator")
+    level = {part: i for i, layer in enumerate(ORCHESTRATOR_LAYERS) for part in layer}
+    own = _part(_module_name(path))
+    if own == "__init__":
+        return
+    imported = {_part(m) for m in _internal_imports(path, known)} - {own, "__init__"}
+    upward = sorted(p for p in imported if level[p] > level[own])
+    across = sorted(p for p in imported if own in WORKFLOWS and p in WORKFLOWS)
+    assert not upward, f"{_module_name(path)} (layer {level[own]}) imports {upward}"
+    assert not across, f"{_module_name(path)}: one workflow imports another: {across}"
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "algorithms").rglob("*.py")), ids=_module_name)
@@ -234,7 +214,7 @@ def test_algorithms_modules_stay_short(path):
     assert lines <= MAX_LINES, f"{_module_name(path)}: {lines} lines"
 
 
-@pytest.mark.parametrize("path", sorted(REPO.glob("orchestrator/*.py")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", sorted((REPO / "orchestrator").rglob("*.py")), ids=_module_name)
 def test_long_modules_say_why(path):
     lines = path.read_text().count("\n")
     doc = ast.get_docstring(ast.parse(path.read_text())) or ""
@@ -246,8 +226,8 @@ def test_the_readme_quotes_the_job_counts_of_its_experiment_files():
     import re
 
     from conftest import CORPUS, needs_absent_corpus
-    from stylegrid.orchestrator.plan import plan_jobs
-    from stylegrid.orchestrator.spec import load_spec
+    from stylegrid.orchestrator.specs.sweep import load_spec
+    from stylegrid.orchestrator.sweep.plan import plan_jobs
 
     checked = 0
     for row in (REPO / "README.md").read_text().splitlines():

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from stylegrid.orchestrator.lock import LOCK_NAME, LockError, acquire, folder_lock, release
+from stylegrid.orchestrator.storage.lock import LOCK_NAME, LockError, acquire, folder_lock, release
 
 PROCESSES, TRIALS = 8, 20
 
@@ -89,7 +89,7 @@ def test_an_empty_lock_file_is_not_an_error_and_a_live_one_names_its_holder(tmp_
         assert holder["pid"] == os.getpid() and holder["what"] == "stylegrid sweep a"
         # a second process is refused, naming the first
         proc = subprocess.run(
-            [sys.executable, "-c", "import sys; from pathlib import Path; from stylegrid.orchestrator.lock import acquire;"
+            [sys.executable, "-c", "import sys; from pathlib import Path; from stylegrid.orchestrator.storage.lock import acquire;"
              f"acquire(Path({str(tmp_path)!r}), 'b')"],
             capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1],
         )  # fmt: skip

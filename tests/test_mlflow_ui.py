@@ -11,8 +11,8 @@ import time
 import urllib.request
 
 import pytest
-from stylegrid.orchestrator.sink import SWEEP_VIEW
-from stylegrid.orchestrator.tracking import runs_page, view_state, view_tag
+from stylegrid.orchestrator.sweep.runs import SWEEP_VIEW
+from stylegrid.orchestrator.tracking.tracker import runs_page, view_state, view_tag
 from test_report import chromium
 
 pytestmark = pytest.mark.slow

@@ -241,7 +241,7 @@ def test_catalog_from_s3_to_s3_on_pinned_actors(cluster, s3, tmp_path, monkeypat
     assert {a["node_id"] for a in stylizers} == set(cluster.worker_node_ids())  # one per worker node
 
     # what a re-run reads from the store: the three done pairs, not the broken one (tried again)
-    from stylegrid.orchestrator.catalog_manifest import done_pairs
+    from stylegrid.orchestrator.catalog.manifest import done_pairs
 
     for key, value in s3.env.items():
         monkeypatch.setenv(key, value)
@@ -253,7 +253,7 @@ def test_catalog_from_s3_to_s3_on_pinned_actors(cluster, s3, tmp_path, monkeypat
 def test_video_segments_spread_over_the_worker_nodes(cluster, s3, tmp_path):
     """A clip in S3, stylized by a job submitted to the cluster: its segments run as Ray tasks on
     both worker nodes, and the video keeps the source's timestamps and audio."""
-    from stylegrid.orchestrator.video_io import clip_timestamps
+    from stylegrid.orchestrator.video.clips import clip_timestamps
     from test_video import make_clip
 
     source = make_clip(tmp_path / "pan.mp4", frames=24, size=64)

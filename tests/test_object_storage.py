@@ -14,8 +14,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import BUCKET, REPO, SAMPLES
-from stylegrid.orchestrator.mirror import Mirror, working_copy
-from stylegrid.orchestrator.results import compact, load_rows, write_row
+from stylegrid.orchestrator.results.rows import compact, load_rows, write_row
+from stylegrid.orchestrator.sweep.mirror import Mirror, working_copy
 
 
 def row(job_id: str, loss: float) -> dict:
@@ -86,7 +86,7 @@ tracking_uri: sqlite:///{db}
 @pytest.mark.slow
 def test_a_sweep_into_s3_resumes_from_the_store_on_a_fresh_machine(s3, tmp_path, monkeypatch, capsys):
     from stylegrid.orchestrator.cli import main
-    from stylegrid.orchestrator.sweep import plan, run_sweep
+    from stylegrid.orchestrator.sweep.driver import plan, run_sweep
 
     spec = tmp_path / "tiny.yaml"
     db = tmp_path / "mlflow.db"

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 from conftest import REPO, SAMPLES, submit_job
-from stylegrid.orchestrator.results import read_results
+from stylegrid.orchestrator.results.rows import read_results
 
 pytestmark = pytest.mark.slow
 
@@ -69,7 +69,7 @@ def test_ray_job_submit_runs_a_sweep(ray_head, tmp_path):
 @pytest.mark.long
 @pytest.mark.xdist_group("ray_catalog")  # catalogs on the shared head run one at a time (./run test)
 def test_ray_job_submit_runs_a_catalog_job(ray_head, tmp_path):
-    from stylegrid.orchestrator.catalog_manifest import read_manifest
+    from stylegrid.orchestrator.catalog.manifest import read_manifest
 
     address, env = ray_head.dashboard, ray_head.env
     photos = tmp_path / "photos"
@@ -96,8 +96,8 @@ def test_ray_job_submit_runs_a_catalog_job(ray_head, tmp_path):
     # the same pictures within rounding (one torch thread in each actor there, two here)
     import numpy as np
     from PIL import Image
-    from stylegrid.orchestrator.catalog import stylize_catalog
-    from stylegrid.orchestrator.spec import CatalogSpec
+    from stylegrid.orchestrator.catalog.driver import stylize_catalog
+    from stylegrid.orchestrator.specs.sweep import CatalogSpec
 
     local = tmp_path / "local"
     spec = CatalogSpec(input=str(photos), style=[str(SAMPLES / "style" / "the_scream.jpg")], out=str(local),

@@ -247,8 +247,8 @@ def test_a_sweep_runs_its_regions_with_every_algorithm_that_has_spatial_control(
     import json
 
     from conftest import own_ray
-    from stylegrid.orchestrator.results import read_results
-    from stylegrid.orchestrator.sweep import plan, run_sweep
+    from stylegrid.orchestrator.results.rows import read_results
+    from stylegrid.orchestrator.sweep.driver import plan, run_sweep
 
     regions = [
         {"content": str(CONTENT), "mask": "labels.png", "styles": {"#ff0000": "red.png", "blue": "none"}}
@@ -278,8 +278,8 @@ def test_a_sweep_runs_its_regions_with_every_algorithm_that_has_spatial_control(
 
 
 def test_a_sweep_refuses_bad_regions_before_any_job_runs(tmp_path):
-    from stylegrid.orchestrator.spec import SpecError
-    from stylegrid.orchestrator.sweep import plan
+    from stylegrid.orchestrator.specs.sweep import SpecError
+    from stylegrid.orchestrator.sweep.driver import plan
 
     cases = [
         ({"mask": "nope.png", "styles": {"red": "red.png"}}, r"regions\[0\].mask 'nope.png': no such file"),

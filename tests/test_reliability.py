@@ -17,13 +17,13 @@ import pytest
 import torch
 from conftest import REPO, SAMPLES, cli_in_process
 from PIL import Image
-from stylegrid.orchestrator.files import WriteError, check_writable, write_atomic
 from stylegrid.orchestrator.images import ImageError, check_size, resize_to
-from stylegrid.orchestrator.lock import LockError, acquire, folder_lock, release
 from stylegrid.orchestrator.params import ParameterError, build_params
-from stylegrid.orchestrator.plan import plan_jobs
-from stylegrid.orchestrator.results import finished_status, load_rows, write_row
-from stylegrid.orchestrator.spec import SpecError, load_spec, resolve_images
+from stylegrid.orchestrator.results.rows import finished_status, load_rows, write_row
+from stylegrid.orchestrator.specs.sweep import SpecError, load_spec, resolve_images
+from stylegrid.orchestrator.storage.files import WriteError, check_writable, write_atomic
+from stylegrid.orchestrator.storage.lock import LockError, acquire, folder_lock, release
+from stylegrid.orchestrator.sweep.plan import plan_jobs
 
 STARRY = SAMPLES / "style" / "starry_night.jpg"
 
@@ -75,7 +75,7 @@ def test_write_errors_name_the_file_and_say_no_space_left(tmp_path):
 
 
 def test_a_row_file_cut_short_leaves_the_folder_usable(tmp_path):
-    from stylegrid.orchestrator.results import result_schema
+    from stylegrid.orchestrator.results.rows import result_schema
 
     row = {name: None for name in result_schema().names}
     row.update(job_id="a" * 16, status="ok")
@@ -107,7 +107,7 @@ def test_names_that_exist_are_taken_literally_brackets_and_all(tmp_path):
 
 
 def test_catalog_sources_take_existing_names_literally(tmp_path):
-    from stylegrid.orchestrator.catalog_manifest import list_sources
+    from stylegrid.orchestrator.catalog.manifest import list_sources
 
     shoot = tmp_path / "shoot [2024]"
     shoot.mkdir()
@@ -202,7 +202,7 @@ def test_a_loss_that_becomes_nan_fails_the_job_instead_of_returning_the_photo(tu
 def test_a_decoder_with_nan_weights_is_never_checkpointed(tmp_path):
     from stylegrid.algorithms.base import NonFiniteLoss
     from stylegrid.algorithms.feedforward.adain.network import decoder_layout
-    from stylegrid.orchestrator.train_checkpoints import save_checkpoint
+    from stylegrid.orchestrator.train.checkpoints import save_checkpoint
 
     decoder = decoder_layout()
     with torch.no_grad():
@@ -306,8 +306,8 @@ def test_the_docs_document_the_exit_statuses():
 def test_catalog_failed_images_are_tried_again(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
-    from stylegrid.orchestrator.catalog_manifest import done_pairs, manifest_dir, read_manifest
-    from stylegrid.orchestrator.catalog_pipeline import manifest_schema
+    from stylegrid.orchestrator.catalog.manifest import done_pairs, manifest_dir, read_manifest
+    from stylegrid.orchestrator.catalog.pipeline import manifest_schema
 
     Path(manifest_dir(tmp_path)).mkdir()
 
@@ -329,7 +329,7 @@ def test_catalog_failed_images_are_tried_again(tmp_path):
 
 
 def test_spec_docs_mention_every_reliability_field():
-    from stylegrid.orchestrator import spec
+    from stylegrid.orchestrator.specs import sweep as spec
 
     for name in ("timeout_s", "max_jobs", "retries"):
         assert name in spec.__doc__ and name in spec.SweepSpec.model_fields

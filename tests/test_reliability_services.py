@@ -159,7 +159,7 @@ def test_a_store_left_mid_transaction_by_a_killed_driver_is_usable(tmp_path):
 
 
 def test_a_catalog_never_reads_its_own_outputs(tmp_path):
-    from stylegrid.orchestrator.catalog_manifest import CatalogError, list_sources, own_outputs
+    from stylegrid.orchestrator.catalog.manifest import CatalogError, list_sources, own_outputs
 
     folder = tmp_path / "photos"
     (folder / "images" / "starry-1").mkdir(parents=True)
@@ -182,7 +182,13 @@ def test_a_catalog_never_reads_its_own_outputs(tmp_path):
 def test_a_truncated_row_file_is_named_and_set_aside_not_shown_as_a_table(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
-    from stylegrid.orchestrator.results import UNREADABLE_DIR, load_rows, result_schema, rows_dir, set_aside
+    from stylegrid.orchestrator.results.rows import (
+        UNREADABLE_DIR,
+        load_rows,
+        result_schema,
+        rows_dir,
+        set_aside,
+    )
 
     out = tmp_path / "out"
     rows_dir(out).mkdir(parents=True)
@@ -243,7 +249,7 @@ def test_a_closed_pipe_ends_quietly(tmp_path):
 
 def test_a_folder_in_use_is_one_line_without_a_debug_hint():
     from stylegrid.orchestrator.cli import describe_error
-    from stylegrid.orchestrator.lock import LockError
+    from stylegrid.orchestrator.storage.lock import LockError
 
     assert (
         describe_error(LockError("runs/x: in use by stylegrid sweep")) == "runs/x: in use by stylegrid sweep"
@@ -253,7 +259,7 @@ def test_a_folder_in_use_is_one_line_without_a_debug_hint():
 def test_a_moved_output_folder_keeps_its_artifacts_and_writes_new_ones_inside_it(tmp_path):
     import shutil
 
-    from stylegrid.orchestrator.tracking import Tracker, default_tracking_uri
+    from stylegrid.orchestrator.tracking.tracker import Tracker, default_tracking_uri
 
     old = tmp_path / "old"
     old.mkdir()
@@ -297,7 +303,7 @@ def test_a_cluster_watch_says_the_cluster_is_gone_after_two_failed_tries():
 def test_a_ray_cluster_lost_mid_sweep_stops_it_in_one_line_and_the_next_run_repairs_it(tmp_path):
     from conftest import SESSION_MARKER, kill_marked, start_head, stop_head
     from mlflow.tracking import MlflowClient
-    from stylegrid.orchestrator.results import read_results
+    from stylegrid.orchestrator.results.rows import read_results
 
     spec = tmp_path / "lost.yaml"
     spec.write_text(
@@ -338,8 +344,8 @@ def test_a_ray_cluster_lost_mid_sweep_stops_it_in_one_line_and_the_next_run_repa
 def test_rows_name_their_images_relative_to_the_spec_and_find_them_after_a_move(tmp_path):
     import shutil
 
-    from stylegrid.orchestrator.jobs import source_ref
-    from stylegrid.orchestrator.results import source_file, write_current_jobs
+    from stylegrid.orchestrator.results.rows import source_file, write_current_jobs
+    from stylegrid.orchestrator.sweep.jobs import source_ref
 
     project = tmp_path / "project"
     (project / "photos").mkdir(parents=True)
@@ -379,7 +385,7 @@ def small_disk(tmp_path):
 @pytest.mark.long
 def test_a_disk_that_fills_mid_sweep_is_a_few_lines_and_the_next_run_repairs_everything(tmp_path, small_disk):
     from mlflow.tracking import MlflowClient
-    from stylegrid.orchestrator.results import read_results
+    from stylegrid.orchestrator.results.rows import read_results
 
     photos = sorted((SAMPLES / "content").glob("*.jpg"))[:4]
     spec = tmp_path / "full.yaml"
@@ -452,7 +458,7 @@ def test_a_tracking_server_lost_mid_sweep_stops_it_in_one_line(tmp_path):
     assert first.startswith(
         f"warning: lost the MLflow tracking server http://127.0.0.1:{port} (connection refused)"
     )
-    from stylegrid.orchestrator.results import read_results
+    from stylegrid.orchestrator.results.rows import read_results
 
     rows = read_results(out).to_pandas()
     assert 1 <= len(rows) < 14 and set(rows.status) == {"ok"} and rows.mlflow_run_id.notna().all()

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import REPO
-from stylegrid.orchestrator.pictures import pareto_front, series_colours, series_label
-from stylegrid.orchestrator.report import measures_line, summary_table, varied_parameters
+from stylegrid.orchestrator.report.html import measures_line, summary_table, varied_parameters
+from stylegrid.orchestrator.report.pictures import pareto_front, series_colours, series_label
 
 
 def test_pareto_front_by_hand():
@@ -226,8 +226,8 @@ def test_report_of_a_folder_that_is_not_a_sweep_is_one_line(tmp_path):
 
 @pytest.mark.slow
 def test_a_report_of_the_spec_as_it_stands_leaves_older_rows_out(every_algorithm_sweep, tmp_path):
-    from stylegrid.orchestrator.report import write_report
-    from stylegrid.orchestrator.results import read_results
+    from stylegrid.orchestrator.report.html import write_report
+    from stylegrid.orchestrator.results.rows import read_results
 
     out, _ = every_algorithm_sweep
     copy = tmp_path / "copy"

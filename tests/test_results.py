@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 from stylegrid.algorithms.optimization.gatys import GatysParams
 from stylegrid.orchestrator.params import params_to_dict
-from stylegrid.orchestrator.results import (
+from stylegrid.orchestrator.results.rows import (
     FIXED_COLUMNS,
     collect,
     compact,

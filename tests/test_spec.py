@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 from conftest import SAMPLES
-from stylegrid.orchestrator.plan import expand, plan_jobs
-from stylegrid.orchestrator.sink import image_path
-from stylegrid.orchestrator.spec import SpecError, load_spec, output_dir
-from stylegrid.orchestrator.sweep import plan
+from stylegrid.orchestrator.specs.sweep import SpecError, load_spec, output_dir
+from stylegrid.orchestrator.sweep.driver import plan
+from stylegrid.orchestrator.sweep.plan import expand, plan_jobs
+from stylegrid.orchestrator.sweep.sink import image_path
 
 TUBINGEN = SAMPLES / "content" / "tubingen.jpg"
 CHELSEA = SAMPLES / "content" / "chelsea.jpg"
@@ -259,8 +259,8 @@ def test_plan_prints_the_count_and_a_sample(tmp_path):
 
 def test_shipped_experiments_are_valid():
     from conftest import REPO, needs_absent_corpus
-    from stylegrid.orchestrator.train_recipes import RECIPES
-    from stylegrid.orchestrator.train_spec import load_train_spec
+    from stylegrid.orchestrator.specs.train import load_train_spec
+    from stylegrid.orchestrator.train.recipes import RECIPES
 
     for path in sorted((REPO / "experiments").glob("*.yaml")):
         if needs_absent_corpus(path):
@@ -270,9 +270,9 @@ def test_shipped_experiments_are_valid():
             assert load_train_spec(path, RECIPES[kind].spec_type).num_workers >= 1
             continue
         if path.name == "catalog.yaml":  # stylegrid stylize-catalog
-            from stylegrid.orchestrator.catalog import check_algorithm
-            from stylegrid.orchestrator.catalog_manifest import list_sources
-            from stylegrid.orchestrator.spec import load_catalog_spec
+            from stylegrid.orchestrator.catalog.driver import check_algorithm
+            from stylegrid.orchestrator.catalog.manifest import list_sources
+            from stylegrid.orchestrator.specs.sweep import load_catalog_spec
 
             spec = load_catalog_spec(path)
             assert list_sources(spec.input) and all(Path(s).is_file() for s in spec.style)
@@ -285,7 +285,7 @@ def test_shipped_experiments_are_valid():
 def test_a_memory_budget_of_auto_leaves_the_job_ids_as_they_were():
     # memory_budget came after results existed: at auto (what was done before) it is left out
     # of the id, so existing sweeps do not run again; any other value makes new jobs
-    from stylegrid.orchestrator.jobs import make_job_id
+    from stylegrid.orchestrator.sweep.jobs import make_job_id
 
     def job_id(**params):
         return make_job_id("c" * 64, "s" * 64, "gatys", {"steps": 10, **params}, None, 64, 64)

@@ -1,10 +1,10 @@
-"""orchestrator/storage.py: one set of file functions for local paths and URIs."""
+"""orchestrator/storage/locations.py: one set of file functions for local paths and URIs."""
 
 from __future__ import annotations
 
 import pytest
 from stylegrid.orchestrator import storage
-from stylegrid.orchestrator.spec import SpecError, resolve_image_locations
+from stylegrid.orchestrator.specs.sweep import SpecError, resolve_image_locations
 
 
 def test_uris_are_told_from_paths():

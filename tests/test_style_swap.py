@@ -26,8 +26,8 @@ from stylegrid.algorithms.feedforward.style_swap.inverse import (
 from stylegrid.algorithms.feedforward.wct.decoders import DEFAULT_DECODERS
 from stylegrid.algorithms.shared.vgg import WeightsUnavailable, encode_targets, get_encoder
 from stylegrid.orchestrator.images import load_image
-from stylegrid.orchestrator.train_recipes import STYLE_SWAP
-from stylegrid.orchestrator.train_spec import StyleSwapTrainSpec
+from stylegrid.orchestrator.specs.train import StyleSwapTrainSpec
+from stylegrid.orchestrator.train.recipes import STYLE_SWAP
 
 
 @pytest.fixture(scope="module")

@@ -22,8 +22,8 @@ import pytest
 from conftest import BAD, EMBEDDED_ENV, REPO, SAMPLES, own_ray, ray_workers
 from PIL import Image
 from stylegrid.orchestrator.provenance import provenance
-from stylegrid.orchestrator.results import finished_status, read_results
-from stylegrid.orchestrator.sweep import run_sweep
+from stylegrid.orchestrator.results.rows import finished_status, read_results
+from stylegrid.orchestrator.sweep.driver import run_sweep
 
 pytestmark = pytest.mark.slow
 
@@ -168,9 +168,9 @@ def test_sweep_records_failures_and_resumes_incrementally(tmp_path, local_ray):
 
 
 def test_style_targets_stay_warm_in_a_worker(tmp_path):
-    from stylegrid.orchestrator.plan import expand
-    from stylegrid.orchestrator.spec import load_spec
-    from stylegrid.orchestrator.worker import JobRunner
+    from stylegrid.orchestrator.specs.sweep import load_spec
+    from stylegrid.orchestrator.sweep.plan import expand
+    from stylegrid.orchestrator.sweep.worker import JobRunner
 
     spec = write_spec(
         tmp_path / "warm.yaml", [SAMPLES / "content" / "tubingen.jpg", SAMPLES / "content" / "chelsea.jpg"]
@@ -234,7 +234,7 @@ def test_a_killed_worker_is_retried_and_the_sweep_completes(tmp_path):
 
 SHARED_CLUSTER = """
 import sys, time, ray
-from stylegrid.orchestrator.sweep import run_sweep
+from stylegrid.orchestrator.sweep.driver import run_sweep
 
 ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
 blocker = ray.remote(num_cpus=1)(type("Other", (), {"ping": lambda self: 1})).remote()
@@ -402,7 +402,7 @@ def test_the_mlflow_store_holds_what_a_researcher_compares(every_algorithm_sweep
 
 def test_loss_curve_of_a_one_step_algorithm_is_not_empty():
     from stylegrid.algorithms import StepLoss
-    from stylegrid.orchestrator.pictures import loss_curve_png
+    from stylegrid.orchestrator.report.pictures import loss_curve_png
 
     one = loss_curve_png([StepLoss(1, 0, {"content.adain.relu4_1": 0.3, "style.adain.relu1_1": 0.02})], "t")
     blank = loss_curve_png([StepLoss(1, 0, {"total": 0.0})], "t")
@@ -479,7 +479,7 @@ def test_mlflow_tracking_uri_from_the_environment_and_credentials_never_shown(tm
 
 
 def test_redact_uri():
-    from stylegrid.orchestrator.tracking import redact_uri, ui_command
+    from stylegrid.orchestrator.tracking.tracker import redact_uri, ui_command
 
     assert (
         redact_uri("postgresql://bob:pa%40ss@db.internal:5432/mlflow")

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 from conftest import SAMPLES
-from stylegrid.orchestrator.spec import SpecError
-from stylegrid.orchestrator.train import learning_rate
-from stylegrid.orchestrator.train_spec import load_train_spec
+from stylegrid.orchestrator.specs.sweep import SpecError
+from stylegrid.orchestrator.specs.train import load_train_spec
+from stylegrid.orchestrator.train.driver import learning_rate
 
 SPEC = """
 name: tiny
@@ -47,7 +47,7 @@ def test_spec_errors_name_the_file_and_field(tmp_path):
 def test_the_image_pool_streams_one_pass_then_draws_from_memory_and_reports_bad_files_once():
     import random
 
-    from stylegrid.orchestrator.train_data import ImagePool
+    from stylegrid.orchestrator.train.data import ImagePool
 
     good = (SAMPLES / "content" / "tubingen.jpg").read_bytes()
     passes, bad = [], []

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from stylegrid.orchestrator.spec import SpecError, load_spec, resolve_images
-from stylegrid.orchestrator.train_held_out import Validation, data_record, split_held_out, validation_batch
-from stylegrid.orchestrator.train_recipes import RECIPES
-from stylegrid.orchestrator.train_spec import AdaINTrainSpec, load_train_spec
+from stylegrid.orchestrator.specs.sweep import SpecError, load_spec, resolve_images
+from stylegrid.orchestrator.specs.train import AdaINTrainSpec, load_train_spec
+from stylegrid.orchestrator.train.held_out import Validation, data_record, split_held_out, validation_batch
+from stylegrid.orchestrator.train.recipes import RECIPES
 
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENTS = REPO / "experiments"

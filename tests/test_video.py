@@ -19,8 +19,8 @@ import pytest
 import torch
 from conftest import REPO, SAMPLES, cli_in_process
 from stylegrid.orchestrator.images import read_image, to_tensor
-from stylegrid.orchestrator.video_io import VideoError, clip_timestamps, read_clip, write_clip
-from stylegrid.orchestrator.video_segments import crossfade_weights, join_segments, plan_segments
+from stylegrid.orchestrator.video.clips import VideoError, clip_timestamps, read_clip, write_clip
+from stylegrid.orchestrator.video.segments import crossfade_weights, join_segments, plan_segments
 
 STYLE = SAMPLES / "style" / "the_scream.jpg"
 

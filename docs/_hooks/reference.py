@@ -82,8 +82,8 @@ def model_table(model: Any) -> str:
 
 
 def specs_md() -> str:
-    from stylegrid.orchestrator.spec import AlgorithmSpec, CatalogSpec, Resources, SweepSpec
-    from stylegrid.orchestrator.train_spec import AdaINTrainSpec, JohnsonTrainSpec
+    from stylegrid.orchestrator.specs.sweep import AlgorithmSpec, CatalogSpec, Resources, SweepSpec
+    from stylegrid.orchestrator.specs.train import AdaINTrainSpec, JohnsonTrainSpec
 
     sections = [
         ("Sweep spec (`stylegrid sweep`, `stylegrid plan`)", SweepSpec),
@@ -100,8 +100,8 @@ def specs_md() -> str:
 
 
 def results_md() -> str:
-    from stylegrid.orchestrator.catalog_pipeline import manifest_schema
-    from stylegrid.orchestrator.results import result_schema
+    from stylegrid.orchestrator.catalog.pipeline import manifest_schema
+    from stylegrid.orchestrator.results.rows import result_schema
 
     def schema_rows(schema) -> list[tuple[str, ...]]:
         return [

@@ -16,7 +16,7 @@ Training a decoder has its pure part here, ``training_losses``: the content loss
 image's relu4_1 against the AdaIN target it was decoded from) plus ``style_weight`` x the mean /
 std losses at relu1_1 .. relu4_1, relative squared errors like every stylegrid loss
 (``shared/losses.py``), so one ``style_weight`` works with the caffe encoder. The Ray Train driver
-that runs it (data, workers, checkpoints, MLflow) is ``orchestrator/train.py``.
+that runs it (data, workers, checkpoints, MLflow) is ``orchestrator/train/driver.py``.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ stylizes a photo, and styles blend by interpolating their normalisation paramete
 The network, its training objective and its files are ``network.py``; here are the
 algorithm: choosing the styles of a call (recognising the given style images by thumbnail, or
 names, indices and blends in ``style``), inference at any size, and the losses of a result. The
-Ray Train driver that trains networks is ``orchestrator/train.py`` (``stylegrid train-johnson``),
+Ray Train driver that trains networks is ``orchestrator/train/driver.py`` (``stylegrid train-johnson``),
 which also logs each one as an MLflow model; ``models:/<name>/<version>`` is resolved to its files
 by the orchestrator.
 """
@@ -74,7 +74,7 @@ def network_path(model: str) -> str:
     if model.startswith("models:/"):
         raise WeightsUnavailable(
             f"{model}: an MLflow model URI is resolved by the orchestrator (stylegrid run, sweeps, "
-            "stylize-catalog); from Python call orchestrator.models.localize_params first"
+            "stylize-catalog); from Python call orchestrator.tracking.model_uris.localize_params first"
         )
     return str(Path(model).expanduser())
 

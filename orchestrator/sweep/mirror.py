@@ -1,0 +1,146 @@
+"""A sweep's output folder in an object store (``--output s3://bucket/sweeps/demo``): the driver
+works in a local copy of it and keeps the store up to date, so that the results survive the
+machine that ran the driver and a sweep resumes from the store on any machine.
+
+The sweep's own rules stay those of a local folder (atomic files, the folder lock, rows gathered
+into parts): they apply to the local copy, ``~/.cache/stylegrid/outputs/<bucket-prefix>-<hash>``
+(``$STYLEGRID_CACHE`` moves it). The store gets each job's image and row as soon as they are
+written (a driver lost midway loses nothing that was written), and at the end the parts, the
+report and ``results.parquet``. At the start the store's rows are the truth: its parts replace
+the copy's, and loose rows either side has are kept (a loose row is a finished job).
+
+Exactly once, as locally: ``sync_rows`` uploads new and changed row files before it deletes the
+ones the copy no longer has, so a crash between leaves a job in a part and a loose row (the
+loose row is read, and the next sync removes it), never in neither.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..storage import locations as storage
+from ..storage.files import safe_name, write_atomic
+
+CACHE_ENV = "STYLEGRID_CACHE"
+
+
+def cache_root() -> Path:
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "stylegrid"
+
+
+def working_copy(uri: str) -> Path:
+    """The local copy of the output ``uri``: a readable name and a hash of the whole URI."""
+    digest = hashlib.sha256(uri.encode()).hexdigest()[:12]
+    return cache_root() / "outputs" / f"{safe_name(uri.split('://', 1)[-1], 60)}-{digest}"
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass
+class Mirror:
+    uri: str
+    local: Path
+    pushed: dict[str, str] = field(default_factory=dict)  # row file name -> sha256 of what the store has
+
+    @classmethod
+    def of(cls, uri: str) -> Mirror:
+        return cls(uri.rstrip("/"), working_copy(uri.rstrip("/")))
+
+    def remote(self, path: Path) -> str:
+        return storage.join(self.uri, *path.relative_to(self.local).parts)
+
+    def push(self, path: Path) -> None:
+        """Upload one file of the copy (a job's image or row) to its place in the store."""
+        data = path.read_bytes()
+        storage.write_bytes(self.remote(path), data)
+        if path.parent == self.rows:
+            self.pushed[path.name] = _sha(data)
+
+    @property
+    def rows(self) -> Path:
+        return self.local / "rows"
+
+    def pull_rows(self) -> int:
+        """Make the copy's rows those of the store: its parts replace the copy's, loose rows of
+        either side are kept. Returns how many files were downloaded."""
+        self.rows.mkdir(parents=True, exist_ok=True)
+        remote = {posixpath.basename(k): k for k in storage.file_sizes(storage.join(self.uri, "rows"))}
+        remote = {n: k for n, k in remote.items() if n.endswith(".parquet")}
+        for f in self.rows.glob("part-*.parquet"):
+            if f.name not in remote:
+                f.unlink()  # gathered here, never uploaded: the store still has its rows loose
+        downloaded = 0
+        self.pushed = {}
+        for name, location in sorted(remote.items()):
+            data = storage.read_bytes(location)
+            target = self.rows / name
+            if not target.is_file() or target.read_bytes() != data:
+                write_atomic(target, data)
+                downloaded += 1
+            self.pushed[name] = _sha(data)
+        return downloaded
+
+    def pull_missing(self, folder: str) -> int:
+        """Download the files under ``folder`` that the copy lacks (the report's thumbnails: a
+        report made again on a fresh copy keeps its pictures without every image)."""
+        prefix = storage.join(self.uri, folder)
+        missing = 0
+        for location in storage.file_sizes(prefix):
+            target = self.local / folder / location[len(prefix) :].lstrip("/")
+            if not target.is_file():
+                write_atomic(target, storage.read_bytes(location))
+                missing += 1
+        return missing
+
+    def push_missing(self, folder: str) -> int:
+        """Upload the files under ``folder`` that the store lacks (an image whose upload failed
+        while the sweep ran)."""
+        prefix = storage.join(self.uri, folder)
+        there = set(storage.file_sizes(prefix))
+        here = sorted(
+            p for p in (self.local / folder).rglob("*") if p.is_file() and not p.name.startswith(".")
+        )
+        missing = [f for f in here if self.remote(f) not in there]
+        for f in missing:
+            self.push(f)
+        return len(missing)
+
+    def sync_rows(self) -> None:
+        """The store's rows made equal to the copy's: uploads first, then deletes."""
+        here = {f.name: f for f in self.rows.glob("*.parquet")} if self.rows.is_dir() else {}
+        for name, f in sorted(here.items()):
+            if self.pushed.get(name) != _sha(f.read_bytes()):
+                self.push(f)
+        for name in sorted(set(self.pushed) - set(here)):
+            storage.delete(storage.join(self.uri, "rows", name))
+            del self.pushed[name]
+
+    def push_tree(self, *names: str) -> None:
+        """Upload files and folders of the copy (``results.parquet``, ``report``) whole."""
+        for name in names:
+            path = self.local / name
+            files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+            for f in files:
+                if not f.name.startswith("."):
+                    storage.write_bytes(self.remote(f), f.read_bytes())
+
+
+def store_results(uri: str):
+    """The results table (``results.read_results``) of a sweep output in an object store, read
+    through a temporary copy of its rows; None when the store has no rows there."""
+    import tempfile
+
+    from ..results.rows import read_results
+
+    with tempfile.TemporaryDirectory() as tmp:
+        if not Mirror(uri.rstrip("/"), Path(tmp)).pull_rows():
+            return None
+        return read_results(Path(tmp))
