@@ -115,7 +115,7 @@ def run_catalog(engine: str, catalog: Path, out: Path, size: int, precision: str
     """Child process: the catalog job in this process (``local``) or on a Ray started here
     (``ray``; joining ``RAY_ADDRESS`` where it is set)."""
     from stylegrid.orchestrator.catalog.driver import stylize_catalog
-    from stylegrid.orchestrator.specs.sweep import CatalogSpec
+    from stylegrid.orchestrator.specs.catalog import CatalogSpec
 
     init = 0.0
     if engine == "ray":
@@ -152,11 +152,11 @@ def run_profile(catalog: Path, out: Path, size: int, precision: str) -> dict:
     from stylegrid.algorithms.base import DEFAULT_STYLE_SIZE
     from stylegrid.algorithms.feedforward.adain.algorithm import stylize_batch
     from stylegrid.algorithms.feedforward.adain.network import AdaINParams
-    from stylegrid.orchestrator import storage
     from stylegrid.orchestrator.catalog.local import blocks
     from stylegrid.orchestrator.catalog.manifest import list_sources
     from stylegrid.orchestrator.catalog.pipeline import encode, load_batch
     from stylegrid.orchestrator.images import load_image, to_pil
+    from stylegrid.orchestrator.storage import locations as storage
 
     todo = [{"source": s, "todo": "0"} for s in list_sources(str(catalog))]
     params = AdaINParams(precision=precision)

@@ -144,7 +144,7 @@ def replay(full, stopping: dict) -> tuple[set[str], int]:
     taken one at a time in the order they started, each reporting its recorded measures at the
     rule's rungs to a board and stopping where the board says so. Returns the jobs that would
     have run to the end and the evaluations spent (a stopped job's, up to its rung)."""
-    from stylegrid.orchestrator.results.rows import parse_rungs
+    from stylegrid.orchestrator.results.schema import parse_rungs
     from stylegrid.orchestrator.sweep.halving import RungBoard, group_of, rung_steps
 
     measure = stopping["measure"]

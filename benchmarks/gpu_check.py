@@ -105,7 +105,7 @@ def catalog_step(s: Settings, tmp: Path) -> Step:
     from PIL import Image
     from stylegrid.orchestrator.catalog.driver import stylize_catalog
     from stylegrid.orchestrator.catalog.manifest import read_manifest
-    from stylegrid.orchestrator.specs.sweep import CatalogSpec
+    from stylegrid.orchestrator.specs.catalog import CatalogSpec
 
     step = Step("catalog")
     photos = sorted((SAMPLES / "content").glob("*.jpg"))

@@ -40,7 +40,7 @@ def network_file(name: str) -> str:
 
 def held_out_images(spec_path: Path, spec, count: int) -> dict:
     """The spec's held-out photos and paintings, the first ``count`` of each by name."""
-    from stylegrid.orchestrator.specs.sweep import resolve_image_locations, spec_dir
+    from stylegrid.orchestrator.specs.loading import resolve_image_locations, spec_dir
     from stylegrid.orchestrator.train.held_out import first_images, split_held_out
 
     base = spec_dir(spec_path)

@@ -53,7 +53,7 @@ def finished_rows(spec: Path):
     """A row with status ok for every job of ``spec`` (the sink's own rows, of a made-up outcome),
     as one table with the results schema."""
     import pyarrow as pa
-    from stylegrid.orchestrator.results.rows import result_schema
+    from stylegrid.orchestrator.results.schema import result_schema
     from stylegrid.orchestrator.specs.sweep import load_spec
     from stylegrid.orchestrator.sweep.plan import plan_jobs
     from stylegrid.orchestrator.sweep.sink import result_row

@@ -16,3 +16,7 @@ class UsageError(ValueError):
 class ParameterError(ValueError):
     """Bad parameter name or value; the message names it and says what is allowed (exit status 2
     on the command line)."""
+
+
+# The exit statuses of every command (README "Exit statuses").
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_SOME_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130

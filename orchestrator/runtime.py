@@ -1,6 +1,6 @@
 """What every workflow (a sweep, a catalog, training) shares while it runs: starting or joining
 Ray with one policy, the console (progress bars and notes on stderr, silent with ``quiet``) and
-the summary printed at the end. MLflow is ``tracking.py``; pictures are ``pictures.py``.
+the summary printed at the end. MLflow is ``tracking/tracker.py``; pictures are ``report/pictures.py``.
 """
 
 from __future__ import annotations

@@ -2,6 +2,6 @@
 
 import sys
 
-from stylegrid.orchestrator.cli import main
+from stylegrid.orchestrator.cli.main import main
 
 sys.exit(main())

@@ -354,7 +354,7 @@ def cli_in_process(*args, cwd: str | os.PathLike | None = None) -> subprocess.Co
     import contextlib
     import io
 
-    from stylegrid.orchestrator.cli import main
+    from stylegrid.orchestrator.cli.main import main
 
     out, err = io.StringIO(), io.StringIO()
     before = os.getcwd()

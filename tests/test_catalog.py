@@ -26,7 +26,7 @@ from stylegrid.orchestrator.catalog.pipeline import (
     output_path,
     plan_pool,
 )  # fmt: skip
-from stylegrid.orchestrator.specs.sweep import CatalogSpec
+from stylegrid.orchestrator.specs.catalog import CatalogSpec
 
 STARRY = SAMPLES / "style" / "starry_night.jpg"
 SCREAM = SAMPLES / "style" / "the_scream.jpg"
@@ -411,7 +411,8 @@ def test_a_csv_manifest_with_missing_paths(tmp_path):
 @pytest.mark.xdist_group("ray_catalog")  # catalogs on the shared head run one at a time (./run test)
 def test_an_object_store_output_needs_a_tracking_store(tmp_path, monkeypatch):
     from stylegrid.orchestrator.catalog.driver import stylize_catalog
-    from stylegrid.orchestrator.cli import build_parser, catalog_spec_from_args
+    from stylegrid.orchestrator.cli.parser import build_parser
+    from stylegrid.orchestrator.cli.workflows import catalog_spec_from_args
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     spec = CatalogSpec(input=str(tmp_path), style=[str(STARRY)], out="s3://bucket/styled")
@@ -453,7 +454,7 @@ def test_the_command_refuses_bad_options_in_one_line(tmp_path):
 def test_the_engine_is_ray_where_a_cluster_is_named_and_this_process_otherwise(monkeypatch):
     import ray
     from stylegrid.orchestrator.catalog.driver import choose_engine
-    from stylegrid.orchestrator.specs.sweep import CatalogSpec
+    from stylegrid.orchestrator.specs.catalog import CatalogSpec
 
     base = {"input": "x", "style": ["s.jpg"], "out": "o"}
     monkeypatch.delenv("RAY_ADDRESS", raising=False)

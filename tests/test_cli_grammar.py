@@ -11,7 +11,9 @@ from conftest import REPO, SAMPLES
 from PIL import Image
 from stylegrid.algorithms import ALGORITHMS
 from stylegrid.algorithms.names import ALGORITHM_NAMES
-from stylegrid.orchestrator.cli import build_parser, catalog_spec_from_args, main
+from stylegrid.orchestrator.cli.main import main
+from stylegrid.orchestrator.cli.parser import build_parser
+from stylegrid.orchestrator.cli.workflows import catalog_spec_from_args
 from stylegrid.orchestrator.errors import ParameterError
 from stylegrid.orchestrator.specs.sweep import apply_sweep_settings, load_spec
 from stylegrid.orchestrator.specs.train import JohnsonTrainSpec, load_train_spec
@@ -25,7 +27,7 @@ def test_help_and_version_load_no_heavy_module():
     """`stylegrid --help` (and a subcommand's) answers without PyTorch, Ray, MLflow or pandas:
     benchmarks/cli_startup.py times it."""
     code = (
-        "import sys\nfrom orchestrator.cli import main\n"
+        "import sys\nfrom stylegrid.orchestrator.cli.main import main\n"
         "for argv in (['--help'], ['sweep', '--help'], ['--version']):\n"
         "    try:\n        main(argv)\n    except SystemExit as e:\n        assert e.code == 0, e.code\n"
         f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n"

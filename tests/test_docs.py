@@ -47,8 +47,9 @@ def test_the_parameter_reference_lists_every_parameter_of_every_algorithm(site):
 
 
 def test_the_spec_results_and_cli_references_come_from_the_code(site):
-    from stylegrid.orchestrator.results.rows import result_schema
-    from stylegrid.orchestrator.specs.sweep import CatalogSpec, SweepSpec
+    from stylegrid.orchestrator.results.schema import result_schema
+    from stylegrid.orchestrator.specs.catalog import CatalogSpec
+    from stylegrid.orchestrator.specs.sweep import SweepSpec
     from stylegrid.orchestrator.specs.train import JohnsonTrainSpec
 
     specs = _text(site / "reference" / "specs" / "index.html")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from stylegrid.orchestrator.results.rows import parse_rungs, rungs_record
+from stylegrid.orchestrator.results.schema import parse_rungs, rungs_record
 from stylegrid.orchestrator.specs.sweep import EarlyStoppingSpec
 from stylegrid.orchestrator.sweep.halving import (
     RungBoard,

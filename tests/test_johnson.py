@@ -30,7 +30,7 @@ from stylegrid.algorithms.feedforward.johnson.network import (
 )
 from stylegrid.algorithms.shared.vgg import WeightsUnavailable, get_encoder
 from stylegrid.orchestrator.images import load_image, read_image, resize_to, to_tensor
-from stylegrid.orchestrator.specs.sweep import SpecError
+from stylegrid.orchestrator.specs.loading import SpecError
 from stylegrid.orchestrator.tracking.model_uris import mlflow_at
 
 DATA = REPO / "tests" / "data"
@@ -224,9 +224,9 @@ def test_train_johnson_logs_a_registered_model_that_run_sweeps_and_catalogs_use(
     from mlflow.tracking import MlflowClient
     from stylegrid.orchestrator.catalog.driver import stylize_catalog
     from stylegrid.orchestrator.catalog.manifest import read_manifest
-    from stylegrid.orchestrator.cli import main
+    from stylegrid.orchestrator.cli.main import main
     from stylegrid.orchestrator.results.rows import read_results
-    from stylegrid.orchestrator.specs.sweep import CatalogSpec
+    from stylegrid.orchestrator.specs.catalog import CatalogSpec
     from stylegrid.orchestrator.sweep.driver import run_sweep
     from stylegrid.orchestrator.train.driver import train
 

@@ -12,7 +12,7 @@ import urllib.request
 
 import pytest
 from stylegrid.orchestrator.sweep.runs import SWEEP_VIEW
-from stylegrid.orchestrator.tracking.tracker import runs_page, view_state, view_tag
+from stylegrid.orchestrator.tracking.ui import runs_page, view_state, view_tag
 from test_report import chromium
 
 pytestmark = pytest.mark.slow

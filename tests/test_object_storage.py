@@ -85,7 +85,7 @@ tracking_uri: sqlite:///{db}
 
 @pytest.mark.slow
 def test_a_sweep_into_s3_resumes_from_the_store_on_a_fresh_machine(s3, tmp_path, monkeypatch, capsys):
-    from stylegrid.orchestrator.cli import main
+    from stylegrid.orchestrator.cli.main import main
     from stylegrid.orchestrator.sweep.driver import plan, run_sweep
 
     spec = tmp_path / "tiny.yaml"

@@ -97,7 +97,7 @@ def test_ray_job_submit_runs_a_catalog_job(ray_head, tmp_path):
     import numpy as np
     from PIL import Image
     from stylegrid.orchestrator.catalog.driver import stylize_catalog
-    from stylegrid.orchestrator.specs.sweep import CatalogSpec
+    from stylegrid.orchestrator.specs.catalog import CatalogSpec
 
     local = tmp_path / "local"
     spec = CatalogSpec(input=str(photos), style=[str(SAMPLES / "style" / "the_scream.jpg")], out=str(local),

@@ -278,7 +278,7 @@ def test_a_sweep_runs_its_regions_with_every_algorithm_that_has_spatial_control(
 
 
 def test_a_sweep_refuses_bad_regions_before_any_job_runs(tmp_path):
-    from stylegrid.orchestrator.specs.sweep import SpecError
+    from stylegrid.orchestrator.specs.loading import SpecError
     from stylegrid.orchestrator.sweep.driver import plan
 
     cases = [

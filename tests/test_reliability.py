@@ -20,7 +20,8 @@ from PIL import Image
 from stylegrid.orchestrator.images import ImageError, check_size, resize_to
 from stylegrid.orchestrator.params import ParameterError, build_params
 from stylegrid.orchestrator.results.rows import finished_status, load_rows, write_row
-from stylegrid.orchestrator.specs.sweep import SpecError, load_spec, resolve_images
+from stylegrid.orchestrator.specs.loading import SpecError, resolve_images
+from stylegrid.orchestrator.specs.sweep import load_spec
 from stylegrid.orchestrator.storage.files import WriteError, check_writable, write_atomic
 from stylegrid.orchestrator.storage.lock import LockError, acquire, folder_lock, release
 from stylegrid.orchestrator.sweep.plan import plan_jobs
@@ -75,7 +76,7 @@ def test_write_errors_name_the_file_and_say_no_space_left(tmp_path):
 
 
 def test_a_row_file_cut_short_leaves_the_folder_usable(tmp_path):
-    from stylegrid.orchestrator.results.rows import result_schema
+    from stylegrid.orchestrator.results.schema import result_schema
 
     row = {name: None for name in result_schema().names}
     row.update(job_id="a" * 16, status="ok")
@@ -274,7 +275,7 @@ def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path):
 
 
 def test_unexpected_errors_are_one_line():
-    from stylegrid.orchestrator.cli import describe_error
+    from stylegrid.orchestrator.cli.main import describe_error
 
     assert describe_error(MemoryError()).startswith("out of memory")
     oom = RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory")

@@ -182,13 +182,8 @@ def test_a_catalog_never_reads_its_own_outputs(tmp_path):
 def test_a_truncated_row_file_is_named_and_set_aside_not_shown_as_a_table(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
-    from stylegrid.orchestrator.results.rows import (
-        UNREADABLE_DIR,
-        load_rows,
-        result_schema,
-        rows_dir,
-        set_aside,
-    )
+    from stylegrid.orchestrator.results.rows import UNREADABLE_DIR, load_rows, rows_dir, set_aside
+    from stylegrid.orchestrator.results.schema import result_schema
 
     out = tmp_path / "out"
     rows_dir(out).mkdir(parents=True)
@@ -248,7 +243,7 @@ def test_a_closed_pipe_ends_quietly(tmp_path):
 
 
 def test_a_folder_in_use_is_one_line_without_a_debug_hint():
-    from stylegrid.orchestrator.cli import describe_error
+    from stylegrid.orchestrator.cli.main import describe_error
     from stylegrid.orchestrator.storage.lock import LockError
 
     assert (

@@ -11,18 +11,16 @@ import pytest
 from stylegrid.algorithms.optimization.gatys import GatysParams
 from stylegrid.orchestrator.params import params_to_dict
 from stylegrid.orchestrator.results.rows import (
-    FIXED_COLUMNS,
     collect,
     compact,
     finished_status,
     load_rows,
-    param_cells,
     part_files,
     read_results,
-    result_schema,
     rows_dir,
     write_row,
 )
+from stylegrid.orchestrator.results.schema import FIXED_COLUMNS, param_cells, result_schema
 
 
 def _row(job_id: str, status: str = "ok", **params) -> dict:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 from conftest import SAMPLES
-from stylegrid.orchestrator.specs.sweep import SpecError, load_spec, output_dir
+from stylegrid.orchestrator.specs.loading import SpecError, output_dir
+from stylegrid.orchestrator.specs.sweep import load_spec
 from stylegrid.orchestrator.sweep.driver import plan
 from stylegrid.orchestrator.sweep.plan import expand, plan_jobs
 from stylegrid.orchestrator.sweep.sink import image_path
@@ -272,7 +273,7 @@ def test_shipped_experiments_are_valid():
         if path.name == "catalog.yaml":  # stylegrid stylize-catalog
             from stylegrid.orchestrator.catalog.driver import check_algorithm
             from stylegrid.orchestrator.catalog.manifest import list_sources
-            from stylegrid.orchestrator.specs.sweep import load_catalog_spec
+            from stylegrid.orchestrator.specs.catalog import load_catalog_spec
 
             spec = load_catalog_spec(path)
             assert list_sources(spec.input) and all(Path(s).is_file() for s in spec.style)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from stylegrid.orchestrator import storage
-from stylegrid.orchestrator.specs.sweep import SpecError, resolve_image_locations
+from stylegrid.orchestrator.specs.loading import SpecError, resolve_image_locations
+from stylegrid.orchestrator.storage import locations as storage
 
 
 def test_uris_are_told_from_paths():

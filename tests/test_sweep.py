@@ -479,7 +479,8 @@ def test_mlflow_tracking_uri_from_the_environment_and_credentials_never_shown(tm
 
 
 def test_redact_uri():
-    from stylegrid.orchestrator.tracking.tracker import redact_uri, ui_command
+    from stylegrid.orchestrator.services import redact_uri
+    from stylegrid.orchestrator.tracking.ui import ui_command
 
     assert (
         redact_uri("postgresql://bob:pa%40ss@db.internal:5432/mlflow")

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 from conftest import SAMPLES
-from stylegrid.orchestrator.specs.sweep import SpecError
+from stylegrid.orchestrator.specs.loading import SpecError
 from stylegrid.orchestrator.specs.train import load_train_spec
-from stylegrid.orchestrator.train.driver import learning_rate
+from stylegrid.orchestrator.train.loop import learning_rate
 
 SPEC = """
 name: tiny

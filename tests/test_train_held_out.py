@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from stylegrid.orchestrator.specs.sweep import SpecError, load_spec, resolve_images
+from stylegrid.orchestrator.specs.loading import SpecError, resolve_images
+from stylegrid.orchestrator.specs.sweep import load_spec
 from stylegrid.orchestrator.specs.train import AdaINTrainSpec, load_train_spec
 from stylegrid.orchestrator.train.held_out import Validation, data_record, split_held_out, validation_batch
 from stylegrid.orchestrator.train.recipes import RECIPES

@@ -129,7 +129,7 @@ validation_images: 1
 @pytest.mark.long
 def test_train_wct_exports_decoders_that_run_uses_and_logs_the_reconstruction_losses(tmp_path, capsys):
     from mlflow.tracking import MlflowClient
-    from stylegrid.orchestrator.cli import main
+    from stylegrid.orchestrator.cli.main import main
 
     spec = tmp_path / "tiny.yaml"
     spec.write_text(TINY.format(samples=SAMPLES))

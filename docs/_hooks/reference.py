@@ -82,7 +82,8 @@ def model_table(model: Any) -> str:
 
 
 def specs_md() -> str:
-    from stylegrid.orchestrator.specs.sweep import AlgorithmSpec, CatalogSpec, Resources, SweepSpec
+    from stylegrid.orchestrator.specs.catalog import CatalogSpec
+    from stylegrid.orchestrator.specs.sweep import AlgorithmSpec, Resources, SweepSpec
     from stylegrid.orchestrator.specs.train import AdaINTrainSpec, JohnsonTrainSpec
 
     sections = [
@@ -101,7 +102,7 @@ def specs_md() -> str:
 
 def results_md() -> str:
     from stylegrid.orchestrator.catalog.pipeline import manifest_schema
-    from stylegrid.orchestrator.results.rows import result_schema
+    from stylegrid.orchestrator.results.schema import result_schema
 
     def schema_rows(schema) -> list[tuple[str, ...]]:
         return [
@@ -135,7 +136,7 @@ def results_md() -> str:
 def cli_md() -> str:
     import argparse
 
-    from stylegrid.orchestrator.cli import build_parser
+    from stylegrid.orchestrator.cli.parser import build_parser
 
     parser = build_parser()
     out = ["## `stylegrid`", "", "```text", parser.format_help().rstrip(), "```", ""]

@@ -9,8 +9,8 @@ The pipeline streams; nothing holds the catalog's pixels at once. The driver lis
 folder, recursively; a glob; or the ``path`` column of a CSV or Parquet manifest; each a local
 path or a URI such as ``s3://bucket/photos/``, read through ``storage``), drops the
 (source, style) pairs the manifest already has as ``ok``, runs the Ray Data pipeline of
-``catalog_pipeline.py`` (read and decode tasks, a pool of model actors that write the images) on
-a cluster, or the same stages in this process on one machine (``catalog_local.py``: ``engine``),
+``catalog/pipeline.py`` (read and decode tasks, a pool of model actors that write the images) on
+a cluster, or the same stages in this process on one machine (``catalog/local.py``: ``engine``),
 appends the rows it yields to ``OUT/manifest/part-*.parquet`` every few seconds, shows images
 done, failed and the rate, and logs one MLflow run with a contact sheet.
 
@@ -38,12 +38,13 @@ from ..images import read_checked_images
 from ..params import ParameterError, build_params
 from ..report.pictures import contact_sheet
 from ..runtime import Console, Summary, cluster_named, start_ray
-from ..specs.sweep import CatalogSpec
+from ..specs.catalog import CatalogSpec
 from ..storage import locations as storage
 from ..storage.files import WriteError, remove_partial_files
 from ..storage.lock import folder_lock, sigterm_as_interrupt
 from ..tracking.model_uris import model_uris, resolve_locations
-from ..tracking.tracker import Tracker, resolve_tracking_uri, ui_command
+from ..tracking.tracker import Tracker, resolve_tracking_uri
+from ..tracking.ui import ui_command
 from .local import local_batches
 from .manifest import (
     ManifestWriter,

@@ -1,4 +1,4 @@
-"""The catalog on one machine without Ray: the same stages as ``catalog_pipeline.py`` in this
+"""The catalog on one machine without Ray: the same stages as ``catalog/pipeline.py`` in this
 process, so that a laptop is not slower than a for-loop.
 
 On one machine a Ray Data pipeline costs more than it overlaps: starting Ray and its actors takes

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..images import ImageError, read_bytes
-from ..specs.sweep import IMAGE_SUFFIXES, glob_literal_dirs
+from ..specs.loading import IMAGE_SUFFIXES, glob_literal_dirs
 from ..storage import locations as storage
 from .pipeline import MANIFEST_COLUMNS, CatalogError, manifest_schema
 

@@ -1,5 +1,5 @@
 """The catalog's Ray Data pipeline: the stages that run in Ray tasks and actors, and how many of
-each. The driver (``catalog.py``) lists the sources, keeps the manifest and reads the rows this
+each. The driver (``catalog/driver.py``) lists the sources, keeps the manifest and reads the rows this
 pipeline yields.
 
 1. ``load_batch`` (CPU tasks, on any node) reads each file's bytes, from a local path or through

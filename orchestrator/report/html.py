@@ -17,19 +17,14 @@ The sweep writes it at its end from the rows of the spec's jobs as it stands (an
 parent MLflow run); the command regenerates it at any time, from every row of the folder or,
 with ``--spec``, from the rows of that spec's jobs.
 
-Why this module is long (about 410 lines): the page is one self-contained file, so its style
-sheet and its script (sorting, filtering, the full-size viewer: about 60 lines) live here beside
-the HTML they serve; the charts are ``pictures.py``'s.
+The page's style sheet, script and one-file form are ``page.py``; the charts ``pictures.py``.
 """
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import html
 import io
 import json
-import re
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,10 +33,12 @@ import pandas as pd
 from stylegrid.algorithms.shared.metrics import MEASURES, Measure
 
 from ..images import ImageError, read_image, resize_to
-from ..results.rows import curve_path, parse_rungs, read_results, rows_dir, source_file
+from ..results.rows import curve_path, read_results, rows_dir, source_file
+from ..results.schema import parse_rungs
 from ..storage.files import safe_name, write_atomic
-from ..tracking.tracker import run_page
+from ..tracking.ui import run_page
 from . import pictures
+from .page import STANDALONE, escape, page_html, standalone, table_html
 
 THUMB_SIDE = 200  # px, long side of the grid's thumbnails (shown at up to 160 px)
 MAX_GRID_ROWS = 60  # content images per style grid; the rest are counted, not shown
@@ -144,10 +141,6 @@ def _source_thumb(ref: str, sha: str, kind: str, report: Path) -> str | None:
     return name if _thumbnail(source, report / name) else None
 
 
-def _e(text: object) -> str:
-    return html.escape(str(text), quote=True)
-
-
 def _grid_html(df: pd.DataFrame, out: Path, report: Path, ui: str | None = None) -> list[str]:
     parts: list[str] = []
     ok = df[df["status"].isin(("ok", "stopped"))]  # a stopped job shows its picture at its rung
@@ -156,19 +149,21 @@ def _grid_html(df: pd.DataFrame, out: Path, report: Path, ui: str | None = None)
         labels = sorted({(r.algorithm, r.variant) for r in by_style.itertuples()})
         shown_labels = labels[:MAX_GRID_COLUMNS]
         style_thumb = _source_thumb(str(style), first.style_sha256, "style", report)
-        parts.append(f'<h3 id="style-{_e(safe_name(first.style_name))}">{_e(first.style_name)}</h3>')
+        parts.append(f'<h3 id="style-{escape(safe_name(first.style_name))}">{escape(first.style_name)}</h3>')
         if style_thumb:
-            parts.append(f'<p><img class="source" src="{style_thumb}" alt="{_e(first.style_name)}"></p>')
+            parts.append(f'<p><img class="source" src="{style_thumb}" alt="{escape(first.style_name)}"></p>')
         parts.append('<div class="scroll"><table class="grid"><tr><th>content</th>')
-        parts += [f"<th>{_e(column_label(a, v))}</th>" for a, v in shown_labels]
+        parts += [f"<th>{escape(column_label(a, v))}</th>" for a, v in shown_labels]
         parts.append("</tr>")
         contents = sorted(by_style["content"].unique())
         for content in contents[:MAX_GRID_ROWS]:
             cells = by_style[by_style["content"] == content]
             row0 = cells.iloc[0]
             thumb = _source_thumb(str(content), row0.content_sha256, "content", report)
-            head = f'<img class="source" src="{thumb}" alt="{_e(row0.content_name)}"><br>' if thumb else ""
-            parts.append(f"<tr><th>{head}{_e(row0.content_name)}</th>")
+            head = (
+                f'<img class="source" src="{thumb}" alt="{escape(row0.content_name)}"><br>' if thumb else ""
+            )
+            parts.append(f"<tr><th>{head}{escape(row0.content_name)}</th>")
             for algorithm, variant in shown_labels:
                 match = cells[(cells["algorithm"] == algorithm) & (cells["variant"] == variant)]
                 parts.append(_cell_html(match, out, report, (thumb, style_thumb), ui))
@@ -196,7 +191,7 @@ def _cell_html(
         image = out / row.output_image
         thumb = f"thumbs/{row.job_id}.jpg"
         if not row.output_image or not _thumbnail(image, report / thumb):
-            pieces.append(f"<td>missing image<br><small>{_e(row.job_id)}</small></td>")
+            pieces.append(f"<td>missing image<br><small>{escape(row.job_id)}</small></td>")
             continue
         link = Path("..") / row.output_image
         title = f"{row.algorithm} {row.variant} | {row.content_name} x {row.style_name} | job {row.job_id}"
@@ -215,13 +210,15 @@ def _cell_html(
             else ""
         )
         run_link = (
-            f' <a class="run" href="{_e(run)}" target="_blank" rel="noopener">MLflow run</a>' if run else ""
+            f' <a class="run" href="{escape(run)}" target="_blank" rel="noopener">MLflow run</a>'
+            if run
+            else ""
         )
         pieces.append(
-            f'<td><a class="full" href="{_e(link.as_posix())}" data-content="{_e(content_thumb or "")}" '
-            f'data-style="{_e(style_thumb or "")}" data-curve="{_e(curve_link)}" data-run="{_e(run)}" '
-            f'data-title="{_e(title)}"><img src="{thumb}" alt="{_e(title)}" title="{_e(title)}">'
-            f"</a><br><small>{stopped}{regions_line}{_e(measures_line(row)).replace(chr(10), '<br>')}{run_link}</small></td>"
+            f'<td><a class="full" href="{escape(link.as_posix())}" data-content="{escape(content_thumb or "")}" '
+            f'data-style="{escape(style_thumb or "")}" data-curve="{escape(curve_link)}" data-run="{escape(run)}" '
+            f'data-title="{escape(title)}"><img src="{thumb}" alt="{escape(title)}" title="{escape(title)}">'
+            f"</a><br><small>{stopped}{regions_line}{escape(measures_line(row)).replace(chr(10), '<br>')}{run_link}</small></td>"
         )
     return "".join(pieces)
 
@@ -238,8 +235,8 @@ def _regions(row, report: Path) -> tuple[str | None, str]:
         thumb = _source_thumb(regions["mask"], regions.get("mask_sha256") or "0" * 8, "mask", report)
     except (ValueError, KeyError, TypeError, AttributeError):
         return None, ""
-    image = f'<img src="{_e(thumb)}" alt="label image" style="max-height:48px"><br>' if thumb else ""
-    return thumb, f"{image}regions: {_e(styles)}<br>"
+    image = f'<img src="{escape(thumb)}" alt="label image" style="max-height:48px"><br>' if thumb else ""
+    return thumb, f"{image}regions: {escape(styles)}<br>"
 
 
 def _plots_html(df: pd.DataFrame, report: Path) -> list[str]:
@@ -256,7 +253,7 @@ def _plots_html(df: pd.DataFrame, report: Path) -> list[str]:
         for s in STYLE_MEASURES:
             name = f"plots/tradeoff_{c.name}_{s.name}.png"
             write_atomic(report / name, pictures.trade_off(ok, c, s, shades, by="series"))
-            parts.append(f'<img src="{name}" alt="{_e(s.name)} against {_e(c.name)}">')
+            parts.append(f'<img src="{name}" alt="{escape(s.name)} against {escape(c.name)}">')
     parts.append("</div>")
     varied = varied_parameters(df)
     if varied:
@@ -267,145 +264,11 @@ def _plots_html(df: pd.DataFrame, report: Path) -> list[str]:
                 report / name,
                 pictures.parameter_effect(ok, algorithm, parameter, MEASURES, palette[algorithm]),
             )
-            parts.append(f'<img src="{name}" alt="{_e(algorithm)}: {_e(parameter)}">')
+            parts.append(f'<img src="{name}" alt="{escape(algorithm)}: {escape(parameter)}">')
         parts.append("</div>")
     write_atomic(report / "plots/seconds.png", pictures.seconds_by_algorithm(ok, shades, by="series"))
     parts += ["<h2>Time</h2>", '<img src="plots/seconds.png" alt="seconds per job by algorithm and variant">']
     return parts
-
-
-def _table_html(table: pd.DataFrame, float_format: str = "{:.3g}") -> str:
-    head = "".join(f"<th>{_e(c)}</th>" for c in table.columns)
-    rows = []
-    for record in table.itertuples(index=False):
-        cells = []
-        for value in record:
-            if isinstance(value, float):
-                cells.append(f"<td>{'' if pd.isna(value) else float_format.format(value)}</td>")
-            else:
-                cells.append(f"<td>{_e(value)}</td>")
-        rows.append("<tr>" + "".join(cells) + "</tr>")
-    return (
-        '<input class="filter" type="search" placeholder="filter rows" aria-label="filter rows">'
-        f'<div class="scroll"><table class="data sortable"><thead><tr>{head}</tr></thead>'
-        f"<tbody>{''.join(rows)}</tbody></table></div>"
-    )
-
-
-STYLE = """
-body { font-family: sans-serif; margin: 1.5em; color: #222; }
-table { border-collapse: collapse; }
-th, td { border: 1px solid #ccc; padding: 4px; vertical-align: top; text-align: center; }
-table.data { font-size: 0.8em; width: 100%; }
-table.data td { text-align: right; overflow-wrap: anywhere; }
-table.data th { cursor: pointer; overflow-wrap: anywhere; }
-table.data th.asc::after { content: " \\25B2"; } table.data th.desc::after { content: " \\25BC"; }
-table.grid { table-layout: fixed; width: 100%; }
-table.grid th, table.grid td { overflow-wrap: anywhere; }
-table.grid img { width: 100%; max-width: 160px; height: auto; }
-img.source { width: 100%; max-width: 120px; height: auto; }
-small { font-size: 0.72em; color: #444; }
-.plots img { margin: 4px; border: 1px solid #eee; max-width: 100%; height: auto; }
-.scroll { overflow-x: auto; }
-input.filter { margin: 0.4em 0; width: 20em; }
-#viewer { display: none; position: fixed; inset: 0; background: rgba(0,0,0,0.85); color: #eee;
-  z-index: 10; padding: 1em; overflow: auto; cursor: zoom-out; }
-#viewer.open { display: flex; gap: 1em; align-items: flex-start; justify-content: center; flex-wrap: wrap; }
-#viewer figure { margin: 0; text-align: center; }
-#viewer img.side { width: 220px; height: auto; }
-#viewer img.output { width: min(60vw, 1024px); height: auto; image-rendering: pixelated; }
-#viewer img.curve { width: 360px; height: auto; background: #fff; }
-#viewer a, a.run { color: #4af; }
-td.empty { color: #aaa; }
-b.stopped { color: #b35900; }
-"""
-
-# Sorting (click a column's header; again to reverse) and filtering (rows holding the typed
-# text) of the report's tables, in the page itself: it works offline and from MLflow's viewer.
-SCRIPT = """
-// a picture of the grid opens full size (scaled up to the window when small) beside its content
-// and style; a click or Escape closes it. Without the script the link opens the image file.
-var viewer = document.createElement('div');
-viewer.id = 'viewer';
-document.body.appendChild(viewer);
-function figure(src, cls, caption) {
-  return src ? '<figure><img class="' + cls + '" src="' + src + '"><figcaption>' + caption
-    + '</figcaption></figure>' : '';
-}
-document.querySelectorAll('a.full').forEach(function (a) {
-  a.addEventListener('click', function (event) {
-    event.preventDefault();
-    var full = a.getAttribute('href') === '#' ? a.querySelector('img').src : a.getAttribute('href');
-    var title = a.dataset.title.replace(/&/g, '&amp;').replace(/</g, '&lt;');
-    if (a.dataset.run) title += ' | <a href="' + a.dataset.run + '" target="_blank" rel="noopener">MLflow run</a>';
-    viewer.innerHTML = figure(a.dataset.content, 'side', 'content') + figure(full, 'output', title)
-      + figure(a.dataset.style, 'side', 'style') + figure(a.dataset.curve, 'curve', 'losses by step');
-    viewer.classList.add('open');
-  });
-});
-viewer.addEventListener('click', function () { viewer.classList.remove('open'); });
-document.addEventListener('keydown', function (e) { if (e.key === 'Escape') viewer.classList.remove('open'); });
-document.querySelectorAll('table.sortable').forEach(function (table) {
-  var body = table.tBodies[0];
-  table.querySelectorAll('thead th').forEach(function (th, col) {
-    th.addEventListener('click', function () {
-      var asc = !th.classList.contains('asc');
-      table.querySelectorAll('thead th').forEach(function (h) { h.classList.remove('asc', 'desc'); });
-      th.classList.add(asc ? 'asc' : 'desc');
-      var rows = Array.prototype.slice.call(body.rows);
-      rows.sort(function (a, b) {
-        var x = a.cells[col].textContent.trim(), y = b.cells[col].textContent.trim();
-        var nx = parseFloat(x), ny = parseFloat(y);
-        var cmp = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : x.localeCompare(y);
-        if (x === '' && y !== '') return 1;
-        if (y === '' && x !== '') return -1;
-        return asc ? cmp : -cmp;
-      });
-      rows.forEach(function (r) { body.appendChild(r); });
-    });
-  });
-  var filter = table.parentNode.previousElementSibling;
-  if (filter && filter.classList.contains('filter')) {
-    filter.addEventListener('input', function () {
-      var text = filter.value.toLowerCase();
-      Array.prototype.forEach.call(body.rows, function (r) {
-        r.style.display = r.textContent.toLowerCase().indexOf(text) >= 0 ? '' : 'none';
-      });
-    });
-  }
-});
-"""
-
-
-def _page(title: str, body: list[str]) -> str:
-    return (
-        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
-        '<link rel="icon" href="data:,">'  # no favicon request
-        f"<title>{_e(title)}</title><style>{STYLE}</style></head><body>\n"
-        + "\n".join(body)
-        + f"\n<script>{SCRIPT}</script>\n</body></html>\n"
-    )
-
-
-STANDALONE = "standalone.html"  # the report in one file: what the sweep's MLflow run shows
-_RELATIVE_IMAGE = re.compile(r'src="((?:thumbs|plots)/[^"]+)"')
-
-
-def standalone(page: str, report: Path) -> str:
-    """``page`` with its thumbnails and charts inlined (data: URIs), so that it renders alone:
-    in MLflow's artifact viewer, which shows one file, or mailed. The links to the full images
-    (files of the results folder) open the thumbnail there instead."""
-
-    def inline(match: re.Match) -> str:
-        path = report / match.group(1)
-        if not path.is_file():
-            return match.group(0)
-        kind = "image/png" if path.suffix == ".png" else "image/jpeg"
-        return f'src="data:{kind};base64,{base64.b64encode(path.read_bytes()).decode()}"'
-
-    page = _RELATIVE_IMAGE.sub(inline, page)
-    page = re.sub(r' data-curve="[^"]*"', ' data-curve=""', page)
-    return re.sub(r'<a class="full" href="[^"]*"', '<a class="full" href="#"', page)
 
 
 def write_report(
@@ -437,18 +300,18 @@ def write_report(
     versions = ", ".join(sorted(df["code_version"].dropna().unique()))
     older = f" {hidden} rows of jobs the spec no longer has are not shown." if hidden else ""
     body = [
-        f"<h1>stylegrid report: {_e(names)}</h1>",
-        f"<p>{len(df)} jobs: {ok} ok, {stopped_text}{failed} failed. Folder {_e(out)}. Code {_e(versions or 'unknown')}. "
+        f"<h1>stylegrid report: {escape(names)}</h1>",
+        f"<p>{len(df)} jobs: {ok} ok, {stopped_text}{failed} failed. Folder {escape(out)}. Code {escape(versions or 'unknown')}. "
         f"Written {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC.{older}</p>",
         "<p>Measures (algorithms/shared/metrics.py): "
-        + "; ".join(f"<b>{m.name}</b> {_e(m.summary)}, {m.better} is better" for m in MEASURES)
+        + "; ".join(f"<b>{m.name}</b> {escape(m.summary)}, {m.better} is better" for m in MEASURES)
         + ". Under each picture: <i>c</i> content_distance, <i>ssim</i> content_ssim, "
         "<i>s</i> style_distance, <i>swd</i> style_swd, <i>col</i> color_swd.</p>",
         "<h2>Outputs</h2>",
         *_grid_html(df, out, report, ui),
         *_plots_html(df, report),
         "<h2>Summary</h2>",
-        _table_html(summary_table(df)),
+        table_html(summary_table(df)),
     ]
     if stopped:
         body += _stopped_html(df[df["status"] == "stopped"])
@@ -456,10 +319,10 @@ def write_report(
     body.append(f"<h2>Failed jobs ({len(failures)})</h2>")
     if len(failures):
         table = failures[["algorithm", "variant", "content_name", "style_name", "error", "job_id"]]
-        body.append(_table_html(table.sort_values(["algorithm", "content_name"])))
+        body.append(table_html(table.sort_values(["algorithm", "content_name"])))
     else:
         body.append("<p>None.</p>")
-    page = _page(f"stylegrid report: {names}", body)
+    page = page_html(f"stylegrid report: {names}", body)
     index = write_atomic(report / "index.html", page.encode())
     write_atomic(report / STANDALONE, standalone(page, report).encode())
     summary = {"jobs": len(df), "ok": ok, "failed": failed, "stopped": stopped, "not_shown": hidden}
@@ -484,5 +347,5 @@ def _stopped_html(stopped: pd.DataFrame) -> list[str]:
         "<p>Successive halving compared these jobs at a rung with the other jobs of their picture "
         "and stopped them there; their measures are at that step, so the summary and the charts "
         "leave them out.</p>",
-        _table_html(table.sort_values(["algorithm", "content_name", "style_name"])),
+        table_html(table.sort_values(["algorithm", "content_name", "style_name"])),
     ]

@@ -1,7 +1,6 @@
-"""The three YAML specs stylegrid reads, validated by pydantic, and their path rules:
-``SweepSpec`` (``stylegrid sweep``), ``CatalogSpec`` (``stylegrid stylize-catalog``) and
-the training specs (``train_spec.py``, same rules). Every error names the file, the field and what is
-allowed; relative paths in a file are taken from the file's folder. A sweep spec:
+"""The sweep spec (``stylegrid sweep``), validated by pydantic (the reading and path rules every
+spec shares are ``loading.py``). Every error names the file, the field and what is allowed;
+relative paths in a file are taken from the file's folder. A sweep spec:
 
     name: demo
     content: [../samples/content/tubingen.jpg, ../samples/content/*.jpg, ../samples/content/]
@@ -25,22 +24,16 @@ allowed; relative paths in a file are taken from the file's folder. A sweep spec
 Relative image and output paths are relative to the spec file's folder; without ``output`` the
 results go to ``runs/<name>`` in the current folder (``--output`` overrides both). Every error names the
 file, the field and what is allowed.
-
-Why this module is long (about 420 lines): the sweep and catalog specs (with their spatial-control
-entries) share the YAML reading, the path rules and the error wording; the field declarations,
-each with its description for the reference pages, are most of it.
 """
 
 from __future__ import annotations
 
-import glob
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any
 
 import pydantic
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from stylegrid.algorithms import ALGORITHMS, get_algorithm
 from stylegrid.algorithms.names import (
@@ -60,12 +53,7 @@ from ..params import (
     parse_assignment,
     parse_cli_value,
 )
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
-
-
-class SpecError(ValueError):
-    """An invalid experiment spec; the message names the file, the field and what is allowed."""
+from .loading import SpecError, read_model
 
 
 class Resources(BaseModel):
@@ -75,7 +63,7 @@ class Resources(BaseModel):
 
 
 class EarlyStoppingSpec(BaseModel):
-    """Successive halving (``halving.py``): jobs measured at rungs, the hopeless ones stopped."""
+    """Successive halving (``sweep/halving.py``): jobs measured at rungs, the hopeless ones stopped."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     measure: str | list[str] = Field(
@@ -227,52 +215,6 @@ class SweepSpec(BaseModel):
         return self
 
 
-def _format_validation_error(path: Path, exc: pydantic.ValidationError) -> str:
-    problems = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown field"
-        problems.append(f"{loc}: {msg}" if loc else msg)  # a whole-spec check names its fields itself
-    return f"{path}: " + "; ".join(problems)
-
-
-M = TypeVar("M", bound=BaseModel)
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """The safe loader, refusing a key given twice in one mapping: YAML's own rule, which PyYAML
-    does not enforce (it keeps the last value, so a repeated `steps:` would silently win)."""
-
-    def construct_mapping(self, node, deep=False):
-        seen: dict = {}
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if isinstance(key, (str, int, float, bool)) and key in seen:
-                raise yaml.YAMLError(
-                    f"the key {key!r} is given twice (lines {seen[key]} and {key_node.start_mark.line + 1})"
-                )
-            seen.setdefault(key, key_node.start_mark.line + 1)
-        return super().construct_mapping(node, deep=deep)
-
-
-def read_model(path: Path, model: type[M], fields_hint: str) -> M:
-    """A YAML file (safe loader) validated into a pydantic model; errors name the file and field."""
-    try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
-    except FileNotFoundError:
-        raise SpecError(f"{path}: no such spec file") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise SpecError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
-    if not isinstance(raw, dict):
-        raise SpecError(f"{path}: expected a mapping of fields ({fields_hint})")
-    try:
-        return model.model_validate(raw)
-    except pydantic.ValidationError as exc:
-        raise SpecError(_format_validation_error(path, exc)) from None
-
-
 def load_spec(path: str | os.PathLike, settings: Sequence[str] = ()) -> SweepSpec:
     """Read and validate a spec (YAML read with the safe loader), with the command line's
     ``--set NAME=VALUE`` settings on top (``apply_sweep_settings``)."""
@@ -335,174 +277,3 @@ def apply_sweep_settings(spec: SweepSpec, assignments: Sequence[str]) -> SweepSp
         grid = {k: v for k, v in entry.grid.items() if k not in mine}
         entries.append(entry.model_copy(update={"params": {**entry.params, **mine}, "grid": grid}))
     return spec.model_copy(update={"algorithms": entries})
-
-
-def spec_dir(path: str | os.PathLike) -> Path:
-    return Path(path).resolve().parent
-
-
-def resolve_path(path: str, base: Path) -> Path:
-    """``path`` with ``~`` expanded, taken from ``base`` when relative."""
-    full = Path(os.path.expanduser(path))
-    return full if full.is_absolute() else base / full
-
-
-def resolve_location(location: str, base: Path) -> str:
-    """``resolve_path`` for a path that may also be a URI (``s3://bucket/prefix``), kept as it is."""
-    from ..storage import locations as storage
-
-    return location if storage.is_uri(location) else str(resolve_path(location, base))
-
-
-def resolve_images(patterns: list[str], base: Path, field: str, spec_path: str | os.PathLike) -> list[Path]:
-    """Files, globs and folders (their images, not recursive) -> sorted unique image paths."""
-    found: list[Path] = []
-    for i, pattern in enumerate(patterns):
-        where = f"{spec_path}: {field}[{i}] {pattern!r}"
-        full = resolve_path(pattern, base)
-        if full.is_dir():
-            matches = sorted(f for f in full.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
-            if not matches:
-                raise SpecError(f"{where}: the folder has no image files ({', '.join(IMAGE_SUFFIXES)})")
-            found += matches
-        elif full.is_file():  # a name that exists is taken literally, brackets and all
-            found.append(full)
-        elif glob.has_magic(str(full)):
-            matches = sorted(Path(m) for m in glob_literal_dirs(full) if Path(m).is_file())
-            if not matches:
-                raise SpecError(f"{where}: no such file, and as a pattern it matches no file")
-            found += matches
-        else:
-            raise SpecError(f"{where}: no such file or folder")
-    return list(dict.fromkeys(p.resolve() for p in found))
-
-
-def resolve_image_locations(
-    patterns: list[str], base: Path, field: str, spec_path: str | os.PathLike
-) -> list[str]:
-    """``resolve_images`` for patterns that may also be URIs (``s3://bucket/photos/``,
-    ``gs://bucket/art/*.jpg``): their files are listed through the store (``storage``)."""
-    from ..storage import locations as storage
-
-    found: list[str] = []
-    for i, pattern in enumerate(patterns):
-        if not storage.is_uri(pattern):
-            found += [str(p) for p in resolve_images([pattern], base, field, spec_path)]
-            continue
-        where = f"{spec_path}: {field}[{i}] {pattern!r}"
-        try:
-            if storage.has_magic(pattern):
-                matches = [m for m in storage.glob_files(pattern) if _is_image_name(m)]
-            elif storage.is_dir(pattern):
-                matches = [m for m in storage.list_files(pattern) if _is_image_name(m)]
-            elif storage.exists(pattern):
-                matches = [pattern]
-            else:
-                raise SpecError(f"{where}: no such object or prefix")
-        except (OSError, ValueError) as exc:
-            raise SpecError(f"{where}: cannot list it ({' '.join(str(exc).split())[:200]})") from None
-        if not matches:
-            raise SpecError(f"{where}: no image files there ({', '.join(IMAGE_SUFFIXES)})")
-        found += matches
-    return list(dict.fromkeys(found))
-
-
-def _is_image_name(location: str) -> bool:
-    return os.path.splitext(location)[1].lower() in IMAGE_SUFFIXES
-
-
-def glob_literal_dirs(pattern: Path, recursive: bool = False) -> list[str]:
-    """``glob.glob`` where only the last path component is a pattern when the folders exist as
-    written (``shoot [2024]/*.jpg`` looks in the folder ``shoot [2024]``)."""
-    if pattern.parent.is_dir():
-        return glob.glob(os.path.join(glob.escape(str(pattern.parent)), pattern.name), recursive=recursive)
-    return glob.glob(str(pattern), recursive=recursive)
-
-
-def output_location(spec: BaseModel, spec_path: str | os.PathLike, override: str | None = None) -> Path | str:
-    """``output_dir``, or the URI of an object store (``s3://bucket/sweeps/demo``) as written."""
-    from ..storage import locations as storage
-
-    chosen = override or spec.output
-    if chosen and storage.is_remote(chosen):
-        return chosen.rstrip("/")
-    return output_dir(spec, spec_path, override)
-
-
-def output_dir(spec: BaseModel, spec_path: str | os.PathLike, override: str | None = None) -> Path:
-    """The results folder of a sweep or training spec (any spec with ``name`` and ``output``)."""
-    if override:
-        return Path(override).expanduser().resolve()
-    if spec.output:
-        return resolve_path(spec.output, spec_dir(spec_path)).resolve()
-    return (Path.cwd() / "runs" / spec.name).resolve()
-
-
-class CatalogSpec(BaseModel):
-    """``stylegrid stylize-catalog``'s options; the YAML file has the same fields."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-    input: str = Field(
-        description="a folder (searched recursively), a glob, or a .csv / .parquet manifest; "
-        "a local path or a URI (s3://bucket/photos/, gs://...)"
-    )
-    style: list[str] = Field(
-        min_length=1, description="style image files or URIs; every source gets each one"
-    )
-    out: str = Field(description="output folder or URI: images/, manifest/ (and the MLflow store when local)")
-    algorithm: str = "adain"
-    size: int | None = Field(
-        DEFAULT_SIZE, description="long side of the outputs (16..8192); null keeps each image's size"
-    )
-    style_size: int = Field(
-        DEFAULT_STYLE_SIZE, description="maximum long side of the style images (16..8192)"
-    )
-    alpha: float | None = Field(None, ge=0, le=1, description="style strength (the algorithm's default)")
-    memory_budget: str | None = Field(
-        None,
-        description="memory one model pass may take (auto, or a size such as 2GB): larger images "
-        "are done in overlapping tiles, recorded in the manifest's tiles column",
-    )
-    params: dict[str, Any] = Field(default_factory=dict, description="other algorithm parameters")
-    format: Literal["png", "jpeg"] = "png"
-    quality: int = Field(92, ge=1, le=100, description="JPEG quality")
-    batch_size: int | None = Field(
-        None, gt=0, description="images per model call; default 1 on CPUs, 8 on GPUs"
-    )
-    num_gpus: float | None = Field(None, ge=0, description="GPUs to use; default every GPU of the cluster")
-    actors: int | None = Field(None, gt=0, description="model replicas; default from the cluster's resources")
-    actor_resources: dict[str, float] = Field(
-        default_factory=dict,
-        description="custom Ray resources each model actor also needs, to pin the actors to the nodes "
-        "that have them (e.g. {stylegrid_worker: 1} where the GPU nodes declare it)",
-    )
-    path_column: str = Field("path", description="the manifest column holding the image paths")
-    engine: Literal["auto", "ray", "local"] = Field(
-        "auto",
-        description="ray: a Ray Data pipeline over the cluster; local: this process (a thread decodes "
-        "ahead of the model); auto: ray where a cluster is named (RAY_ADDRESS, `ray job submit`, a "
-        "Ray already joined) or actors, actor_resources or num_gpus > 0 ask for Ray's scheduling, else local",
-    )
-    tracking_uri: str | None = Field(
-        None, description="MLflow; default MLFLOW_TRACKING_URI, else sqlite:///<out>/mlflow.db"
-    )
-    experiment: str = "stylize-catalog"
-
-    @field_validator("size", "style_size")
-    @classmethod
-    def _bounded(cls, value: int | None) -> int | None:
-        return value if value is None else check_size(value, "size")
-
-
-def load_catalog_spec(path: str | os.PathLike, overrides: Mapping[str, Any] | None = None) -> CatalogSpec:
-    """A YAML catalog spec with command-line ``overrides``; relative paths in the file are taken
-    from the file's folder."""
-    p = Path(path)
-    spec = read_model(p, CatalogSpec, "input, style, out, algorithm, size, ...")
-    base = p.resolve().parent
-    rebased = {
-        "input": resolve_location(spec.input, base),
-        "out": resolve_location(spec.out, base),
-        "style": [resolve_location(s, base) for s in spec.style],
-    }
-    return spec.model_copy(update={**rebased, **(overrides or {})})

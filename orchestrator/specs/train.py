@@ -1,5 +1,5 @@
-"""The specs of ``stylegrid train-adain``, ``train-johnson`` and ``train-wct`` (``train.py``): the fields
-every training shares (``TrainSpec``) and each network's own, read with the rules of ``spec.py``
+"""The specs of ``stylegrid train-adain``, ``train-johnson`` and ``train-wct`` (``train/driver.py``): the fields
+every training shares (``TrainSpec``) and each network's own, read with the rules of ``specs/loading.py``
 (every error names the file and the field; relative paths are taken from the file's folder)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from stylegrid.algorithms.shared.vgg import LAYER_INDEX, MIN_SIDE
 
-from .sweep import SpecError, read_model
+from .loading import SpecError, read_model
 
 
 class TrainSpec(BaseModel):

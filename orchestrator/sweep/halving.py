@@ -15,7 +15,7 @@ rank (non-dominated sorting): the jobs on the best fronts go on, and the first f
 trade-off no other job at the rung beats) always does.
 
 This module is the maths (``rung_steps``, ``pareto_ranks``, ``decide``) and the board, plain
-Python; ``worker.py`` asks it, ``sweep.py`` starts it and seeds it with the rungs recorded in the
+Python; ``sweep/worker.py`` asks it, ``sweep/driver.py`` starts it and seeds it with the rungs recorded in the
 rows of earlier runs (a resumed sweep decides as if it had never stopped).
 """
 
@@ -32,7 +32,7 @@ BETTER = {m.name: m.better for m in MEASURES}
 
 
 class StopAtRung(Exception):  # noqa: N818 - a signal, not an error: the job ends as `stopped`
-    """Raised inside a job's step callback when the board stops it (``worker.py`` catches it):
+    """Raised inside a job's step callback when the board stops it (``sweep/worker.py`` catches it):
     the job's image and measures at the rung, and its evaluations so far."""
 
     def __init__(self, reason: str, image: Any, evaluations: int, values: dict[str, float]) -> None:

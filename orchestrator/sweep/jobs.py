@@ -30,7 +30,8 @@ from stylegrid.algorithms import get_algorithm
 from stylegrid.algorithms.shared.parameters import file_fields
 
 from ..params import ParameterError, build_params, params_to_dict
-from ..specs.sweep import SpecError, SweepSpec, spec_dir
+from ..specs.loading import SpecError, spec_dir
+from ..specs.sweep import SweepSpec
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """A sweep spec expanded into its jobs: every content x style x (algorithm, grid point) x seed,
 the jobs of its region sets, and what the expansion folded. The job record, its id and its
-parameters are ``jobs.py``; the jobs of region sets ``region_jobs.py``.
+parameters are ``sweep/jobs.py``; the jobs of region sets ``sweep/region_jobs.py``.
 """
 
 from __future__ import annotations
@@ -8,7 +8,8 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-from ..specs.sweep import SweepSpec, resolve_images, spec_dir
+from ..specs.loading import resolve_images, spec_dir
+from ..specs.sweep import SweepSpec
 from .jobs import (
     Job,
     check_grid_size,

@@ -18,7 +18,8 @@ from pathlib import Path
 from PIL import Image, ImageColor
 from stylegrid.algorithms import get_algorithm
 
-from ..specs.sweep import RegionSetSpec, SpecError, SweepSpec, resolve_path, spec_dir
+from ..specs.loading import SpecError, resolve_path, spec_dir
+from ..specs.sweep import RegionSetSpec, SweepSpec
 from .jobs import Job, ParameterSet, RegionRef, file_sha256, make_job_id, spec_job
 
 ASPECT_TOLERANCE = 0.02  # a mask may differ from its image's width / height by this (rounding when resized)

@@ -1,6 +1,6 @@
 """A sweep's MLflow runs: the parent run of each sweep, one child run per job (parameters, losses by
 step, measures, images, tags), stale runs of an interrupted sweep closed, and the saved view the
-runs page opens with (``SWEEP_VIEW``). Written by the sink's one thread (``sink.py``).
+runs page opens with (``SWEEP_VIEW``). Written by the sink's one thread (``sweep/sink.py``).
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from typing import Any
 
 from stylegrid.algorithms.shared.metrics import MEASURES
 
-from ..report.html import STANDALONE
+from ..report.page import STANDALONE
 from ..services import redact_uri
-from ..tracking.tracker import RunsCharts, RunsView, Tracker, ms
+from ..tracking.tracker import Tracker, ms
+from ..tracking.ui import RunsCharts, RunsView
 from .jobs import Job
 from .worker import JobOutcome
 

@@ -17,15 +17,8 @@ from stylegrid.algorithms.base import group_sums
 from stylegrid.algorithms.shared.metrics import MEASURES
 
 from ..provenance import provenance
-from ..results.rows import (
-    COMPACT_EVERY,
-    compact,
-    curve_path,
-    param_cells,
-    result_schema,
-    rungs_record,
-    write_row,
-)
+from ..results.rows import COMPACT_EVERY, compact, curve_path, write_row
+from ..results.schema import param_cells, result_schema, rungs_record
 from ..services import lost_server, server_problem
 from ..storage.files import safe_name, write_atomic
 from .jobs import Job

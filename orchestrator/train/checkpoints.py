@@ -1,4 +1,4 @@
-"""The checkpoints of ``train.py``: a folder with the model's state dict (the recipe's file name),
+"""The checkpoints of ``train/driver.py``: a folder with the model's state dict (the recipe's file name),
 the optimiser's and ``state.json`` (the step and the losses of its window), written locally and
 handed to Ray Train, which copies it to ``storage`` (a folder or a URI); and the export of the
 newest one as the plain state dict with its ``.json`` that the algorithms read."""

@@ -1,4 +1,4 @@
-"""The training data of ``stylegrid train-adain`` and ``train-johnson`` (``train.py``): image files as a Ray Data
+"""The training data of ``stylegrid train-adain`` and ``train-johnson`` (``train/driver.py``): image files as a Ray Data
 dataset read where the workers run, and each worker's endless random crops from its shard.
 
 ``image_dataset`` turns the spec's locations (local files or URIs) into ``(path, bytes)`` rows;

@@ -1,6 +1,6 @@
 """The Ray Train driver shared by every trained network: ``stylegrid train-adain SPEC`` (the AdaIN
 decoder) and ``stylegrid train-johnson SPEC`` (a multi-style fast network), one driver with a
-``Recipe`` per model (``train_recipes.py``: its spec, model, step and record).
+``Recipe`` per model (``recipes.py``: its spec, model, step and record).
 
 Data-parallel over ``num_workers`` Ray Train workers (GPUs on a cluster, CPU processes here): each
 worker draws its own random content crops (and style crops, for AdaIN) from the image lists (with
@@ -24,47 +24,39 @@ Checkpoints go to ``storage`` (a folder, or a URI every node reaches: ``s3://buc
 cluster), and ``FailureConfig(max_failures)`` restarts the workers from the newest checkpoint
 there when a worker or a node is lost.
 
-Why this module is long (about 410 lines): it is the one driver of every trained network, the
-Ray Train loop on the workers, the MLflow relay they log through and the driver's resume, export
-and model registration; the per-network parts are ``train_recipes.py``'s, checkpoints
-``train_checkpoints.py``'s, data ``train_data.py``'s.
+The loop on the workers is ``loop.py``, the MLflow relay they log through ``relay.py``; the
+per-network parts are ``recipes.py``'s, checkpoints ``checkpoints.py``'s, data ``data.py``'s.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
-import random
 import sys
-import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from PIL import Image
-from stylegrid.algorithms.base import check_finite
 
-from ..images import png_bytes
 from ..params import apply_model_settings
-from ..report.pictures import sample_grid
 from ..runtime import Console, Summary, print_summary, start_ray
-from ..specs.sweep import SpecError, output_dir, resolve_image_locations, resolve_path, spec_dir
+from ..specs.loading import SpecError, output_dir, resolve_image_locations, resolve_path, spec_dir
 from ..specs.train import TrainSpec, load_train_spec
 from ..storage import locations as storage
 from ..storage.files import write_atomic
-from ..tracking.tracker import RunsView, Tracker, resolve_tracking_uri, ui_command
+from ..tracking.tracker import Tracker, resolve_tracking_uri
+from ..tracking.ui import RunsView, ui_command
 from .checkpoints import (
     checkpoint_step,
     export_model,
     latest_checkpoint,
-    load_checkpoint,
-    save_checkpoint,
 )
-from .data import CropSampler, ImagePool, image_dataset, shard_epochs
-from .held_out import Validation, data_record, first_images, split_held_out
+from .data import image_dataset
+from .held_out import data_record, first_images, split_held_out
+from .loop import train_loop
 from .recipes import RECIPES, Recipe
+from .relay import start_relay
 
 # The runs table a training experiment opens on: the losses and the held-out validation loss
 TRAIN_VIEW = RunsView(
@@ -75,96 +67,7 @@ TRAIN_VIEW = RunsView(
 )  # fmt: skip
 
 
-def window_means(window: Sequence[Mapping[str, float]]) -> dict[str, float]:
-    """The mean of each logged value over the steps of a window: ``loss`` and ``<term>_loss``."""
-    keys = window[-1].keys()
-    return {("loss" if k == "total" else f"{k}_loss"): sum(w[k] for w in window) / len(window) for k in keys}
-
-
 # --- the per-worker loop -----------------------------------------------------------------------------
-
-
-def train_loop(config: dict) -> None:
-    """Runs in every Ray Train worker."""
-    import logging
-
-    import ray.train
-    import ray.train.torch
-
-    logging.getLogger("ray.data").setLevel(logging.WARNING)  # not a plan and a "finished" per shard
-
-    from stylegrid.algorithms.shared.device import resolve_precision
-
-    recipe: Recipe = RECIPES[config["kind"]]
-    spec = recipe.spec_type.model_validate(config["spec"])
-    styles = config["styles"]
-    ctx = ray.train.get_context()
-    rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    device = ray.train.torch.get_device()
-    if device.type == "cpu":
-        torch.set_num_threads(max(1, int(spec.cpus_per_worker)))
-    precision = resolve_precision(spec.precision, device)
-    task = recipe.setup(spec, styles, device, precision)
-    network = recipe.new_model(spec, styles)
-    optimizer = torch.optim.Adam(network.parameters(), lr=spec.lr)
-    step = 0
-    checkpoint = ray.train.get_checkpoint()  # set when Ray Train restarts the workers itself
-    if checkpoint:
-        with checkpoint.as_directory() as folder:
-            step = load_checkpoint(Path(folder), network, optimizer, recipe.model_file)
-    elif config.get("resume"):  # a new run of the command: the newest checkpoint of the last one
-        with ray.train.Checkpoint(config["resume"]).as_directory() as folder:
-            step = load_checkpoint(Path(folder), network, optimizer, recipe.model_file)
-    model = ray.train.torch.prepare_model(network)  # DDP across the workers; moves it to the device
-    plain = model.module if hasattr(model, "module") else model
-
-    def report_bad(path: str, reason: str) -> None:
-        print(f"{recipe.command}: skipping {reason}", file=sys.stderr, flush=True)
-
-    seed = hash((spec.seed, rank, step)) & 0xFFFFFFFF  # a resumed run does not replay its crops
-    rng = random.Random(seed)
-    kinds = ("content", "style") if recipe.style_crops else ("content",)
-    pools = {
-        kind: ImagePool(
-            kind, shard_epochs(ray.train.get_dataset_shard(kind), seed), spec.image_size, rng, report_bad
-        )
-        for kind in kinds
-    }
-    sampler = CropSampler(pools["content"], pools.get("style"), spec.crop, rng)
-    per_worker = max(1, math.ceil(spec.batch_size / world))
-    tracker = RankZeroLogger(config["relay"], config["run_id"]) if rank == 0 else None
-    if tracker is not None and step > 0:  # restarted (a lost worker or node) or run again
-        tracker.resumed(step)
-    validation = Validation.of(config["validation"], spec, device) if rank == 0 else None
-    recent: list[dict[str, float]] = []
-    while step < spec.steps:
-        content, style = (None if t is None else t.to(device) for t in sampler.batch(per_worker))
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, spec.lr, spec.lr_decay)
-        result = recipe.step(task, model, content, style, rng, spec, precision)
-        optimizer.zero_grad(set_to_none=True)
-        total = float(result.total.detach())
-        check_finite({"total": total}, step + 1)  # no NaN model is saved
-        result.total.backward()
-        optimizer.step()
-        step += 1
-        recent.append({"total": total, **result.terms})
-        if tracker is not None and (step % spec.log_every == 0 or step == spec.steps):
-            tracker.metrics(step, recent[-spec.log_every :], learning_rate(step - 1, spec.lr, spec.lr_decay))
-        if tracker is not None and (step % spec.sample_every == 0 or step == spec.steps):
-            tracker.grid(step, sample_grid(*(t.cpu() for t in result.grid)))
-        if validation is not None and (step % spec.validate_every == 0 or step == spec.steps):
-            tracker.validation(step, validation.losses(recipe, task, plain, spec, precision))
-        if step % spec.checkpoint_every == 0 or step == spec.steps:
-            summary = window_means(recent[-spec.log_every :])
-            with tempfile.TemporaryDirectory() as folder:
-                ckpt = None
-                if rank == 0:
-                    save_checkpoint(Path(folder), plain, optimizer, step, summary, recipe.model_file)
-                    tracker.checkpoint(step, Path(folder) / recipe.model_file)
-                    ckpt = ray.train.Checkpoint.from_directory(folder)
-                ray.train.report({"step": step, **summary}, checkpoint=ckpt)
-            recent = recent[-spec.log_every :]
 
 
 INIT_FIELDS = ("init_decoder", "init_network", "init_decoders", "init_relu4_1")  # weights to start from
@@ -185,71 +88,6 @@ def check_start(recipe: Recipe, spec: TrainSpec, styles, spec_path) -> None:
         raise SpecError(f"{spec_path}: {error}") from None
     except (WeightsUnavailable, OSError, RuntimeError, KeyError, ValueError) as error:
         raise SpecError(f"{spec_path}: the network to start from cannot be built: {error}") from None
-
-
-def learning_rate(step: int, lr: float, decay: float) -> float:
-    """Inverse-time decay (pytorch-AdaIN's): lr / (1 + decay x step); constant when decay is 0."""
-    return lr / (1.0 + decay * step)
-
-
-class TrackingRelay:
-    """MLflow writes of the workers, made where the driver runs: a Ray actor on the driver's
-    node, so that the tracking store only has to be reachable from there (a SQLite file, or a
-    tracking server bound to the head's loopback, never opened to the cluster's network)."""
-
-    def __init__(self, tracking_uri: str):
-        self.tracker = Tracker(tracking_uri)
-
-    def log_metrics(self, run_id: str, values: dict[str, float], step: int) -> None:
-        self.tracker.log_metrics(run_id, values, step=step)
-
-    def log_bytes(self, run_id: str, name: str, data: bytes, folder: str) -> None:
-        self.tracker.log_bytes(run_id, name, data, folder)
-
-
-def start_relay(tracking_uri: str):
-    """A ``TrackingRelay`` actor pinned to this (the driver's) node; it needs no CPU."""
-    import ray
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
-    return ray.remote(TrackingRelay).options(num_cpus=0, scheduling_strategy=here).remote(tracking_uri)
-
-
-class RankZeroLogger:
-    """Rank 0's MLflow logging, into the run the driver created, through the driver's
-    ``TrackingRelay`` (each call waits for its write, so that an error surfaces here)."""
-
-    def __init__(self, relay, run_id: str):
-        self.relay = relay
-        self.run_id = run_id
-
-    def _metrics(self, values: dict[str, float], step: int) -> None:
-        import ray
-
-        ray.get(self.relay.log_metrics.remote(self.run_id, values, step))
-
-    def _bytes(self, name: str, data: bytes, folder: str) -> None:
-        import ray
-
-        ray.get(self.relay.log_bytes.remote(self.run_id, name, data, folder))
-
-    def metrics(self, step: int, window: Sequence[Mapping[str, float]], lr: float) -> None:
-        self._metrics({**window_means(window), "lr": lr}, step)
-
-    def resumed(self, step: int) -> None:
-        """The step this start of the workers continues from (a checkpoint)."""
-        self._metrics({"resumed_from_step": float(step)}, step)
-
-    def validation(self, step: int, values: dict[str, float]) -> None:
-        self._metrics(values, step)
-
-    def grid(self, step: int, image: Image.Image) -> None:
-        self._bytes(f"samples_step{step:07d}.png", png_bytes(image), "samples")
-
-    def checkpoint(self, step: int, model_file: Path) -> None:
-        name = f"{model_file.stem}_step{step:07d}{model_file.suffix}"
-        self._bytes(name, model_file.read_bytes(), "checkpoints")
 
 
 # --- the driver ------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The held-out part of a training corpus (``stylegrid train-*``, ``train.py``): which images are
+"""The held-out part of a training corpus (``stylegrid train-*``, ``train/driver.py``): which images are
 held out (a rule on their bytes), the fixed validation batch they make, the held-out loss rank 0
 logs as training goes, and what the model's .json says of its data (the counts, the rule and the
 corpus version)."""
@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from ..specs.sweep import SpecError, resolve_path, spec_dir
+from ..specs.loading import SpecError, resolve_path, spec_dir
 from ..specs.train import TrainSpec
 from ..storage import locations as storage
 from .data import centre_crop, load_training_image

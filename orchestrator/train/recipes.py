@@ -1,4 +1,4 @@
-"""What differs between the networks ``train.py`` trains: one ``Recipe`` per model, the rest of
+"""What differs between the networks ``train/driver.py`` trains: one ``Recipe`` per model, the rest of
 the driver (Ray Train, data, checkpoints, MLflow, export) shared.
 
 * ``ADAIN`` (``stylegrid train-adain``): the AdaIN decoder of Huang & Belongie; each step draws
@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..images import decode_image, to_tensor
-from ..specs.sweep import SpecError
+from ..specs.loading import SpecError
 from ..specs.train import AdaINTrainSpec, JohnsonTrainSpec, StyleSwapTrainSpec, TrainSpec, WCTTrainSpec
 from ..storage import locations as storage
 

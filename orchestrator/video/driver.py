@@ -36,7 +36,8 @@ from ..images import read_checked_images
 from ..runtime import Console, Summary, cluster_named, start_ray
 from ..storage.files import WriteError, check_writable, write_atomic
 from ..storage.lock import folder_lock, sigterm_as_interrupt
-from ..tracking.tracker import Tracker, resolve_tracking_uri, ui_command
+from ..tracking.tracker import Tracker, resolve_tracking_uri
+from ..tracking.ui import ui_command
 from .clips import VIDEO_FORMATS, Clip, VideoError, local_copy, read_clip, write_clip
 from .segments import (
     Segment,

@@ -1,4 +1,4 @@
-"""The segments of ``stylegrid stylize-video`` (``video.py`` is the driver): how a clip is cut
+"""The segments of ``stylegrid stylize-video`` (``video/driver.py`` is the driver): how a clip is cut
 into overlapping segments and joined again, the task that stylizes one segment (a Ray task or a
 call in the driver), where a finished segment is saved, and the measures of the joined clip.
 """

@@ -1,0 +1,171 @@
+"""What every spec shares: reading YAML into a pydantic model (duplicate keys, aliases and
+oversized files refused; every error names the file, the field and what is allowed) and the path
+rules: relative paths in a file are taken from the file's folder, image lists may hold files,
+globs, folders and URIs, and without ``output`` the results go to ``runs/<name>`` in the current
+folder. The specs themselves: ``sweep.py`` (sweeps), ``catalog.py`` (catalogs), ``train.py``
+(trainings).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from pathlib import Path
+from typing import TypeVar
+
+import pydantic
+import yaml
+from pydantic import BaseModel
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
+
+
+class SpecError(ValueError):
+    """An invalid experiment spec; the message names the file, the field and what is allowed."""
+
+
+def _format_validation_error(path: Path, exc: pydantic.ValidationError) -> str:
+    problems = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field"
+        problems.append(f"{loc}: {msg}" if loc else msg)  # a whole-spec check names its fields itself
+    return f"{path}: " + "; ".join(problems)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """The safe loader, refusing a key given twice in one mapping: YAML's own rule, which PyYAML
+    does not enforce (it keeps the last value, so a repeated `steps:` would silently win)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise yaml.YAMLError(
+                    f"the key {key!r} is given twice (lines {seen[key]} and {key_node.start_mark.line + 1})"
+                )
+            seen.setdefault(key, key_node.start_mark.line + 1)
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_model(path: Path, model: type[M], fields_hint: str) -> M:
+    """A YAML file (safe loader) validated into a pydantic model; errors name the file and field."""
+    try:
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
+    except FileNotFoundError:
+        raise SpecError(f"{path}: no such spec file") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
+    if not isinstance(raw, dict):
+        raise SpecError(f"{path}: expected a mapping of fields ({fields_hint})")
+    try:
+        return model.model_validate(raw)
+    except pydantic.ValidationError as exc:
+        raise SpecError(_format_validation_error(path, exc)) from None
+
+
+def spec_dir(path: str | os.PathLike) -> Path:
+    return Path(path).resolve().parent
+
+
+def resolve_path(path: str, base: Path) -> Path:
+    """``path`` with ``~`` expanded, taken from ``base`` when relative."""
+    full = Path(os.path.expanduser(path))
+    return full if full.is_absolute() else base / full
+
+
+def resolve_location(location: str, base: Path) -> str:
+    """``resolve_path`` for a path that may also be a URI (``s3://bucket/prefix``), kept as it is."""
+    from ..storage import locations as storage
+
+    return location if storage.is_uri(location) else str(resolve_path(location, base))
+
+
+def resolve_images(patterns: list[str], base: Path, field: str, spec_path: str | os.PathLike) -> list[Path]:
+    """Files, globs and folders (their images, not recursive) -> sorted unique image paths."""
+    found: list[Path] = []
+    for i, pattern in enumerate(patterns):
+        where = f"{spec_path}: {field}[{i}] {pattern!r}"
+        full = resolve_path(pattern, base)
+        if full.is_dir():
+            matches = sorted(f for f in full.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+            if not matches:
+                raise SpecError(f"{where}: the folder has no image files ({', '.join(IMAGE_SUFFIXES)})")
+            found += matches
+        elif full.is_file():  # a name that exists is taken literally, brackets and all
+            found.append(full)
+        elif glob.has_magic(str(full)):
+            matches = sorted(Path(m) for m in glob_literal_dirs(full) if Path(m).is_file())
+            if not matches:
+                raise SpecError(f"{where}: no such file, and as a pattern it matches no file")
+            found += matches
+        else:
+            raise SpecError(f"{where}: no such file or folder")
+    return list(dict.fromkeys(p.resolve() for p in found))
+
+
+def resolve_image_locations(
+    patterns: list[str], base: Path, field: str, spec_path: str | os.PathLike
+) -> list[str]:
+    """``resolve_images`` for patterns that may also be URIs (``s3://bucket/photos/``,
+    ``gs://bucket/art/*.jpg``): their files are listed through the store (``storage``)."""
+    from ..storage import locations as storage
+
+    found: list[str] = []
+    for i, pattern in enumerate(patterns):
+        if not storage.is_uri(pattern):
+            found += [str(p) for p in resolve_images([pattern], base, field, spec_path)]
+            continue
+        where = f"{spec_path}: {field}[{i}] {pattern!r}"
+        try:
+            if storage.has_magic(pattern):
+                matches = [m for m in storage.glob_files(pattern) if _is_image_name(m)]
+            elif storage.is_dir(pattern):
+                matches = [m for m in storage.list_files(pattern) if _is_image_name(m)]
+            elif storage.exists(pattern):
+                matches = [pattern]
+            else:
+                raise SpecError(f"{where}: no such object or prefix")
+        except (OSError, ValueError) as exc:
+            raise SpecError(f"{where}: cannot list it ({' '.join(str(exc).split())[:200]})") from None
+        if not matches:
+            raise SpecError(f"{where}: no image files there ({', '.join(IMAGE_SUFFIXES)})")
+        found += matches
+    return list(dict.fromkeys(found))
+
+
+def _is_image_name(location: str) -> bool:
+    return os.path.splitext(location)[1].lower() in IMAGE_SUFFIXES
+
+
+def glob_literal_dirs(pattern: Path, recursive: bool = False) -> list[str]:
+    """``glob.glob`` where only the last path component is a pattern when the folders exist as
+    written (``shoot [2024]/*.jpg`` looks in the folder ``shoot [2024]``)."""
+    if pattern.parent.is_dir():
+        return glob.glob(os.path.join(glob.escape(str(pattern.parent)), pattern.name), recursive=recursive)
+    return glob.glob(str(pattern), recursive=recursive)
+
+
+def output_location(spec: BaseModel, spec_path: str | os.PathLike, override: str | None = None) -> Path | str:
+    """``output_dir``, or the URI of an object store (``s3://bucket/sweeps/demo``) as written."""
+    from ..storage import locations as storage
+
+    chosen = override or spec.output
+    if chosen and storage.is_remote(chosen):
+        return chosen.rstrip("/")
+    return output_dir(spec, spec_path, override)
+
+
+def output_dir(spec: BaseModel, spec_path: str | os.PathLike, override: str | None = None) -> Path:
+    """The results folder of a sweep or training spec (any spec with ``name`` and ``output``)."""
+    if override:
+        return Path(override).expanduser().resolve()
+    if spec.output:
+        return resolve_path(spec.output, spec_dir(spec_path)).resolve()
+    return (Path.cwd() / "runs" / spec.name).resolve()
