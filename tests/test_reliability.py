@@ -295,7 +295,7 @@ def test_run_checks_the_output_before_computing(tmp_path):
 
 
 def test_the_docs_document_the_exit_statuses():
-    from stylegrid.orchestrator import cli
+    from stylegrid.orchestrator import errors as cli
 
     readme = (REPO / "docs" / "cli.md").read_text()
     section = readme.split("## Exit statuses", 1)[1].split("\n#", 1)[0]
