@@ -36,6 +36,7 @@ from stylegrid.algorithms.shared.vgg import MIN_SIDE
 from .limits import DEFAULT_MAX_SIZE, MAX_SIZE_ENV, check_size, size_limit  # noqa: F401  (re-exported)
 from .storage import locations as storage
 from .storage.files import write_atomic
+from .storage.location import Location
 
 MAX_PIXELS = 64_000_000  # 8000 x 8000; a PNG header can declare far more than memory holds
 
@@ -79,7 +80,7 @@ def read_bytes(path: str | os.PathLike) -> bytes:
     """A file's bytes (a local path or a URI such as ``s3://bucket/photo.jpg``); an
     ``ImageError`` naming it when it is missing, a folder or unreadable."""
     try:
-        return storage.read_bytes(str(path)) if storage.is_uri(path) else Path(path).read_bytes()
+        return Location.of(path).read_bytes()
     except FileNotFoundError:
         raise ImageError(path, "no such file") from None
     except IsADirectoryError:
@@ -95,7 +96,7 @@ def read_checked_images(
     ``ImageError`` names the file): style images read once by a driver and handed to its workers."""
     images = []
     for location in locations:
-        path = location if storage.is_uri(location) else str(Path(os.path.expanduser(location)).resolve())
+        path = storage.absolute(location)
         data = read_bytes(path)
         decode_image(data, path, max_side)
         images.append((path, data))

@@ -22,6 +22,7 @@ from pathlib import Path
 from ..images import ImageError, read_bytes
 from ..specs.loading import IMAGE_SUFFIXES, glob_literal_dirs
 from ..storage import locations as storage
+from ..storage.location import Location
 from .pipeline import MANIFEST_COLUMNS, CatalogError, manifest_schema
 
 FLUSH_SECONDS = 2.0  # the manifest is appended at least this often while rows arrive
@@ -74,7 +75,7 @@ def own_outputs(out: str) -> list[str]:
 
 def _normal(location: str) -> str:
     """An object store's URI as it is; a local path (or ``file://`` URI) made absolute."""
-    return location if storage.is_remote(location) else str(Path(location.removeprefix("file://")).resolve())
+    return str(Location.of(location))
 
 
 def _list_uri(spec_input: str, path_column: str) -> list[str]:
@@ -124,16 +125,14 @@ def _manifest_paths(location: str, column: str) -> list[str]:
     values = values[values != ""]
     if values.empty:
         raise CatalogError(f"{location}: the {column!r} column has no paths")
-    folder = location.rsplit("/", 1)[0] if storage.is_uri(location) else str(Path(location).parent)
-    return [p if storage.is_uri(p) or Path(p).is_absolute() else storage.join(folder, p) for p in values]
+    folder = str(Location.of(location).parent)
+    return [storage.absolute(p, folder) for p in values]
 
 
 def out_location(out: str) -> str:
     """The output folder as an absolute path (``file://`` URIs too), or the URI of an object store
     as given (without a trailing ``/``)."""
-    if storage.is_remote(out):
-        return out.rstrip("/")
-    return str(Path(os.path.expanduser(out.removeprefix("file://"))).resolve())
+    return str(Location.of(out))
 
 
 def manifest_dir(out: str) -> str:

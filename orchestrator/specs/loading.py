@@ -84,7 +84,7 @@ def resolve_location(location: str, base: Path) -> str:
     """``resolve_path`` for a path that may also be a URI (``s3://bucket/prefix``), kept as it is."""
     from ..storage import locations as storage
 
-    return location if storage.is_uri(location) else str(resolve_path(location, base))
+    return storage.absolute(location, base)
 
 
 def resolve_images(patterns: list[str], base: Path, field: str, spec_path: str | os.PathLike) -> list[Path]:

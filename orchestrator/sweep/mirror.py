@@ -4,7 +4,7 @@ machine that ran the driver and a sweep resumes from the store on any machine.
 
 The sweep's own rules stay those of a local folder (atomic files, the folder lock, rows gathered
 into parts): they apply to the local copy, ``~/.cache/stylegrid/outputs/<bucket-prefix>-<hash>``
-(``$STYLEGRID_CACHE`` moves it). The store gets each job's image and row as soon as they are
+(``storage.location.cache_root``: ``$STYLEGRID_CACHE`` moves it). The store gets each job's image and row as soon as they are
 written (a driver lost midway loses nothing that was written), and at the end the parts, the
 report and ``results.parquet``. At the start the store's rows are the truth: its parts replace
 the copy's, and loose rows either side has are kept (a loose row is a finished job).
@@ -17,27 +17,18 @@ loose row is read, and the next sync removes it), never in neither.
 from __future__ import annotations
 
 import hashlib
-import os
 import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..storage import locations as storage
-from ..storage.files import safe_name, write_atomic
-
-CACHE_ENV = "STYLEGRID_CACHE"
-
-
-def cache_root() -> Path:
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "stylegrid"
+from ..storage.files import write_atomic
+from ..storage.location import Location
 
 
 def working_copy(uri: str) -> Path:
-    """The local copy of the output ``uri``: a readable name and a hash of the whole URI."""
-    digest = hashlib.sha256(uri.encode()).hexdigest()[:12]
-    return cache_root() / "outputs" / f"{safe_name(uri.split('://', 1)[-1], 60)}-{digest}"
+    """The local copy of the output ``uri`` (``Location.working_copy``: under stylegrid's cache)."""
+    return Location.of(uri).working_copy("outputs")
 
 
 def _sha(data: bytes) -> str:

@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import os
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 from ..storage import locations as storage
-from ..storage.files import write_atomic
+from ..storage.location import Location
 
 SCHEME = "models:/"
 
@@ -83,26 +81,14 @@ def _as_location(artifact_uri: str) -> str:
     return artifact_uri
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("STYLEGRID_CACHE", Path.home() / ".cache" / "stylegrid")) / "models"
-
-
 def local_model_file(location: str) -> str:
-    """The ``.pth`` file in ``location`` (with its ``.json``), copied into the cache first when
-    ``location`` is on an object store."""
-    files = storage.list_files(location)
-    weights = [f for f in files if f.endswith(".pth")]
+    """The ``.pth`` file in the folder ``location`` (with its ``.json``) on this machine: copied
+    into stylegrid's cache first when the folder is on an object store."""
+    folder = Location.of(location)
+    weights = [f for f in folder.files() if f.name.endswith(".pth")]
     if len(weights) != 1:
         raise ValueError(f"{location}: expected one .pth file, found {len(weights)}")
-    if not storage.is_uri(location):
-        return weights[0]
-    folder = cache_dir() / hashlib.sha256(location.encode()).hexdigest()[:16]
-    for f in files:
-        dest = folder / f.rsplit("/", 1)[-1]
-        if not dest.is_file():
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(dest, storage.read_bytes(f))
-    return str(folder / weights[0].rsplit("/", 1)[-1])
+    return str(folder.local_folder("models") / weights[0].name)
 
 
 def localize(params: Any, locations: Mapping[str, str]) -> Any:

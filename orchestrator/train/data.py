@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from ..images import decode_image
-from ..storage import locations as storage
+from ..storage.location import scheme_of
 
 
 def load_training_image(data: bytes, name: str, short_side: int) -> Image.Image:
@@ -138,7 +138,7 @@ def image_dataset(locations: list[str]):
     ctx.enable_operator_progress_bars = False
     groups: dict[str, list[str]] = {}
     for loc in locations:
-        groups.setdefault(loc.split("://", 1)[0] if storage.is_uri(loc) else "", []).append(loc)
+        groups.setdefault(scheme_of(loc), []).append(loc)
     # Reading files is I/O, and the training workers may hold every CPU of their nodes (all of
     # them on one machine): the read tasks ask for none, a few at a time.
     parts = [

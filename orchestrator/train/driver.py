@@ -260,9 +260,7 @@ def checkpoint_storage(spec: TrainSpec, spec_path: str | os.PathLike, out: Path)
     relative to the spec's), else ``<output>/ray_train``."""
     if spec.storage is None:
         return str(out / "ray_train")
-    if storage.is_uri(spec.storage):
-        return spec.storage.rstrip("/")
-    return str(resolve_path(spec.storage, spec_dir(spec_path)).resolve())
+    return storage.absolute(spec.storage, spec_dir(spec_path))
 
 
 def _interrupted() -> bool:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from ..specs.loading import SpecError, resolve_path, spec_dir
+from ..specs.loading import SpecError, spec_dir
 from ..specs.train import TrainSpec
 from ..storage import locations as storage
 from .data import centre_crop, load_training_image
@@ -86,9 +86,7 @@ def data_record(spec: TrainSpec, spec_path, content, style, held_content, held_s
         "held_out_style_images": len(held_style),
     }
     if spec.provenance:
-        where = spec.provenance
-        if not storage.is_uri(where):
-            where = str(resolve_path(where, spec_dir(spec_path)))
+        where = storage.absolute(spec.provenance, spec_dir(spec_path))
         try:
             record["corpus_sha256"] = file_sha256(where)
         except OSError as exc:
