@@ -30,7 +30,10 @@ def test_files_round_trip_list_and_glob_through_file_uris(tmp_path):
     ]
     assert len(storage.list_files(storage.join(base, "a"), recursive=True)) == 3
     assert storage.glob_files(f"{base}/a/*.jpg") == [f"file://{tmp_path}/a/one.jpg"]
-    assert storage.glob_files(f"{base}/a/**/*.jpg") == [f"file://{tmp_path}/a/b/two.jpg"]
+    assert storage.glob_files(f"{base}/a/**/*.jpg") == [
+        f"file://{tmp_path}/a/b/two.jpg",
+        f"file://{tmp_path}/a/one.jpg",
+    ]
     assert storage.list_files(storage.join(base, "nothing")) == []
     assert not list(tmp_path.rglob(".*.tmp"))  # local writes are atomic, no temporaries left
 

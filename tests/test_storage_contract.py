@@ -53,11 +53,12 @@ def test_listing_is_sorted_flat_or_recursive_with_sizes(root):
     assert root.join("nothing").files() == [] and root.join("nothing").sizes() == {}
 
 
-def test_glob_matches_the_last_part_or_any_depth(root):
+def test_glob_has_globs_rules(root):
+    """As Python's glob with ``recursive=True``: ``*`` within one level, ``**`` any (none too)."""
     for name in ("a.jpg", "a.txt", "sub/c.jpg", "sub/deeper/d.jpg"):
         root.join(*name.split("/")).write_bytes(b"x")
     assert [f.relative_to(root) for f in root.glob("*.jpg")] == ["a.jpg"]
-    assert [f.relative_to(root) for f in root.glob("**/*.jpg")] == ["sub/c.jpg", "sub/deeper/d.jpg"]
+    assert [f.relative_to(root) for f in root.glob("**/*.jpg")] == ["a.jpg", "sub/c.jpg", "sub/deeper/d.jpg"]
     assert [f.relative_to(root) for f in root.glob("sub/*.jpg")] == ["sub/c.jpg"]
 
 

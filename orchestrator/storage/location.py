@@ -19,7 +19,6 @@ named after the location, the one cache every workflow shares.
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import os
 import posixpath
@@ -46,6 +45,36 @@ def scheme_of(text: str | os.PathLike) -> str:
     """``s3`` for ``s3://...``, ``file`` for ``file://...``, "" for a path (``C:\\`` is a path)."""
     found = _SCHEME.match(str(text))
     return found.group(1).lower() if found else ""
+
+
+def glob_regex(pattern: str) -> re.Pattern:
+    """``pattern`` (``/``-separated) as a regular expression with glob's rules: ``**`` as a whole
+    level matches any number of levels (none included), ``*``, ``?`` and ``[...]`` stay within one
+    level."""
+    out, i, levels = [], 0, pattern.split("/")
+    for n, level in enumerate(levels):
+        last = n == len(levels) - 1
+        if level == "**":
+            out.append(".*" if last else "(?:[^/]+/)*")
+            continue
+        i = 0
+        while i < len(level):
+            c = level[i]
+            if c == "*":
+                out.append("[^/]*")
+            elif c == "?":
+                out.append("[^/]")
+            elif c == "[" and "]" in level[i + 2 :]:
+                end = level.index("]", i + 2)
+                body = level[i + 1 : end]
+                body = body.replace("\\", "\\\\")  # a backslash is a literal in a glob class
+                out.append(f"[^{body[1:]}]" if body.startswith("!") else f"[{body.removeprefix('^')}]")
+                i = end
+            else:
+                out.append(re.escape(c))
+            i += 1
+        out.append("" if last else "/")
+    return re.compile("".join(out))
 
 
 class Backend(Protocol):
@@ -216,10 +245,12 @@ class Location:
         return {Location(self.scheme, p): n for p, n in self.backend.files(self.path, True)}
 
     def glob(self, pattern: str) -> list[Location]:
-        """The files under this folder whose path relative to it matches ``pattern`` (``*``,
-        ``?``, ``[...]``; ``**`` for any depth), sorted; object stores have no glob of their own."""
+        """The files under this folder whose path relative to it matches ``pattern``, as Python's
+        ``glob`` with ``recursive=True`` matches (``*``, ``?``, ``[...]`` within one level, ``**``
+        for any number of levels, none included), sorted; object stores have no glob of their own."""
         recursive = "/" in pattern or "**" in pattern
-        return [f for f in self.files(recursive) if fnmatch.fnmatchcase(f.relative_to(self), pattern)]
+        matches = glob_regex(pattern).fullmatch
+        return [f for f in self.files(recursive) if matches(f.relative_to(self))]
 
     def relative_to(self, folder: Location) -> str:
         return (
