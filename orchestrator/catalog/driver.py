@@ -33,7 +33,11 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+from stylegrid.algorithms.base import Algorithm
+
+from ..errors import UserError
 from ..images import read_checked_images
 from ..params import ParameterError, build_params
 from ..report.pictures import contact_sheet
@@ -43,7 +47,7 @@ from ..storage import locations as storage
 from ..storage.files import WriteError, remove_partial_files
 from ..storage.lock import folder_lock, sigterm_as_interrupt
 from ..tracking.model_uris import model_uris, resolve_locations
-from ..tracking.tracker import Tracker, resolve_tracking_uri
+from ..tracking.tracker import Store, tracking_store
 from ..tracking.ui import ui_command
 from .local import local_batches
 from .manifest import (
@@ -164,39 +168,50 @@ def stylize_catalog(
     algo, params, param_values = check_algorithm(spec)
     styles = read_styles(spec)
     out = out_location(spec.out)
-    tracking_uri, embedded = resolve_tracking_uri(spec.tracking_uri, Path(out))
+    try:
+        store = tracking_store(spec.tracking_uri, out)  # refused before anything is listed or read
+    except UserError as exc:
+        raise CatalogError(f"--out: {exc}") from None
+    run = CatalogRun(spec, algo, param_values, styles, [], out, store, quiet, ray_init_kwargs or {})
     if storage.is_remote(out):
-        if embedded:
-            raise CatalogError(
-                f"--out {out}: the MLflow store cannot live in an object store; give --tracking-uri "
-                "(or set MLFLOW_TRACKING_URI), e.g. the tracking server on the cluster's head"
-            )
-        sources = list_sources(spec.input, spec.path_column, exclude=own_outputs(out))
+        run.sources = list_sources(spec.input, spec.path_column, exclude=own_outputs(out))
         with sigterm_as_interrupt():  # uploads are whole: nothing partial to clear, and no lock
-            return _stylize(
-                spec, algo, param_values, styles, sources, out, tracking_uri, None, quiet, ray_init_kwargs
-            )
+            return _stylize(run)
     local = Path(out)
     if local.exists() and not local.is_dir():
         raise CatalogError(f"--out {out}: exists and is not a folder")
-    sources = list_sources(spec.input, spec.path_column, exclude=own_outputs(out))
+    run.sources = list_sources(spec.input, spec.path_column, exclude=own_outputs(out))
     try:
         local.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise WriteError(local, exc) from None
     with folder_lock(local, "stylegrid stylize-catalog"), sigterm_as_interrupt():
         remove_partial_files(local, [local / "images", local / "manifest"])
-        artifacts = local / "mlartifacts" if embedded else None
-        return _stylize(
-            spec, algo, param_values, styles, sources, out, tracking_uri, artifacts, quiet, ray_init_kwargs
-        )
+        return _stylize(run)
 
 
-def _stylize(
-    spec, algo, param_values, styles, sources, out, tracking_uri, artifacts, quiet, ray_init_kwargs
-) -> CatalogSummary:
+@dataclass
+class CatalogRun:
+    """What one catalog run works with, decided before it starts."""
+
+    spec: CatalogSpec
+    algo: Algorithm
+    param_values: dict[str, Any]  # the algorithm's parameters as the spec gives them
+    styles: list[tuple[str, bytes]]  # (location, bytes) of each style image, read and checked
+    sources: list[str]  # the images to stylize, absolute paths or URIs
+    out: str  # the output folder: an absolute path or an object store's URI
+    store: Store  # where the MLflow run goes
+    quiet: bool
+    ray_init_kwargs: dict[str, Any]
+
+
+def _stylize(run: CatalogRun) -> CatalogSummary:
+    spec, algo, param_values, styles, sources, out = (
+        run.spec, run.algo, run.param_values, run.styles, run.sources, run.out
+    )  # fmt: skip
+    quiet, ray_init_kwargs = run.quiet, run.ray_init_kwargs
     try:  # model=models:/<name>/<version>: found once here, where the tracking store is reachable
-        locations = resolve_locations(model_uris([param_values]), tracking_uri)
+        locations = resolve_locations(model_uris([param_values]), run.store.uri)
     except ValueError as exc:
         raise CatalogError(f"--algorithm {algo.name}: {exc}") from None
     done = done_pairs(out)
@@ -213,7 +228,7 @@ def _stylize(
         f"stylize-catalog: {len(sources)} images x {len(styles)} style(s) = {pairs}; "
         f"{pairs - remaining} already in {manifest_dir(out)}, {remaining} to do"
     )
-    tracker = Tracker(tracking_uri, spec.experiment, artifacts)
+    tracker = run.store.tracker(spec.experiment)
     run_id = tracker.start_run(
         f"catalog {posixpath.basename(out)}", {"stylegrid.kind": "catalog", "stylegrid.out": out}
     )
@@ -276,5 +291,5 @@ def _stylize(
     end("KILLED" if interrupted else "FINISHED")
     return CatalogSummary(
         out, len(sources), pairs, pairs - remaining, counts["ok"], counts["error"],
-        time.perf_counter() - start, interrupted, tracking_uri, run_id, plan, tracker.experiment_id,
+        time.perf_counter() - start, interrupted, run.store.uri, run_id, plan, tracker.experiment_id,
     )  # fmt: skip

@@ -27,6 +27,7 @@ from typing import Any
 
 from stylegrid.algorithms.shared.metrics import MEASURES
 
+from ..errors import UserError
 from ..report.html import write_report
 from ..results.rows import (
     collect,
@@ -44,12 +45,12 @@ from ..results.schema import parse_rungs
 from ..runtime import Console, Summary
 from ..services import ClusterLost, ServiceUnavailable
 from ..specs.loading import SpecError, output_location
-from ..specs.sweep import load_spec
+from ..specs.sweep import SweepSpec, load_spec
 from ..storage import locations as storage
 from ..storage.files import WriteError, remove_partial_files
 from ..storage.lock import folder_lock, sigterm_as_interrupt
 from ..tracking.model_uris import model_uris, resolve_locations
-from ..tracking.tracker import Tracker, resolve_tracking_uri
+from ..tracking.tracker import tracking_store
 from ..tracking.ui import ui_base, ui_command
 from .halving import group_of
 from .jobs import Job
@@ -130,12 +131,11 @@ def run_sweep(
     expansion = plan_jobs(spec, spec_path)
     target = output_location(spec, spec_path, output)
     mirror = None
+    try:
+        tracking_store(spec.tracking_uri, target)  # refused before anything is read or written
+    except UserError as exc:
+        raise SpecError(f"{spec_path}: {exc}") from None
     if isinstance(target, str):  # an object store: the driver works in a local copy and uploads
-        if resolve_tracking_uri(spec.tracking_uri, Path("."))[1]:  # the embedded default
-            raise SpecError(
-                f"{spec_path}: output {target}: the MLflow store cannot live in an object store; set "
-                "tracking_uri (or MLFLOW_TRACKING_URI), e.g. the tracking server on the cluster's head"
-            )
         mirror = Mirror.of(target)
     out = mirror.local if mirror else target
     try:
@@ -150,13 +150,27 @@ def run_sweep(
             except OSError as exc:
                 raise WriteError(target, exc) from None
         return _run_locked(
-            spec, spec_path, expansion, out, max_concurrent, quiet, ray_init_kwargs or {}, mirror
+            SweepRun(spec, spec_path, expansion, out, max_concurrent, quiet, ray_init_kwargs or {}, mirror)
         )
 
 
-def _run_locked(
-    spec, spec_path, expansion, out, max_concurrent, quiet, ray_init_kwargs, mirror
-) -> SweepSummary:
+@dataclass(frozen=True)
+class SweepRun:
+    """What one sweep works with, decided before it takes its folder's lock."""
+
+    spec: SweepSpec
+    spec_path: str
+    expansion: Expansion  # the spec's jobs
+    out: Path  # the results folder (a working copy when the output is in an object store)
+    max_concurrent: int | None  # the command line's, else the spec's
+    quiet: bool
+    ray_init_kwargs: dict[str, Any]
+    mirror: Mirror | None  # the object store the folder is kept in, if any
+
+
+def _run_locked(run: SweepRun) -> SweepSummary:
+    spec, spec_path, expansion, out, mirror = run.spec, run.spec_path, run.expansion, run.out, run.mirror
+    max_concurrent, quiet, ray_init_kwargs = run.max_concurrent, run.quiet, run.ray_init_kwargs
     console = Console(quiet)
     jobs = expansion.jobs
     # every folder a sweep writes through write_atomic (a killed driver leaves its temporary files)
@@ -177,15 +191,12 @@ def _run_locked(
     warnings += [f"{u}; set aside as {m}; it runs again" for u, m in zip(rows.unreadable, moved, strict=True)]
     done = status_by_job(rows.table)
     todo = [j for j in jobs if done.get(j.job_id) not in FINISHED]
-    tracking_uri, embedded = resolve_tracking_uri(spec.tracking_uri, out)
+    store = tracking_store(spec.tracking_uri, out)  # the working copy holds an embedded store
     try:  # model=models:/<name>/<version>: found once here, where the tracking store is reachable
-        locations = resolve_locations(model_uris(j.params for j in todo), tracking_uri)
+        locations = resolve_locations(model_uris(j.params for j in todo), store.uri)
     except ValueError as exc:
         raise SpecError(f"{spec_path}: {exc}") from None
-    mlflow = SweepRuns(
-        Tracker(tracking_uri, spec.name, out / "mlartifacts" if embedded else None, view=SWEEP_VIEW),
-        mirror.uri if mirror else out,
-    )
+    mlflow = SweepRuns(store.tracker(spec.name, view=SWEEP_VIEW), mirror.uri if mirror else out)
     closed, deleted = mlflow.close_stale_runs({j for j, st in done.items() if st in FINISHED})
     if closed:
         warnings.append(f"{closed} MLflow run(s) left RUNNING by a stopped sweep of {out} closed as KILLED")
@@ -237,7 +248,7 @@ def _run_locked(
             collect(out)
             frame = table.select(MLFLOW_TABLE_COLUMNS).to_pandas()
             frame = frame.astype({c: object for c in frame.select_dtypes(include=["string", "str"]).columns})
-            report = write_report(out, {j.job_id for j in jobs}, ui=ui_base(tracking_uri)).path
+            report = write_report(out, {j.job_id for j in jobs}, ui=ui_base(store.uri)).path
         except Exception as exc:  # the rows are written; the summary files can be made again
             sink.warnings.append(
                 f"results.parquet or the report could not be written ({type(exc).__name__}: {exc}); "
@@ -261,7 +272,7 @@ def _run_locked(
             sink.warnings.append(f"MLflow: the sweep's run could not be closed ({type(exc).__name__}: {exc})")
     return SweepSummary(
         out, len(jobs), len(jobs) - len(todo), sink.counts["ok"], sink.counts["failed"], interrupted,
-        tracking_uri, sink.warnings, report, expansion.folded_seeds, mirror.uri if mirror else None,
+        store.uri, sink.warnings, report, expansion.folded_seeds, mirror.uri if mirror else None,
         mlflow.tracker.experiment_id, lost, cluster_lost is not None, sink.counts["stopped"],
     )  # fmt: skip
 

@@ -30,11 +30,14 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ..errors import UserError
 from ..provenance import provenance
 from ..services import check_tracking_store
+from ..storage.location import Location
 from .ui import RunsView, view_state, view_tag
 
 MAX_BATCH_METRICS = 1000  # MLflow's log_batch limits
@@ -56,6 +59,33 @@ def tracking_setting(uri: str) -> str:
     if uri.startswith("sqlite:///") and uri.endswith("/mlflow.db"):
         return "the default store in the output folder"
     return "the spec's tracking_uri or --tracking-uri"
+
+
+@dataclass(frozen=True)
+class Store:
+    """Where a workflow's MLflow runs go: the store's URI and, for the embedded SQLite store in
+    the output folder, the folder beside it that holds its artifacts (None: the store keeps its
+    own, e.g. a tracking server)."""
+
+    uri: str
+    artifacts: Path | None
+
+    def tracker(self, experiment: str, view: RunsView | None = None) -> Tracker:
+        return Tracker(self.uri, experiment, self.artifacts, view=view)
+
+
+def tracking_store(spec_uri: str | None, output: str | os.PathLike) -> Store:
+    """Every workflow's preamble: the spec's ``tracking_uri``, else ``MLFLOW_TRACKING_URI``, else
+    the embedded store in the output folder (artifacts in ``<output>/mlartifacts``). An output in
+    an object store cannot hold the embedded store: ``UserError`` saying what to set."""
+    uri, embedded = resolve_tracking_uri(spec_uri, Path(output))
+    if embedded and Location.of(output).remote:
+        raise UserError(
+            f"output {output}: the MLflow store cannot live in an object store; set the tracking URI "
+            "(the spec's tracking_uri, --tracking-uri or MLFLOW_TRACKING_URI), e.g. the tracking "
+            "server on the cluster's head"
+        )
+    return Store(uri, Path(output) / "mlartifacts" if embedded else None)
 
 
 def resolve_tracking_uri(spec_uri: str | None, output: Path) -> tuple[str, bool]:

@@ -45,7 +45,7 @@ from ..specs.loading import SpecError, output_dir, resolve_image_locations, reso
 from ..specs.train import TrainSpec, load_train_spec
 from ..storage import locations as storage
 from ..storage.files import write_atomic
-from ..tracking.tracker import Tracker, resolve_tracking_uri
+from ..tracking.tracker import tracking_store
 from ..tracking.ui import RunsView, ui_command
 from .checkpoints import (
     checkpoint_step,
@@ -142,10 +142,8 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     console = Console(quiet)
 
-    tracking_uri, embedded = resolve_tracking_uri(spec.tracking_uri, out)
-    tracker = Tracker(
-        tracking_uri, f"{command}/{spec.name}", out / "mlartifacts" if embedded else None, view=TRAIN_VIEW
-    )
+    store = tracking_store(spec.tracking_uri, out)
+    tracker = store.tracker(f"{command}/{spec.name}", view=TRAIN_VIEW)
     state_file = out / "train_state.json"
     state = json.loads(state_file.read_text()) if state_file.is_file() else {}
     run_id = state.get("mlflow_run_id")
@@ -182,7 +180,7 @@ def train(
                 "kind": kind,
                 "spec": spec.model_dump(),
                 "styles": styles,
-                "relay": start_relay(tracking_uri),
+                "relay": start_relay(store.uri),
                 "run_id": run_id,
                 "resume": str(resume) if resume else None,
                 "validation": {
@@ -248,7 +246,7 @@ def train(
         if shipped:
             places.append(("exported", str(shipped)))
         places.append(
-            ("MLflow", f"run {run_id}: {ui_command(tracking_uri, tracker.experiment_id, TRAIN_VIEW.key)}")
+            ("MLflow", f"run {run_id}: {ui_command(store.uri, tracker.experiment_id, TRAIN_VIEW.key)}")
         )
         places.append(("MLflow model", logged["uri"]))
         print_summary(Summary(f"{command} {spec.name}: {spec.steps} steps done", places))

@@ -36,7 +36,7 @@ from ..images import read_checked_images
 from ..runtime import Console, Summary, cluster_named, start_ray
 from ..storage.files import WriteError, check_writable, write_atomic
 from ..storage.lock import folder_lock, sigterm_as_interrupt
-from ..tracking.tracker import Tracker, resolve_tracking_uri
+from ..tracking.tracker import Tracker, tracking_store
 from ..tracking.ui import ui_command
 from .clips import VIDEO_FORMATS, Clip, VideoError, local_copy, read_clip, write_clip
 from .segments import (
@@ -197,7 +197,7 @@ def _stylize(
     if clip.variable_rate:
         notes.append(f"{job.input}: variable frame rate: each frame keeps its own timestamp")
     check_frame_fits(algorithm, params, clip.size, weight)
-    tracking_uri, embedded = resolve_tracking_uri(job.tracking_uri, out)
+    store = tracking_store(job.tracking_uri, out)
     with folder_lock(out, "stylegrid stylize-video"), sigterm_as_interrupt():
         key = job_key(job, clip, styles, weight)
         folder = out / "segments" / key
@@ -210,7 +210,7 @@ def _stylize(
             f"temporal_weight {weight:g}; {len(segments)} segment(s) of {job.segment_frames} frames "
             f"(+{job.overlap} overlap), {len(done)} already done in {folder}"
         )
-        tracker = Tracker(tracking_uri, job.experiment, out / "mlartifacts" if embedded else None)
+        tracker = store.tracker(job.experiment)
         run_id = tracker.start_run(f"video {name}", {"stylegrid.kind": "video", "stylegrid.out": str(out)})
         tracker.log_params(run_id, _run_params(job, clip, algorithm.name, weight, len(segments)), limit=500)
         # the inputs as MLflow datasets, as a sweep's runs have them (the runs table's Dataset column)
@@ -247,7 +247,7 @@ def _stylize(
             tracker.end_run(run_id, "KILLED")
             left = sum(1 for s in segments if not (folder / segment_file(s)).exists())
             return VideoSummary(out, None, len(segments), len(done), len(clip.frames), time.perf_counter() - start,
-                                True, {}, tracking_uri, run_id, tracker.experiment_id,
+                                True, {}, store.uri, run_id, tracker.experiment_id,
                                 notes + [f"{left} segment(s) left: run the same command again to finish"])  # fmt: skip
         except BaseException:
             tracker.end_run(run_id, "FAILED")
@@ -260,7 +260,7 @@ def _stylize(
         write_atomic(out / "manifest.json", json.dumps(manifest, indent=2).encode())
         _log_run(tracker, run_id, measures, seconds, frames, clip, manifest)
         return VideoSummary(out, video_path, len(segments), len(done), len(clip.frames), seconds, False, measures,
-                            tracking_uri, run_id, tracker.experiment_id, notes)  # fmt: skip
+                            store.uri, run_id, tracker.experiment_id, notes)  # fmt: skip
 
 
 def run_segments(task: SegmentTask, clip: Clip, todo: Sequence[Segment], folder: Path, engine: str,
