@@ -142,8 +142,8 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     console = Console(quiet)
 
-    store = tracking_store(spec.tracking_uri, out)
-    tracker = store.tracker(f"{command}/{spec.name}", view=TRAIN_VIEW)
+    mlflow_store = tracking_store(spec.tracking_uri, out)
+    tracker = mlflow_store.tracker(f"{command}/{spec.name}", view=TRAIN_VIEW)
     state_file = out / "train_state.json"
     state = json.loads(state_file.read_text()) if state_file.is_file() else {}
     run_id = state.get("mlflow_run_id")
@@ -180,7 +180,7 @@ def train(
                 "kind": kind,
                 "spec": spec.model_dump(),
                 "styles": styles,
-                "relay": start_relay(store.uri),
+                "relay": start_relay(mlflow_store.uri),
                 "run_id": run_id,
                 "resume": str(resume) if resume else None,
                 "validation": {
@@ -246,7 +246,7 @@ def train(
         if shipped:
             places.append(("exported", str(shipped)))
         places.append(
-            ("MLflow", f"run {run_id}: {ui_command(store.uri, tracker.experiment_id, TRAIN_VIEW.key)}")
+            ("MLflow", f"run {run_id}: {ui_command(mlflow_store.uri, tracker.experiment_id, TRAIN_VIEW.key)}")
         )
         places.append(("MLflow model", logged["uri"]))
         print_summary(Summary(f"{command} {spec.name}: {spec.steps} steps done", places))
