@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
+from stylegrid.algorithms.shared import sizing
 from stylegrid.algorithms.shared.vgg import MIN_SIDE
 
 from .limits import DEFAULT_MAX_SIZE, MAX_SIZE_ENV, check_size, size_limit  # noqa: F401  (re-exported)
@@ -139,9 +140,10 @@ def decode_image(data: bytes, name: str | os.PathLike, max_side: int | None = No
 
 
 def fitted_size(width: int, height: int, long_side: int) -> tuple[int, int]:
-    """(width, height) scaled so that the long side is ``long_side``."""
-    f = long_side / max(width, height)
-    return max(1, round(width * f)), max(1, round(height * f))
+    """(width, height) scaled so that the long side is ``long_side`` (PIL's order of
+    ``sizing.fitted_size``, the one rule for every size)."""
+    h, w = sizing.fitted_size(height, width, long_side)
+    return w, h
 
 
 def _resize_long(img: Image.Image, long_side: int, name: str | os.PathLike = "image") -> Image.Image:
