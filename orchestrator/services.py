@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import socket
 import sqlite3
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from .errors import UserError
@@ -24,6 +27,7 @@ from .errors import UserError
 TIMEOUT_ENV = "STYLEGRID_CONNECT_TIMEOUT"
 DEFAULT_TIMEOUT_S = 5.0
 SQLITE_HEADER = b"SQLite format 3\x00"
+T = TypeVar("T")
 
 
 class ServiceUnavailable(UserError):
@@ -172,6 +176,12 @@ class ClusterWatch:
             return None
         return lost_service("Ray cluster", str(self.address), problem)
 
+    def gone(self) -> str | None:
+        """The line to stop with if the cluster is not there now (one try): whether a failure
+        that Ray reported in its own words (an actor unavailable, a socket closed) was the loss."""
+        problem = None if self.where is None else tcp_problem(*self.where, min(connect_timeout(), 2.0))
+        return lost_service("Ray cluster", str(self.address), problem) if problem else None
+
 
 def cluster_watch(init_kwargs: Mapping[str, object] | None = None) -> ClusterWatch:
     """A ``ClusterWatch`` of the cluster this process has joined (call after ``ray.init``), named
@@ -181,6 +191,56 @@ def cluster_watch(init_kwargs: Mapping[str, object] | None = None) -> ClusterWat
     found = ray_address(init_kwargs)
     shown = f"{found[0]} (from {found[1]})" if found and found[0] not in ("auto", "local") else None
     return ClusterWatch(ray.get_runtime_context().gcs_address, shown=shown)
+
+
+def watched(items: Iterable[T], watch: ClusterWatch, poll: float = 1.0) -> Iterator[T]:
+    """``items`` (an iterator that waits inside Ray: a catalog's Ray Data stream), with ``watch``
+    tried while it waits: ``ClusterLost`` within seconds of the cluster's loss.
+
+    The items are taken in a thread of their own, so the wait can end without them: an
+    interrupt raised inside Ray Data's iterator runs its clean-up, which calls the lost cluster
+    and waits for it (about 60 s, then Ray's core ends the process). On a loss the thread is left
+    waiting; on Ctrl-C or an early stop it stops after its current item and closes ``items``
+    itself, as the interrupted loop would have."""
+    box: queue.SimpleQueue = queue.SimpleQueue()
+    stop = threading.Event()
+    end = object()
+
+    def take() -> None:
+        try:
+            for item in items:
+                box.put((item, None))
+                if stop.is_set():
+                    break
+            box.put((end, None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            box.put((end, exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None and stop.is_set():
+                close()
+
+    taker = threading.Thread(target=take, name="stylegrid-watched", daemon=True)
+    taker.start()
+    try:
+        while True:
+            if line := watch.lost():
+                raise ClusterLost(line)
+            try:
+                item, error = box.get(timeout=poll)
+            except queue.Empty:
+                continue
+            if item is end:
+                if error is not None:
+                    raise error
+                return
+            yield item
+    except ClusterLost:
+        raise
+    except BaseException:  # Ctrl-C, an error or an early stop of the consumer: stop the taker
+        stop.set()
+        taker.join()
+        raise
 
 
 def check_tracking_store(uri: str, setting: str) -> None:

@@ -200,6 +200,7 @@ LONGEST_FIRST = (
     "tests/test_tiling.py::test_image_optimisation_in_tiles",
     "tests/test_reliability_services.py::test_a_disk_that_fills",
     "tests/test_reliability_services.py::test_a_tracking_server_lost_mid_sweep",
+    "tests/test_lost_cluster.py::test_a_ray_cluster_lost",
     "tests/test_catalog.py::test_a_killed_run",
     "tests/test_wct.py::test_train_wct",
     "tests/test_scripts.py::test_gpu_check_smoke",

@@ -277,65 +277,6 @@ def test_a_moved_output_folder_keeps_its_artifacts_and_writes_new_ones_inside_it
         assert Path(local).read_bytes() in (b"before the move", b"after the move")
 
 
-def test_a_cluster_watch_says_the_cluster_is_gone_after_two_failed_tries():
-    from stylegrid.orchestrator.services import ClusterWatch
-
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
-    address = f"127.0.0.1:{listener.getsockname()[1]}"
-    watch = ClusterWatch(address, every=0.0)
-    assert watch.lost() is None  # there
-    listener.close()
-    assert watch.lost() is None  # one failed try is not yet a loss
-    line = watch.lost()
-    assert line.startswith(f"lost the Ray cluster {address} (connection refused): stopped")
-    assert "running the same command again" in line
-    assert ClusterWatch(None).lost() is None
-
-
-@pytest.mark.long
-def test_a_ray_cluster_lost_mid_sweep_stops_it_in_one_line_and_the_next_run_repairs_it(tmp_path):
-    from conftest import SESSION_MARKER, kill_marked, start_head, stop_head
-    from mlflow.tracking import MlflowClient
-    from stylegrid.orchestrator.results.rows import read_results
-
-    spec = tmp_path / "lost.yaml"
-    spec.write_text(
-        f"name: lost\ncontent: [{SAMPLES / 'content'}]\nstyle: [{STARRY}]\n"
-        "algorithms: [{name: gatys}]\nsize: 48\nsteps: 30\nresources: {num_cpus: 1}\nmax_concurrent: 1\n"
-    )
-    out = tmp_path / "out"
-    head = start_head()  # a cluster of its own, lost as a whole (its GCS, raylet and workers)
-    try:
-        env = {k: v for k, v in head.env.items() if k != SESSION_MARKER}
-        env.update(RAY_ADDRESS=head.address, PYTHONPATH=str(REPO))
-        sweep = subprocess.Popen(
-            [sys.executable, "-m", "stylegrid", "sweep", str(spec), "-o", str(out), "-q"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=env,
-        )  # fmt: skip
-        deadline = time.monotonic() + 180
-        while not list((out / "rows").glob("*.parquet")):  # the first job is recorded: lose the cluster
-            assert sweep.poll() is None and time.monotonic() < deadline, sweep.communicate()
-            time.sleep(0.2)
-        kill_marked(head.marker)
-        lost_at = time.monotonic()
-        stdout, stderr = sweep.communicate(timeout=120)
-    finally:
-        stop_head(head)
-    assert sweep.returncode == 1, stdout + stderr
-    assert time.monotonic() - lost_at < 30  # not Ray's 60 s of silence
-    first = stderr.splitlines()[0]
-    assert first.startswith(f"warning: lost the Ray cluster {head.address} (from RAY_ADDRESS) ("), stderr
-    assert "Traceback" not in stderr and "interrupted" in stdout
-    rows = read_results(out).to_pandas()
-    assert 1 <= len(rows) < 7 and set(rows.status) == {"ok"} and (out / "results.parquet").is_file()
-    client = MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
-    (experiment,) = [e for e in client.search_experiments() if e.name == "lost"]
-    runs = client.search_runs([experiment.experiment_id])
-    assert [r.info.status for r in runs if r.data.tags.get("stylegrid.kind") == "sweep"] == ["KILLED"]
-
-
 def test_rows_name_their_images_relative_to_the_spec_and_find_them_after_a_move(tmp_path):
     import shutil
 

@@ -42,6 +42,7 @@ from ..images import read_checked_images
 from ..params import ParameterError, build_params
 from ..report.pictures import contact_sheet
 from ..runtime import Console, Summary, cluster_named, start_ray
+from ..services import ClusterLost, cluster_watch, watched
 from ..specs.catalog import CatalogSpec
 from ..storage import locations as storage
 from ..storage.files import WriteError, remove_partial_files
@@ -80,6 +81,7 @@ class CatalogSummary:
     run_id: str
     plan: PoolPlan | None
     experiment_id: str | None = None
+    cluster_lost: str | None = None  # the line that says the Ray cluster went away mid-catalog
 
     @property
     def images_per_second(self) -> float:
@@ -96,7 +98,7 @@ class CatalogSummary:
             ("images", storage.join(self.out, "images")),
             ("MLflow", f"run {self.run_id}: {ui_command(self.tracking_uri, self.experiment_id)}"),
         ]
-        return Summary(headline, places, [], self.interrupted)
+        return Summary(headline, places, [self.cluster_lost] if self.cluster_lost else [], self.interrupted)
 
 
 def check_algorithm(spec: CatalogSpec):
@@ -238,7 +240,7 @@ def _stylize(run: CatalogRun) -> CatalogSummary:
     tracker.log_params(run_id, values, limit=500)
     counts = {"ok": 0, "error": 0}
     samples: list[str] = []
-    plan, interrupted, start = None, False, time.perf_counter()
+    plan, interrupted, cluster_lost, start = None, False, None, time.perf_counter()
     writer = ManifestWriter(out, f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}")
 
     def end(status: str) -> None:
@@ -270,6 +272,7 @@ def _stylize(run: CatalogRun) -> CatalogSummary:
                 plan, batches = build_pipeline(
                     spec, algo.name, param_values, styles, out, todo, run_id, locations
                 )
+                batches = watched(batches, cluster_watch(ray_init_kwargs))
             console.say(describe_plan(plan))
             shown = lambda: {"ok": counts["ok"], "failed": counts["error"]}  # noqa: E731
             for table in console.track(batches, remaining, "img", lambda t: t.num_rows, shown):
@@ -283,6 +286,8 @@ def _stylize(run: CatalogRun) -> CatalogSummary:
                 writer.maybe_flush()
     except KeyboardInterrupt:
         interrupted = True
+    except ClusterLost as exc:  # what was written is kept, as for Ctrl-C; the line says why it stopped
+        interrupted, cluster_lost = True, str(exc)
     except BaseException:
         writer.flush()
         end("FAILED")
@@ -292,4 +297,5 @@ def _stylize(run: CatalogRun) -> CatalogSummary:
     return CatalogSummary(
         out, len(sources), pairs, pairs - remaining, counts["ok"], counts["error"],
         time.perf_counter() - start, interrupted, run.store.uri, run_id, plan, tracker.experiment_id,
+        cluster_lost,
     )  # fmt: skip

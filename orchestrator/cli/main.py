@@ -25,6 +25,7 @@ from collections.abc import Sequence
 # PyTorch, Ray, MLflow or pandas (tests/test_cli_grammar.py checks; benchmarks/cli_startup.py
 # times it). Each subcommand imports what it needs.
 from ..errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, ParameterError, UsageError, UserError
+from ..services import ClusterLost
 from .parser import build_parser
 from .run import cmd_algorithms, cmd_run
 from .workflows import (
@@ -35,6 +36,7 @@ from .workflows import (
     cmd_stylize_video,
     cmd_sweep,
     cmd_train,
+    exit_now,
 )
 
 # each subcommand's function (train-adain, train-johnson, ... share one, told apart by ``kind``)
@@ -77,6 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except ClusterLost as exc:  # a training or a video whose cluster went away mid-run
+        print(f"stylegrid {args.command}: error: {one_line(exc)}", file=sys.stderr)
+        exit_now(EXIT_ERROR)
     except Exception as exc:  # every other failure: one line (STYLEGRID_DEBUG=1 shows the traceback)
         if os.environ.get("STYLEGRID_DEBUG"):
             raise

@@ -41,11 +41,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         settings=spec_settings(args),
     )
     print_summary(summary.summary())
-    if summary.cluster_lost:  # Ray's exit handler would wait about 60 s for the lost cluster
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(EXIT_ERROR)
+    if summary.cluster_lost:
+        exit_now(EXIT_ERROR)
     return EXIT_ERROR if summary.lost else exit_status(summary.interrupted, summary.failed)
+
+
+def exit_now(status: int) -> None:
+    """End the process after a lost Ray cluster: Ray's exit handler would wait about 60 s for it
+    (and then print its own lines)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 def exit_status(interrupted: bool, failed: int) -> int:
@@ -122,6 +128,8 @@ def cmd_stylize_catalog(args: argparse.Namespace) -> int:
         raise UsageError(problems) from None
     summary = stylize_catalog(spec, quiet=args.quiet)
     print_summary(summary.summary())
+    if summary.cluster_lost:
+        exit_now(EXIT_ERROR)
     return exit_status(summary.interrupted, summary.failed)
 
 

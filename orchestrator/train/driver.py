@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -41,6 +40,7 @@ import torch
 
 from ..params import apply_model_settings
 from ..runtime import Console, Summary, print_summary, start_ray
+from ..services import ClusterLost, cluster_watch
 from ..specs.loading import SpecError, output_dir, resolve_image_locations, resolve_path, spec_dir
 from ..specs.train import TrainSpec, load_train_spec
 from ..storage import locations as storage
@@ -206,11 +206,15 @@ def train(
                 failure_config=FailureConfig(max_failures=spec.max_failures),
             ),
         )
-        started = time.monotonic()
+        started, watch = time.monotonic(), cluster_watch()
         try:
             trainer.fit()
-        except BaseException:
-            tracker.end_run(run_id, "KILLED" if _interrupted() else "FAILED")
+        except BaseException as exc:
+            stopped = isinstance(exc, KeyboardInterrupt)
+            gone = None if stopped else watch.gone()
+            tracker.end_run(run_id, "KILLED" if stopped or gone else "FAILED")
+            if gone:  # the checkpoints written are kept; the line says to run it again
+                raise ClusterLost(gone) from None
             raise
         finally:  # the minutes of every run of the command add up, a resumed one's included
             state = json.loads(state_file.read_text())
@@ -259,8 +263,3 @@ def checkpoint_storage(spec: TrainSpec, spec_path: str | os.PathLike, out: Path)
     if spec.storage is None:
         return str(out / "ray_train")
     return storage.absolute(spec.storage, spec_dir(spec_path))
-
-
-def _interrupted() -> bool:
-    exc = sys.exc_info()[1]
-    return isinstance(exc, KeyboardInterrupt)

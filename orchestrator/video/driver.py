@@ -34,6 +34,7 @@ import numpy as np
 
 from ..images import read_checked_images
 from ..runtime import Console, Summary, cluster_named, start_ray
+from ..services import ClusterLost, ClusterWatch, cluster_watch
 from ..storage.files import WriteError, check_writable, write_atomic
 from ..storage.lock import folder_lock, sigterm_as_interrupt
 from ..tracking.tracker import Tracker, tracking_store
@@ -249,6 +250,9 @@ def _stylize(
             return VideoSummary(out, None, len(segments), len(done), len(clip.frames), time.perf_counter() - start,
                                 True, {}, store.uri, run_id, tracker.experiment_id,
                                 notes + [f"{left} segment(s) left: run the same command again to finish"])  # fmt: skip
+        except ClusterLost:  # the segments saved are kept; the line says to run it again
+            tracker.end_run(run_id, "KILLED")
+            raise
         except BaseException:
             tracker.end_run(run_id, "FAILED")
             raise
@@ -289,23 +293,30 @@ def run_segments(task: SegmentTask, clip: Clip, todo: Sequence[Segment], folder:
     pending = {remote.remote(shared, frames_of(seg)): seg for seg in todo}
     where = f"{resources.get('GPU', 0):g} GPU(s)" if gpus else f"{resources.get('CPU', 0):g} CPU(s)"
     console.say(f"{len(todo)} segment(s) as Ray tasks over the cluster's {where}")
+    watch = cluster_watch(ray_init_kwargs)
     try:
         for ref in console.track(
-            _as_completed(pending), sum(map(size, todo)), "frame", lambda r: size(pending[r])
+            _as_completed(pending, watch), sum(map(size, todo)), "frame", lambda r: size(pending[r])
         ):
             save_segment(folder, pending[ref], ray.get(ref))
+    except ClusterLost:  # nothing to cancel: ray.cancel would wait for the lost cluster
+        raise
     except BaseException:
         for ref in pending:
             ray.cancel(ref, force=True)
         raise
 
 
-def _as_completed(pending: dict):
+def _as_completed(pending: dict, watch: ClusterWatch):
+    """The references of ``pending`` as their tasks finish; ``ClusterLost`` within seconds of
+    the cluster's loss (a wait with no timeout would last until Ray's core gives up, ~60 s)."""
     import ray
 
     waiting = list(pending)
     while waiting:
-        ready, waiting = ray.wait(waiting, num_returns=1)
+        if line := watch.lost():
+            raise ClusterLost(line)
+        ready, waiting = ray.wait(waiting, num_returns=1, timeout=1.0)
         yield from ready
 
 
