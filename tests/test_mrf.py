@@ -176,9 +176,9 @@ def test_the_loop_tells_each_level_its_share_of_the_output_pixels(tubingen_64, s
         seen.append((tuple(inputs.content.shape[-2:]), inputs.level))
         return factory(inputs)
 
-    from stylegrid.algorithms.optimization.loop import run_image_optimization
+    from stylegrid.algorithms.optimization.loop import Method, run_image_optimization
 
-    run_image_optimization(tubingen_64, [starry_128], params, recording, params.mrf_layers)
+    run_image_optimization(tubingen_64, [starry_128], Method(params, recording, params.mrf_layers))
     (h, w), (h0, w0) = tubingen_64.shape[-2:], seen[0][0]
     assert [level for _, level in seen] == pytest.approx([h0 * w0 / (h * w), 1.0])
     assert seen[0][1] == pytest.approx(0.25, rel=0.1)

@@ -171,12 +171,21 @@ def initial_image(
     return resize(init_image.to(content.device), tuple(content.shape[-2:]))  # type: ignore[arg-type]
 
 
+@dataclass(frozen=True)
+class Method:
+    """What an algorithm brings to the shared loop: the loop's parameters, its style term, the
+    layers that term reads, and its own regional term where one per region will not do (MRF)."""
+
+    params: ImageOptimParams
+    style_term_factory: StyleTermFactory
+    style_layers: Sequence[str]
+    regional_factory: Callable[[StyleTermFactory, Sequence[Region]], StyleTermFactory] | None = None
+
+
 def run_image_optimization(
     content: torch.Tensor,
     styles: Sequence[torch.Tensor],
-    params: ImageOptimParams,
-    style_term_factory: StyleTermFactory,
-    style_layers: Sequence[str],
+    method: Method,
     *,
     style_weights: Sequence[float] | None = None,
     init_image: torch.Tensor | None = None,
@@ -185,22 +194,21 @@ def run_image_optimization(
     callback: Callback | None = None,
     cache: MutableMapping | None = None,
     regions: Sequence[Region] | None = None,
-    regional_factory: Callable[[StyleTermFactory, Sequence[Region]], StyleTermFactory] | None = None,
     temporal: Temporal | None = None,
 ) -> StylizeResult:
-    """Coarse-to-fine image optimisation; see the module docstring.
+    """Coarse-to-fine image optimisation by ``method``; the keywords are ``base.StylizeFn``'s.
 
     ``temporal``: a video frame's temporal term (``Temporal``, at the content's size): the
     previous stylized frame warped onto this one, added to every level's objective.
 
     ``regions``: spatial control (``regions.py``): each region of the content takes its own style
     (or none); the style term is computed per region, by ``regional`` (each region's positions
-    selected) or by the algorithm's own ``regional_factory`` (a patch term keeps the layout).
+    selected) or by the method's own ``regional_factory`` (a patch term keeps the layout).
 
     ``cache``: a dict the caller keeps between runs; style targets are memoised in it (keyed by
     the style images' values), so a worker running many jobs on one style computes them once.
     """
-    start = time.perf_counter()
+    start, params, style_term_factory = time.perf_counter(), method.params, method.style_term_factory
     device = torch.device(device)
     if not styles:
         raise ValueError("at least one style image is needed")
@@ -211,10 +219,10 @@ def run_image_optimization(
         if style_weights is not None:
             raise ValueError("style weights blend styles over the whole image; with regions each takes one")
         check_regions(regions, content.shape[-2:], len(styles))
-        style_term_factory = (regional_factory or regional)(style_term_factory, regions)
+        style_term_factory = (method.regional_factory or regional)(style_term_factory, regions)
     precision = resolve_precision(params.precision, device)
     encoder = get_encoder(
-        [*params.content_layers, *style_layers],
+        [*params.content_layers, *method.style_layers],
         source=params.vgg_weights,
         pooling=params.pooling,
         device=device,
@@ -367,12 +375,16 @@ def image_optimization_stylize(
         if regions and not spatial_control:
             raise ValueError(f"{params_type.__name__}: this algorithm has no spatial control")
         params = params or params_type()
-        return run_image_optimization(
-            content,
-            styles,
+        method = Method(
             loop_params_of(params),
             style_term_factory_for(params),
             style_layers_of(params),
+            regional_factory_for(params) if regional_factory_for else None,
+        )
+        return run_image_optimization(
+            content,
+            styles,
+            method,
             style_weights=style_weights,
             init_image=init_image,
             seed=seed,
@@ -380,7 +392,6 @@ def image_optimization_stylize(
             callback=callback,
             cache=cache,
             regions=regions,
-            regional_factory=regional_factory_for(params) if regional_factory_for else None,
             temporal=temporal,
         )
 

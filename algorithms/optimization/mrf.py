@@ -336,7 +336,7 @@ class RegionalMRF:
 
 
 def regional_mrf(params: MRFParams):
-    """The ``regional_factory`` of ``optimize.run_image_optimization`` for MRF."""
+    """The ``regional_factory`` of MRF's ``loop.Method``."""
     weights = layer_weights(params.mrf_layers, params.mrf_layer_weights)
 
     def regional(_plain, regions: Sequence[Region]):
