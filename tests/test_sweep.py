@@ -502,6 +502,7 @@ def test_early_stopping_stops_hopeless_jobs_keeps_their_rows_and_never_reruns_th
     extra = textwrap.dedent("""\
         algorithms:
           - name: gatys
+            params: {precision: fp32}  # bf16 (auto where the CPU has it) ends L-BFGS at its noise
             grid: {style_weight: [100, 10, 0.01, 0.001]}
         early_stopping: {measure: style_distance, rungs: [0.5], reduction_factor: 2, min_results: 2}
         max_concurrent: 1
