@@ -92,6 +92,22 @@ def test_the_working_copy_is_a_real_folder(root, monkeypatch, tmp_path):
         assert copy == folder.working_copy() == Path(folder.path) and not (tmp_path / "cache").exists()
 
 
+def test_a_file_or_folder_is_on_disk_for_a_with_and_named_portably(root):
+    clip = root.join("clips", "pan.mp4")
+    clip.write_bytes(b"video")
+    root.join("clips", "frames", "f1.png").write_bytes(b"1")
+    root.join("clips", "frames", "f2.png").write_bytes(b"2")
+    with clip.on_disk() as path:
+        assert path.read_bytes() == b"video" and path.name == "pan.mp4"
+    with root.join("clips", "frames").on_disk() as folder:
+        assert sorted((p.name, p.read_bytes()) for p in folder.iterdir()) == [
+            ("f1.png", b"1"),
+            ("f2.png", b"2"),
+        ]
+    assert path.exists() is not root.remote  # a copy lasts as long as the with; the file itself stays
+    assert clip.recorded == (str(clip) if root.remote else "pan.mp4")
+
+
 def test_one_cache_root(monkeypatch, tmp_path):
     monkeypatch.delenv("STYLEGRID_CACHE", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))

@@ -19,10 +19,13 @@ named after the location, the one cache every workflow shares.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import posixpath
 import re
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -281,3 +284,27 @@ class Location:
                 if not dest.is_file():
                     write_atomic(dest, f.read_bytes())
         return copy
+
+    @contextlib.contextmanager
+    def on_disk(self) -> Iterator[Path]:
+        """This file or folder as a path on this machine's disk for the length of a ``with``
+        (for programs that read files, e.g. FFmpeg): itself, or an object store's copied into a
+        temporary folder (a folder's files, not its sub-folders), deleted at the end."""
+        if not self.scheme:
+            yield Path(self.path)
+            return
+        with tempfile.TemporaryDirectory(prefix="stylegrid-") as tmp:
+            copy = Path(tmp) / (self.name or "copy")
+            if self.is_dir():
+                copy.mkdir()
+                for f in self.files():
+                    (copy / f.name).write_bytes(f.read_bytes())
+            else:
+                copy.write_bytes(self.read_bytes())
+            yield copy
+
+    @property
+    def recorded(self) -> str:
+        """How a record that travels (a model's JSON) names it: a URI in full, which means the
+        same everywhere; a file of this disk by its name alone (its folders are this machine's)."""
+        return str(self) if self.scheme else self.name

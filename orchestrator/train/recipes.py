@@ -33,6 +33,7 @@ from ..images import decode_image, to_tensor
 from ..specs.loading import SpecError
 from ..specs.train import AdaINTrainSpec, JohnsonTrainSpec, StyleSwapTrainSpec, TrainSpec, WCTTrainSpec
 from ..storage import locations as storage
+from ..storage.location import Location
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,7 @@ class JohnsonRecipe(Recipe):
                 )
             data = storage.read_bytes(loc)
             decode_image(data, loc, 32)  # a bad style image fails here, named, before any worker starts
-            found[name] = StyleImage(name, loc if storage.is_uri(loc) else Path(loc).name, data)
+            found[name] = StyleImage(name, Location.of(loc).recorded, data)
         return list(found.values())
 
     def _images(self, spec, styles: list[StyleImage]) -> list[torch.Tensor]:

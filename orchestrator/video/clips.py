@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..storage import locations as storage
+from ..storage.location import Location
 
 VIDEO_FORMATS = (".mp4", ".mkv", ".mov")  # H.264 in each; the source's audio copied
 FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
@@ -93,17 +93,10 @@ def natural_key(name: str) -> list:
 
 @contextlib.contextmanager
 def local_copy(source: str) -> Iterator[str]:
-    """``source`` itself, or for a URI a temporary local copy of the video it names (FFmpeg reads
-    files; the audio is copied from the same file at the end)."""
-    if not storage.is_uri(source):
-        yield source
-        return
-    if storage.is_dir(source):
-        raise VideoError(f"{source}: a folder of frames must be local; a URI must name a video file")
-    with tempfile.TemporaryDirectory(prefix="stylegrid-video-") as tmp:
-        local = Path(tmp) / (Path(source.rstrip("/")).name or "video")
-        local.write_bytes(storage.read_bytes(source))
-        yield str(local)
+    """``source`` (a video or a folder of frames) as a path on this disk: FFmpeg reads files, and
+    the audio is copied from the same file at the end (``Location.on_disk``)."""
+    with Location.of(source).on_disk() as path:
+        yield str(path)
 
 
 def read_clip(source: str, size: int, *, start: float = 0.0, duration: float | None = None,
