@@ -207,7 +207,7 @@ def test_output_names_are_stable_and_distinct_for_equal_base_names(tmp_path):
 
 
 def test_sources_by_uri_are_listed_through_the_store(tmp_path):
-    # file:// goes through the same pyarrow listing as s3:// (tests/test_multinode.py runs S3)
+    # file:// is this disk's (Location.of); an object store's words are tested on S3 in test_storage.py
     made = make_catalog(tmp_path / "cat", 5)
     uri = (tmp_path / "cat").as_uri()
     assert sorted(list_sources(uri + "/")) == sorted(made)
@@ -221,12 +221,12 @@ def test_sources_by_uri_are_listed_through_the_store(tmp_path):
         str(tmp_path / "part0" / "same_name.png"), "s3://bucket/elsewhere.jpg",
     ]  # fmt: skip
     for where, reason in (
-        ("nowhere", "no such object or prefix"),
-        ("*.tiff", "as a pattern it matches no object"),
+        ("nowhere", "no such file or folder"),
+        ("*.tiff", "as a pattern it matches no image file"),
     ):
         with pytest.raises(CatalogError, match=reason):
             list_sources(f"{uri}/{where}")
-    with pytest.raises(CatalogError, match="expected a prefix, a pattern or a .csv / .parquet manifest"):
+    with pytest.raises(CatalogError, match="expected a folder, a pattern or a .csv / .parquet manifest"):
         list_sources(f"{uri}/part0/same_name.png")
 
 
@@ -246,10 +246,10 @@ def test_sources_from_a_folder_a_glob_and_manifests(tmp_path):
         list_sources(str(tmp_path / "m.parquet"))
     with pytest.raises(CatalogError, match="no such file or folder"):
         list_sources(str(tmp_path / "nowhere"))
-    with pytest.raises(CatalogError, match="as a pattern it matches no file"):
+    with pytest.raises(CatalogError, match="as a pattern it matches no image file"):
         list_sources(str(tmp_path / "*.tiff"))
     (tmp_path / "m.txt").write_text("x")
-    with pytest.raises(CatalogError, match="expected a folder, a glob or a .csv / .parquet manifest"):
+    with pytest.raises(CatalogError, match="expected a folder, a pattern or a .csv / .parquet manifest"):
         list_sources(str(tmp_path / "m.txt"))
 
 

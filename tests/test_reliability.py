@@ -103,7 +103,7 @@ def test_names_that_exist_are_taken_literally_brackets_and_all(tmp_path):
     assert resolve_images(["shoot [2024]/*.png"], tmp_path, "content", spec) == [a.resolve(), b.resolve()]
     assert resolve_images(["shoot [2024]"], tmp_path, "content", spec) == [a.resolve(), b.resolve()]
     assert resolve_images(["photo?.png"], tmp_path, "content", spec) == [(tmp_path / "photo1.png").resolve()]
-    with pytest.raises(SpecError, match="as a pattern it matches no file"):
+    with pytest.raises(SpecError, match="as a pattern it matches no image file"):
         resolve_images(["nothing[0-9].png"], tmp_path, "content", spec)
 
 

@@ -181,7 +181,7 @@ def test_file_parameters_are_relative_to_the_spec_like_the_images(tmp_path):
             base_spec(algorithms="[{name: gatys, grid: {style_weight: []}}]"),
             ["grid.style_weight", "empty list"],
         ),
-        (base_spec(content="['nothing/*.jpg']"), ["content[0]", "matches no file"]),
+        (base_spec(content="['nothing/*.jpg']"), ["content[0]", "matches no image file"]),
         (base_spec(style="[missing.jpg]"), ["style[0]", "no such file or folder"]),
         (base_spec(extra="size: big"), ["size", "valid integer"]),
         (base_spec(extra="colour: red"), ["colour", "unknown field"]),

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from stylegrid.orchestrator.specs.loading import SpecError, resolve_image_locations
+from conftest import BUCKET
+from stylegrid.orchestrator.specs.loading import SpecError, resolve_image_locations, resolve_images
 from stylegrid.orchestrator.storage import locations as storage
 
 
@@ -45,7 +46,26 @@ def test_image_locations_from_uris_and_paths(tmp_path):
     uri = (tmp_path / "photos").as_uri()
     found = resolve_image_locations([uri, f"{uri}/*.jpg", "photos/a.jpg"], tmp_path, "content", "s.yaml")
     assert found == [f"{uri}/a.jpg", f"{uri}/b.PNG", str(tmp_path / "photos" / "a.jpg")]
-    with pytest.raises(SpecError, match=r"s.yaml: content\[0\] .*no such object or prefix"):
+    with pytest.raises(SpecError, match=r"s.yaml: content\[0\] .*no such file or folder"):
         resolve_image_locations([f"{uri}/missing.jpg"], tmp_path, "content", "s.yaml")
-    with pytest.raises(SpecError, match="no image files there"):
+    with pytest.raises(SpecError, match="as a pattern it matches no image file"):
         resolve_image_locations([f"{uri}/*.txt"], tmp_path, "content", "s.yaml")
+    with pytest.raises(SpecError, match=r"s.yaml: content\[0\] .*a sweep reads its images from this disk"):
+        resolve_images(["s3://bucket/photos/a.jpg"], tmp_path, "content", "s.yaml")
+
+
+def test_image_locations_in_an_object_store_in_its_words(tmp_path, s3, monkeypatch):
+    for name, value in s3.env.items():
+        monkeypatch.setenv(name, value)
+    uri = f"s3://{BUCKET}/listing"
+    for name in ("a.jpg", "b.PNG", "c.txt", "deeper/d.jpg"):
+        storage.write_bytes(f"{uri}/{name}", b"x")
+    found = resolve_image_locations([uri, f"{uri}/*.jpg"], tmp_path, "content", "s.yaml")
+    assert found == [f"{uri}/a.jpg", f"{uri}/b.PNG"]  # a folder's images, one level
+    for pattern, reason in (
+        ("missing.jpg", "no such object or prefix"),
+        ("*.txt", "no such object, and as a pattern it matches no image object"),
+        ("deeper/*.txt", "no such object, and as a pattern it matches no image object"),
+    ):
+        with pytest.raises(SpecError, match=r"s.yaml: content\[0\] .*" + reason):
+            resolve_image_locations([f"{uri}/{pattern}"], tmp_path, "content", "s.yaml")

@@ -9,18 +9,15 @@ written whole; the latest row of a pair is its result.
 from __future__ import annotations
 
 import fnmatch
-import glob
 import io
-import os
 import posixpath
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
 from ..images import ImageError, read_bytes
-from ..specs.loading import IMAGE_SUFFIXES, glob_literal_dirs
+from ..specs.loading import IMAGE_SUFFIXES
 from ..storage import locations as storage
 from ..storage.location import Location
 from .pipeline import MANIFEST_COLUMNS, CatalogError, manifest_schema
@@ -31,28 +28,23 @@ FLUSH_SECONDS = 2.0  # the manifest is appended at least this often while rows a
 def list_sources(spec_input: str, path_column: str = "path", exclude: Sequence[str] = ()) -> list[str]:
     """Absolute source paths or URIs, in a stable order, without duplicates, and none inside the
     locations ``exclude`` (a catalog's own output folders: it never stylizes its own outputs,
-    even when its input folder is its output folder). A manifest's paths are kept even when the file is missing
-    (each becomes an error row); relative ones are taken from the manifest's folder."""
-    if storage.is_uri(spec_input):
-        paths = _list_uri(
-            spec_input.rstrip("/") if not storage.has_magic(spec_input) else spec_input, path_column
-        )
-        return _outside(list(dict.fromkeys(_normal(p) for p in paths)), exclude, spec_input)
-    raw = Path(os.path.expanduser(spec_input))
-    if raw.suffix.lower() in (".csv", ".parquet") and raw.is_file():
-        paths = _manifest_paths(str(raw), path_column)
-    elif glob.has_magic(spec_input) and not raw.exists():  # an existing name is taken literally
-        paths = sorted(m for m in glob_literal_dirs(raw, recursive=True) if Path(m).is_file())
-        if not paths:
-            raise CatalogError(f"--input {spec_input}: no such file, and as a pattern it matches no file")
-    elif raw.is_dir():
-        paths = sorted(str(f) for f in raw.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
-        if not paths:
-            raise CatalogError(f"--input {raw}: the folder has no image files ({', '.join(IMAGE_SUFFIXES)})")
-    elif raw.exists():
-        raise CatalogError(f"--input {raw}: expected a folder, a glob or a .csv / .parquet manifest")
-    else:
-        raise CatalogError(f"--input {raw}: no such file or folder")
+    even when its input folder is its output folder): a folder's or a prefix's images at every
+    level, a pattern's (``Location.find``), or a .csv / .parquet manifest's paths, which are kept
+    even when the file is missing (each becomes an error row; relative ones are taken from the
+    manifest's folder)."""
+    where = f"--input {spec_input}"
+    source = Location.of(spec_input)
+    try:
+        if source.is_file():
+            if posixpath.splitext(source.path)[1].lower() not in (".csv", ".parquet"):
+                raise CatalogError(f"{where}: expected a folder, a pattern or a .csv / .parquet manifest")
+            paths = _manifest_paths(spec_input, path_column)
+        else:
+            paths = [str(f) for f in source.find(IMAGE_SUFFIXES, recursive=True, what="image")]
+    except FileNotFoundError as exc:
+        raise CatalogError(f"{where}: {exc}") from None
+    except OSError as exc:  # the store refused: credentials, a missing bucket, the network
+        raise CatalogError(f"{where}: cannot list it ({' '.join(str(exc).split())[:200]})") from None
     return _outside(list(dict.fromkeys(_normal(p) for p in paths)), exclude, spec_input)
 
 
@@ -76,33 +68,6 @@ def own_outputs(out: str) -> list[str]:
 def _normal(location: str) -> str:
     """An object store's URI as it is; a local path (or ``file://`` URI) made absolute."""
     return str(Location.of(location))
-
-
-def _list_uri(spec_input: str, path_column: str) -> list[str]:
-    """``list_sources`` for a URI: a manifest object, a pattern, or a prefix listed recursively."""
-    where = f"--input {spec_input}"
-    try:
-        if storage.has_magic(spec_input):
-            paths = [m for m in storage.glob_files(spec_input) if _is_image(m)]
-            if not paths:
-                raise CatalogError(f"{where}: as a pattern it matches no object")
-            return paths
-        if storage.is_dir(spec_input):
-            paths = [m for m in storage.list_files(spec_input, recursive=True) if _is_image(m)]
-            if not paths:
-                raise CatalogError(f"{where}: the prefix has no image files ({', '.join(IMAGE_SUFFIXES)})")
-            return paths
-        if not storage.exists(spec_input):
-            raise CatalogError(f"{where}: no such object or prefix")
-    except OSError as exc:  # the store refused: credentials, a missing bucket, the network
-        raise CatalogError(f"{where}: cannot list it ({' '.join(str(exc).split())[:200]})") from None
-    if posixpath.splitext(spec_input)[1].lower() in (".csv", ".parquet"):
-        return _manifest_paths(spec_input, path_column)
-    raise CatalogError(f"{where}: expected a prefix, a pattern or a .csv / .parquet manifest")
-
-
-def _is_image(location: str) -> bool:
-    return posixpath.splitext(location)[1].lower() in IMAGE_SUFFIXES
 
 
 def _manifest_paths(location: str, column: str) -> list[str]:

@@ -8,7 +8,6 @@ folder. The specs themselves: ``sweep.py`` (sweeps), ``catalog.py`` (catalogs), 
 
 from __future__ import annotations
 
-import glob
 import os
 from pathlib import Path
 from typing import TypeVar
@@ -87,69 +86,37 @@ def resolve_location(location: str, base: Path) -> str:
     return storage.absolute(location, base)
 
 
-def resolve_images(patterns: list[str], base: Path, field: str, spec_path: str | os.PathLike) -> list[Path]:
-    """Files, globs and folders (their images, not recursive) -> sorted unique image paths."""
-    found: list[Path] = []
-    for i, pattern in enumerate(patterns):
-        where = f"{spec_path}: {field}[{i}] {pattern!r}"
-        full = resolve_path(pattern, base)
-        if full.is_dir():
-            matches = sorted(f for f in full.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
-            if not matches:
-                raise SpecError(f"{where}: the folder has no image files ({', '.join(IMAGE_SUFFIXES)})")
-            found += matches
-        elif full.is_file():  # a name that exists is taken literally, brackets and all
-            found.append(full)
-        elif glob.has_magic(str(full)):
-            matches = sorted(Path(m) for m in glob_literal_dirs(full) if Path(m).is_file())
-            if not matches:
-                raise SpecError(f"{where}: no such file, and as a pattern it matches no file")
-            found += matches
-        else:
-            raise SpecError(f"{where}: no such file or folder")
-    return list(dict.fromkeys(p.resolve() for p in found))
-
-
 def resolve_image_locations(
     patterns: list[str], base: Path, field: str, spec_path: str | os.PathLike
 ) -> list[str]:
-    """``resolve_images`` for patterns that may also be URIs (``s3://bucket/photos/``,
-    ``gs://bucket/art/*.jpg``): their files are listed through the store (``storage``)."""
+    """Files, patterns and folders (their images, not recursive), on this disk or in an object
+    store (``s3://bucket/photos/``, ``gs://bucket/art/*.jpg``) -> the image files in order,
+    without duplicates, each written as its pattern is (``storage.find_files``)."""
     from ..storage import locations as storage
 
     found: list[str] = []
     for i, pattern in enumerate(patterns):
-        if not storage.is_uri(pattern):
-            found += [str(p) for p in resolve_images([pattern], base, field, spec_path)]
-            continue
         where = f"{spec_path}: {field}[{i}] {pattern!r}"
         try:
-            if storage.has_magic(pattern):
-                matches = [m for m in storage.glob_files(pattern) if _is_image_name(m)]
-            elif storage.is_dir(pattern):
-                matches = [m for m in storage.list_files(pattern) if _is_image_name(m)]
-            elif storage.exists(pattern):
-                matches = [pattern]
-            else:
-                raise SpecError(f"{where}: no such object or prefix")
-        except (OSError, ValueError) as exc:
+            found += storage.find_files(pattern, IMAGE_SUFFIXES, base=base, what="image")
+        except FileNotFoundError as exc:
+            raise SpecError(f"{where}: {exc}") from None
+        except (OSError, ValueError) as exc:  # the store refused: credentials, a missing bucket, the network
             raise SpecError(f"{where}: cannot list it ({' '.join(str(exc).split())[:200]})") from None
-        if not matches:
-            raise SpecError(f"{where}: no image files there ({', '.join(IMAGE_SUFFIXES)})")
-        found += matches
     return list(dict.fromkeys(found))
 
 
-def _is_image_name(location: str) -> bool:
-    return os.path.splitext(location)[1].lower() in IMAGE_SUFFIXES
+def resolve_images(patterns: list[str], base: Path, field: str, spec_path: str | os.PathLike) -> list[Path]:
+    """``resolve_image_locations`` for a sweep, whose jobs read their images from this disk."""
+    from ..storage import locations as storage
 
-
-def glob_literal_dirs(pattern: Path, recursive: bool = False) -> list[str]:
-    """``glob.glob`` where only the last path component is a pattern when the folders exist as
-    written (``shoot [2024]/*.jpg`` looks in the folder ``shoot [2024]``)."""
-    if pattern.parent.is_dir():
-        return glob.glob(os.path.join(glob.escape(str(pattern.parent)), pattern.name), recursive=recursive)
-    return glob.glob(str(pattern), recursive=recursive)
+    for i, pattern in enumerate(patterns):
+        if storage.is_remote(pattern):
+            raise SpecError(
+                f"{spec_path}: {field}[{i}] {pattern!r}: a sweep reads its images from this disk; copy "
+                "them here (training and catalogs read object stores)"
+            )
+    return [Path(f.removeprefix("file://")) for f in resolve_image_locations(patterns, base, field, spec_path)]
 
 
 def output_location(spec: BaseModel, spec_path: str | os.PathLike, override: str | None = None) -> Path | str:

@@ -25,7 +25,7 @@ import os
 import posixpath
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -254,6 +254,37 @@ class Location:
         recursive = "/" in pattern or "**" in pattern
         matches = glob_regex(pattern).fullmatch
         return [f for f in self.files(recursive) if matches(f.relative_to(self))]
+
+    def find(self, suffixes: Sequence[str], recursive: bool = False, what: str = "") -> list[Location]:
+        """The files this location names whose suffix (any case) is one of ``suffixes``, sorted:
+        a folder's (every level with ``recursive``); a file itself, taken literally (brackets and
+        all); else, as a pattern, its matches (``glob``'s rules; folders that exist as written are
+        taken literally, so only the last part of ``shoot [2024]/*.png`` is a pattern). Nothing
+        found raises ``FileNotFoundError`` saying why, in the words of its kind of store (``what``
+        names the files: "image" files)."""
+        file, folder = ("object", "prefix") if self.scheme else ("file", "folder")
+        files = f"{what} {file}".strip()
+        wanted = [s.lower() for s in suffixes]
+        kind = self.backend.kind(self.path)
+        if kind == "file":
+            return [self]
+        if kind == "dir":
+            found = [f for f in self.files(recursive) if posixpath.splitext(f.path)[1].lower() in wanted]
+            if not found:
+                raise FileNotFoundError(f"the {folder} has no {files}s ({', '.join(suffixes)})")
+            return found
+        if not any(c in self.path for c in "*?["):
+            raise FileNotFoundError(f"no such {file} or {folder}")
+        if self.parent.is_dir():
+            matches = self.parent.glob(self.name)
+        else:
+            first = min(self.path.index(c) for c in "*?[" if c in self.path)
+            root = Location(self.scheme, self.path[:first].rsplit("/", 1)[0])
+            matches = root.glob(self.path[len(root.path) + 1 :])
+        found = [f for f in matches if posixpath.splitext(f.path)[1].lower() in wanted]
+        if not found:
+            raise FileNotFoundError(f"no such {file}, and as a pattern it matches no {files}")
+        return found
 
     def relative_to(self, folder: Location) -> str:
         return (

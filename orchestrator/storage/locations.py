@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+from collections.abc import Sequence
 from pathlib import Path
 
 from .location import Location, scheme_of
@@ -30,6 +31,15 @@ def absolute(location: str | os.PathLike, base: str | os.PathLike | None = None)
         return str(location).rstrip("/")
     found = Location.of(location, base)
     return _written_as(str(base), found) if base is not None else str(found)
+
+
+def find_files(
+    pattern: str, suffixes: Sequence[str], *, base: str | os.PathLike | None = None, recursive: bool = False,
+    what: str = "",
+) -> list[str]:  # fmt: skip
+    """``Location.find`` in text: the files ``pattern`` names (a file, a folder, a pattern; taken
+    from ``base`` when relative), each written as ``pattern`` is (a ``file://`` URI stays one)."""
+    return [_written_as(str(pattern), f) for f in Location.of(pattern, base).find(suffixes, recursive, what)]
 
 
 def has_magic(pattern: str) -> bool:
