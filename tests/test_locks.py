@@ -103,3 +103,27 @@ def test_a_lock_naming_another_host_is_left_to_its_owner(tmp_path):
     with pytest.raises(LockError, match="another-host.*delete"):
         acquire(tmp_path, "new")
     assert (tmp_path / LOCK_NAME).exists()
+
+
+def test_claiming_an_output_makes_it_locks_it_and_clears_what_a_killed_run_left(tmp_path):
+    from stylegrid.orchestrator.errors import UserError
+    from stylegrid.orchestrator.storage.lock import claim_output
+
+    out = tmp_path / "out"
+    (out / "images").mkdir(parents=True)
+    left = out / "images" / ".a.png.x1y2.tmp"  # write_atomic's temporary, of a killed run
+    left.write_bytes(b"half")
+    with claim_output(out, "first", ("images",)):
+        assert not left.exists() and (out / LOCK_NAME).exists()
+        with pytest.raises(LockError, match="first"), claim_output(out, "second"):
+            pass
+    with claim_output(tmp_path / "new" / "folder", "third"):
+        assert (tmp_path / "new" / "folder").is_dir()
+    (tmp_path / "a_file").write_text("x")
+    with (
+        pytest.raises(UserError, match="a_file: exists and is not a folder"),
+        claim_output(tmp_path / "a_file", "x"),
+    ):
+        pass
+    with claim_output("s3://bucket/out", "an object store"):  # no lock, nothing to clear, no request made
+        pass

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import SAMPLES
-from stylegrid.orchestrator.specs.loading import SpecError, output_dir
+from stylegrid.orchestrator.specs.loading import SpecError, output_dir, output_location
 from stylegrid.orchestrator.specs.sweep import load_spec
 from stylegrid.orchestrator.sweep.driver import plan
 from stylegrid.orchestrator.sweep.plan import expand, plan_jobs
@@ -215,6 +215,11 @@ def test_output_location(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     plain = write_spec(tmp_path, base_spec(), "p.yaml")
     assert output_dir(load_spec(plain), plain) == tmp_path / "runs" / "t"
+    # the same rule where the output may be an object store's: one text form, a URI as written
+    assert output_location(load_spec(spec_path), spec_path) == str(tmp_path / "results" / "here")
+    assert output_location(load_spec(plain), plain, "s3://b/sweeps/t/") == "s3://b/sweeps/t"
+    assert output_location(load_spec(plain), plain, "elsewhere") == str(tmp_path / "elsewhere")
+    assert output_location(load_spec(plain), plain) == str(tmp_path / "runs" / "t")
 
 
 def test_image_paths_stay_inside_the_output_whatever_the_names(tmp_path):

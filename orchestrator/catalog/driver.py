@@ -32,7 +32,6 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from stylegrid.algorithms.base import Algorithm
@@ -45,8 +44,7 @@ from ..runtime import Console, Summary, cluster_named, start_ray
 from ..services import ClusterLost, cluster_watch, watched
 from ..specs.catalog import CatalogSpec
 from ..storage import locations as storage
-from ..storage.files import WriteError, remove_partial_files
-from ..storage.lock import folder_lock, sigterm_as_interrupt
+from ..storage.lock import claim_output, sigterm_as_interrupt
 from ..tracking.model_uris import model_uris, resolve_locations
 from ..tracking.tracker import Store, tracking_store
 from ..tracking.ui import ui_command
@@ -175,20 +173,8 @@ def stylize_catalog(
     except UserError as exc:
         raise CatalogError(f"--out: {exc}") from None
     run = CatalogRun(spec, algo, param_values, styles, [], out, store, quiet, ray_init_kwargs or {})
-    if storage.is_remote(out):
-        run.sources = list_sources(spec.input, spec.path_column, exclude=own_outputs(out))
-        with sigterm_as_interrupt():  # uploads are whole: nothing partial to clear, and no lock
-            return _stylize(run)
-    local = Path(out)
-    if local.exists() and not local.is_dir():
-        raise CatalogError(f"--out {out}: exists and is not a folder")
     run.sources = list_sources(spec.input, spec.path_column, exclude=own_outputs(out))
-    try:
-        local.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise WriteError(local, exc) from None
-    with folder_lock(local, "stylegrid stylize-catalog"), sigterm_as_interrupt():
-        remove_partial_files(local, [local / "images", local / "manifest"])
+    with claim_output(out, "stylegrid stylize-catalog", ("images", "manifest")), sigterm_as_interrupt():
         return _stylize(run)
 
 

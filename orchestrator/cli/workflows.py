@@ -171,22 +171,14 @@ SUMMARY_COLUMNS = [
 def cmd_results(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from ..results.rows import current_jobs, read_results, rows_dir
+    from ..results.rows import current_jobs, read_results
     from ..results.schema import only_current, to_pandas, with_current
-    from ..storage import locations as storage
+    from ..sweep.mirror import rows_here
 
-    current = None
-    if storage.is_remote(args.output):  # a sweep's output in an object store: its rows, read here
-        from ..sweep.mirror import store_results
-
-        table = store_results(args.output)
-        if table is None:
-            raise UsageError(f"{args.output}: not a sweep's output (no rows/ inside)")
-    else:
-        out = Path(args.output)
-        if not rows_dir(out).is_dir():
-            raise UsageError(f"{out}: not a sweep results folder (no {rows_dir(out).name}/ inside)")
-        table, current = read_results(out, strict=True), current_jobs(out)
+    with rows_here(args.output) as folder:  # an object store's: a temporary copy of its rows
+        if folder is None:
+            raise UsageError(f"{args.output}: not a sweep results folder (no rows/ inside)")
+        table, current = read_results(folder, strict=True), current_jobs(folder)
     shown = with_current(table, current) if args.history else only_current(table, current)
     if not args.history and shown.num_rows < table.num_rows:
         print(f"({table.num_rows - shown.num_rows} rows of jobs the spec no longer has not shown; "

@@ -116,17 +116,21 @@ def resolve_images(patterns: list[str], base: Path, field: str, spec_path: str |
                 f"{spec_path}: {field}[{i}] {pattern!r}: a sweep reads its images from this disk; copy "
                 "them here (training and catalogs read object stores)"
             )
-    return [Path(f.removeprefix("file://")) for f in resolve_image_locations(patterns, base, field, spec_path)]
+    return [
+        Path(f.removeprefix("file://")) for f in resolve_image_locations(patterns, base, field, spec_path)
+    ]
 
 
-def output_location(spec: BaseModel, spec_path: str | os.PathLike, override: str | None = None) -> Path | str:
-    """``output_dir``, or the URI of an object store (``s3://bucket/sweeps/demo``) as written."""
+def output_location(spec: BaseModel, spec_path: str | os.PathLike, override: str | None = None) -> str:
+    """``output_dir``'s rule for an output that may also be in an object store
+    (``s3://bucket/sweeps/demo``): a URI as written, a path made absolute (``storage.absolute``)."""
     from ..storage import locations as storage
 
-    chosen = override or spec.output
-    if chosen and storage.is_remote(chosen):
-        return chosen.rstrip("/")
-    return output_dir(spec, spec_path, override)
+    if override:
+        return storage.absolute(override)
+    if spec.output:
+        return storage.absolute(spec.output, spec_dir(spec_path))
+    return str(output_dir(spec, spec_path))
 
 
 def output_dir(spec: BaseModel, spec_path: str | os.PathLike, override: str | None = None) -> Path:

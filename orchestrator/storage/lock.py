@@ -27,7 +27,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import UserError
-from .files import WriteError, default_file_mode, fsync_dir
+from .files import WriteError, default_file_mode, fsync_dir, remove_partial_files
+from .location import Location
 
 LOCK_NAME = ".stylegrid.lock"
 ATTEMPTS = 50  # re-opens when the file was replaced between open and flock (a holder finishing)
@@ -156,6 +157,28 @@ def folder_lock(folder: Path, what: str) -> Iterator[Path]:
         yield path
     finally:
         release(path)
+
+
+@contextmanager
+def claim_output(output: str | os.PathLike, what: str, partial: tuple[str, ...] = ()) -> Iterator[None]:
+    """Hold an output folder for one run: on this disk, a folder made if need be, its lock held
+    (``folder_lock``) and the temporary files that a killed run left in its sub-folders
+    ``partial`` removed; in an object store nothing is needed (an upload appears whole, so
+    there is nothing partial, and a store has no lock). A file in its place is a ``UserError``."""
+    location = Location.of(output)
+    if location.remote:
+        yield
+        return
+    folder = Path(location.path)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{output}: exists and is not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WriteError(folder, exc) from None
+    with folder_lock(folder, what):
+        remove_partial_files(folder, [folder / name for name in partial])
+        yield
 
 
 def _interrupt(signum, frame):

@@ -54,7 +54,7 @@ from ..tracking.tracker import tracking_store
 from ..tracking.ui import ui_base, ui_command
 from .halving import group_of
 from .jobs import Job
-from .mirror import Mirror, store_results
+from .mirror import Mirror, rows_here
 from .plan import Expansion, plan_jobs
 from .runs import SWEEP_VIEW, SweepRuns
 from .schedule import schedule
@@ -130,25 +130,22 @@ def run_sweep(
     spec = load_spec(spec_path, settings)
     expansion = plan_jobs(spec, spec_path)
     target = output_location(spec, spec_path, output)
-    mirror = None
     try:
         tracking_store(spec.tracking_uri, target)  # refused before anything is read or written
     except UserError as exc:
         raise SpecError(f"{spec_path}: {exc}") from None
-    if isinstance(target, str):  # an object store: the driver works in a local copy and uploads
-        mirror = Mirror.of(target)
-    out = mirror.local if mirror else target
+    mirror = Mirror.of(target)  # for an object store's output, a local copy kept up to date
+    out = mirror.local
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise WriteError(out, exc) from None
     with folder_lock(out, f"stylegrid sweep {spec.name}"), sigterm_as_interrupt():
-        if mirror is not None:
-            try:
-                mirror.pull_rows()
-                mirror.pull_missing("report/thumbs")
-            except OSError as exc:
-                raise WriteError(target, exc) from None
+        try:
+            mirror.pull_rows()
+            mirror.pull_missing("report/thumbs")
+        except OSError as exc:
+            raise WriteError(target, exc) from None
         return _run_locked(
             SweepRun(spec, spec_path, expansion, out, max_concurrent, quiet, ray_init_kwargs or {}, mirror)
         )
@@ -165,7 +162,7 @@ class SweepRun:
     max_concurrent: int | None  # the command line's, else the spec's
     quiet: bool
     ray_init_kwargs: dict[str, Any]
-    mirror: Mirror | None  # the object store the folder is kept in, if any
+    mirror: Mirror  # the object store the folder is kept in, if any
 
 
 def _run_locked(run: SweepRun) -> SweepSummary:
@@ -177,13 +174,11 @@ def _run_locked(run: SweepRun) -> SweepSummary:
     remove_partial_files(out, [out / "images", rows_dir(out), out / "report", curves_dir(out)])
     rows_dir(out).mkdir(exist_ok=True)  # a sweep that records no job still has its (empty) table
     current = write_current_jobs(out, str(spec_path), (j.job_id for j in jobs))  # the rest is history
-    if mirror is not None:
-        mirror.push(current)
+    mirror.push(current)
     warnings = []
     try:
         compact(out)  # what a killed run left loose: the next start reads a few parts
-        if mirror is not None:
-            mirror.sync_rows()
+        mirror.sync_rows()
     except OSError as exc:
         warnings.append(f"{rows_dir(out)}: rows not gathered into a part ({exc})")
     rows = load_rows(out)
@@ -196,7 +191,7 @@ def _run_locked(run: SweepRun) -> SweepSummary:
         locations = resolve_locations(model_uris(j.params for j in todo), store.uri)
     except ValueError as exc:
         raise SpecError(f"{spec_path}: {exc}") from None
-    mlflow = SweepRuns(store.tracker(spec.name, view=SWEEP_VIEW), mirror.uri if mirror else out)
+    mlflow = SweepRuns(store.tracker(spec.name, view=SWEEP_VIEW), mirror.uri)
     closed, deleted = mlflow.close_stale_runs({j for j, st in done.items() if st in FINISHED})
     if closed:
         warnings.append(f"{closed} MLflow run(s) left RUNNING by a stopped sweep of {out} closed as KILLED")
@@ -254,15 +249,14 @@ def _run_locked(run: SweepRun) -> SweepSummary:
                 f"results.parquet or the report could not be written ({type(exc).__name__}: {exc}); "
                 f"the rows are in {rows_dir(out)} (stylegrid report {out} makes the report again)"
             )
-        if mirror is not None:
-            try:
-                mirror.sync_rows()
-                mirror.push_missing("images")
-                mirror.push_tree("results.parquet", "report")
-            except OSError as exc:
-                sink.warnings.append(
-                    f"{mirror.uri}: not every file uploaded ({exc}); running the same command again uploads them"
-                )
+        try:
+            mirror.sync_rows()
+            mirror.push_missing("images")
+            mirror.push_tree("results.parquet", "report")
+        except OSError as exc:
+            sink.warnings.append(
+                f"{mirror.uri}: not every file uploaded ({exc}); running the same command again uploads them"
+            )
         try:
             if not sink.lost:  # (a lost server's run is closed as KILLED by the next run of the spec)
                 mlflow.end_sweep(
@@ -272,7 +266,7 @@ def _run_locked(run: SweepRun) -> SweepSummary:
             sink.warnings.append(f"MLflow: the sweep's run could not be closed ({type(exc).__name__}: {exc})")
     return SweepSummary(
         out, len(jobs), len(jobs) - len(todo), sink.counts["ok"], sink.counts["failed"], interrupted,
-        store.uri, sink.warnings, report, expansion.folded_seeds, mirror.uri if mirror else None,
+        store.uri, sink.warnings, report, expansion.folded_seeds, mirror.uri if mirror.mirrored else None,
         mlflow.tracker.experiment_id, lost, cluster_lost is not None, sink.counts["stopped"],
     )  # fmt: skip
 
@@ -333,11 +327,8 @@ def plan(spec_path: str, output: str | None = None, sample: int = 10, settings: 
     expansion = plan_jobs(spec, spec_path)
     jobs = expansion.jobs
     out = output_location(spec, spec_path, output)
-    if isinstance(out, str):
-        table = store_results(out)
-        done = {} if table is None else status_by_job(table)
-    else:
-        done = finished_status(out) if out.exists() else {}
+    with rows_here(out) as folder:
+        done = {} if folder is None else finished_status(folder)
     ok = sum(1 for j in jobs if done.get(j.job_id) in FINISHED)
     lines = [f"{spec_path}: {describe_counts(expansion, ok)} -> {out}"]
     by_algo: dict[str, int] = {}

@@ -16,11 +16,15 @@ loose row is read, and the next sync removes it), never in neither.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import posixpath
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..results.rows import CURRENT_JOBS, rows_dir
 from ..storage import locations as storage
 from ..storage.files import write_atomic
 from ..storage.location import Location
@@ -37,19 +41,27 @@ def _sha(data: bytes) -> str:
 
 @dataclass
 class Mirror:
+    """A sweep's output folder, ``local`` (the folder the sweep works in), kept in ``uri``: for an
+    object store's output a working copy, each method keeping the store up to date; for a folder
+    on this disk the folder itself, and every method has nothing to do (``mirrored`` False)."""
+
     uri: str
     local: Path
     pushed: dict[str, str] = field(default_factory=dict)  # row file name -> sha256 of what the store has
+    mirrored: bool = True
 
     @classmethod
-    def of(cls, uri: str) -> Mirror:
-        return cls(uri.rstrip("/"), working_copy(uri.rstrip("/")))
+    def of(cls, output: str | Path) -> Mirror:
+        location = Location.of(output)
+        return cls(str(location), location.working_copy("outputs"), mirrored=location.remote)
 
     def remote(self, path: Path) -> str:
         return storage.join(self.uri, *path.relative_to(self.local).parts)
 
     def push(self, path: Path) -> None:
         """Upload one file of the copy (a job's image or row) to its place in the store."""
+        if not self.mirrored:
+            return
         data = path.read_bytes()
         storage.write_bytes(self.remote(path), data)
         if path.parent == self.rows:
@@ -62,6 +74,8 @@ class Mirror:
     def pull_rows(self) -> int:
         """Make the copy's rows those of the store: its parts replace the copy's, loose rows of
         either side are kept. Returns how many files were downloaded."""
+        if not self.mirrored:
+            return 0
         self.rows.mkdir(parents=True, exist_ok=True)
         remote = {posixpath.basename(k): k for k in storage.file_sizes(storage.join(self.uri, "rows"))}
         remote = {n: k for n, k in remote.items() if n.endswith(".parquet")}
@@ -82,6 +96,8 @@ class Mirror:
     def pull_missing(self, folder: str) -> int:
         """Download the files under ``folder`` that the copy lacks (the report's thumbnails: a
         report made again on a fresh copy keeps its pictures without every image)."""
+        if not self.mirrored:
+            return 0
         prefix = storage.join(self.uri, folder)
         missing = 0
         for location in storage.file_sizes(prefix):
@@ -94,6 +110,8 @@ class Mirror:
     def push_missing(self, folder: str) -> int:
         """Upload the files under ``folder`` that the store lacks (an image whose upload failed
         while the sweep ran)."""
+        if not self.mirrored:
+            return 0
         prefix = storage.join(self.uri, folder)
         there = set(storage.file_sizes(prefix))
         here = sorted(
@@ -106,6 +124,8 @@ class Mirror:
 
     def sync_rows(self) -> None:
         """The store's rows made equal to the copy's: uploads first, then deletes."""
+        if not self.mirrored:
+            return
         here = {f.name: f for f in self.rows.glob("*.parquet")} if self.rows.is_dir() else {}
         for name, f in sorted(here.items()):
             if self.pushed.get(name) != _sha(f.read_bytes()):
@@ -116,6 +136,8 @@ class Mirror:
 
     def push_tree(self, *names: str) -> None:
         """Upload files and folders of the copy (``results.parquet``, ``report``) whole."""
+        if not self.mirrored:
+            return
         for name in names:
             path = self.local / name
             files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
@@ -124,14 +146,21 @@ class Mirror:
                     storage.write_bytes(self.remote(f), f.read_bytes())
 
 
-def store_results(uri: str):
-    """The results table (``results.read_results``) of a sweep output in an object store, read
-    through a temporary copy of its rows; None when the store has no rows there."""
-    import tempfile
-
-    from ..results.rows import read_results
-
+@contextlib.contextmanager
+def rows_here(output: str | Path) -> Iterator[Path | None]:
+    """A sweep output's rows and its record of the current jobs in a folder on this disk, for a
+    ``with``: the output folder itself, or for an object store's a temporary copy of them; None
+    when the output has no rows (not a sweep's output, or none yet)."""
+    mirror = Mirror.of(output)
+    if not mirror.mirrored:
+        yield mirror.local if rows_dir(mirror.local).is_dir() else None
+        return
     with tempfile.TemporaryDirectory() as tmp:
-        if not Mirror(uri.rstrip("/"), Path(tmp)).pull_rows():
-            return None
-        return read_results(Path(tmp))
+        copy = Mirror(mirror.uri, Path(tmp))
+        if not copy.pull_rows():
+            yield None
+            return
+        current = storage.join(mirror.uri, CURRENT_JOBS)
+        if storage.exists(current):
+            write_atomic(Path(tmp) / CURRENT_JOBS, storage.read_bytes(current))
+        yield Path(tmp)

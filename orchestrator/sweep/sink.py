@@ -165,7 +165,7 @@ class Sink:
             self.output,
             result_row(job, outcome, self.sweep_id, self.spec_name, image_rel, run_id, attempts, experiment),
         )
-        if self.mirror is not None:
+        if self.mirror is not None:  # (a sink of tests and benchmarks may have none)
             self._upload(job, [p for p in (image, curve, row) if p is not None])
         self.counts[outcome.status] = self.counts.get(outcome.status, 0) + 1
         self.loose += 1
