@@ -1,6 +1,6 @@
 """What the command line needs to know about the algorithms before any of them is loaded: their
 names, the default sizes and the memory-budget help. Nothing here imports PyTorch, so that
-``stylegrid --help`` and a mistyped algorithm answer at once (``tests/test_cli_grammar.py`` checks
+``stylegrid --help`` and a mistyped algorithm answer at once (``tests/unit/orchestrator/cli/test_cli_grammar.py`` checks
 that these names are the registry's)."""
 
 from __future__ import annotations

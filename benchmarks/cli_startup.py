@@ -2,7 +2,7 @@
 --version`` and a usage error, beside the CLIs of the two services stylegrid drives (``mlflow
 --help``, ``ray --help``) and a bare ``python -c pass``, in one run, as medians of N fresh processes
 and as ratios to ``mlflow --help``. stylegrid's subcommands load PyTorch, Ray, MLflow or pandas only
-when they need them (``tests/test_cli_grammar.py`` checks that ``--help`` loads none of them).
+when they need them (``tests/unit/orchestrator/cli/test_cli_grammar.py`` checks that ``--help`` loads none of them).
 
     python benchmarks/cli_startup.py               # 7 repetitions
     python benchmarks/cli_startup.py --smoke-test  # 1 repetition: checks that it runs

@@ -192,36 +192,38 @@ def check_loadgroup(config) -> None:
 
 
 # The longest tests (a minute or more each here), started first so that the two test processes
-# finish together instead of one of them running a long test alone at the end.
+# finish together instead of one of them running a long test alone at the end (by file name:
+# test files have unique names, whichever folder they are in).
 LONGEST_FIRST = (
-    "tests/test_multinode.py::",  # the long checks (./run checks) first
-    "tests/test_johnson.py::test_train_johnson",
-    "tests/test_faults.py::test_random_worker_kills",
-    "tests/test_tiling.py::test_image_optimisation_in_tiles",
-    "tests/test_reliability_services.py::test_a_disk_that_fills",
-    "tests/test_reliability_services.py::test_a_tracking_server_lost_mid_sweep",
-    "tests/test_lost_cluster.py::test_a_ray_cluster_lost",
-    "tests/test_catalog.py::test_a_killed_run",
-    "tests/test_wct.py::test_train_wct",
-    "tests/test_scripts.py::test_gpu_check_smoke",
-    "tests/test_scripts.py::test_catalog_throughput_smoke",  # then the suite's longest (30-60 s)
-    "tests/test_video.py::test_a_clip_is_stylized",
-    "tests/test_scripts.py::test_sweep_overhead_smoke",
-    "tests/test_scripts.py::test_early_stopping_smoke",
-    "tests/test_sweep.py::test_early_stopping",
-    "tests/test_sweep.py::test_sweep_records_failures",
-    "tests/test_object_storage.py::test_a_sweep_into_s3",
-    "tests/test_ray_job_submit.py::test_ray_job_submit_runs_a_sweep",
-    "tests/test_scripts.py::test_results_scale_smoke",
-    "tests/test_catalog.py::test_a_catalog_with_bad_files",
-    "tests/test_mlflow_ui.py::",
-    "tests/test_faults.py::test_sigterm_stops_like_ctrl_c",
+    "test_multinode.py::",  # the long checks (./run checks) first
+    "test_johnson.py::test_train_johnson",
+    "test_faults.py::test_random_worker_kills",
+    "test_tiling.py::test_image_optimisation_in_tiles",
+    "test_reliability_services.py::test_a_disk_that_fills",
+    "test_reliability_services.py::test_a_tracking_server_lost_mid_sweep",
+    "test_lost_cluster.py::test_a_ray_cluster_lost",
+    "test_catalog.py::test_a_killed_run",
+    "test_wct.py::test_train_wct",
+    "test_scripts.py::test_gpu_check_smoke",
+    "test_scripts.py::test_catalog_throughput_smoke",  # then the suite's longest (30-60 s)
+    "test_video.py::test_a_clip_is_stylized",
+    "test_scripts.py::test_sweep_overhead_smoke",
+    "test_scripts.py::test_early_stopping_smoke",
+    "test_sweep.py::test_early_stopping",
+    "test_sweep.py::test_sweep_records_failures",
+    "test_object_storage.py::test_a_sweep_into_s3",
+    "test_ray_job_submit.py::test_ray_job_submit_runs_a_sweep",
+    "test_scripts.py::test_results_scale_smoke",
+    "test_catalog.py::test_a_catalog_with_bad_files",
+    "test_mlflow_ui.py::",
+    "test_faults.py::test_sigterm_stops_like_ctrl_c",
 )
 
 
 def _longest_first(item) -> int:
     return next(
-        (i for i, prefix in enumerate(LONGEST_FIRST) if item.nodeid.startswith(prefix)), len(LONGEST_FIRST)
+        (i for i, prefix in enumerate(LONGEST_FIRST) if item.nodeid.rsplit("/", 1)[-1].startswith(prefix)),
+        len(LONGEST_FIRST),
     )
 
 

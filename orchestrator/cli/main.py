@@ -22,7 +22,7 @@ import sys
 from collections.abc import Sequence
 
 # Only light modules at the top: `stylegrid --help` and a usage error answer without loading
-# PyTorch, Ray, MLflow or pandas (tests/test_cli_grammar.py checks; benchmarks/cli_startup.py
+# PyTorch, Ray, MLflow or pandas (tests/unit/orchestrator/cli/test_cli_grammar.py checks; benchmarks/cli_startup.py
 # times it). Each subcommand imports what it needs.
 from ..errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, ParameterError, UsageError, UserError
 from ..services import ClusterLost

@@ -1,7 +1,7 @@
 """The ``stylegrid`` command line's grammar: one argument parser per subcommand with its help text,
 the flag types (positive integers, sizes, finite numbers) and the flags every workflow shares.
 Only light modules here: ``stylegrid --help`` and a usage error answer without loading PyTorch,
-Ray, MLflow or pandas (``tests/test_cli_grammar.py`` checks; ``benchmarks/cli_startup.py`` times
+Ray, MLflow or pandas (``tests/unit/orchestrator/cli/test_cli_grammar.py`` checks; ``benchmarks/cli_startup.py`` times
 it).
 """
 

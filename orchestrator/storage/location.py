@@ -7,7 +7,7 @@ and writes outputs calls its methods without asking which.
 path, ``~/...``, ``file://...``) is a local path, made absolute against ``base`` (default: the
 current folder). Behind a location is its ``Backend``: ``LocalBackend`` (the disk: atomic writes
 by ``files.write_atomic``) or ``ObjectBackend`` (pyarrow's file systems: an upload appears whole or
-not at all). Both pass the same contract (``tests/test_storage_contract.py``: a local folder and
+not at all). Both pass the same contract (``tests/unit/orchestrator/storage/test_storage_contract.py``: a local folder and
 moto's S3). Credentials and endpoints come from the usual places of each store (for S3: the
 node's IAM role, ``AWS_*`` variables or ``~/.aws``; ``AWS_ENDPOINT_URL`` points pyarrow at an
 S3-compatible server such as MinIO or moto).

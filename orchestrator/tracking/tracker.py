@@ -215,7 +215,7 @@ def working_dir(folder: Path):
     """Work in ``folder`` for the block, and back where we were if that still exists. MLflow reads
     the working directory when it logs a model (requirement files, a uv project), and a job's can
     be gone by the end of a long job: a `ray job submit` working directory that Ray cleaned up
-    after a lost node (seen in tests/test_multinode.py), where ``contextlib.chdir`` fails too."""
+    after a lost node (seen in tests/system/test_multinode.py), where ``contextlib.chdir`` fails too."""
     try:
         previous = os.getcwd()
     except FileNotFoundError:

@@ -11,9 +11,9 @@ import time
 import urllib.request
 
 import pytest
+from helpers import chromium
 from stylegrid.orchestrator.sweep.runs import SWEEP_VIEW
 from stylegrid.orchestrator.tracking.ui import runs_page, view_state, view_tag
-from test_report import chromium
 
 pytestmark = pytest.mark.slow
 

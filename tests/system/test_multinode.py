@@ -253,8 +253,8 @@ def test_catalog_from_s3_to_s3_on_pinned_actors(cluster, s3, tmp_path, monkeypat
 def test_video_segments_spread_over_the_worker_nodes(cluster, s3, tmp_path):
     """A clip in S3, stylized by a job submitted to the cluster: its segments run as Ray tasks on
     both worker nodes, and the video keeps the source's timestamps and audio."""
+    from helpers import make_clip
     from stylegrid.orchestrator.video.clips import clip_timestamps
-    from test_video import make_clip
 
     source = make_clip(tmp_path / "pan.mp4", frames=24, size=64)
     upload(

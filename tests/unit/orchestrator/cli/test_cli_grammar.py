@@ -8,6 +8,7 @@ import sys
 
 import pytest
 from conftest import REPO, SAMPLES
+from helpers import assert_one_line, cli, run_args
 from PIL import Image
 from stylegrid.algorithms import ALGORITHMS
 from stylegrid.algorithms.names import ALGORITHM_NAMES
@@ -17,7 +18,6 @@ from stylegrid.orchestrator.cli.workflows import catalog_spec_from_args
 from stylegrid.orchestrator.errors import ParameterError
 from stylegrid.orchestrator.specs.sweep import apply_sweep_settings, load_spec
 from stylegrid.orchestrator.specs.train import JohnsonTrainSpec, load_train_spec
-from test_cli import run_args
 
 DEMO = REPO / "experiments" / "demo.yaml"
 HEAVY = ("torch", "ray", "mlflow", "pandas")
@@ -63,18 +63,6 @@ def test_the_shared_flags_are_where_they_mean_something():
     for name in ("run", "sweep", "train-adain", "train-johnson", "train-wct", "stylize-catalog"):
         assert {"--tracking-uri", "-q", "--quiet"} <= flags[name], name
     assert "--quiet" in flags["report"]
-
-
-def cli(capsys, *argv) -> tuple[int, str, str]:
-    """``stylegrid ARGV`` in this process (the subprocess path is test_cli.py's): status, out, err."""
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_line(result: tuple[int, str, str], code: int, fragment: str) -> None:
-    status, _, err = result
-    assert status == code and len(err.strip().splitlines()) == 1 and fragment in err, (status, err)
 
 
 def test_results_and_report_take_the_folder_either_way(tmp_path, capsys):

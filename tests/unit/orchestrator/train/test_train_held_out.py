@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import REPO
 from stylegrid.orchestrator.specs.loading import SpecError, resolve_images
 from stylegrid.orchestrator.specs.sweep import load_spec
 from stylegrid.orchestrator.specs.train import AdaINTrainSpec, load_train_spec
 from stylegrid.orchestrator.train.held_out import Validation, data_record, split_held_out, validation_batch
 from stylegrid.orchestrator.train.recipes import RECIPES
 
-REPO = Path(__file__).resolve().parents[1]
 EXPERIMENTS = REPO / "experiments"
 SAMPLES = REPO / "samples"
 

@@ -11,49 +11,15 @@ import signal
 import subprocess
 import sys
 import time
-from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from conftest import REPO, SAMPLES, cli_in_process
-from stylegrid.orchestrator.images import read_image, to_tensor
+from helpers import make_clip
 from stylegrid.orchestrator.video.clips import VideoError, clip_timestamps, read_clip, write_clip
 from stylegrid.orchestrator.video.segments import crossfade_weights, join_segments, plan_segments
 
 STYLE = SAMPLES / "style" / "the_scream.jpg"
-
-
-def make_clip(path: Path, frames: int = 24, size: int = 128, *, audio: bool = True, audio_codec: str = "aac",
-              pts: list[int] | None = None, time_base: Fraction = Fraction(1, 24)) -> Path:  # fmt: skip
-    """A pan over a sample photo (known motion) as H.264, with a tone as audio (AAC by default)."""
-    import av
-    from stylegrid.algorithms.video.temporal import camera_clip
-
-    photo = to_tensor(read_image(SAMPLES / "content" / "tubingen.jpg"))
-    clip = camera_clip(photo, frames, size, "pan")
-    pts = pts or list(range(frames))
-    with av.open(str(path), "w") as out:
-        video = out.add_stream("libx264", rate=24)
-        video.width, video.height, video.pix_fmt = clip[0].shape[-1], clip[0].shape[-2], "yuv420p"
-        video.time_base = time_base
-        sound = out.add_stream(audio_codec, rate=22050) if audio else None
-        for t, frame in zip(pts, clip, strict=True):
-            array = (frame[0].permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
-            f = av.VideoFrame.from_ndarray(array, format="rgb24")
-            f.pts, f.time_base = t, time_base
-            out.mux(video.encode(f))
-        out.mux(video.encode())
-        if sound is not None:
-            samples = int(22050 * frames / 24)
-            for k in range(0, samples, 1024):
-                tone = np.sin(np.arange(k, k + 1024) * 0.05).astype(np.float32) * 0.1
-                a = av.AudioFrame.from_ndarray(np.stack([tone, tone]), format="fltp", layout="stereo")
-                a.sample_rate, a.pts = 22050, k
-                out.mux(sound.encode(a))
-            out.mux(sound.encode())
-    return path
 
 
 def test_segments_overlap_and_join_with_a_crossfade():

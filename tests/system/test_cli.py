@@ -12,43 +12,10 @@ import sys
 
 import pytest
 import torch
-from conftest import BAD, REPO, SAMPLES, cli_in_process
+from conftest import BAD, SAMPLES, cli_in_process
+from helpers import CONTENT, CONVERTED, REFUSED, STYLE, run_args, stylegrid
 from PIL import Image
 from stylegrid.algorithms.optimization.gatys import GatysParams
-from test_images import CONVERTED, REFUSED
-
-CONTENT = SAMPLES / "content" / "chelsea.jpg"
-STYLE = SAMPLES / "style" / "the_scream.jpg"
-
-
-def stylegrid(*args: str) -> subprocess.CompletedProcess:
-    """A real process (the entry point as a user starts it)."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run(
-        [sys.executable, "-m", "stylegrid", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env=env,
-        timeout=600,
-    )
-
-
-def run_args(out, content=CONTENT, style=STYLE, *extra):
-    return (
-        "run",
-        "--content",
-        content,
-        "--style",
-        style,
-        "--out",
-        out,
-        "--size",
-        "48",
-        "--steps",
-        "4",
-        *extra,
-    )
 
 
 def assert_clean_error(proc: subprocess.CompletedProcess, code: int, *fragments: str) -> None:

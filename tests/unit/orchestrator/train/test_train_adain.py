@@ -1,6 +1,6 @@
 """`stylegrid train-adain`: its spec, learning rate and image pool. A real AdaIN training on Ray Train
-(2 workers, a lost node, checkpoints in S3, the MLflow model) is `tests/test_multinode.py`'s; the
-same driver trains, exports and registers the fast network in `tests/test_johnson.py`."""
+(2 workers, a lost node, checkpoints in S3, the MLflow model) is `tests/system/test_multinode.py`'s; the
+same driver trains, exports and registers the fast network in `tests/system/test_johnson.py`."""
 
 from __future__ import annotations
 

@@ -8,8 +8,7 @@ import ast
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
+from conftest import REPO
 
 # orchestrator/ by sub-package (and the foundation modules at its top), lowest layer first: a part
 # imports only from its own layer or lower ones, and the workflows never from one another
@@ -244,3 +243,21 @@ def test_the_readme_quotes_the_job_counts_of_its_experiment_files():
             assert len(plan_jobs(load_spec(path), str(path)).jobs) == count, name
             checked += 1
     assert checked >= (7 if CORPUS.is_dir() else 3)
+
+
+def test_unit_test_folders_mirror_the_packages():
+    """tests/unit/<tree>/<package>/... names a package (or a foundation module) of that tree, and
+    each of its test files imports from it: a moved or renamed package moves its tests."""
+    unit = REPO / "tests" / "unit"
+    folders = [
+        d for d in unit.rglob("*") if d.is_dir() and d.name != "__pycache__" and any(d.glob("test_*.py"))
+    ]
+    assert folders
+    for folder in folders:
+        parts = folder.relative_to(unit).parts
+        assert (REPO.joinpath(*parts)).is_dir() or (REPO.joinpath(*parts).with_suffix(".py")).is_file(), (
+            folder
+        )
+        module = ".".join(("stylegrid", *parts))
+        for test in folder.glob("test_*.py"):
+            assert f"from {module}" in test.read_text() or f"import {module}" in test.read_text(), test

@@ -142,7 +142,7 @@ def test_a_small_budget_tiles_the_same_picture_and_says_so():
     content = to_tensor(resize_to(read_image(SAMPLES / "content" / "tubingen.jpg"), 384))  # 384 x 288
     style = load_image(SAMPLES / "style" / "starry_night.jpg", max_side=256)
     # one pass would take about 88 MB (BYTES_PER_PIXEL): this budget gives 2 x 3 tiles (johnson's
-    # budget path runs in tests/test_johnson.py's sweep)
+    # budget path runs in tests/system/test_johnson.py's sweep)
     for name, budget in (("adain", "75MB"),):
         algo = get_algorithm(name)
         whole = algo.stylize(content, [style], algo.params_type(precision="fp32"))

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 from stylegrid.orchestrator.storage.lock import LOCK_NAME, LockError, acquire, folder_lock, release
 
 PROCESSES, TRIALS = 8, 20
@@ -91,7 +92,7 @@ def test_an_empty_lock_file_is_not_an_error_and_a_live_one_names_its_holder(tmp_
         proc = subprocess.run(
             [sys.executable, "-c", "import sys; from pathlib import Path; from stylegrid.orchestrator.storage.lock import acquire;"
              f"acquire(Path({str(tmp_path)!r}), 'b')"],
-            capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1],
+            capture_output=True, text=True, cwd=REPO,
         )  # fmt: skip
         assert proc.returncode == 1 and f"stylegrid sweep a (pid {os.getpid()}" in proc.stderr
 

@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 from stylegrid.orchestrator.services import ClusterLost, ClusterWatch, watched
 
-REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "samples"
 STARRY = SAMPLES / "style" / "starry_night.jpg"
 
@@ -236,7 +236,7 @@ def test_a_ray_cluster_lost_mid_training_stops_it_in_one_line_keeping_its_checkp
 
 @pytest.mark.long
 def test_a_ray_cluster_lost_mid_video_stops_it_in_one_line_keeping_its_segments(tmp_path):
-    from test_video import make_clip
+    from helpers import make_clip
 
     source = make_clip(tmp_path / "pan.mp4")
     out = tmp_path / "styled"

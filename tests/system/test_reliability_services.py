@@ -15,10 +15,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import cli_in_process
+from conftest import REPO, cli_in_process
 from stylegrid.orchestrator.services import ServiceUnavailable, check_ray_address, check_tracking_store
 
-REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "samples"
 CHELSEA = SAMPLES / "content" / "chelsea.jpg"
 STARRY = SAMPLES / "style" / "starry_night.jpg"

@@ -5,13 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 from conftest import SAMPLES
+from helpers import assert_one_line, cli, stylegrid
 from PIL import Image, ImageDraw
 from stylegrid.algorithms import get_algorithm
 from stylegrid.algorithms.shared.losses import gram_matrix
 from stylegrid.algorithms.shared.regions import Region, RegionTerms, label_masks, positions, select
 from stylegrid.orchestrator.images import load_image
-from test_cli import stylegrid
-from test_cli_grammar import assert_one_line, cli
 
 CONTENT = SAMPLES / "content" / "tubingen.jpg"
 

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import REPO
+from helpers import chromium
 from stylegrid.orchestrator.report.html import measures_line, summary_table, varied_parameters
 from stylegrid.orchestrator.report.pictures import pareto_front, series_colours, series_label
 
@@ -86,29 +87,6 @@ def test_measures_line_is_short_content_then_style():
 
 
 # --- the page of a real sweep ---------------------------------------------------------------------
-
-
-def chromium():
-    """A headless Chromium driven by chromedriver (Debian's packages: `.ci/run` installs them).
-    Skipped where they are missing, unless STYLEGRID_REQUIRE_BROWSER=1 (CI) makes that a failure."""
-    binary, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (binary and driver):
-        message = "Debian's chromium and chromium-driver are not installed"
-        if os.environ.get("STYLEGRID_REQUIRE_BROWSER") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    options = Options()
-    options.binary_location = binary
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--window-size=1400,1000"):  # fmt: skip
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    return webdriver.Chrome(service=Service(driver), options=options)
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import BAD
+from helpers import CONVERTED, REFUSED
 from PIL import Image
 from stylegrid.orchestrator.images import (
     MAX_PIXELS,
@@ -19,15 +20,6 @@ from stylegrid.orchestrator.images import (
     to_pil,
     to_tensor,
 )
-
-REFUSED = {
-    "empty.jpg": "empty file",
-    "not_an_image.jpg": "not an image",
-    "truncated.jpg": "truncated or corrupt",
-    "one_pixel.png": "too small: 1x1",
-    "huge_dimensions.png": "decompression bomb refused: Image size (900000000 pixels)",
-}
-CONVERTED = ["grayscale.png", "rgba.png"]
 
 
 def test_the_shared_bad_inputs_are_all_covered():
