@@ -4,7 +4,6 @@ in test_faults.py."""
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import subprocess
@@ -19,10 +18,8 @@ from conftest import REPO, SAMPLES, cli_in_process
 from PIL import Image
 from stylegrid.orchestrator.images import ImageError, check_size, resize_to
 from stylegrid.orchestrator.params import ParameterError, build_params
-from stylegrid.orchestrator.results.rows import finished_status, load_rows, write_row
 from stylegrid.orchestrator.specs.loading import SpecError, resolve_images
 from stylegrid.orchestrator.specs.sweep import load_spec
-from stylegrid.orchestrator.storage.files import WriteError, check_writable, write_atomic
 from stylegrid.orchestrator.storage.lock import LockError, acquire, folder_lock, release
 from stylegrid.orchestrator.sweep.plan import plan_jobs
 
@@ -49,44 +46,6 @@ def photo(path: Path, w: int = 40, h: int = 30, seed: int = 0) -> Path:
 
 
 # --- files ----------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
-def test_files_get_the_permissions_the_umask_gives(tmp_path, umask, mode):
-    old = os.umask(umask)
-    try:
-        path = write_atomic(tmp_path / "a" / "x.bin", b"data")
-    finally:
-        os.umask(old)
-    assert path.read_bytes() == b"data"
-    assert path.stat().st_mode & 0o777 == mode
-    assert not list(tmp_path.rglob("*.tmp"))
-
-
-def test_write_errors_name_the_file_and_say_no_space_left(tmp_path):
-    blocker = tmp_path / "images"
-    blocker.write_text("a file where a folder should be")
-    with pytest.raises(WriteError) as err:
-        write_atomic(blocker / "gatys" / "x.png", b"png")
-    assert str(blocker / "gatys" / "x.png") in str(err.value)
-    with pytest.raises(WriteError, match="out.png"):
-        check_writable(blocker / "out.png")
-    full = WriteError(tmp_path / "big.png", OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
-    assert str(full) == f"cannot write {tmp_path / 'big.png'}: no space left on device"
-
-
-def test_a_row_file_cut_short_leaves_the_folder_usable(tmp_path):
-    from stylegrid.orchestrator.results.schema import result_schema
-
-    row = {name: None for name in result_schema().names}
-    row.update(job_id="a" * 16, status="ok")
-    write_row(tmp_path, row)
-    (tmp_path / "rows" / ("b" * 16 + ".parquet")).write_bytes(b"")  # a crash of an older version
-    (tmp_path / "rows" / ("c" * 16 + ".parquet")).write_bytes(b"PAR1 cut")
-    rows = load_rows(tmp_path)
-    assert rows.table.column("job_id").to_pylist() == ["a" * 16]
-    assert len(rows.unreadable) == 2 and "0 bytes" in rows.unreadable[0]
-    assert finished_status(tmp_path) == {"a" * 16: "ok"}
 
 
 # --- names ----------------------------------------------------------------------------------------
@@ -198,19 +157,6 @@ def test_a_loss_that_becomes_nan_fails_the_job_instead_of_returning_the_photo(tu
     params = GatysParams(steps=2, optimizer=optimizer)
     with pytest.raises(NonFiniteLoss, match="not finite"):
         get_algorithm("gatys").stylize(content, [tubingen_64], params, device=torch.device("cpu"))
-
-
-def test_a_decoder_with_nan_weights_is_never_checkpointed(tmp_path):
-    from stylegrid.algorithms.base import NonFiniteLoss
-    from stylegrid.algorithms.feedforward.adain.network import decoder_layout
-    from stylegrid.orchestrator.train.checkpoints import save_checkpoint
-
-    decoder = decoder_layout()
-    with torch.no_grad():
-        next(decoder.parameters()).fill_(float("nan"))
-    with pytest.raises(NonFiniteLoss, match="not saved"):
-        save_checkpoint(tmp_path / "ckpt", decoder, None, 10, {}, "decoder.pth")
-    assert not (tmp_path / "ckpt").exists()
 
 
 # --- grids ----------------------------------------------------------------------------------------

@@ -478,20 +478,6 @@ def test_mlflow_tracking_uri_from_the_environment_and_credentials_never_shown(tm
     assert row.mlflow_run_id in {r.info.run_id for r in runs}
 
 
-def test_redact_uri():
-    from stylegrid.orchestrator.services import redact_uri
-    from stylegrid.orchestrator.tracking.ui import ui_command
-
-    assert (
-        redact_uri("postgresql://bob:pa%40ss@db.internal:5432/mlflow")
-        == "postgresql://bob:***@db.internal:5432/mlflow"
-    )
-    assert redact_uri("https://u:p@example.org/x?y=1") == "https://u:***@example.org/x?y=1"
-    assert redact_uri("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
-    assert redact_uri("sqlite:////tmp/a b/mlflow.db") == "sqlite:////tmp/a b/mlflow.db"
-    assert "pw" not in ui_command("mysql://u:pw@h/db") and "pw" not in ui_command("http://u:pw@h")
-
-
 def test_early_stopping_stops_hopeless_jobs_keeps_their_rows_and_never_reruns_them(tmp_path, local_ray):
     """Successive halving in a sweep: one worker (so the order, and the decisions, are fixed), four
     Gatys jobs of one picture from the strongest style weight down, one rung at half the steps
