@@ -240,16 +240,6 @@ def test_run_checks_the_output_before_computing(tmp_path):
     assert f"cannot write {blocker / 'o.png'}" in line
 
 
-def test_the_docs_document_the_exit_statuses():
-    from stylegrid.orchestrator import errors as cli
-
-    readme = (REPO / "docs" / "cli.md").read_text()
-    section = readme.split("## Exit statuses", 1)[1].split("\n#", 1)[0]
-    for code in (cli.EXIT_OK, cli.EXIT_ERROR, cli.EXIT_USAGE, cli.EXIT_SOME_FAILED, cli.EXIT_INTERRUPTED):
-        assert f"`{code}`" in section
-    assert "stylize-catalog" in section and "sweep" in section
-
-
 def test_catalog_failed_images_are_tried_again(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
