@@ -170,7 +170,7 @@ class ClusterWatch:
         if self.where is None or time.monotonic() - self.last < self.every:
             return None
         self.last = time.monotonic()
-        problem = tcp_problem(*self.where, min(connect_timeout(), 2.0))
+        problem = self._try()
         self.failures = self.failures + 1 if problem else 0
         if self.failures < 2:
             return None
@@ -179,8 +179,12 @@ class ClusterWatch:
     def gone(self) -> str | None:
         """The line to stop with if the cluster is not there now (one try): whether a failure
         that Ray reported in its own words (an actor unavailable, a socket closed) was the loss."""
-        problem = None if self.where is None else tcp_problem(*self.where, min(connect_timeout(), 2.0))
+        problem = None if self.where is None else self._try()
         return lost_service("Ray cluster", str(self.address), problem) if problem else None
+
+    def _try(self) -> str | None:
+        """One TCP connection to the GCS: None when it answers, else why not."""
+        return tcp_problem(*self.where, min(connect_timeout(), 2.0))
 
 
 def cluster_watch(init_kwargs: Mapping[str, object] | None = None) -> ClusterWatch:

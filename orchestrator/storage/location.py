@@ -258,8 +258,7 @@ class Location:
     def find(self, suffixes: Sequence[str], recursive: bool = False, what: str = "") -> list[Location]:
         """The files this location names whose suffix (any case) is one of ``suffixes``, sorted:
         a folder's (every level with ``recursive``); a file itself, taken literally (brackets and
-        all); else, as a pattern, its matches (``glob``'s rules; folders that exist as written are
-        taken literally, so only the last part of ``shoot [2024]/*.png`` is a pattern). Nothing
+        all); else, as a pattern, its ``matches``. Nothing
         found raises ``FileNotFoundError`` saying why, in the words of its kind of store (``what``
         names the files: "image" files)."""
         file, folder = ("object", "prefix") if self.scheme else ("file", "folder")
@@ -275,16 +274,20 @@ class Location:
             return found
         if not any(c in self.path for c in "*?["):
             raise FileNotFoundError(f"no such {file} or {folder}")
-        if self.parent.is_dir():
-            matches = self.parent.glob(self.name)
-        else:
-            first = min(self.path.index(c) for c in "*?[" if c in self.path)
-            root = Location(self.scheme, self.path[:first].rsplit("/", 1)[0])
-            matches = root.glob(self.path[len(root.path) + 1 :])
-        found = [f for f in matches if posixpath.splitext(f.path)[1].lower() in wanted]
+        found = [f for f in self.matches() if posixpath.splitext(f.path)[1].lower() in wanted]
         if not found:
             raise FileNotFoundError(f"no such {file}, and as a pattern it matches no {files}")
         return found
+
+    def matches(self) -> list[Location]:
+        """The files this location matches as a pattern (``glob``'s rules from the last folder
+        before its first wildcard; a folder that exists as written is taken literally, so only
+        the last part of ``shoot [2024]/*.png`` is a pattern)."""
+        if self.parent.is_dir():
+            return self.parent.glob(self.name)
+        first = min(self.path.index(c) for c in "*?[" if c in self.path)
+        root = Location(self.scheme, self.path[:first].rsplit("/", 1)[0])
+        return root.glob(self.path[len(root.path) + 1 :])
 
     def relative_to(self, folder: Location) -> str:
         return (

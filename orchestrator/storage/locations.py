@@ -42,10 +42,6 @@ def find_files(
     return [_written_as(str(pattern), f) for f in Location.of(pattern, base).find(suffixes, recursive, what)]
 
 
-def has_magic(pattern: str) -> bool:
-    return any(c in pattern for c in "*?[")
-
-
 def _written_as(template: str, location: Location) -> str:
     """``location`` as text in the form of ``template`` (a ``file://`` URI stays one)."""
     return f"file://{location.path}" if scheme_of(template) == "file" else str(location)
@@ -84,12 +80,9 @@ def list_files(location: str, recursive: bool = False) -> list[str]:
 
 
 def glob_files(pattern: str) -> list[str]:
-    """The files whose location matches ``pattern`` (``*``, ``?``, ``[...]`` in the last part,
-    ``**`` for any depth), for object stores, which have no glob of their own."""
-    first = min(pattern.index(c) for c in "*?[" if c in pattern)
-    folder = pattern[:first].rsplit("/", 1)[0]
-    found = Location.of(folder).glob(pattern[len(folder) + 1 :])
-    return [_written_as(folder, f) for f in found]
+    """The files whose location matches ``pattern`` (``Location.matches``: ``*``, ``?``, ``[...]``
+    within one level, ``**`` for any depth), written as ``pattern`` is."""
+    return [_written_as(pattern, f) for f in Location.of(pattern).matches()]
 
 
 def delete(location: str) -> None:
