@@ -47,8 +47,8 @@ from ..services import ClusterLost, ServiceUnavailable
 from ..specs.loading import SpecError, output_location
 from ..specs.sweep import SweepSpec, load_spec
 from ..storage import locations as storage
-from ..storage.files import WriteError, remove_partial_files
-from ..storage.lock import folder_lock, sigterm_as_interrupt
+from ..storage.files import WriteError
+from ..storage.lock import claim_output, sigterm_as_interrupt
 from ..tracking.model_uris import model_uris, resolve_locations
 from ..tracking.tracker import tracking_store
 from ..tracking.ui import ui_base, ui_command
@@ -136,11 +136,9 @@ def run_sweep(
         raise SpecError(f"{spec_path}: {exc}") from None
     mirror = Mirror.of(target)  # for an object store's output, a local copy kept up to date
     out = mirror.local
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise WriteError(out, exc) from None
-    with folder_lock(out, f"stylegrid sweep {spec.name}"), sigterm_as_interrupt():
+    # every folder a sweep writes through write_atomic (a killed driver leaves its temporary files)
+    partial = ("images", rows_dir(out).name, "report", curves_dir(out).name)
+    with claim_output(out, f"stylegrid sweep {spec.name}", partial), sigterm_as_interrupt():
         try:
             mirror.pull_rows()
             mirror.pull_missing("report/thumbs")
@@ -170,8 +168,6 @@ def _run_locked(run: SweepRun) -> SweepSummary:
     max_concurrent, quiet, ray_init_kwargs = run.max_concurrent, run.quiet, run.ray_init_kwargs
     console = Console(quiet)
     jobs = expansion.jobs
-    # every folder a sweep writes through write_atomic (a killed driver leaves its temporary files)
-    remove_partial_files(out, [out / "images", rows_dir(out), out / "report", curves_dir(out)])
     rows_dir(out).mkdir(exist_ok=True)  # a sweep that records no job still has its (empty) table
     current = write_current_jobs(out, str(spec_path), (j.job_id for j in jobs))  # the rest is history
     mirror.push(current)
